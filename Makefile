@@ -1,0 +1,30 @@
+# speechser: the commands the README gives.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHELL := /bin/bash
+
+.PHONY: install test test-fast demo bench lint check-env
+
+install:
+	./tools/install.sh
+
+check-env: install
+	$(PY) tools/check_env.py
+
+# The whole suite: unit, shell-tool and recipe integration tests.
+test: install
+	$(VENV)/bin/pytest -q test/unit test/shell test/integration
+
+test-fast: install
+	$(VENV)/bin/pytest -q test/unit test/shell
+
+# The main job on a real corpus: Emo-DB, leave-one-speaker-out, all 10 folds.
+demo: install
+	cd egs/emodb/ser1 && ./run.sh
+
+bench: install
+	$(PY) test/bench/bench_fbank.py
+
+lint: install
+	$(PY) -m compileall -q speechser test tools
+	bash -n utils/*.sh egs/TEMPLATE/ser1/*.sh egs/emodb/ser1/*.sh egs/emodb/ser1/local/*.sh

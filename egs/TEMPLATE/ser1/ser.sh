@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Shared stage script of the SER recipes (egs/<corpus>/ser1/run.sh calls it with "$@").
+#
+# Stages (each guarded; run any range with --stage N --stop_stage M):
+#   1  data preparation      local/data.sh -> data/all (validated)
+#   2  audio formatting      resample to ${fs} Hz, drop empty/too-short utterances -> dump/raw/all
+#   3  features              log-Mel fbank over ${nj} jobs, CMVN statistics -> dump/fbank/all
+#   4  protocol folds        data/<protocol>/fold<K>/{train,valid,test}
+#   5  SER training          one experiment per fold, ${train_jobs} at a time
+#   6  inference             posteriors and hypotheses on each fold's test set
+#   7  scoring               per-fold and averaged UA/WA/F1, confusion matrix, RESULTS.md
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+SECONDS=0
+cmdline="$0 $*"
+
+# General options
+stage=1
+stop_stage=100
+nj=2                 # feature-extraction jobs
+train_jobs=2         # folds trained at the same time
+threads_per_job=1    # CPU threads of each training/inference job
+dumpdir=dump
+expdir=exp
+fs=16000
+min_duration=0.5     # seconds; shorter utterances are skipped (and counted) at stage 2
+local_data_opts=""
+
+# Protocol options
+protocol=loso        # loso | random10 (random<K>)
+folds=""             # e.g. "1 2 3"; empty = all
+fold_seed=0
+
+# Training and inference options
+train_config=conf/train.yaml
+train_args=""        # extra --key value overrides for speechser-train-ser
+tag=""               # experiment tag (default: the config's file name)
+cmvn_type=speaker    # none | global | speaker
+label_list=data/all/emotions.txt
+label_file=utt2emo
+inference_model=valid.ua.ave_5best.pt
+results_md=RESULTS.md
+results_title=""
+
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10] [--folds \"1 2\"] [options]
+Options: --nj --train_jobs --threads_per_job --train_config --train_args --tag --cmvn_type --inference_model"
+
+log "$0 $*"
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+
+[ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
+[ -n "${tag}" ] || tag=$(basename "${train_config}" .yaml)
+exp=${expdir}/${tag}/${protocol}
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+    log "Stage 1: data preparation -> data/all"
+    local/data.sh ${local_data_opts}
+    utils/validate_data_dir.sh --labels "${label_file}=${label_list}" data/all
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    log "Stage 2: audio formatting (${fs} Hz, minimum ${min_duration} s) -> ${dumpdir}/raw/all"
+    speechser-format-audio data/all "${dumpdir}/raw/all" --audio-dir "${dumpdir}/raw/all/wav" \
+        --rate "${fs}" --min-duration "${min_duration}"
+    utils/validate_data_dir.sh "${dumpdir}/raw/all"
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+    src=${dumpdir}/raw/all
+    dst=${dumpdir}/fbank/all
+    log "Stage 3: fbank features over ${nj} jobs -> ${dst}"
+    rm -rf "${dst}"
+    utils/copy_data_dir.sh "${src}" "${dst}"
+    mkdir -p "${dst}/split${nj}" "${dst}/data" "${dst}/log"
+    split_outs=$(for n in $(seq ${nj}); do echo "${dst}/split${nj}/utt2spk.${n}"; done)
+    utils/split_scp --utt2spk "${src}/utt2spk" "${src}/utt2spk" ${split_outs}
+    ${feats_cmd} JOB=1:${nj} "${dst}/log/fbank.JOB.log" \
+        speechser-compute-fbank "${src}" "${dst}/data/raw_fbank.JOB" --utt-list "${dst}/split${nj}/utt2spk.JOB"
+    for n in $(seq ${nj}); do cat "${dst}/data/raw_fbank.${n}.scp"; done | sort > "${dst}/feats.scp"
+    for n in $(seq ${nj}); do cat "${dst}/data/raw_fbank.${n}.num_frames"; done | sort > "${dst}/utt2num_frames"
+    speechser-compute-cmvn --per-speaker "${dst}"
+    speechser-compute-cmvn "${dst}"
+    utils/validate_data_dir.sh "${dst}"
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    log "Stage 4: ${protocol} folds -> data/${protocol}"
+    rm -rf "data/${protocol}"
+    speechser-make-folds "${dumpdir}/fbank/all" "data/${protocol}" --protocol "${protocol}" \
+        --label-file "${label_file}" --seed "${fold_seed}"
+    if [ "${cmvn_type}" = global ]; then
+        for d in data/${protocol}/fold*; do speechser-compute-cmvn "${d}/train"; done
+    fi
+fi
+
+all_folds=$(ls -d data/${protocol}/fold* 2>/dev/null | sed 's/.*fold//' | sort -n | tr '\n' ' ')
+[ -n "${folds}" ] || folds=${all_folds}
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    log "Stage 5: training folds ${folds}(${train_jobs} at a time, ${threads_per_job} thread(s) each) -> ${exp}"
+    mkdir -p "${exp}/logs"
+    pids=()
+    for k in ${folds}; do
+        d=data/${protocol}/fold${k}
+        [ -d "${d}" ] || { log "Error: ${d} does not exist (run stage 4)"; exit 1; }
+        cmvn_args=""
+        [ "${cmvn_type}" = global ] && cmvn_args="--data.cmvn_stats ${d}/train/cmvn.ark"
+        ${train_cmd} --num-threads "${threads_per_job}" "${exp}/logs/train.fold${k}.log" \
+            speechser-train-ser --config "${train_config}" --exp-dir "${exp}/fold${k}" \
+            --data.train_dir "${d}/train" --data.valid_dir "${d}/valid" \
+            --data.label_list "${label_list}" --data.label_file "${label_file}" \
+            --data.cmvn_type "${cmvn_type}" ${cmvn_args} ${train_args} &
+        pids+=($!)
+        while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
+    done
+    failed=0
+    for pid in "${pids[@]}"; do wait "${pid}" || failed=$((failed + 1)); done
+    [ ${failed} -eq 0 ] || { log "Error: ${failed} fold(s) failed to train; see ${exp}/logs/train.fold*.log"; exit 1; }
+fi
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+    log "Stage 6: inference with ${inference_model} on folds ${folds}"
+    for k in ${folds}; do
+        ${infer_cmd} --num-threads "${threads_per_job}" "${exp}/logs/infer.fold${k}.log" \
+            speechser-infer-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
+            --data-dir "data/${protocol}/fold${k}/test" --out-dir "${exp}/fold${k}/decode_test" &
+        while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
+    done
+    wait
+    for k in ${folds}; do
+        [ -f "${exp}/fold${k}/decode_test/hyp" ] || { log "Error: inference failed for fold ${k}; see ${exp}/logs/infer.fold${k}.log"; exit 1; }
+    done
+fi
+
+if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+    log "Stage 7: scoring -> ${exp}/scores, ${results_md}"
+    decode_dirs=$(for k in ${folds}; do echo "${exp}/fold${k}/decode_test"; done)
+    nfolds=$(echo ${folds} | wc -w)
+    [ -n "${results_title}" ] || results_title="${tag}: ${protocol}, ${nfolds} fold(s)"
+    speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
+        --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
+        --tag "${tag}-${protocol}" --header "# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")" \
+        --notes "model ${inference_model}; CMVN ${cmvn_type}; confusion plot ${exp}/scores/confusion.png" \
+        ${decode_dirs}
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,53 @@
+"""speechser: recipes for joint speech recognition and speech emotion recognition."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "torch==2.9.1",
+    "torchaudio==2.9.1",
+    "numpy==2.4.6",
+    "soundfile==0.14.0",
+    "kaldiio==2.18.1",
+    "jiwer==4.0.0",
+    "sentencepiece==0.2.3",
+    "transformers==5.23.0",
+    "typeguard==4.6.0",
+    "PyYAML==6.0.3",
+    "tqdm==4.70.1",
+    "matplotlib==3.11.2",
+]
+TESTS_REQUIRE = ["pytest==9.2.0"]
+
+CONSOLE_SCRIPTS = {
+    # data-directory and job tools (utils/*.sh wrap these)
+    "speechser-validate-data-dir": "speechser.bin.data_tools:validate_main",
+    "speechser-fix-data-dir": "speechser.bin.data_tools:fix_main",
+    "speechser-subset-data-dir": "speechser.bin.data_tools:subset_main",
+    "speechser-copy-data-dir": "speechser.bin.data_tools:copy_main",
+    "speechser-combine-data": "speechser.bin.data_tools:combine_main",
+    "speechser-split-scp": "speechser.bin.data_tools:split_scp_main",
+    "speechser-filter-scp": "speechser.bin.data_tools:filter_scp_main",
+    "speechser-utt2spk-to-spk2utt": "speechser.bin.data_tools:utt2spk_to_spk2utt_main",
+    "speechser-spk2utt-to-utt2spk": "speechser.bin.data_tools:spk2utt_to_utt2spk_main",
+    "speechser-run-pl": "speechser.bin.jobs:main_run_pl",
+    "speechser-slurm-pl": "speechser.bin.jobs:main_slurm_pl",
+    # pipeline stages
+    "speechser-format-audio": "speechser.bin.format_audio:main",
+    "speechser-compute-fbank": "speechser.bin.compute_fbank:main",
+    "speechser-compute-cmvn": "speechser.bin.compute_cmvn:main",
+    "speechser-make-folds": "speechser.bin.make_folds:main",
+    "speechser-train-ser": "speechser.bin.train_ser:main",
+    "speechser-infer-ser": "speechser.bin.infer_ser:main",
+    "speechser-score-ser": "speechser.bin.score_ser:main",
+}
+
+setup(
+    name="speechser",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10",
+    packages=find_packages(include=["speechser", "speechser.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": TESTS_REQUIRE},
+    entry_points={"console_scripts": [f"{k}={v}" for k, v in CONSOLE_SCRIPTS.items()]},
+)

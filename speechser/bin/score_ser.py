@@ -1,0 +1,38 @@
+"""speechser-score-ser: score decode directories (one per fold), print a table, update RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from speechser.io.datadir import DataDirError
+from speechser.log import setup_logging
+from speechser.metrics.report import cv_report, replace_section, score_cv
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="speechser-score-ser")
+    p.add_argument("--label-list", required=True)
+    p.add_argument("--out-dir", required=True, help="writes scores.tsv, confusion.txt/.png, report.md")
+    p.add_argument("--title", default="Results")
+    p.add_argument("--command", default="", help="the command that produced the decodes (for the report)")
+    p.add_argument("--notes", default="")
+    p.add_argument("--results-md", help="RESULTS.md whose section --tag is (re)written")
+    p.add_argument("--tag", default="results")
+    p.add_argument("--header", default="# RESULTS", help="first line of a new RESULTS.md")
+    p.add_argument("decode_dirs", nargs="+")
+    a = p.parse_args(argv)
+    setup_logging()
+    try:
+        folds, labels = score_cv(a.decode_dirs, a.label_list, a.out_dir)
+    except DataDirError as err:
+        print(f"speechser-score-ser: error: {err}", file=sys.stderr)
+        return 1
+    report = cv_report(folds, labels, a.title, a.command, a.notes)
+    with open(f"{a.out_dir}/report.md", "w", encoding="utf-8") as f:
+        f.write(report)
+    if a.results_md:
+        replace_section(a.results_md, a.tag, report, a.header)
+    print(report)
+    return 0

@@ -1,0 +1,36 @@
+"""speechser-train-ser: train an emotion classifier from a YAML config (``--key value`` overrides)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from speechser.config import ConfigError
+from speechser.io.datadir import DataDirError
+from speechser.log import log_command_line, setup_logging
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="speechser-train-ser",
+        description="Train an SER model. Any config key can be overridden: --optim.lr 1e-3 --data.train_dir d",
+    )
+    p.add_argument("--config", help="YAML config")
+    p.add_argument("--exp-dir", required=True, help="experiment directory (resumes from its checkpoint.pt)")
+    a, overrides = p.parse_known_args(argv)
+    from speechser.train.ser import load_ser_config, train_ser
+
+    setup_logging(Path(a.exp_dir) / "train.log")
+    log_command_line()
+    start = time.time()
+    try:
+        conf = load_ser_config(a.config, overrides)
+        summary = train_ser(conf, a.exp_dir)
+    except (ConfigError, DataDirError) as err:
+        print(f"speechser-train-ser: error: {err}", file=sys.stderr)
+        return 1
+    print(f"speechser-train-ser: done in {time.time() - start:.0f}s: {summary}")
+    return 0

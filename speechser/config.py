@@ -1,0 +1,168 @@
+"""YAML configuration parsed into typed dataclasses.
+
+* :func:`load_config` reads a YAML file, applies command-line overrides
+  (``--optim.lr 1e-3``) and builds the dataclass tree; every value is checked
+  against its annotation with typeguard.
+* An unknown key is a :class:`ConfigError` that names the dotted key and the
+  file; malformed YAML is one that names file, line and column.
+* :func:`dump_config` writes the resolved config (what an experiment really
+  used) as YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
+
+import yaml
+from typeguard import TypeCheckError, check_type
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key and, where known, the file."""
+
+
+def read_yaml(path: Path | str) -> Dict[str, Any]:
+    """Read a YAML mapping; a syntax error names file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(args: Sequence[str]) -> List[Tuple[str, Any]]:
+    """``["--optim.lr", "1e-3", "--seed=3"]`` -> ``[("optim.lr", 0.001), ("seed", 3)]``.
+
+    Values are parsed as YAML scalars/lists, so ``true``, ``3``, ``[1, 2]`` work.
+    """
+    out: List[Tuple[str, Any]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"expected an option '--key value', got '{arg}'")
+        key = arg[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"option '--{key}' has no value")
+            raw = args[i + 1]
+            i += 2
+        key = key.replace("-", "_") if "." not in key else key
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((key, value))
+    return out
+
+
+def apply_overrides(data: Dict[str, Any], overrides: Sequence[Tuple[str, Any]]) -> Dict[str, Any]:
+    """Set dotted keys in a nested dict (creating mappings on the way)."""
+    for dotted, value in overrides:
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"cannot set '{dotted}': '{part}' is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Coerce YAML scalars where the intent is unambiguous (int -> float, '1e-3' -> float)."""
+    if tp is float:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and value is not None:
+            return _coerce(value, args[0])
+    if origin in (list, List) and isinstance(value, list):
+        (arg,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, arg) for v in value]
+    return value
+
+
+def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "", source: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are errors."""
+    src = f" in {source}" if source else ""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section '{where or '<top>'}'{src} must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    kwargs: Dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise ConfigError(
+                f"unknown config key '{path}'{src} (known keys here: {', '.join(sorted(fields))})"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            value = from_dict(tp, value if value is not None else {}, path, source)  # type: ignore[arg-type]
+        else:
+            value = _coerce(value, tp)
+            try:
+                check_type(value, tp)
+            except TypeCheckError as err:
+                raise ConfigError(f"config key '{path}'{src}: {err}") from None
+        kwargs[key] = value
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config section '{where or '<top>'}'{src}: {err}") from None
+    return obj
+
+
+def load_config(
+    cls: Type[T],
+    path: Optional[Path | str] = None,
+    overrides: Sequence[str] = (),
+) -> T:
+    """Read ``path`` (optional), apply ``--key value`` overrides, build ``cls``."""
+    data = read_yaml(path) if path is not None else {}
+    data = apply_overrides(data, parse_overrides(overrides))
+    return from_dict(cls, data, source=str(path) if path is not None else "")
+
+
+def to_dict(obj: Any) -> Dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def dump_config(obj: Any, path: Path | str) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(to_dict(obj), f, sort_keys=False, allow_unicode=True)
+    tmp.replace(path)

@@ -1,0 +1,142 @@
+"""Datasets over Kaldi data directories with extracted features, and their collation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import kaldiio
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from speechser.data.labels import read_utt2label
+from speechser.features.fbank import CMVN
+from speechser.io.datadir import DataDirError, read_entries, read_kv
+
+
+def read_cmvn(data_dir: Path, cmvn_type: str, stats_path: Optional[Path]) -> Optional[CMVN]:
+    """Build the CMVN a dataset applies.
+
+    ``cmvn_type``: ``none``; ``global`` (statistics from ``stats_path``, a
+    Kaldi stats matrix file such as a training set's ``cmvn.ark``); or
+    ``speaker`` (the directory's ``cmvn.scp``, one statistics matrix per
+    speaker, and its ``utt2spk``).
+    """
+    if cmvn_type == "none":
+        return None
+    if cmvn_type == "global":
+        if stats_path is None:
+            raise DataDirError("global CMVN needs a statistics file (data.cmvn_stats)")
+        return CMVN({"global": kaldiio.load_mat(str(stats_path))})
+    if cmvn_type == "speaker":
+        scp = data_dir / "cmvn.scp"
+        if not scp.is_file():
+            raise DataDirError(f"{scp}: no such file (per-speaker CMVN statistics; see compute-cmvn)")
+        stats = {spk: np.asarray(mat) for spk, mat in kaldiio.load_scp(str(scp)).items()}
+        return CMVN(stats, utt2spk=read_kv(data_dir / "utt2spk"))
+    raise ValueError(f"unknown cmvn_type '{cmvn_type}' (none, global, speaker)")
+
+
+class FeatsLabelDataset(Dataset):
+    """Utterance features with a class label, from a data directory.
+
+    Reads ``feats.scp`` (kaldiio), ``utt2num_frames`` (for bucketing) and the
+    label file ``label_file`` (e.g. ``utt2emo``) mapped through ``labels``.
+    Item ``i`` is ``{"key", "feats": (T, D) float32, "label": int}``.
+    ``crop_frames > 0`` takes a random window of at most that many frames
+    (training); the generator is torch's, so crops are reproducible.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        labels: Sequence[str],
+        label_file: str = "utt2emo",
+        cmvn: Optional[CMVN] = None,
+        crop_frames: int = 0,
+        preload: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        scp = self.data_dir / "feats.scp"
+        if not scp.is_file():
+            raise DataDirError(f"{scp}: no such file (run the feature stage first)")
+        self.keys: List[str] = [e.key for e in read_entries(scp)]
+        self.utt2label = read_utt2label(self.data_dir / label_file, list(labels))
+        missing = [k for k in self.keys if k not in self.utt2label]
+        if missing:
+            raise DataDirError(f"{self.data_dir}/{label_file}: no label for utterance '{missing[0]}'")
+        self.lengths = self._read_lengths()
+        self.cmvn = cmvn
+        self.crop_frames = crop_frames
+        self._reader = kaldiio.load_scp(str(scp))
+        self._cache: Dict[str, np.ndarray] = {}
+        if preload:
+            for k in self.keys:
+                self._cache[k] = self._read(k)
+        logging.info("%s: %d utterances, %d frames", self.data_dir, len(self.keys), sum(self.lengths))
+
+    def _read_lengths(self) -> List[int]:
+        path = self.data_dir / "utt2num_frames"
+        if not path.is_file():
+            raise DataDirError(f"{path}: no such file (written by the feature stage)")
+        table = read_kv(path)
+        try:
+            return [int(table[k]) for k in self.keys]
+        except KeyError as err:
+            raise DataDirError(f"{path}: no entry for utterance {err}") from None
+
+    def _read(self, key: str) -> np.ndarray:
+        feats = np.asarray(self._reader[key], dtype=np.float32)
+        if self.cmvn is not None:
+            feats = self.cmvn(key, feats)
+        return feats
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> Dict[str, object]:
+        key = self.keys[i]
+        feats = self._cache[key] if key in self._cache else self._read(key)
+        if self.crop_frames > 0 and feats.shape[0] > self.crop_frames:
+            start = int(torch.randint(0, feats.shape[0] - self.crop_frames + 1, (1,)).item())
+            feats = feats[start : start + self.crop_frames]
+        return {"key": key, "feats": feats, "label": self.utt2label[key]}
+
+
+@dataclass
+class Batch:
+    """A padded batch: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)``, ``keys``."""
+
+    keys: List[str]
+    feats: torch.Tensor
+    lengths: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(
+            self.keys,
+            self.feats.to(device, non_blocking=True),
+            self.lengths.to(device, non_blocking=True),
+            self.labels.to(device, non_blocking=True),
+        )
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def collate_feats_labels(items: Sequence[Dict[str, object]]) -> Batch:
+    """Pad ``(T_i, D)`` features with zeros to ``(B, T_max, D)``."""
+    feats = [torch.from_numpy(np.asarray(it["feats"])) for it in items]
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    labels = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)  # type: ignore[call-overload]
+    return Batch([str(it["key"]) for it in items], padded, lengths, labels)
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:
+    """``(B,)`` -> boolean mask ``(B, T)``, True on valid frames."""
+    T = int(max_len if max_len is not None else lengths.max().item())
+    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]

@@ -1,0 +1,67 @@
+"""Evaluation protocols: leave-one-speaker-out and stratified random k-fold splits."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Dict, List, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Utterance lists of one fold (each sorted)."""
+
+    name: str
+    train: List[str]
+    valid: List[str]
+    test: List[str]
+
+
+def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | None = None) -> List[Fold]:
+    """Fold ``k``: test = speaker ``k``, valid = the next speaker (cyclically), train = the rest.
+
+    ``speakers`` fixes the order (default: sorted speaker ids); fold names are
+    ``fold1`` .. ``foldN`` in that order.
+    """
+    spks = list(speakers) if speakers is not None else sorted(set(utt2spk.values()))
+    if len(spks) < 3:
+        raise ValueError("leave-one-speaker-out needs at least 3 speakers")
+    unknown = set(spks) - set(utt2spk.values())
+    if unknown:
+        raise ValueError(f"speaker(s) without utterances: {sorted(unknown)}")
+    by_spk: Dict[str, List[str]] = defaultdict(list)
+    for utt, spk in sorted(utt2spk.items()):
+        by_spk[spk].append(utt)
+    folds = []
+    for k, test_spk in enumerate(spks):
+        valid_spk = spks[(k + 1) % len(spks)]
+        train = sorted(u for s in spks if s not in (test_spk, valid_spk) for u in by_spk[s])
+        folds.append(Fold(f"fold{k + 1}", train, by_spk[valid_spk], by_spk[test_spk]))
+    return folds
+
+
+def stratified_kfold(utt2label: Mapping[str, str], k: int = 10, seed: int = 0) -> List[Fold]:
+    """Stratified random k-fold: each class's utterances are shuffled (seeded)
+    and dealt round-robin into ``k`` parts. Fold ``i``: test = part ``i``,
+    valid = part ``i+1`` (cyclically), train = the other ``k-2`` parts."""
+    if k < 3:
+        raise ValueError("k must be at least 3 (train, valid and test parts)")
+    rng = random.Random(seed)
+    parts: List[List[str]] = [[] for _ in range(k)]
+    by_label: Dict[str, List[str]] = defaultdict(list)
+    for utt, label in sorted(utt2label.items()):
+        by_label[label].append(utt)
+    offset = 0
+    for label in sorted(by_label):
+        utts = by_label[label]
+        rng.shuffle(utts)
+        for j, utt in enumerate(utts):
+            parts[(offset + j) % k].append(utt)
+        offset += len(utts)
+    folds = []
+    for i in range(k):
+        valid_i = (i + 1) % k
+        train = sorted(u for j in range(k) if j not in (i, valid_i) for u in parts[j])
+        folds.append(Fold(f"fold{i + 1}", train, sorted(parts[valid_i]), sorted(parts[i])))
+    return folds

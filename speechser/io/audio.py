@@ -1,0 +1,129 @@
+"""Audio loading through soundfile: ``wav.scp`` paths and pipe commands, ``segments``, resampling."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Iterator, Optional, Tuple
+
+import numpy as np
+import soundfile
+
+from speechser.io.datadir import read_kv
+
+
+class AudioError(RuntimeError):
+    """Audio that cannot be read; the message names the utterance and the source."""
+
+
+def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
+    """Read one ``wav.scp`` value: a file path, or a shell command ending in ``|``.
+
+    Returns ``(samples, rate)`` with samples float32 of shape ``(T,)`` (mono;
+    multi-channel audio is averaged) in [-1, 1]. Raises :class:`AudioError`
+    naming ``key`` and ``source`` for a missing, empty or unreadable input.
+    """
+    source = source.strip()
+    try:
+        if source.endswith("|"):
+            cmd = source[:-1]
+            proc = subprocess.run(cmd, shell=True, capture_output=True, check=False)
+            if proc.returncode != 0:
+                raise AudioError(
+                    f"utterance '{key}': command '{cmd}' failed with exit code {proc.returncode}: "
+                    f"{proc.stderr.decode(errors='replace').strip()[:500]}"
+                )
+            if not proc.stdout:
+                raise AudioError(f"utterance '{key}': command '{cmd}' wrote no audio")
+            data, rate = soundfile.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise AudioError(f"utterance '{key}': audio file '{source}' does not exist")
+            if path.stat().st_size == 0:
+                raise AudioError(f"utterance '{key}': audio file '{source}' is empty (0 bytes)")
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
+        raise AudioError(f"utterance '{key}': cannot read audio '{source}': {err}") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"utterance '{key}': audio '{source}' has no samples")
+    samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.isfinite(samples).all():
+        raise AudioError(f"utterance '{key}': audio '{source}' has non-finite samples")
+    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling (torchaudio's sinc interpolation); ``(T,)`` -> ``(T',)``."""
+    if orig_rate == new_rate:
+        return samples
+    import torch
+    import torchaudio.functional as AF
+
+    out = AF.resample(torch.from_numpy(samples), orig_rate, new_rate)
+    return out.numpy().astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class Segment:
+    reco: str
+    start: float
+    end: float
+
+
+class AudioReader:
+    """Random access to the utterances of a data directory's audio.
+
+    Reads ``wav.scp`` (and ``segments`` when present). ``reader[utt]`` returns
+    ``(samples, rate)``; with ``target_rate`` set the audio is resampled.
+    Whole recordings are cached one at a time, so iterating over sorted
+    segments of one recording reads it once.
+    """
+
+    def __init__(self, data_dir: Path | str, target_rate: Optional[int] = None) -> None:
+        d = Path(data_dir)
+        self.wav_scp = d / "wav.scp"
+        self.wav: Dict[str, str] = read_kv(self.wav_scp)
+        self.segments: Optional[Dict[str, Segment]] = None
+        if (d / "segments").is_file():
+            self.segments = {}
+            for utt, value in read_kv(d / "segments").items():
+                reco, start, end = value.split()
+                self.segments[utt] = Segment(reco, float(start), float(end))
+        self.target_rate = target_rate
+        self._load = lru_cache(maxsize=1)(self._load_reco)
+
+    def keys(self) -> Iterator[str]:
+        return iter(self.segments if self.segments is not None else self.wav)
+
+    def __len__(self) -> int:
+        return len(self.segments if self.segments is not None else self.wav)
+
+    def _load_reco(self, reco: str) -> Tuple[np.ndarray, int]:
+        if reco not in self.wav:
+            raise AudioError(f"recording '{reco}' is not in {self.wav_scp}")
+        return read_audio_source(self.wav[reco], key=reco)
+
+    def __getitem__(self, utt: str) -> Tuple[np.ndarray, int]:
+        if self.segments is not None:
+            if utt not in self.segments:
+                raise AudioError(f"utterance '{utt}' is not in segments")
+            seg = self.segments[utt]
+            samples, rate = self._load(seg.reco)
+            begin, end = int(round(seg.start * rate)), int(round(seg.end * rate))
+            if begin >= samples.shape[0]:
+                raise AudioError(
+                    f"utterance '{utt}': segment starts at {seg.start}s, after the end of "
+                    f"recording '{seg.reco}' ({samples.shape[0] / rate:.2f}s)"
+                )
+            samples = samples[begin:end]
+        else:
+            samples, rate = self._load(utt)
+        if self.target_rate is not None and rate != self.target_rate:
+            samples, rate = resample(samples, rate, self.target_rate), self.target_rate
+        return samples, rate

@@ -1,0 +1,541 @@
+"""Kaldi-format data directories: reading, writing, validating, fixing, subsetting.
+
+A data directory holds plain text files of ``key value`` lines. Keys are sorted
+in the C locale (byte order; for UTF-8 text this equals Python's code-point
+order of ``str``) and every per-utterance file has the same key set.
+
+Files by what their keys are:
+
+* per utterance: ``utt2spk``, ``text``, ``utt2emo``, ``utt2gender``, ... (see
+  :data:`PER_UTT_FILES`), and ``wav.scp`` when there is no ``segments`` file;
+* per recording: ``wav.scp`` when ``segments`` exists (``segments`` maps
+  ``utt -> reco start end``);
+* per speaker: ``spk2utt``, ``spk2gender``, ``cmvn.scp``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+PER_UTT_FILES: Tuple[str, ...] = (
+    "utt2spk",
+    "text",
+    "utt2emo",
+    "utt2gender",
+    "utt2style",
+    "utt2emo_dist",
+    "utt2num_frames",
+    "utt2dur",
+    "feats.scp",
+    "segments",
+)
+PER_SPK_FILES: Tuple[str, ...] = ("spk2gender", "cmvn.scp")
+#: Files whose value may be empty (an empty transcript is legal).
+EMPTY_VALUE_OK: Tuple[str, ...] = ("text",)
+
+
+class DataDirError(ValueError):
+    """A data directory or one of its files is malformed; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ``key value`` line of a file, with its 1-based line number."""
+
+    key: str
+    value: str
+    lineno: int
+
+
+def read_entries(path: Path | str, allow_empty_value: Optional[bool] = None) -> List[Entry]:
+    """Read a ``key value`` file in file order.
+
+    Raises :class:`DataDirError` naming ``path:line`` for a blank line, a line
+    without a value (unless ``allow_empty_value``; by default only ``text``
+    may have empty values) or a duplicated key.
+    """
+    path = Path(path)
+    if allow_empty_value is None:
+        allow_empty_value = path.name in EMPTY_VALUE_OK
+    if not path.is_file():
+        raise DataDirError(f"{path}: no such file")
+    entries: List[Entry] = []
+    seen: Dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                raise DataDirError(f"{path}:{lineno}: empty line")
+            parts = line.split(maxsplit=1)
+            key = parts[0]
+            value = parts[1].strip() if len(parts) > 1 else ""
+            if not value and not allow_empty_value:
+                raise DataDirError(f"{path}:{lineno}: key '{key}' has no value")
+            if key in seen:
+                raise DataDirError(
+                    f"{path}:{lineno}: duplicate key '{key}' (first on line {seen[key]})"
+                )
+            seen[key] = lineno
+            entries.append(Entry(key, value, lineno))
+    return entries
+
+
+def read_kv(path: Path | str, allow_empty_value: Optional[bool] = None) -> Dict[str, str]:
+    """Read a ``key value`` file into an insertion-ordered dict (see :func:`read_entries`)."""
+    return {e.key: e.value for e in read_entries(path, allow_empty_value)}
+
+
+def write_kv(path: Path | str, mapping: Mapping[str, str] | Iterable[Tuple[str, str]]) -> None:
+    """Write ``key value`` lines sorted by key (C-locale order), atomically."""
+    items = mapping.items() if isinstance(mapping, Mapping) else mapping
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for key, value in sorted(items, key=lambda kv: kv[0]):
+            f.write(f"{key} {value}\n" if value != "" else f"{key}\n")
+    tmp.replace(path)
+
+
+def check_sorted(entries: Sequence[Entry], path: Path | str) -> None:
+    """Raise naming the first line whose key is not after the previous one in C-locale order."""
+    for prev, cur in zip(entries, entries[1:]):
+        if not prev.key < cur.key:
+            raise DataDirError(
+                f"{path}:{cur.lineno}: key '{cur.key}' is not sorted after '{prev.key}' "
+                f"(line {prev.lineno}); keys must be sorted in the C locale "
+                f"(utils/fix_data_dir.sh sorts them)"
+            )
+
+
+def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> Dict[str, List[str]]:
+    """Invert ``utt2spk``: speaker -> sorted utterance list."""
+    spk2utt: Dict[str, List[str]] = {}
+    for utt in sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    return dict(sorted(spk2utt.items()))
+
+
+def spk2utt_to_utt2spk(spk2utt: Mapping[str, Sequence[str]]) -> Dict[str, str]:
+    """Expand ``spk2utt`` to ``utt2spk`` (sorted by utterance)."""
+    utt2spk: Dict[str, str] = {}
+    for spk, utts in spk2utt.items():
+        for utt in utts:
+            if utt in utt2spk:
+                raise DataDirError(f"utterance '{utt}' belongs to two speakers: {utt2spk[utt]}, {spk}")
+            utt2spk[utt] = spk
+    return dict(sorted(utt2spk.items()))
+
+
+def write_spk2utt(path: Path | str, spk2utt: Mapping[str, Sequence[str]]) -> None:
+    write_kv(path, {spk: " ".join(utts) for spk, utts in spk2utt.items()})
+
+
+def read_spk2utt(path: Path | str) -> Dict[str, List[str]]:
+    return {spk: value.split() for spk, value in read_kv(path).items()}
+
+
+def present_files(data_dir: Path, names: Iterable[str]) -> List[str]:
+    return [n for n in names if (data_dir / n).is_file()]
+
+
+def validate_data_dir(
+    data_dir: Path | str,
+    require_audio: bool = True,
+    require_text: bool = False,
+    label_files: Optional[Mapping[str, Iterable[str]]] = None,
+) -> int:
+    """Check a data directory; raise :class:`DataDirError` on the first problem.
+
+    Checks, in this order: ``utt2spk`` exists, every file is well formed and
+    sorted, the per-utterance files share one key set, ``spk2utt`` is the
+    inverse of ``utt2spk``, ``wav.scp`` covers the utterances (or the
+    recordings of ``segments``), segment times are sane, and every label in a
+    file named in ``label_files`` (e.g. ``{"utt2emo": ["ang", ...]}``) is known.
+
+    Returns the number of utterances.
+    """
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise DataDirError(f"{d}: not a directory")
+    if not (d / "utt2spk").is_file():
+        raise DataDirError(f"{d}/utt2spk: no such file (every data directory needs one)")
+
+    def load(name: str) -> List[Entry]:
+        entries = read_entries(d / name)
+        check_sorted(entries, d / name)
+        return entries
+
+    utt2spk_entries = load("utt2spk")
+    utts = [e.key for e in utt2spk_entries]
+    if not utts:
+        raise DataDirError(f"{d}/utt2spk: empty")
+    utt_set = set(utts)
+    for e in utt2spk_entries:
+        if len(e.value.split()) != 1:
+            raise DataDirError(f"{d}/utt2spk:{e.lineno}: expected one speaker id, got '{e.value}'")
+
+    for name in present_files(d, PER_UTT_FILES):
+        if name == "utt2spk":
+            continue
+        entries = load(name)
+        keys = {e.key for e in entries}
+        if keys != utt_set:
+            extra = sorted(keys - utt_set)
+            missing = sorted(utt_set - keys)
+            what = []
+            if missing:
+                what.append(f"{len(missing)} utterance(s) missing, first '{missing[0]}'")
+            if extra:
+                first = next(e for e in entries if e.key == extra[0])
+                what.append(f"{len(extra)} not in utt2spk, first '{extra[0]}' on line {first.lineno}")
+            raise DataDirError(
+                f"{d}/{name}: key set differs from utt2spk: {'; '.join(what)} "
+                f"(utils/fix_data_dir.sh keeps the common utterances)"
+            )
+
+    if (d / "spk2utt").is_file():
+        spk2utt_entries = load("spk2utt")
+        expected = utt2spk_to_spk2utt({e.key: e.value for e in utt2spk_entries})
+        got = {e.key: e.value.split() for e in spk2utt_entries}
+        if got != expected:
+            bad = next(
+                (e for e in spk2utt_entries if expected.get(e.key) != e.value.split()),
+                None,
+            )
+            where = f":{bad.lineno} (speaker '{bad.key}')" if bad else ""
+            raise DataDirError(
+                f"{d}/spk2utt{where}: not the inverse of utt2spk "
+                f"(utils/utt2spk_to_spk2utt regenerates it)"
+            )
+    else:
+        raise DataDirError(f"{d}/spk2utt: no such file (utils/utt2spk_to_spk2utt makes it)")
+
+    spk_set = {e.value for e in utt2spk_entries}
+    for name in present_files(d, PER_SPK_FILES):
+        keys = {e.key for e in load(name)}
+        if not keys >= spk_set:
+            missing = sorted(spk_set - keys)
+            raise DataDirError(f"{d}/{name}: no entry for speaker '{missing[0]}'")
+
+    if (d / "segments").is_file():
+        reco_set = set()
+        for e in read_entries(d / "segments"):
+            fields = e.value.split()
+            if len(fields) != 2 + 1:
+                raise DataDirError(f"{d}/segments:{e.lineno}: expected 'utt reco start end'")
+            try:
+                start, end = float(fields[1]), float(fields[2])
+            except ValueError as err:
+                raise DataDirError(f"{d}/segments:{e.lineno}: bad time: {err}") from None
+            if not 0 <= start < end:
+                raise DataDirError(f"{d}/segments:{e.lineno}: need 0 <= start < end, got {start} {end}")
+            reco_set.add(fields[0])
+        if (d / "wav.scp").is_file():
+            wav_keys = {e.key for e in load("wav.scp")}
+            missing = sorted(reco_set - wav_keys)
+            if missing:
+                raise DataDirError(f"{d}/wav.scp: no entry for recording '{missing[0]}' of segments")
+        elif require_audio:
+            raise DataDirError(f"{d}/wav.scp: no such file")
+    elif (d / "wav.scp").is_file():
+        entries = load("wav.scp")
+        keys = {e.key for e in entries}
+        if keys != utt_set:
+            missing = sorted(utt_set - keys) or sorted(keys - utt_set)
+            raise DataDirError(f"{d}/wav.scp: key set differs from utt2spk at '{missing[0]}'")
+    elif require_audio and not (d / "feats.scp").is_file():
+        raise DataDirError(f"{d}: neither wav.scp nor feats.scp")
+
+    if require_text and not (d / "text").is_file():
+        raise DataDirError(f"{d}/text: no such file")
+
+    for name, labels in (label_files or {}).items():
+        if not (d / name).is_file():
+            raise DataDirError(f"{d}/{name}: no such file")
+        known = set(labels)
+        for e in read_entries(d / name):
+            if e.value not in known:
+                raise DataDirError(
+                    f"{d}/{name}:{e.lineno}: unknown label '{e.value}' for utterance '{e.key}' "
+                    f"(known: {' '.join(sorted(known))})"
+                )
+    return len(utts)
+
+
+def _backup(d: Path, name: str) -> None:
+    backup = d / ".backup"
+    backup.mkdir(exist_ok=True)
+    shutil.copy2(d / name, backup / name)
+
+
+def fix_data_dir(data_dir: Path | str) -> Tuple[int, int]:
+    """Sort every file, keep the utterances present in all per-utterance files
+    (and with audio), drop speakers left without utterances, regenerate ``spk2utt``.
+
+    Originals are copied to ``<dir>/.backup/``. Every dropped utterance is
+    logged. Returns ``(kept, dropped)`` utterance counts.
+    """
+    d = Path(data_dir)
+    names = present_files(d, PER_UTT_FILES)
+    if "utt2spk" not in names:
+        if (d / "spk2utt").is_file():
+            write_kv(d / "utt2spk", spk2utt_to_utt2spk(read_spk2utt(d / "spk2utt")))
+            names = present_files(d, PER_UTT_FILES)
+        else:
+            raise DataDirError(f"{d}: neither utt2spk nor spk2utt")
+    tables = {n: read_kv(d / n) for n in names}
+    utts = set(tables["utt2spk"])
+    for table in tables.values():
+        utts &= set(table)
+    wav = read_kv(d / "wav.scp") if (d / "wav.scp").is_file() else None
+    segments = tables.get("segments")
+    if wav is not None:
+        if segments is not None:
+            utts = {u for u in utts if segments[u].split()[0] in wav}
+        else:
+            utts &= set(wav)
+    before = set(tables["utt2spk"])
+    for table in tables.values():
+        before |= set(table)
+    dropped = sorted(before - utts)
+    for utt in dropped[:20]:
+        logging.warning("fix_data_dir %s: dropping utterance '%s' (missing from some file)", d, utt)
+    if len(dropped) > 20:
+        logging.warning("fix_data_dir %s: ... and %d more", d, len(dropped) - 20)
+    for n, table in tables.items():
+        _backup(d, n)
+        write_kv(d / n, {u: v for u, v in table.items() if u in utts})
+    utt2spk = {u: tables["utt2spk"][u] for u in utts}
+    if (d / "spk2utt").is_file():
+        _backup(d, "spk2utt")
+    write_spk2utt(d / "spk2utt", utt2spk_to_spk2utt(utt2spk))
+    if wav is not None:
+        keep = {segments[u].split()[0] for u in utts} if segments is not None else utts
+        _backup(d, "wav.scp")
+        write_kv(d / "wav.scp", {k: v for k, v in wav.items() if k in keep})
+    spks = set(utt2spk.values())
+    for n in present_files(d, PER_SPK_FILES):
+        _backup(d, n)
+        write_kv(d / n, {k: v for k, v in read_kv(d / n).items() if k in spks})
+    logging.info("fix_data_dir %s: kept %d utterances, dropped %d", d, len(utts), len(dropped))
+    return len(utts), len(dropped)
+
+
+def _copy_filtered(
+    src: Path,
+    dst: Path,
+    keep_utt: Callable[[str], bool],
+    rename_utt: Callable[[str], str] = lambda u: u,
+    rename_spk: Callable[[str], str] = lambda s: s,
+) -> int:
+    """Copy ``src`` to ``dst`` keeping utterances for which ``keep_utt`` holds."""
+    dst.mkdir(parents=True, exist_ok=True)
+    utt2spk = read_kv(src / "utt2spk")
+    utts = [u for u in utt2spk if keep_utt(u)]
+    keep = set(utts)
+    for name in present_files(src, PER_UTT_FILES):
+        table = read_kv(src / name)
+        out = {}
+        for u, v in table.items():
+            if u not in keep:
+                continue
+            if name == "utt2spk":
+                v = rename_spk(v)
+            out[rename_utt(u)] = v
+        write_kv(dst / name, out)
+    new_utt2spk = {rename_utt(u): rename_spk(utt2spk[u]) for u in utts}
+    write_spk2utt(dst / "spk2utt", utt2spk_to_spk2utt(new_utt2spk))
+    if (src / "wav.scp").is_file():
+        wav = read_kv(src / "wav.scp")
+        if (src / "segments").is_file():
+            segments = read_kv(src / "segments")
+            recos = {segments[u].split()[0] for u in utts}
+            write_kv(dst / "wav.scp", {k: v for k, v in wav.items() if k in recos})
+        else:
+            write_kv(dst / "wav.scp", {rename_utt(u): wav[u] for u in utts})
+    spks = {utt2spk[u] for u in utts}
+    for name in present_files(src, PER_SPK_FILES):
+        table = read_kv(src / name)
+        write_kv(dst / name, {rename_spk(s): v for s, v in table.items() if s in spks})
+    for extra in ("emotions.txt", "labels.txt"):
+        if (src / extra).is_file():
+            shutil.copy2(src / extra, dst / extra)
+    return len(utts)
+
+
+def subset_data_dir(
+    src: Path | str,
+    dst: Path | str,
+    utt_list: Optional[Iterable[str]] = None,
+    spk_list: Optional[Iterable[str]] = None,
+    first: Optional[int] = None,
+) -> int:
+    """Copy the utterances named by exactly one of ``utt_list``, ``spk_list``
+    (all their utterances) or ``first`` (the first N in sorted order).
+
+    A listed utterance or speaker that ``src`` lacks is an error naming it.
+    Returns the number of utterances written.
+    """
+    src, dst = Path(src), Path(dst)
+    if sum(x is not None for x in (utt_list, spk_list, first)) != 1:
+        raise ValueError("give exactly one of utt_list, spk_list, first")
+    utt2spk = read_kv(src / "utt2spk")
+    if utt_list is not None:
+        wanted = set(utt_list)
+        unknown = sorted(wanted - set(utt2spk))
+        if unknown:
+            raise DataDirError(f"{src}: no utterance '{unknown[0]}' ({len(unknown)} unknown in list)")
+        keep = wanted.__contains__
+    elif spk_list is not None:
+        spks = set(spk_list)
+        unknown = sorted(spks - set(utt2spk.values()))
+        if unknown:
+            raise DataDirError(f"{src}: no speaker '{unknown[0]}'")
+        keep = lambda u: utt2spk[u] in spks  # noqa: E731
+    else:
+        assert first is not None
+        if first <= 0:
+            raise ValueError("first must be positive")
+        chosen = set(sorted(utt2spk)[:first])
+        keep = chosen.__contains__
+    return _copy_filtered(src, dst, keep)
+
+
+def copy_data_dir(
+    src: Path | str,
+    dst: Path | str,
+    utt_prefix: str = "",
+    utt_suffix: str = "",
+    spk_prefix: str = "",
+    spk_suffix: str = "",
+) -> int:
+    """Copy a data directory, optionally renaming utterances and speakers.
+
+    With a ``segments`` file, recording ids are kept unchanged. Keys are
+    re-sorted after renaming.
+    """
+    return _copy_filtered(
+        Path(src),
+        Path(dst),
+        lambda u: True,
+        rename_utt=lambda u: f"{utt_prefix}{u}{utt_suffix}",
+        rename_spk=lambda s: f"{spk_prefix}{s}{spk_suffix}",
+    )
+
+
+def combine_data(dst: Path | str, srcs: Sequence[Path | str]) -> int:
+    """Concatenate data directories; a key found in two sources is an error.
+
+    A per-utterance file is written only if every source has it (a partial
+    file would break the key-set invariant); skipped files are logged.
+    """
+    dst = Path(dst)
+    srcs = [Path(s) for s in srcs]
+    if not srcs:
+        raise ValueError("combine_data needs at least one source")
+    dst.mkdir(parents=True, exist_ok=True)
+    names = ["wav.scp", *PER_UTT_FILES, *PER_SPK_FILES]
+    n_utts = 0
+    for name in names:
+        have = [s for s in srcs if (s / name).is_file()]
+        if not have:
+            continue
+        if len(have) != len(srcs):
+            if name in PER_SPK_FILES and name != "cmvn.scp":
+                pass
+            else:
+                lacking = next(s for s in srcs if s not in have)
+                logging.warning("combine_data: not writing %s (%s lacks it)", name, lacking)
+                continue
+        merged: Dict[str, str] = {}
+        origin: Dict[str, Path] = {}
+        for s in have:
+            for k, v in read_kv(s / name).items():
+                if k in merged:
+                    if name in PER_SPK_FILES and merged[k] == v:
+                        continue
+                    raise DataDirError(f"combine_data: key '{k}' of {name} is in both {origin[k]} and {s}")
+                merged[k] = v
+                origin[k] = s
+        write_kv(dst / name, merged)
+        if name == "utt2spk":
+            n_utts = len(merged)
+            write_spk2utt(dst / "spk2utt", utt2spk_to_spk2utt(merged))
+    return n_utts
+
+
+def split_scp(
+    scp: Path | str,
+    outputs: Sequence[Path | str],
+    utt2spk: Optional[Path | str] = None,
+) -> None:
+    """Split an scp (any ``key value`` file) into ``len(outputs)`` contiguous
+    pieces of near-equal line counts, keeping file order.
+
+    With ``utt2spk``, all utterances of one speaker go to the same piece (as
+    Kaldi's ``split_scp.pl --utt2spk``). An output left empty is an error: ask
+    for fewer pieces.
+    """
+    entries = read_entries(scp, allow_empty_value=True)
+    n = len(outputs)
+    if n < 1:
+        raise ValueError("need at least one output")
+    groups: List[List[Entry]] = []
+    if utt2spk is not None:
+        u2s = read_kv(utt2spk)
+        for e in entries:
+            if e.key not in u2s:
+                raise DataDirError(f"{scp}:{e.lineno}: utterance '{e.key}' not in {utt2spk}")
+            if groups and u2s[groups[-1][-1].key] == u2s[e.key]:
+                groups[-1].append(e)
+            else:
+                groups.append([e])
+    else:
+        groups = [[e] for e in entries]
+    if len(groups) < n:
+        raise DataDirError(f"{scp}: cannot split {len(groups)} group(s) into {n} non-empty pieces")
+    total = sum(len(g) for g in groups)
+    pieces: List[List[Entry]] = [[] for _ in range(n)]
+    done = 0
+    gi = 0
+    for i in range(n):
+        target = round(total * (i + 1) / n)
+        remaining_pieces = n - i - 1
+        while gi < len(groups) and (
+            not pieces[i] or (done + len(groups[gi]) <= target and len(groups) - gi > remaining_pieces)
+        ):
+            pieces[i].extend(groups[gi])
+            done += len(groups[gi])
+            gi += 1
+    pieces[-1].extend(e for g in groups[gi:] for e in g)
+    for out, piece in zip(outputs, pieces):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as f:
+            for e in piece:
+                f.write(f"{e.key} {e.value}\n" if e.value else f"{e.key}\n")
+
+
+def filter_scp(
+    id_list: Path | str,
+    scp: Path | str,
+    field: int = 1,
+    exclude: bool = False,
+) -> Iterable[str]:
+    """Yield the lines of ``scp`` whose ``field``-th field (1-based) is (or with
+    ``exclude`` is not) the first field of a line of ``id_list``; order of ``scp``."""
+    ids = set()
+    with open(id_list, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                ids.add(line.split()[0])
+    with open(scp, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            fields = line.split()
+            if len(fields) < field:
+                raise DataDirError(f"{scp}:{lineno}: fewer than {field} field(s)")
+            if (fields[field - 1] in ids) != exclude:
+                yield line.rstrip("\n")

@@ -1,0 +1,100 @@
+"""Audio formatting of a data directory: resample to one rate, mono 16-bit WAV, skip
+empty and too-short utterances (logged and counted), write ``utt2dur``."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List
+
+import soundfile
+from tqdm import tqdm
+
+from speechser.io.audio import AudioError, AudioReader
+from speechser.io.datadir import PER_SPK_FILES, PER_UTT_FILES, read_entries, read_kv, write_kv, write_spk2utt, utt2spk_to_spk2utt
+
+
+@dataclass
+class FormatReport:
+    kept: int = 0
+    skipped_empty: List[str] = field(default_factory=list)
+    skipped_short: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"kept {self.kept}, skipped {len(self.skipped_empty)} empty and "
+                f"{len(self.skipped_short)} shorter than the minimum")
+
+
+def format_data_dir(
+    src: Path | str,
+    dst: Path | str,
+    audio_dir: Path | str,
+    rate: int = 16000,
+    min_duration: float = 0.5,
+) -> FormatReport:
+    """Write every utterance of ``src`` as ``audio_dir/<utt>.wav`` at ``rate``
+    and a data directory ``dst`` pointing at them (segments are cut out).
+
+    Policy: audio that cannot be read (missing, 0-byte, corrupt file, failing
+    command) is an error naming ``wav.scp`` and its line; audio with no
+    samples or shorter than ``min_duration`` seconds is skipped, each skip
+    logged and counted in the returned report and in ``dst/format.log``.
+    """
+    src, dst, audio_dir = Path(src), Path(dst), Path(audio_dir)
+    dst.mkdir(parents=True, exist_ok=True)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    reader = AudioReader(src, target_rate=rate)
+    wav_lines = {e.key: e.lineno for e in read_entries(src / "wav.scp")}
+    segments = read_kv(src / "segments") if (src / "segments").is_file() else None
+    utt2spk = read_kv(src / "utt2spk")
+    report = FormatReport()
+    new_wav: Dict[str, str] = {}
+    utt2dur: Dict[str, str] = {}
+    for utt in tqdm(list(utt2spk), desc=f"format {src.name}", disable=None, leave=False):
+        reco = segments[utt].split()[0] if segments is not None else utt
+        try:
+            samples, _ = reader[utt]
+        except AudioError as err:
+            line = wav_lines.get(reco)
+            where = f"{src}/wav.scp:{line}" if line else f"{src}/wav.scp"
+            if "has no samples" in str(err):
+                logging.warning("skip %s: empty audio (%s)", utt, where)
+                report.skipped_empty.append(utt)
+                continue
+            raise AudioError(f"{where}: {err}") from None
+        duration = samples.shape[0] / rate
+        if duration < min_duration:
+            logging.warning("skip %s: %.3f s is shorter than %.3f s", utt, duration, min_duration)
+            report.skipped_short.append(utt)
+            continue
+        out = (audio_dir / f"{utt}.wav").resolve()
+        soundfile.write(str(out), samples, rate, subtype="PCM_16")
+        new_wav[utt] = str(out)
+        utt2dur[utt] = f"{duration:.3f}"
+        report.kept += 1
+    keep = set(new_wav)
+    if not keep:
+        raise AudioError(f"{src}: no utterance left after formatting ({report.summary()})")
+    for name in PER_UTT_FILES:
+        if name in ("segments", "feats.scp", "utt2num_frames", "utt2dur") or not (src / name).is_file():
+            continue
+        write_kv(dst / name, {k: v for k, v in read_kv(src / name).items() if k in keep})
+    write_kv(dst / "wav.scp", new_wav)
+    write_kv(dst / "utt2dur", utt2dur)
+    kept_utt2spk = {u: s for u, s in utt2spk.items() if u in keep}
+    write_spk2utt(dst / "spk2utt", utt2spk_to_spk2utt(kept_utt2spk))
+    spks = set(kept_utt2spk.values())
+    for name in PER_SPK_FILES:
+        if name != "cmvn.scp" and (src / name).is_file():
+            write_kv(dst / name, {k: v for k, v in read_kv(src / name).items() if k in spks})
+    for extra in ("emotions.txt",):
+        if (src / extra).is_file():
+            shutil.copy2(src / extra, dst / extra)
+    with open(dst / "format.log", "w", encoding="utf-8") as f:
+        f.write(report.summary() + "\n")
+        f.writelines(f"skipped_empty {u}\n" for u in report.skipped_empty)
+        f.writelines(f"skipped_short {u}\n" for u in report.skipped_short)
+    logging.info("format %s -> %s: %s", src, dst, report.summary())
+    return report

@@ -1,0 +1,87 @@
+"""Classification metrics: UA (macro recall), WA (accuracy), macro-F1, per-class recall, confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+
+def confusion_matrix(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> np.ndarray:
+    """``cm[i, j]`` = number of items of reference class ``i`` predicted as ``j``."""
+    if len(refs) != len(hyps):
+        raise ValueError(f"{len(refs)} references but {len(hyps)} hypotheses")
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for r, h in zip(refs, hyps):
+        cm[r, h] += 1
+    return cm
+
+
+def scores_from_confusion(cm: np.ndarray) -> Dict[str, float]:
+    """UA, WA and macro-F1 in [0, 1] from a confusion matrix.
+
+    UA averages the recall of the classes that occur in the references
+    (classes absent from the references are left out, as usual for UA); WA is
+    plain accuracy; macro-F1 averages F1 over the same classes.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    tp = np.diag(cm)
+    present = support > 0
+    if not present.any():
+        raise ValueError("empty confusion matrix")
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {
+        "ua": float(recall[present].mean()),
+        "wa": float(tp.sum() / cm.sum()),
+        "macro_f1": float(f1[present].mean()),
+    }
+
+
+def per_class_recall(cm: np.ndarray) -> np.ndarray:
+    cm = np.asarray(cm, dtype=np.float64)
+    support = cm.sum(axis=1)
+    return np.divide(np.diag(cm), support, out=np.full(len(cm), np.nan), where=support > 0)
+
+
+def format_confusion(cm: np.ndarray, labels: Sequence[str]) -> str:
+    """A text table: rows are references, columns hypotheses, last column recall in %."""
+    width = max(6, *(len(x) + 1 for x in labels))
+    recall = per_class_recall(cm)
+    lines = ["ref\\hyp".ljust(width) + "".join(lab.rjust(width) for lab in labels) + "recall%".rjust(9)]
+    for i, lab in enumerate(labels):
+        cells = "".join(str(int(v)).rjust(width) for v in cm[i])
+        rec = "-" if np.isnan(recall[i]) else f"{100 * recall[i]:.1f}"
+        lines.append(lab.ljust(width) + cells + rec.rjust(9))
+    return "\n".join(lines)
+
+
+def plot_confusion(cm: np.ndarray, labels: List[str], path: Path | str, title: str = "") -> None:
+    """Save a row-normalized confusion matrix heat map with counts as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.8 * len(labels)))
+    ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

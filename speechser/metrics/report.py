@@ -1,0 +1,129 @@
+"""Cross-validation reports: per-fold and averaged scores, summed confusion, RESULTS.md sections."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from speechser.data.labels import read_label_list
+from speechser.io.datadir import DataDirError, read_kv
+from speechser.metrics.classification import (
+    confusion_matrix,
+    format_confusion,
+    plot_confusion,
+    scores_from_confusion,
+)
+
+
+@dataclass
+class FoldResult:
+    name: str
+    n: int
+    scores: Dict[str, float]
+    cm: np.ndarray
+
+
+def score_decode_dir(decode_dir: Path | str, labels: Sequence[str]) -> FoldResult:
+    """Score ``hyp`` against ``ref`` (``utt label`` files) of a decode directory."""
+    d = Path(decode_dir)
+    ref, hyp = read_kv(d / "ref"), read_kv(d / "hyp")
+    if set(ref) != set(hyp):
+        missing = sorted(set(ref) ^ set(hyp))
+        raise DataDirError(f"{d}: ref and hyp differ in utterances, first '{missing[0]}'")
+    index = {lab: i for i, lab in enumerate(labels)}
+    for name, table in (("ref", ref), ("hyp", hyp)):
+        for utt, lab in table.items():
+            if lab not in index:
+                raise DataDirError(f"{d}/{name}: unknown label '{lab}' for utterance '{utt}'")
+    keys = sorted(ref)
+    cm = confusion_matrix([index[ref[k]] for k in keys], [index[hyp[k]] for k in keys], len(labels))
+    return FoldResult(d.parent.name if d.name.startswith("decode") else d.name, len(keys),
+                      scores_from_confusion(cm), cm)
+
+
+def environment_line() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        if names:
+            cpu = names[0]
+    except OSError:
+        pass
+    import os
+
+    return (f"python {platform.python_version()}, torch {torch.__version__}, {platform.system()} "
+            f"{platform.machine()}, {os.cpu_count()} CPU core(s) ({cpu}), "
+            f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+
+
+def cv_report(
+    folds: List[FoldResult],
+    labels: List[str],
+    title: str,
+    command: str,
+    notes: str = "",
+) -> str:
+    """A Markdown section: per-fold table, mean and std, summed confusion matrix."""
+    lines = [f"## {title}", ""]
+    lines.append(f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M %Z').strip()}")
+    lines.append(f"- environment: {environment_line()}")
+    lines.append(f"- command: `{command}`")
+    if notes:
+        lines.append(f"- {notes}")
+    lines += ["", "| fold | utts | UA % | WA % | macro-F1 % |", "| --- | --- | --- | --- | --- |"]
+    for f in folds:
+        s = f.scores
+        lines.append(f"| {f.name} | {f.n} | {100 * s['ua']:.2f} | {100 * s['wa']:.2f} | {100 * s['macro_f1']:.2f} |")
+    for stat, fn in (("mean", np.mean), ("std", np.std)):
+        vals = {m: 100 * fn([f.scores[m] for f in folds]) for m in ("ua", "wa", "macro_f1")}
+        lines.append(f"| **{stat}** | {sum(f.n for f in folds)} | {vals['ua']:.2f} | {vals['wa']:.2f} | "
+                     f"{vals['macro_f1']:.2f} |")
+    total = sum(f.cm for f in folds)
+    pooled = scores_from_confusion(total)
+    lines += ["", f"Pooled over all test utterances: UA {100 * pooled['ua']:.2f} %, "
+              f"WA {100 * pooled['wa']:.2f} %, macro-F1 {100 * pooled['macro_f1']:.2f} %.", "",
+              "Summed confusion matrix (rows: reference, columns: hypothesis):", "", "```",
+              format_confusion(total, labels), "```", ""]
+    return "\n".join(lines)
+
+
+def replace_section(path: Path | str, tag: str, body: str, header: str) -> None:
+    """Put ``body`` between ``<!-- begin TAG -->`` and ``<!-- end TAG -->`` in
+    ``path`` (created with ``header`` if missing); other sections stay."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.is_file() else header.rstrip() + "\n\n"
+    block = f"<!-- begin {tag} -->\n{body.rstrip()}\n<!-- end {tag} -->\n"
+    pattern = re.compile(rf"<!-- begin {re.escape(tag)} -->.*?<!-- end {re.escape(tag)} -->\n?", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def score_cv(
+    decode_dirs: Sequence[Path | str],
+    label_list: Path | str,
+    out_dir: Path | str,
+) -> tuple[List[FoldResult], List[str]]:
+    """Score every fold, write ``scores.tsv``, ``confusion.txt`` and ``confusion.png`` into ``out_dir``."""
+    labels = read_label_list(label_list)
+    folds = [score_decode_dir(d, labels) for d in decode_dirs]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "scores.tsv", "w") as f:
+        f.write("fold\tn\tua\twa\tmacro_f1\n")
+        for r in folds:
+            f.write(f"{r.name}\t{r.n}\t{r.scores['ua']:.5f}\t{r.scores['wa']:.5f}\t{r.scores['macro_f1']:.5f}\n")
+    total = sum(r.cm for r in folds)
+    (out / "confusion.txt").write_text(format_confusion(total, labels) + "\n")
+    plot_confusion(total, labels, out / "confusion.png", title="summed over folds")
+    return folds, labels

@@ -1,0 +1,142 @@
+"""An utterance classifier on filterbanks: a residual TDNN with attentive statistics pooling.
+
+Registry name ``tdnn_ser``. Shapes: features ``(B, T, D)`` -> convolutional
+stem with stride ``stem_stride`` -> ``num_blocks`` residual dilated 1-D conv
+blocks ``(B, C, T')`` -> attentive statistics pooling ``(B, 2C)`` ->
+embedding ``(B, embed_dim)`` -> logits ``(B, num_classes)``.
+Learns from scratch; small enough to train on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.data.specaug import SpecAugment
+from speechser.losses.classification import cross_entropy
+from speechser.metrics.classification import confusion_matrix, scores_from_confusion
+from speechser.models.abs_model import AbsModel, Evaluator
+from speechser.models.registry import register_model
+from speechser.nets.pooling import AttentiveStatsPooling
+from speechser.nets.tdnn import ResTDNNBlock
+
+
+@dataclass
+class SpecAugConfig:
+    num_freq_masks: int = 2
+    freq_width: int = 20
+    num_time_masks: int = 2
+    time_width_ratio: float = 0.1
+    adaptive_num_time_masks: bool = False
+    time_mask_count_ratio: float = 0.04
+
+
+@dataclass
+class TDNNSERConfig:
+    channels: int = 256
+    stem_kernel: int = 5
+    stem_stride: int = 2
+    dilations: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    kernel_size: int = 3
+    embed_dim: int = 192
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    use_specaug: bool = True
+    specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
+
+
+class ClassificationEvaluator(Evaluator):
+    """Confusion matrix over the valid set -> ``ua``, ``wa``, ``macro_f1``, ``loss``."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.refs: List[int] = []
+        self.hyps: List[int] = []
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def update(self, output: Dict[str, torch.Tensor], batch: Batch) -> None:
+        self.refs += batch.labels.tolist()
+        self.hyps += output["logits"].argmax(-1).tolist()
+        self.loss_sum += float(output["loss"]) * len(batch)
+        self.count += len(batch)
+
+    def compute(self) -> Dict[str, float]:
+        cm = confusion_matrix(self.refs, self.hyps, self.num_classes)
+        scores = scores_from_confusion(cm)
+        scores["loss"] = self.loss_sum / max(self.count, 1)
+        return scores
+
+
+@register_model("tdnn_ser", TDNNSERConfig)
+class TDNNSER(AbsModel):
+    def __init__(
+        self,
+        conf: TDNNSERConfig,
+        input_dim: int,
+        num_classes: int,
+        class_weights: Optional[List[float]] = None,
+    ) -> None:
+        super().__init__()
+        self.conf = conf
+        self.num_classes = num_classes
+        self.specaug = SpecAugment(**vars(conf.specaug)) if conf.use_specaug else None
+        C = conf.channels
+        self.stem = nn.Sequential(
+            nn.Conv1d(input_dim, C, conf.stem_kernel, stride=conf.stem_stride, padding=conf.stem_kernel // 2),
+            nn.BatchNorm1d(C),
+            nn.ReLU(inplace=True),
+        )
+        self.blocks = nn.ModuleList(
+            ResTDNNBlock(C, conf.kernel_size, d, conf.dropout) for d in conf.dilations
+        )
+        self.merge = nn.Sequential(nn.Conv1d(C * len(conf.dilations), C, 1), nn.BatchNorm1d(C), nn.ReLU(inplace=True))
+        self.pool = AttentiveStatsPooling(C)
+        self.embed = nn.Sequential(
+            nn.Linear(self.pool.output_dim, conf.embed_dim), nn.BatchNorm1d(conf.embed_dim), nn.ReLU(inplace=True)
+        )
+        self.dropout = nn.Dropout(conf.dropout)
+        self.classifier = nn.Linear(conf.embed_dim, num_classes)
+        weight = torch.tensor(class_weights, dtype=torch.float) if class_weights is not None else None
+        self.register_buffer("class_weights", weight, persistent=False)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        k, s = self.conf.stem_kernel, self.conf.stem_stride
+        return (lengths + 2 * (k // 2) - k) // s + 1
+
+    def embed_utterances(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, T, D)``, ``(B,)`` -> utterance embeddings ``(B, embed_dim)``."""
+        if self.specaug is not None:
+            feats = self.specaug(feats, lengths)
+        x = self.stem(feats.transpose(1, 2))  # (B, C, T')
+        out_lens = self.output_lengths(lengths).clamp(min=1, max=x.shape[-1])
+        mask = lengths_to_mask(out_lens, x.shape[-1])
+        outs = []
+        for block in self.blocks:
+            x = block(x, mask)
+            outs.append(x)
+        x = self.merge(torch.cat(outs, dim=1)) * mask.unsqueeze(1).to(x.dtype)
+        pooled = self.pool(x.transpose(1, 2), mask)
+        return self.embed(pooled)
+
+    def logits(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, T, D)``, ``(B,)`` -> ``(B, num_classes)``."""
+        return self.classifier(self.dropout(self.embed_utterances(feats, lengths)))
+
+    def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
+        logits = self.logits(batch.feats, batch.lengths)
+        loss = cross_entropy(logits, batch.labels, self.conf.label_smoothing, self.class_weights)
+        return {"loss": loss, "logits": logits.detach()}
+
+    def make_evaluator(self) -> ClassificationEvaluator:
+        return ClassificationEvaluator(self.num_classes)
+
+    @torch.no_grad()
+    def posteriors(self, feats: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
+        """Class posteriors ``(B, num_classes)`` as float64 numpy (eval mode expected)."""
+        return torch.softmax(self.logits(feats, lengths).float(), dim=-1).cpu().double().numpy()

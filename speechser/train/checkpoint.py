@@ -1,0 +1,76 @@
+"""Checkpoints: atomic writes, RNG state, n-best bookkeeping, averaging."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import torch
+
+
+def save_atomic(obj: Any, path: Path | str) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename.
+
+    A kill during the write leaves the previous file intact.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def rng_state() -> Dict[str, Any]:
+    state: Dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_model_state(path: Path | str) -> Dict[str, torch.Tensor]:
+    """The model weights of a checkpoint: an epoch/averaged file or a full ``checkpoint.pt``."""
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        return obj["model"]
+    return obj
+
+
+def average_checkpoints(paths: Sequence[Path | str]) -> Dict[str, torch.Tensor]:
+    """Element-wise mean of model weights; integer buffers (e.g. BatchNorm's
+    ``num_batches_tracked``) are taken from the last checkpoint."""
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    states: List[Dict[str, torch.Tensor]] = [load_model_state(p) for p in paths]
+    keys = list(states[0])
+    for p, s in zip(paths, states):
+        if list(s) != keys:
+            raise ValueError(f"{p}: parameters differ from {paths[0]}")
+    avg: Dict[str, torch.Tensor] = {}
+    for k in keys:
+        if states[0][k].is_floating_point():
+            avg[k] = sum(s[k].double() for s in states).div(len(states)).to(states[0][k].dtype)  # type: ignore[union-attr]
+        else:
+            avg[k] = states[-1][k].clone()
+    return avg

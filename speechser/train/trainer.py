@@ -1,0 +1,313 @@
+"""A task-agnostic trainer.
+
+It needs a model following :class:`speechser.models.abs_model.AbsModel`
+(``forward(batch)`` returns ``{"loss": scalar, ...}``, ``make_evaluator()``),
+loaders whose batches have ``.to(device)`` and ``len()``, and an experiment
+directory. Every epoch it writes, in this order: ``<N>epoch.pt`` (weights),
+``valid.<metric>.best.pt`` when the epoch is the best so far, and
+``checkpoint.pt`` (weights, optimizer, scheduler, AMP scaler, RNG states,
+epoch, n-best list) — each atomically, so a kill at any moment leaves a
+resumable directory. Only the ``keep_nbest`` best epoch files are kept. At the
+end the n best are averaged into ``valid.<metric>.ave_<n>best.pt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from speechser.models.abs_model import AbsModel
+from speechser.train.checkpoint import (
+    average_checkpoints,
+    load_model_state,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
+from speechser.train.distributed import DistInfo
+from speechser.train.scheduler import build_scheduler
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-8
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "warmup_cosine"
+    warmup_steps: int = 0
+    #: Warm-up given in epochs (converted with the number of updates per epoch); used when > 0.
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 30
+    grad_clip: float = 5.0
+    accum_grad: int = 1
+    keep_nbest: int = 5
+    average_nbest: int = 5
+    best_metric: str = "ua"
+    best_mode: str = "max"
+    patience: int = 0
+    use_amp: bool = False
+    amp_dtype: str = "bfloat16"
+    log_interval: int = 50
+    device: str = "auto"
+    resume: bool = True
+
+
+def build_optimizer(conf: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    if conf.name == "adamw":
+        return torch.optim.AdamW(params, lr=conf.lr, betas=tuple(conf.betas), eps=conf.eps,  # type: ignore[arg-type]
+                                 weight_decay=conf.weight_decay)
+    if conf.name == "adam":
+        return torch.optim.Adam(params, lr=conf.lr, betas=tuple(conf.betas), eps=conf.eps,  # type: ignore[arg-type]
+                                weight_decay=conf.weight_decay)
+    if conf.name == "sgd":
+        return torch.optim.SGD(params, lr=conf.lr, momentum=conf.betas[0], weight_decay=conf.weight_decay)
+    raise ValueError(f"unknown optimizer '{conf.name}' (adamw, adam, sgd)")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Trainer:
+    """Runs epochs of training and validation with checkpointing (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: AbsModel,
+        exp_dir: Path | str,
+        trainer_conf: TrainerConfig,
+        optim_conf: OptimConfig,
+        sched_conf: SchedulerConfig,
+        dist_info: DistInfo = DistInfo(),
+    ) -> None:
+        self.conf = trainer_conf
+        self.exp_dir = Path(exp_dir)
+        self.dist = dist_info
+        if trainer_conf.best_mode not in ("max", "min"):
+            raise ValueError("trainer.best_mode must be 'max' or 'min'")
+        self.device = resolve_device(trainer_conf.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.model = model.to(self.device)
+        self.optim_conf = optim_conf
+        self.sched_conf = sched_conf
+        self.optimizer = build_optimizer(optim_conf, (p for p in model.parameters() if p.requires_grad))
+        self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[trainer_conf.amp_dtype]
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=trainer_conf.use_amp and self.amp_dtype == torch.float16
+        )
+        self.wrapped: nn.Module = self.model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.nbest: List[Tuple[float, int]] = []  # (metric, epoch), best first
+        self.epoch = 0
+        self.scheduler: Optional[torch.optim.lr_scheduler.LambdaLR] = None
+
+    # -- checkpoints -------------------------------------------------------
+    @property
+    def metric_name(self) -> str:
+        return self.conf.best_metric
+
+    def _is_better(self, a: float, b: float) -> bool:
+        return a > b if self.conf.best_mode == "max" else a < b
+
+    def _state(self) -> Dict[str, Any]:
+        assert self.scheduler is not None
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "nbest": self.nbest,
+            "rng": rng_state(),
+        }
+
+    def _resume(self) -> None:
+        path = self.exp_dir / "checkpoint.pt"
+        if not (self.conf.resume and path.is_file()):
+            return
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        assert self.scheduler is not None
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.nbest = [tuple(x) for x in state["nbest"]]  # type: ignore[misc]
+        set_rng_state(state["rng"])
+        logging.info("resumed from %s at the end of epoch %d", path, self.epoch)
+
+    def _save_epoch(self, metric: float) -> None:
+        if not self.dist.is_main:
+            return
+        save_atomic(self.model.state_dict(), self.exp_dir / f"{self.epoch}epoch.pt")
+        is_best = not self.nbest or self._is_better(metric, self.nbest[0][0])
+        self.nbest.append((metric, self.epoch))
+        sign = -1.0 if self.conf.best_mode == "max" else 1.0
+        self.nbest.sort(key=lambda me: (sign * me[0], me[1]))
+        dropped = self.nbest[self.conf.keep_nbest :]
+        self.nbest = self.nbest[: self.conf.keep_nbest]
+        if is_best:
+            save_atomic(self.model.state_dict(), self.exp_dir / f"valid.{self.metric_name}.best.pt")
+        save_atomic(self._state(), self.exp_dir / "checkpoint.pt")
+        for _, ep in dropped:
+            (self.exp_dir / f"{ep}epoch.pt").unlink(missing_ok=True)
+
+    def average_nbest(self) -> Optional[Path]:
+        """Average the kept n-best epoch files; returns the written path."""
+        n = min(self.conf.average_nbest, len(self.nbest))
+        if n == 0 or not self.dist.is_main:
+            return None
+        epochs = [ep for _, ep in self.nbest[:n]]
+        out = self.exp_dir / f"valid.{self.metric_name}.ave_{n}best.pt"
+        save_atomic(average_checkpoints([self.exp_dir / f"{ep}epoch.pt" for ep in epochs]), out)
+        logging.info("averaged epochs %s into %s", epochs, out)
+        return out
+
+    # -- loops -------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.conf.use_amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def train_one_epoch(self, loader: Iterable[Any], n_batches: int) -> Dict[str, float]:
+        self.wrapped.train()
+        total, count = 0.0, 0
+        accum = self.conf.accum_grad
+        self.optimizer.zero_grad(set_to_none=True)
+        bar = tqdm(loader, total=n_batches, desc=f"epoch {self.epoch}", disable=None if self.dist.is_main else True,
+                   leave=False, mininterval=2.0)
+        for i, batch in enumerate(bar, start=1):
+            batch = batch.to(self.device)
+            sync = i % accum == 0 or i == n_batches
+            ctx = self.wrapped.no_sync() if (self.dist.enabled and not sync) else contextlib.nullcontext()
+            with ctx:
+                with self._autocast():
+                    out = self.wrapped(batch)
+                loss = out["loss"]
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {self.epoch}, batch {i} "
+                                             f"(first key {batch.keys[0]})")
+                self.scaler.scale(loss / accum).backward()
+            if sync:
+                self.scaler.unscale_(self.optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.conf.grad_clip)
+                if torch.isfinite(grad_norm):
+                    self.scaler.step(self.optimizer)
+                else:
+                    logging.warning("epoch %d batch %d: non-finite gradient norm, update skipped", self.epoch, i)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                assert self.scheduler is not None
+                self.scheduler.step()
+            total += float(loss.detach()) * len(batch)
+            count += len(batch)
+            bar.set_postfix(loss=f"{total / count:.3f}")
+            if self.conf.log_interval and i % self.conf.log_interval == 0:
+                logging.info("epoch %d %d/%d: loss %.4f lr %.3g", self.epoch, i, n_batches, total / count,
+                             self.optimizer.param_groups[0]["lr"])
+        return {"loss": total / max(count, 1)}
+
+    @torch.no_grad()
+    def validate(self, loader: Iterable[Any]) -> Dict[str, float]:
+        self.model.eval()
+        evaluator = self.model.make_evaluator()
+        for batch in loader:
+            batch = batch.to(self.device)
+            with self._autocast():
+                out = self.model(batch)
+            evaluator.update(out, batch)
+        return evaluator.compute()
+
+    def run(
+        self,
+        train_loader: Iterable[Any],
+        valid_loader: Iterable[Any],
+        n_train_batches: int,
+        set_epoch: Any = None,
+        stop_after_epoch: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Train until ``max_epochs`` (or early stop); returns a summary.
+
+        ``set_epoch(epoch)`` is called before each epoch (the sampler's seed).
+        ``stop_after_epoch`` ends the run after that epoch's checkpoint is
+        written, as a kill at that point would (used to test resuming).
+        """
+        self.exp_dir.mkdir(parents=True, exist_ok=True)
+        updates_per_epoch = math.ceil(n_train_batches / self.conf.accum_grad)
+        warmup = self.sched_conf.warmup_steps
+        if self.sched_conf.warmup_epochs > 0:
+            warmup = int(round(self.sched_conf.warmup_epochs * updates_per_epoch))
+        self.scheduler = build_scheduler(
+            self.sched_conf.name, self.optimizer, updates_per_epoch * self.conf.max_epochs, warmup,
+            self.sched_conf.min_lr_ratio,
+        )
+        self._resume()
+        n_params = sum(p.numel() for p in self.model.parameters())
+        logging.info("model: %s, %.2f M parameters, device %s", type(self.model).__name__, n_params / 1e6, self.device)
+        stats_path = self.exp_dir / "train_stats.tsv"
+        bad_epochs = 0
+        while self.epoch < self.conf.max_epochs:
+            self.epoch += 1
+            if set_epoch is not None:
+                set_epoch(self.epoch)
+            t0 = time.time()
+            train_stats = self.train_one_epoch(train_loader, n_train_batches)
+            valid_stats = self.validate(valid_loader)
+            if self.metric_name not in valid_stats:
+                raise KeyError(f"best_metric '{self.metric_name}' not among valid metrics {sorted(valid_stats)}")
+            metric = valid_stats[self.metric_name]
+            improved = not self.nbest or self._is_better(metric, self.nbest[0][0])
+            self._save_epoch(metric)
+            elapsed = time.time() - t0
+            logging.info(
+                "epoch %d: train loss %.4f | valid %s | lr %.3g | %.1fs",
+                self.epoch, train_stats["loss"],
+                " ".join(f"{k} {v:.4f}" for k, v in sorted(valid_stats.items())),
+                self.optimizer.param_groups[0]["lr"], elapsed,
+            )
+            if self.dist.is_main:
+                new = not stats_path.is_file()
+                with open(stats_path, "a", newline="") as f:
+                    w = csv.writer(f, delimiter="\t")
+                    if new:
+                        w.writerow(["epoch", "train_loss", *sorted(valid_stats), "seconds"])
+                    w.writerow([self.epoch, f"{train_stats['loss']:.5f}",
+                                *(f"{valid_stats[k]:.5f}" for k in sorted(valid_stats)), f"{elapsed:.1f}"])
+            bad_epochs = 0 if improved else bad_epochs + 1
+            if self.conf.patience and bad_epochs >= self.conf.patience:
+                logging.info("no improvement of valid %s for %d epochs: stopping", self.metric_name, bad_epochs)
+                break
+            if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
+                return {"stopped_at": self.epoch}
+        averaged = self.average_nbest()
+        return {"epochs": self.epoch, "nbest": self.nbest, "averaged": str(averaged) if averaged else None}
+
+
+def load_weights(model: nn.Module, path: Path | str) -> None:
+    model.load_state_dict(load_model_state(path))

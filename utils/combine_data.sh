@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Combine data directories: combine_data.sh dst src1 src2 ...
+# Implemented in speechser (speechser.bin.data_tools:combine_main); run with --help for usage.
+exec python3 -c 'import sys; from speechser.bin.data_tools import combine_main as m; sys.exit(m())' "$@"

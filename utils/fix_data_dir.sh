@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Sort a data directory, keep utterances present in every file, regenerate spk2utt (originals in .backup/).
+# Implemented in speechser (speechser.bin.data_tools:fix_main); run with --help for usage.
+exec python3 -c 'import sys; from speechser.bin.data_tools import fix_main as m; sys.exit(m())' "$@"

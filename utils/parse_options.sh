@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Source this after setting default option variables: it turns "--name value"
+# (or "--name=value") arguments into assignments of the existing shell
+# variable "name" (dashes become underscores), and leaves the positional
+# arguments in "$@". An option naming no existing variable is an error.
+# "--help" prints $help_message (if set) and exits 0. "--config FILE" sources
+# FILE first (it may hold "name=value" lines).
+# Usage:  stage=1; nj=4; . utils/parse_options.sh || exit 1
+
+__po_args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --help|-h)
+            echo "${help_message:-no help message}"
+            exit 0 ;;
+        --config)
+            [ $# -ge 2 ] || { echo "$0: option --config needs a file" >&2; exit 1; }
+            [ -f "$2" ] || { echo "$0: config file '$2' not found" >&2; exit 1; }
+            . "$2" || { echo "$0: error sourcing config '$2'" >&2; exit 1; }
+            shift 2 ;;
+        --?*)
+            __po_opt=${1#--}
+            if [[ "${__po_opt}" == *=* ]]; then
+                __po_val=${__po_opt#*=}; __po_opt=${__po_opt%%=*}; shift
+            else
+                [ $# -ge 2 ] || { echo "$0: option --${__po_opt} needs a value" >&2; exit 1; }
+                __po_val=$2; shift 2
+            fi
+            __po_name=${__po_opt//-/_}
+            if ! [[ "${__po_name}" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!__po_name+set}" ]; then
+                echo "$0: unknown option --${__po_opt}" >&2
+                exit 1
+            fi
+            printf -v "${__po_name}" '%s' "${__po_val}" ;;
+        --)
+            shift; __po_args+=("$@"); break ;;
+        *)
+            __po_args+=("$1"); shift ;;
+    esac
+done
+set -- "${__po_args[@]+"${__po_args[@]}"}"
+unset __po_args __po_opt __po_val __po_name
+true

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Kaldi's slurm.pl interface: same arguments as run.pl, submitted as one sbatch array.
+# Implemented in speechser (speechser.jobs:main_slurm_pl); run with --help for usage.
+exec python3 -c 'import sys; from speechser.jobs import main_slurm_pl as m; sys.exit(m())' "$@"

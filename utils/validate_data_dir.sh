@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Check a Kaldi data directory: sorted files, one key set, spk2utt = inverse of utt2spk, audio, labels.
+# Implemented in speechser (speechser.bin.data_tools:validate_main); run with --help for usage.
+exec python3 -c 'import sys; from speechser.bin.data_tools import validate_main as m; sys.exit(m())' "$@"
