@@ -61,7 +61,7 @@ def read_entries(path: Path | str, allow_empty_value: Optional[bool] = None) -> 
     path = Path(path)
     if allow_empty_value is None:
         allow_empty_value = path.name in EMPTY_VALUE_OK
-    if not path.is_file():
+    if not path.exists():
         raise DataDirError(f"{path}: no such file")
     entries: List[Entry] = []
     seen: Dict[str, int] = {}

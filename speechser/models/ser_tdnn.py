@@ -1,6 +1,7 @@
 """An utterance classifier on filterbanks: a residual TDNN with attentive statistics pooling.
 
-Registry name ``tdnn_ser``. Shapes: features ``(B, T, D)`` -> convolutional
+Registry name ``tdnn_ser``. Shapes: features ``(B, T, D)`` -> optional 2-D CNN
+front-end ``(B, T'', C*F')`` -> convolutional
 stem with stride ``stem_stride`` -> ``num_blocks`` residual dilated 1-D conv
 blocks ``(B, C, T')`` -> attentive statistics pooling ``(B, 2C)`` ->
 embedding ``(B, embed_dim)`` -> logits ``(B, num_classes)``.
@@ -22,6 +23,7 @@ from speechser.losses.classification import cross_entropy
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.models.abs_model import AbsModel, Evaluator
 from speechser.models.registry import register_model
+from speechser.nets.cnn2d import CNN2dFrontend
 from speechser.nets.pooling import AttentiveStatsPooling
 from speechser.nets.tdnn import ResTDNNBlock
 
@@ -39,6 +41,9 @@ class SpecAugConfig:
 @dataclass
 class TDNNSERConfig:
     channels: int = 256
+    #: Optional 2-D CNN before the TDNN: channels and (freq, time) strides per stage; empty = none.
+    cnn_channels: List[int] = field(default_factory=list)
+    cnn_strides: List[List[int]] = field(default_factory=list)
     stem_kernel: int = 5
     stem_stride: int = 2
     dilations: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
@@ -85,8 +90,14 @@ class TDNNSER(AbsModel):
         super().__init__()
         self.conf = conf
         self.num_classes = num_classes
+        # Recorded so that inference can rebuild the model from config + weights alone.
+        self.register_buffer("input_dim", torch.tensor(input_dim))
         self.specaug = SpecAugment(**vars(conf.specaug)) if conf.use_specaug else None
         C = conf.channels
+        self.frontend: Optional[CNN2dFrontend] = None
+        if conf.cnn_channels:
+            self.frontend = CNN2dFrontend(input_dim, conf.cnn_channels, conf.cnn_strides)
+            input_dim = self.frontend.output_dim
         self.stem = nn.Sequential(
             nn.Conv1d(input_dim, C, conf.stem_kernel, stride=conf.stem_stride, padding=conf.stem_kernel // 2),
             nn.BatchNorm1d(C),
@@ -113,6 +124,8 @@ class TDNNSER(AbsModel):
         """``(B, T, D)``, ``(B,)`` -> utterance embeddings ``(B, embed_dim)``."""
         if self.specaug is not None:
             feats = self.specaug(feats, lengths)
+        if self.frontend is not None:
+            feats, lengths = self.frontend(feats, lengths)
         x = self.stem(feats.transpose(1, 2))  # (B, C, T')
         out_lens = self.output_lengths(lengths).clamp(min=1, max=x.shape[-1])
         mask = lengths_to_mask(out_lens, x.shape[-1])

@@ -123,10 +123,9 @@ def load_trained_ser(exp_dir: Path | str, checkpoint: Path | str, device: str = 
 
 
 def _input_dim_from_state(state: Dict[str, torch.Tensor]) -> int:
-    for value in state.values():
-        if value.dim() == 3:  # the first Conv1d weight: (out, in, kernel)
-            return int(value.shape[1])
-    raise ValueError("cannot infer the input dimension from the checkpoint")
+    if "input_dim" in state:
+        return int(state["input_dim"])
+    raise ValueError("the checkpoint does not record the model's input dimension")
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
 # Put the project's tools on PATH: its virtual environment and utils/.
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+# The recipe's utils/ links to the project's utils/, so its parent is the project root.
+MAIN_ROOT=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/utils/.." && pwd)
 if [ -f "${MAIN_ROOT}/.venv/bin/activate" ]; then
     . "${MAIN_ROOT}/.venv/bin/activate"
 else

@@ -1,0 +1,91 @@
+"""The Emo-DB recipe end to end on the real corpus, in a recipe directory made by the template.
+
+Small training (2 folds, few epochs, a narrow model) keeps it to a few minutes; it checks the
+plumbing and the files a user looks at, not accuracy (RESULTS.md reports accuracy).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sh(args, cwd, env, check=True):
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, emodb):
+    """A new recipe directory made by egs/TEMPLATE/ser1/setup.sh, with Emo-DB's local/ and conf/."""
+    base = tmp_path_factory.mktemp("egs")
+    rdir = base / "emodb_test" / "ser1"
+    env = dict(os.environ, SPEECHSER_EMODB=str(emodb), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    out = sh([str(ROOT / "egs/TEMPLATE/ser1/setup.sh"), str(rdir)], cwd=ROOT, env=env)
+    assert "created" in out.stdout
+    assert (rdir / "ser.sh").is_symlink() and (rdir / "utils").is_symlink()
+    shutil.rmtree(rdir / "local")
+    shutil.copytree(ROOT / "egs/emodb/ser1/local", rdir / "local")
+    shutil.copy(ROOT / "egs/emodb/ser1/conf/train_tdnn.yaml", rdir / "conf/train.yaml")
+    return rdir, env
+
+
+def test_recipe_runs_end_to_end(recipe):
+    rdir, env = recipe
+    small = ("--trainer.max_epochs 2 --model.conf.channels 32 --model.conf.embed_dim 16 "
+             "--trainer.keep_nbest 2 --trainer.average_nbest 2")
+    out = sh(["./run.sh", "--folds", "1 2", "--train_args", small, "--inference_model", "valid.ua.ave_2best.pt"],
+             cwd=rdir, env=env)
+    log = out.stdout
+    assert "Stage 1: data preparation" in log and "Stage 7: scoring" in log
+    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", log)
+    assert (rdir / "data/all/utt2emo").read_text().count("\n") == 535
+    assert (rdir / "dump/fbank/all/feats.scp").read_text().count("\n") == 535
+    for k in (1, 2):
+        d = rdir / f"data/loso/fold{k}"
+        test_spk = {ln.split()[1] for ln in (d / "test/utt2spk").read_text().splitlines()}
+        train_spk = {ln.split()[1] for ln in (d / "train/utt2spk").read_text().splitlines()}
+        valid_spk = {ln.split()[1] for ln in (d / "valid/utt2spk").read_text().splitlines()}
+        assert len(test_spk) == 1 and len(valid_spk) == 1 and len(train_spk) == 8
+        assert not (test_spk & train_spk) and not (valid_spk & train_spk)
+        exp = rdir / f"exp/train/loso/fold{k}"
+        assert (exp / "config.yaml").is_file() and (exp / "checkpoint.pt").is_file()
+        assert (exp / "decode_test/posteriors.tsv").is_file()
+        assert (rdir / f"exp/train/loso/logs/train.fold{k}.log").is_file()
+    results = (rdir / "RESULTS.md").read_text()
+    scores = (rdir / "exp/train/loso/scores/scores.tsv").read_text().splitlines()[1:]
+    assert len(scores) == 2
+    for row in scores:
+        fold, n, ua, wa, _ = row.split("\t")
+        assert f"| {fold} | {n} | {100 * float(ua):.2f} | {100 * float(wa):.2f} |" in results
+    assert "Summed confusion matrix" in results and "command: `" in results
+    assert (rdir / "exp/train/loso/scores/confusion.png").is_file()
+
+    # stages re-run alone; scoring again replaces (not duplicates) its RESULTS.md section
+    sh(["./run.sh", "--stage", "7", "--folds", "1 2", "--inference_model", "valid.ua.ave_2best.pt"], cwd=rdir, env=env)
+    assert (rdir / "RESULTS.md").read_text().count("<!-- begin train-loso -->") == 1
+
+
+def test_recipe_rejects_unknown_option(recipe):
+    rdir, env = recipe
+    out = sh(["./run.sh", "--no_such_option", "1"], cwd=rdir, env=env, check=False)
+    assert out.returncode != 0 and "unknown option --no_such_option" in out.stderr
+
+
+def test_training_rejects_unknown_config_key(recipe):
+    rdir, env = recipe
+    out = sh(["./run.sh", "--stage", "5", "--stop_stage", "5", "--folds", "1", "--tag", "bad",
+              "--train_args", "--trainer.max_epoch 3"], cwd=rdir, env=env, check=False)
+    assert out.returncode != 0
+    log = (rdir / "exp/bad/loso/logs/train.fold1.log").read_text()
+    assert "unknown config key 'trainer.max_epoch'" in log

@@ -1,0 +1,80 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from speechser.config import ConfigError, dump_config, load_config, parse_overrides, read_yaml
+from speechser.train.ser import SERTrainConfig, load_ser_config
+
+
+@dataclass
+class Inner:
+    lr: float = 0.1
+    layers: List[int] = field(default_factory=lambda: [1, 2])
+
+
+@dataclass
+class Outer:
+    seed: int = 0
+    name: str = "x"
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_load_with_overrides_and_coercion(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text("seed: 3\ninner:\n  lr: 1\n")
+    conf = load_config(Outer, p, ["--inner.lr", "1e-3", "--name=abc", "--inner.layers", "[4, 5]"])
+    assert conf.seed == 3 and conf.name == "abc"
+    assert conf.inner.lr == pytest.approx(1e-3) and isinstance(conf.inner.lr, float)
+    assert conf.inner.layers == [4, 5]
+
+
+def test_unknown_key_names_key_and_file(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text("seed: 1\ninner:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'inner.lrr' in .*c.yaml"):
+        load_config(Outer, p)
+    with pytest.raises(ConfigError, match=r"unknown config key 'bogus'"):
+        load_config(Outer, None, ["--bogus", "1"])
+
+
+def test_wrong_type_is_error(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text("seed: five\n")
+    with pytest.raises(ConfigError, match=r"config key 'seed'"):
+        load_config(Outer, p)
+
+
+def test_malformed_yaml_names_line(tmp_path: Path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("seed: 1\ninner:\n  lr: [0.1\nname: x\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+:\d+: malformed YAML"):
+        read_yaml(p)
+
+
+def test_model_conf_keys_are_checked(tmp_path: Path):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: {train_dir: a, valid_dir: b, label_list: c}\n"
+                 "model:\n  name: tdnn_ser\n  conf:\n    channels: 8\n    chanels: 9\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.conf.chanels'"):
+        load_ser_config(p)
+    p.write_text("data: {train_dir: a, valid_dir: b, label_list: c}\nmodel: {name: nope}\n")
+    with pytest.raises(ConfigError, match=r"unknown model name 'nope'"):
+        load_ser_config(p)
+
+
+def test_resolved_config_roundtrip(tmp_path: Path):
+    conf = load_ser_config(None, ["--data.train_dir", "a", "--data.valid_dir", "b", "--data.label_list", "c",
+                                  "--model.conf.channels", "16"])
+    assert conf.model.conf["channels"] == 16 and "dilations" in conf.model.conf  # defaults filled in
+    dump_config(conf, tmp_path / "config.yaml")
+    again = load_config(SERTrainConfig, tmp_path / "config.yaml")
+    assert again == conf
+
+
+def test_parse_overrides_errors():
+    with pytest.raises(ConfigError, match="has no value"):
+        parse_overrides(["--a"])
+    with pytest.raises(ConfigError, match="expected an option"):
+        parse_overrides(["a", "1"])

@@ -1,0 +1,79 @@
+import torch
+
+from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels, read_cmvn
+from speechser.data.sampler import BucketBatchSampler
+from speechser.data.specaug import SpecAugment
+from speechser.models.registry import build_model
+
+
+def tiny(**kw):
+    conf = {"channels": 16, "embed_dim": 8, "dilations": [1, 2], "dropout": 0.0, **kw}
+    return build_model("tdnn_ser", conf, input_dim=40, num_classes=3)
+
+
+def test_shapes_and_padding_invariance():
+    torch.manual_seed(0)
+    for extra in ({}, {"cnn_channels": [4, 8], "cnn_strides": [[2, 1], [2, 2]]}):
+        model = tiny(**extra).eval()
+        a, b = torch.randn(1, 50, 40), torch.randn(1, 80, 40)
+        batch = torch.zeros(2, 80, 40)
+        batch[0, :50], batch[1] = a[0], b[0]
+        lengths = torch.tensor([50, 80])
+        together = model.logits(batch, lengths)
+        assert together.shape == (2, 3)
+        alone = torch.cat([model.logits(a, torch.tensor([50])), model.logits(b, torch.tensor([80]))])
+        assert torch.allclose(together, alone, atol=1e-4), extra
+
+
+def test_specaug_masks_only_valid_frames_and_only_in_training():
+    torch.manual_seed(0)
+    aug = SpecAugment(num_freq_masks=1, freq_width=10, num_time_masks=3, time_width_ratio=0.2)
+    x = torch.ones(4, 100, 40)
+    lengths = torch.tensor([100, 60, 30, 10])
+    aug.eval()
+    assert torch.equal(aug(x, lengths), x)
+    aug.train()
+    y = aug(x, lengths)
+    assert (y == 0).any() and (y == 1).any()
+    adaptive = SpecAugment(num_time_masks=0, adaptive_num_time_masks=True, time_mask_count_ratio=0.05,
+                           time_width_ratio=0.05, num_freq_masks=0)
+    adaptive.train()
+    z = adaptive(torch.ones(1, 400, 8), torch.tensor([400]))
+    masked_frames = (z[0, :, 0] == 0).sum().item()
+    assert 0 < masked_frames <= 20 * 20
+
+
+def test_bucket_sampler_budget_seed_and_shards():
+    lengths = [10, 50, 20, 40, 30, 60, 15, 25]
+    s = BucketBatchSampler(lengths, max_frames=80, seed=1)
+    batches = list(s)
+    assert sorted(i for b in batches for i in b) == list(range(8))
+    for b in batches:
+        assert max(lengths[i] for i in b) * len(b) <= 80 or len(b) == 1
+    s.set_epoch(1)
+    e1 = list(s)
+    s2 = BucketBatchSampler(lengths, max_frames=80, seed=1)
+    s2.set_epoch(1)
+    assert list(s2) == e1
+    r0 = list(BucketBatchSampler(lengths, 80, seed=1, num_replicas=2, rank=0))
+    r1 = list(BucketBatchSampler(lengths, 80, seed=1, num_replicas=2, rank=1))
+    assert len(r0) == len(r1)
+
+
+def test_dataset_loss_decreases_on_real_features(make_feats_dir):
+    d = make_feats_dir()
+    ds = FeatsLabelDataset(d, ["ang", "neu"], cmvn=read_cmvn(d, "speaker", None))
+    batch = collate_feats_labels([ds[i] for i in range(len(ds))])
+    assert batch.feats.shape[0] == 8 and batch.feats.shape[2] == 40
+    torch.manual_seed(0)
+    model = build_model("tdnn_ser", {"channels": 16, "embed_dim": 8, "use_specaug": False, "dropout": 0.0},
+                        input_dim=40, num_classes=2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = model(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
