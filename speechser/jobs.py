@@ -226,7 +226,17 @@ def run_slurm(argv: Sequence[str], poll_seconds: float = 5.0) -> int:
     return _report("slurm.pl", spec, codes)
 
 
+def _wants_help(argv: Optional[Sequence[str]]) -> bool:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return True
+    return False
+
+
 def main_run_pl(argv: Optional[Sequence[str]] = None) -> int:
+    if _wants_help(argv):
+        return 0
     try:
         return run_local(sys.argv[1:] if argv is None else argv)
     except JobError as err:
@@ -235,6 +245,8 @@ def main_run_pl(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main_slurm_pl(argv: Optional[Sequence[str]] = None) -> int:
+    if _wants_help(argv):
+        return 0
     try:
         return run_slurm(sys.argv[1:] if argv is None else argv)
     except JobError as err:

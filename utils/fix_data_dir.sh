@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
 # Sort a data directory, keep utterances present in every file, regenerate spk2utt (originals in .backup/).
 # Implemented in speechser (speechser.bin.data_tools:fix_main); run with --help for usage.
-exec python3 -c 'import sys; from speechser.bin.data_tools import fix_main as m; sys.exit(m())' "$@"
+root=$(cd -P "$(dirname "$0")/.." && pwd)
+py=python3
+[ -x "${root}/.venv/bin/python" ] && py="${root}/.venv/bin/python"
+exec "${py}" -c 'import sys; from speechser.bin.data_tools import fix_main as m; sys.exit(m())' "$@"

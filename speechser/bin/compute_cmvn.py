@@ -20,3 +20,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     path = write_cmvn(a.data_dir, a.per_speaker, a.out)
     print(f"speechser-compute-cmvn: wrote {path}")
     return 0
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(main())

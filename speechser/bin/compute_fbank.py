@@ -33,3 +33,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"speechser-compute-fbank: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(main())

@@ -29,3 +29,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(f"speechser-format-audio: {a.src} -> {a.dst}: {report.summary()}")
     return 0
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(main())

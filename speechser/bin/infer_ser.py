@@ -28,3 +28,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"speechser-infer-ser: error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(main())

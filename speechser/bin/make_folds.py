@@ -43,3 +43,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(f"speechser-make-folds: {len(folds)} {a.protocol} folds in {a.out_dir}")
     return 0
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(main())

@@ -36,3 +36,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         replace_section(a.results_md, a.tag, report, a.header)
     print(report)
     return 0
+
+
+if __name__ == "__main__":
+    import sys as _sys
+
+    _sys.exit(main())

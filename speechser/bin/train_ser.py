@@ -34,3 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(f"speechser-train-ser: done in {time.time() - start:.0f}s: {summary}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -51,6 +51,8 @@ class TDNNSERConfig:
     embed_dim: int = 192
     dropout: float = 0.2
     label_smoothing: float = 0.1
+    #: Mixup of utterance pairs within a batch during training, lambda ~ Beta(a, a); 0 = off.
+    mixup_alpha: float = 0.0
     use_specaug: bool = True
     specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
 
@@ -142,8 +144,25 @@ class TDNNSER(AbsModel):
         return self.classifier(self.dropout(self.embed_utterances(feats, lengths)))
 
     def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
+        if self.training and self.conf.mixup_alpha > 0 and len(batch) > 1:
+            return self._forward_mixup(batch)
         logits = self.logits(batch.feats, batch.lengths)
         loss = cross_entropy(logits, batch.labels, self.conf.label_smoothing, self.class_weights)
+        return {"loss": loss, "logits": logits.detach()}
+
+    def _forward_mixup(self, batch: Batch) -> Dict[str, Any]:
+        """Mix each utterance with another of the batch: features ``lam * x_i + (1 - lam) * x_j``
+        over the longer of the two lengths, loss ``lam * CE(y_i) + (1 - lam) * CE(y_j)``."""
+        a = self.conf.mixup_alpha
+        lam = float(torch.distributions.Beta(a, a).sample())
+        perm = torch.randperm(len(batch), device=batch.feats.device)
+        feats = lam * batch.feats + (1 - lam) * batch.feats[perm]
+        lengths = torch.maximum(batch.lengths, batch.lengths[perm])
+        logits = self.logits(feats, lengths)
+        ls, w = self.conf.label_smoothing, self.class_weights
+        loss = lam * cross_entropy(logits, batch.labels, ls, w) + (1 - lam) * cross_entropy(
+            logits, batch.labels[perm], ls, w
+        )
         return {"loss": loss, "logits": logits.detach()}
 
     def make_evaluator(self) -> ClassificationEvaluator:

@@ -77,3 +77,23 @@ def test_dataset_loss_decreases_on_real_features(make_feats_dir):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_mixup_loss_is_the_mixed_cross_entropy(monkeypatch):
+    from speechser.data.dataset import Batch
+    from speechser.losses.classification import cross_entropy
+
+    torch.manual_seed(0)
+    model = tiny(mixup_alpha=0.4, use_specaug=False, label_smoothing=0.0).train()
+    for m in model.modules():  # batch norm in eval mode makes the forward a fixed function
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.eval()
+    feats = torch.randn(3, 30, 40)
+    batch = Batch(["a", "b", "c"], feats, torch.tensor([30, 30, 30]), torch.tensor([0, 1, 2]))
+    monkeypatch.setattr(torch.distributions.Beta, "sample", lambda self: torch.tensor(0.3))
+    perm = torch.tensor([2, 0, 1])
+    monkeypatch.setattr(torch, "randperm", lambda n, device=None: perm)
+    out = model(batch)
+    logits = model.logits(0.3 * feats + 0.7 * feats[perm], batch.lengths)
+    expected = 0.3 * cross_entropy(logits, batch.labels) + 0.7 * cross_entropy(logits, batch.labels[perm])
+    assert torch.allclose(out["loss"], expected, atol=1e-5)

@@ -105,6 +105,7 @@ all_folds=$(ls -d data/${protocol}/fold* 2>/dev/null | sed 's/.*fold//' | sort -
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: training folds ${folds}(${train_jobs} at a time, ${threads_per_job} thread(s) each) -> ${exp}"
     mkdir -p "${exp}/logs"
+    stage_start=${SECONDS}
     pids=()
     for k in ${folds}; do
         d=data/${protocol}/fold${k}
@@ -122,10 +123,13 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     failed=0
     for pid in "${pids[@]}"; do wait "${pid}" || failed=$((failed + 1)); done
     [ ${failed} -eq 0 ] || { log "Error: ${failed} fold(s) failed to train; see ${exp}/logs/train.fold*.log"; exit 1; }
+    echo "$((SECONDS - stage_start))" > "${exp}/logs/train.elapsed"
+    log "Stage 5 took $((SECONDS - stage_start))s"
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "Stage 6: inference with ${inference_model} on folds ${folds}"
+    stage_start=${SECONDS}
     for k in ${folds}; do
         ${infer_cmd} --num-threads "${threads_per_job}" "${exp}/logs/infer.fold${k}.log" \
             speechser-infer-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
@@ -136,6 +140,7 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     for k in ${folds}; do
         [ -f "${exp}/fold${k}/decode_test/hyp" ] || { log "Error: inference failed for fold ${k}; see ${exp}/logs/infer.fold${k}.log"; exit 1; }
     done
+    echo "$((SECONDS - stage_start))" > "${exp}/logs/infer.elapsed"
 fi
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
@@ -143,10 +148,13 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     decode_dirs=$(for k in ${folds}; do echo "${exp}/fold${k}/decode_test"; done)
     nfolds=$(echo ${folds} | wc -w)
     [ -n "${results_title}" ] || results_title="${tag}: ${protocol}, ${nfolds} fold(s)"
+    timing=""
+    [ -f "${exp}/logs/train.elapsed" ] && timing="; training wall time $(cat "${exp}/logs/train.elapsed") s (stage 5, ${train_jobs} job(s) x ${threads_per_job} thread(s))"
+    [ -f "${exp}/logs/infer.elapsed" ] && timing="${timing}; inference $(cat "${exp}/logs/infer.elapsed") s"
     speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
         --tag "${tag}-${protocol}" --header "# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")" \
-        --notes "model ${inference_model}; CMVN ${cmvn_type}; confusion plot ${exp}/scores/confusion.png" \
+        --notes "model ${inference_model}; CMVN ${cmvn_type}${timing}; confusion plot ${exp}/scores/confusion.png" \
         ${decode_dirs}
 fi
 
