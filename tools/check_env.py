@@ -2,7 +2,10 @@
 """Import every dependency of speechser and print its version (``--quiet``: only the exit status)."""
 
 import importlib
+import importlib.metadata
 import sys
+
+DISTRIBUTIONS = {"yaml": "PyYAML"}
 
 MODULES = ["torch", "torchaudio", "numpy", "soundfile", "kaldiio", "jiwer", "sentencepiece", "transformers",
            "typeguard", "yaml", "tqdm", "matplotlib", "pytest", "speechser"]
@@ -14,7 +17,12 @@ def main() -> int:
     for name in MODULES:
         try:
             mod = importlib.import_module(name)
-            version = getattr(mod, "__version__", getattr(mod, "version", "?"))
+            version = getattr(mod, "__version__", None)
+            if not isinstance(version, str):
+                try:
+                    version = importlib.metadata.version(DISTRIBUTIONS.get(name, name))
+                except importlib.metadata.PackageNotFoundError:
+                    version = "?"
             if not quiet:
                 print(f"{name:14s} {version}")
         except Exception as err:  # noqa: BLE001 - report any import failure

@@ -66,3 +66,69 @@ class SpecAugment(nn.Module):
             span &= (m < counts)[:, None]
             keep &= ~span.unsqueeze(2)
         return feats * keep.to(feats.dtype)
+
+
+class FreqWarp(nn.Module):
+    """Random warping of the frequency axis (vocal-tract-length-like perturbation on filterbanks).
+
+    Each utterance gets a factor ``alpha ~ U(1 - max_warp, 1 + max_warp)``;
+    output bin ``f`` takes the linearly interpolated input at ``f / alpha``
+    (clamped to the last bin), so formants and harmonics move up for
+    ``alpha > 1`` and down for ``alpha < 1``, as between speakers. Training mode only.
+    ``(B, T, D)`` -> ``(B, T, D)``.
+    """
+
+    def __init__(self, max_warp: float = 0.1) -> None:
+        super().__init__()
+        if not 0 <= max_warp < 1:
+            raise ValueError("max_warp must be in [0, 1)")
+        self.max_warp = max_warp
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.max_warp == 0:
+            return feats
+        B, T, D = feats.shape
+        alpha = 1 + (2 * torch.rand(B, 1, device=feats.device) - 1) * self.max_warp
+        pos = (torch.arange(D, device=feats.device, dtype=feats.dtype)[None] / alpha).clamp(max=D - 1)  # (B, D)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=D - 1)
+        frac = (pos - lo.to(pos.dtype)).unsqueeze(1)  # (B, 1, D)
+        lo_v = torch.gather(feats, 2, lo.unsqueeze(1).expand(B, T, D))
+        hi_v = torch.gather(feats, 2, hi.unsqueeze(1).expand(B, T, D))
+        return lo_v + frac * (hi_v - lo_v)
+
+
+class TimeStretch(nn.Module):
+    """Random tempo change of feature sequences by linear interpolation along time.
+
+    Each utterance gets a rate ``r ~ U(1 - max_stretch, 1 + max_stretch)``;
+    its new length is ``round(length / r)`` and output frame ``t`` takes the
+    input at ``t * r``. Training mode only. ``(B, T, D)``, ``(B,)`` ->
+    ``(B, T', D)``, ``(B,)`` (zero padding beyond each new length).
+    """
+
+    def __init__(self, max_stretch: float = 0.1) -> None:
+        super().__init__()
+        if not 0 <= max_stretch < 1:
+            raise ValueError("max_stretch must be in [0, 1)")
+        self.max_stretch = max_stretch
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.training or self.max_stretch == 0:
+            return feats, lengths
+        B, T, D = feats.shape
+        device = feats.device
+        rate = 1 + (2 * torch.rand(B, device=device) - 1) * self.max_stretch
+        new_lengths = (lengths.to(device).float() / rate).round().long().clamp(min=1)
+        T_new = int(new_lengths.max().item())
+        t = torch.arange(T_new, device=device, dtype=feats.dtype)[None] * rate[:, None].to(feats.dtype)  # (B, T')
+        last = (lengths.to(device) - 1).clamp(min=0)[:, None].to(feats.dtype)
+        pos = torch.minimum(t, last)
+        lo = pos.floor().long()
+        hi = torch.minimum(lo + 1, last.long())
+        frac = (pos - lo.to(pos.dtype)).unsqueeze(-1)
+        lo_v = torch.gather(feats, 1, lo.unsqueeze(-1).expand(B, T_new, D))
+        hi_v = torch.gather(feats, 1, hi.unsqueeze(-1).expand(B, T_new, D))
+        out = lo_v + frac * (hi_v - lo_v)
+        valid = torch.arange(T_new, device=device)[None] < new_lengths[:, None]
+        return out * valid.unsqueeze(-1).to(out.dtype), new_lengths

@@ -19,6 +19,10 @@ class AudioError(RuntimeError):
     """Audio that cannot be read; the message names the utterance and the source."""
 
 
+class EmptyAudioError(AudioError):
+    """A readable audio source that holds no samples (skippable, unlike a broken file)."""
+
+
 def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
     """Read one ``wav.scp`` value: a file path, or a shell command ending in ``|``.
 
@@ -51,7 +55,7 @@ def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
     except (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError) as err:
         raise AudioError(f"utterance '{key}': cannot read audio '{source}': {err}") from None
     if data.shape[0] == 0:
-        raise AudioError(f"utterance '{key}': audio '{source}' has no samples")
+        raise EmptyAudioError(f"utterance '{key}': audio '{source}' has no samples")
     samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(samples).all():
         raise AudioError(f"utterance '{key}': audio '{source}' has non-finite samples")

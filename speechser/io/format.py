@@ -12,7 +12,7 @@ from typing import Dict, List
 import soundfile
 from tqdm import tqdm
 
-from speechser.io.audio import AudioError, AudioReader
+from speechser.io.audio import AudioError, AudioReader, EmptyAudioError
 from speechser.io.datadir import PER_SPK_FILES, PER_UTT_FILES, read_entries, read_kv, write_kv, write_spk2utt, utt2spk_to_spk2utt
 
 
@@ -54,15 +54,15 @@ def format_data_dir(
     utt2dur: Dict[str, str] = {}
     for utt in tqdm(list(utt2spk), desc=f"format {src.name}", disable=None, leave=False):
         reco = segments[utt].split()[0] if segments is not None else utt
+        line = wav_lines.get(reco)
+        where = f"{src}/wav.scp:{line}" if line else f"{src}/wav.scp"
         try:
             samples, _ = reader[utt]
+        except EmptyAudioError:
+            logging.warning("skip %s: empty audio (%s)", utt, where)
+            report.skipped_empty.append(utt)
+            continue
         except AudioError as err:
-            line = wav_lines.get(reco)
-            where = f"{src}/wav.scp:{line}" if line else f"{src}/wav.scp"
-            if "has no samples" in str(err):
-                logging.warning("skip %s: empty audio (%s)", utt, where)
-                report.skipped_empty.append(utt)
-                continue
             raise AudioError(f"{where}: {err}") from None
         duration = samples.shape[0] / rate
         if duration < min_duration:

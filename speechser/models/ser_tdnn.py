@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from speechser.data.dataset import Batch, lengths_to_mask
-from speechser.data.specaug import SpecAugment
+from speechser.data.specaug import FreqWarp, SpecAugment, TimeStretch
 from speechser.losses.classification import cross_entropy
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.models.abs_model import AbsModel, Evaluator
@@ -53,6 +53,10 @@ class TDNNSERConfig:
     label_smoothing: float = 0.1
     #: Mixup of utterance pairs within a batch during training, lambda ~ Beta(a, a); 0 = off.
     mixup_alpha: float = 0.0
+    #: Random frequency-axis warping by up to this fraction (speaker-like variation); 0 = off.
+    freq_warp: float = 0.0
+    #: Random tempo change of the features by up to this fraction; 0 = off.
+    time_stretch: float = 0.0
     use_specaug: bool = True
     specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
 
@@ -95,6 +99,8 @@ class TDNNSER(AbsModel):
         # Recorded so that inference can rebuild the model from config + weights alone.
         self.register_buffer("input_dim", torch.tensor(input_dim))
         self.specaug = SpecAugment(**vars(conf.specaug)) if conf.use_specaug else None
+        self.freq_warp = FreqWarp(conf.freq_warp)
+        self.time_stretch = TimeStretch(conf.time_stretch)
         C = conf.channels
         self.frontend: Optional[CNN2dFrontend] = None
         if conf.cnn_channels:
@@ -124,6 +130,8 @@ class TDNNSER(AbsModel):
 
     def embed_utterances(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, T, D)``, ``(B,)`` -> utterance embeddings ``(B, embed_dim)``."""
+        feats = self.freq_warp(feats)
+        feats, lengths = self.time_stretch(feats, lengths)
         if self.specaug is not None:
             feats = self.specaug(feats, lengths)
         if self.frontend is not None:

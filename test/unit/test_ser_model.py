@@ -97,3 +97,36 @@ def test_mixup_loss_is_the_mixed_cross_entropy(monkeypatch):
     logits = model.logits(0.3 * feats + 0.7 * feats[perm], batch.lengths)
     expected = 0.3 * cross_entropy(logits, batch.labels) + 0.7 * cross_entropy(logits, batch.labels[perm])
     assert torch.allclose(out["loss"], expected, atol=1e-5)
+
+
+def test_freq_warp_moves_a_peak_and_keeps_identity_in_eval():
+    from speechser.data.specaug import FreqWarp
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 5, 40)
+    x[:, :, 20] = 1.0
+    warp = FreqWarp(0.2).train()
+    y = warp(x)
+    peaks = y[:, 0].argmax(-1).float()
+    assert peaks.min() < 20 < peaks.max() and (peaks - 20).abs().max() <= 20 * 0.2 / 0.8 + 1
+    assert torch.equal(warp.eval()(x), x)
+
+
+def test_time_stretch_lengths_and_content():
+    from speechser.data.specaug import TimeStretch
+
+    torch.manual_seed(0)
+    ramp = torch.arange(100, dtype=torch.float).view(1, 100, 1).repeat(8, 1, 2)
+    lengths = torch.full((8,), 100)
+    lengths[0] = 50
+    ramp[0, 50:] = 0
+    st = TimeStretch(0.2).train()
+    out, new = st(ramp, lengths)
+    assert ((new >= 41) & (new <= 125)).all()
+    for b in range(8):
+        n = int(new[b])
+        seq = out[b, :n, 0]
+        assert seq[0] == 0 and (seq[1:] >= seq[:-1]).all()  # still a ramp over the valid part
+        assert seq[-1] <= lengths[b] - 1 and (out[b, n:] == 0).all()
+    same, same_len = st.eval()(ramp, lengths)
+    assert torch.equal(same, ramp) and torch.equal(same_len, lengths)

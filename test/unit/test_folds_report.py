@@ -1,0 +1,51 @@
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from speechser.data.folds import leave_one_speaker_out, stratified_kfold
+from speechser.metrics.report import replace_section, score_decode_dir
+
+
+def test_loso_folds_partition_speakers():
+    utt2spk = {f"{s}_{i}": s for s in "abcde" for i in range(3)}
+    folds = leave_one_speaker_out(utt2spk)
+    assert [f.name for f in folds] == [f"fold{k}" for k in range(1, 6)]
+    for k, f in enumerate(folds):
+        spk = lambda us: {utt2spk[u] for u in us}  # noqa: E731
+        assert spk(f.test) == {"abcde"[k]} and spk(f.valid) == {"abcde"[(k + 1) % 5]}
+        assert len(f.train) == 9 and not set(f.train) & (set(f.test) | set(f.valid))
+    assert sorted(u for f in folds for u in f.test) == sorted(utt2spk)
+    with pytest.raises(ValueError):
+        leave_one_speaker_out({"u1": "a", "u2": "b"})
+
+
+def test_stratified_kfold_is_seeded_balanced_and_disjoint():
+    utt2label = {f"u{i:03d}": ("x" if i < 70 else "y") for i in range(100)}
+    folds = stratified_kfold(utt2label, k=10, seed=3)
+    assert folds == stratified_kfold(utt2label, k=10, seed=3)
+    assert folds != stratified_kfold(utt2label, k=10, seed=4)
+    tests = [u for f in folds for u in f.test]
+    assert sorted(tests) == sorted(utt2label)
+    for f in folds:
+        assert Counter(utt2label[u] for u in f.test) == {"x": 7, "y": 3}
+        assert not set(f.train) & set(f.test) and not set(f.train) & set(f.valid)
+        assert len(f.train) + len(f.valid) + len(f.test) == 100
+
+
+def test_score_decode_dir_and_results_section(tmp_path: Path):
+    d = tmp_path / "fold1" / "decode_test"
+    d.mkdir(parents=True)
+    (d / "ref").write_text("a ang\nb neu\nc neu\n")
+    (d / "hyp").write_text("a ang\nb ang\nc neu\n")
+    r = score_decode_dir(d, ["ang", "neu"])
+    assert r.name == "fold1" and r.n == 3 and r.scores["ua"] == pytest.approx(0.75)
+    (d / "hyp").write_text("a ang\nb joy\nc neu\n")
+    with pytest.raises(ValueError, match="unknown label 'joy'"):
+        score_decode_dir(d, ["ang", "neu"])
+    md = tmp_path / "RESULTS.md"
+    replace_section(md, "x", "first", "# R")
+    replace_section(md, "y", "other", "# R")
+    replace_section(md, "x", "second", "# R")
+    text = md.read_text()
+    assert text.startswith("# R") and "second" in text and "first" not in text and "other" in text
