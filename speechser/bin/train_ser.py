@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a, overrides = p.parse_known_args(argv)
     from speechser.train.ser import load_ser_config, train_ser
 
-    setup_logging(Path(a.exp_dir) / "train.log")
+    is_main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes train.log
+    setup_logging(Path(a.exp_dir) / "train.log" if is_main else None)
     log_command_line()
     start = time.time()
     try:
