@@ -124,6 +124,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.nbest: List[Tuple[float, int]] = []  # (metric, epoch), best first
+        self.history: List[Dict[str, float]] = []  # one row per finished epoch (train_stats.tsv)
         self.epoch = 0
         self.scheduler: Optional[torch.optim.lr_scheduler.LambdaLR] = None
 
@@ -144,6 +145,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "nbest": self.nbest,
+            "history": self.history,
             "rng": rng_state(),
         }
 
@@ -159,6 +161,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.nbest = [tuple(x) for x in state["nbest"]]  # type: ignore[misc]
+        self.history = list(state.get("history", []))
         set_rng_state(state["rng"])
         logging.info("resumed from %s at the end of epoch %d", path, self.epoch)
 
@@ -177,6 +180,20 @@ class Trainer:
         save_atomic(self._state(), self.exp_dir / "checkpoint.pt")
         for _, ep in dropped:
             (self.exp_dir / f"{ep}epoch.pt").unlink(missing_ok=True)
+
+    def _write_stats(self, path: Path) -> None:
+        """Rewrite ``train_stats.tsv`` from the history kept in ``checkpoint.pt`` (so a
+        resumed run has exactly one row per epoch)."""
+        if not self.dist.is_main or not self.history:
+            return
+        columns = list(self.history[0])
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t")
+            w.writerow(columns)
+            for row in self.history:
+                w.writerow([int(row[c]) if c == "epoch" else f"{row[c]:.5f}" for c in columns])
+        tmp.replace(path)
 
     def average_nbest(self) -> Optional[Path]:
         """Average the kept n-best epoch files; returns the written path."""
@@ -283,22 +300,17 @@ class Trainer:
                 raise KeyError(f"best_metric '{self.metric_name}' not among valid metrics {sorted(valid_stats)}")
             metric = valid_stats[self.metric_name]
             improved = not self.nbest or self._is_better(metric, self.nbest[0][0])
-            self._save_epoch(metric)
             elapsed = time.time() - t0
+            self.history.append({"epoch": self.epoch, "train_loss": train_stats["loss"],
+                                 **{f"valid_{k}": v for k, v in sorted(valid_stats.items())}, "seconds": elapsed})
+            self._save_epoch(metric)
+            self._write_stats(stats_path)
             logging.info(
                 "epoch %d: train loss %.4f | valid %s | lr %.3g | %.1fs",
                 self.epoch, train_stats["loss"],
                 " ".join(f"{k} {v:.4f}" for k, v in sorted(valid_stats.items())),
                 self.optimizer.param_groups[0]["lr"], elapsed,
             )
-            if self.dist.is_main:
-                new = not stats_path.is_file()
-                with open(stats_path, "a", newline="") as f:
-                    w = csv.writer(f, delimiter="\t")
-                    if new:
-                        w.writerow(["epoch", "train_loss", *sorted(valid_stats), "seconds"])
-                    w.writerow([self.epoch, f"{train_stats['loss']:.5f}",
-                                *(f"{valid_stats[k]:.5f}" for k in sorted(valid_stats)), f"{elapsed:.1f}"])
             bad_epochs = 0 if improved else bad_epochs + 1
             if self.conf.patience and bad_epochs >= self.conf.patience:
                 logging.info("no improvement of valid %s for %d epochs: stopping", self.metric_name, bad_epochs)
