@@ -131,3 +131,25 @@ def test_validate_reports_unknown_label_and_missing_audio(make_data_dir, tmp_pat
 @pytest.mark.parametrize("tool", ["validate_data_dir.sh", "fix_data_dir.sh", "subset_data_dir.sh", "run.pl"])
 def test_tools_are_executable(tool):
     assert os.access(UTILS / tool, os.X_OK)
+
+
+def test_each_tool_fails_clearly(make_data_dir, tmp_path: Path):
+    d = make_data_dir()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        ([UTILS / "fix_data_dir.sh", empty], "neither utt2spk nor spk2utt"),
+        ([UTILS / "subset_data_dir.sh", "--first", "0", d, tmp_path / "o1"], "first must be positive"),
+        ([UTILS / "copy_data_dir.sh", tmp_path / "missing", tmp_path / "o2"], "missing/utt2spk: no such file"),
+        ([UTILS / "combine_data.sh", tmp_path / "o3", d, d], "is in both"),
+        ([UTILS / "split_scp", d / "wav.scp", *[tmp_path / f"s{i}" for i in range(7)]],
+         "cannot split 6 group(s) into 7"),
+        ([UTILS / "filter_scp", "-f", "3", d / "utt2spk", d / "utt2spk"], "utt2spk:1: fewer than 3 field(s)"),
+        ([UTILS / "utt2spk_to_spk2utt", tmp_path / "missing"], "no such file"),
+    ]
+    for args, message in cases:
+        proc = run(args, check=False)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert message in proc.stderr, (args, proc.stderr)
+    dup = run([UTILS / "spk2utt_to_utt2spk"], input="a u1 u2\nb u2\n", check=False)
+    assert dup.returncode == 1 and "utterance 'u2' belongs to two speakers" in dup.stderr

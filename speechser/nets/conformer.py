@@ -1,0 +1,190 @@
+"""Conformer encoder: 4x convolutional subsampling and Conformer blocks with
+relative-position multi-head self-attention (Gulati et al., 2020; relative
+positions as in Transformer-XL, Dai et al., 2019).
+
+Shapes: features ``(B, T, D_in)`` and lengths ``(B,)`` -> ``(B, T', d_model)``
+and ``(B,)`` with ``T' = ((T - 1) // 2 - 1) // 2`` (two 3x3 stride-2 convolutions).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ConformerConfig:
+    d_model: int = 256
+    num_layers: int = 12
+    num_heads: int = 4
+    ffn_dim: int = 1024
+    conv_kernel: int = 31
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    subsampling_channels: int = 0  # 0 = d_model
+
+
+def lengths_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """``(B,)`` -> ``(B, T)`` bool, True on valid frames."""
+    return torch.arange(T, device=lengths.device)[None] < lengths[:, None]
+
+
+class Conv2dSubsampling4(nn.Module):
+    """Two 3x3 stride-2 convolutions with ReLU, then a linear map to ``d_model``."""
+
+    def __init__(self, input_dim: int, d_model: int, channels: int = 0) -> None:
+        super().__init__()
+        c = channels or d_model
+        self.conv = nn.Sequential(nn.Conv2d(1, c, 3, 2), nn.ReLU(), nn.Conv2d(c, c, 3, 2), nn.ReLU())
+        freq = ((input_dim - 1) // 2 - 1) // 2
+        self.out = nn.Linear(c * freq, d_model)
+
+    @staticmethod
+    def output_lengths(lengths: torch.Tensor) -> torch.Tensor:
+        return ((lengths - 1) // 2 - 1) // 2
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = self.conv(x.unsqueeze(1))  # (B, C, T', F')
+        B, C, T, F = x.shape
+        x = self.out(x.transpose(1, 2).reshape(B, T, C * F))
+        return x, self.output_lengths(lengths).clamp(min=0)
+
+
+def relative_sinusoids(T: int, d_model: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Sinusoidal embeddings of relative distances ``T-1, T-2, ..., -(T-1)``: ``(2T-1, d_model)``."""
+    rel = torch.arange(T - 1, -T, -1, device=device, dtype=torch.float32)
+    inv = torch.exp(torch.arange(0, d_model, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    ang = rel[:, None] * inv[None]
+    pe = torch.zeros(2 * T - 1, d_model, device=device)
+    pe[:, 0::2] = torch.sin(ang)
+    pe[:, 1::2] = torch.cos(ang)
+    return pe.to(dtype)
+
+
+class RelPositionSelfAttention(nn.Module):
+    """Multi-head self-attention with relative positions:
+    ``score(i, j) = (q_i + u) . k_j + (q_i + v) . W_r r_{i-j}``, scaled by ``1/sqrt(d_head)``."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError("d_model must be divisible by num_heads")
+        self.h, self.dk = num_heads, d_model // num_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.pos = nn.Linear(d_model, d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model)
+        self.pos_bias_u = nn.Parameter(torch.zeros(num_heads, self.dk))
+        self.pos_bias_v = nn.Parameter(torch.zeros(num_heads, self.dk))
+        nn.init.xavier_uniform_(self.pos_bias_u)
+        nn.init.xavier_uniform_(self.pos_bias_v)
+        self.dropout = nn.Dropout(dropout)
+
+    def scores(self, q: torch.Tensor, k: torch.Tensor, pos_emb: torch.Tensor) -> torch.Tensor:
+        """Pre-softmax scores ``(B, H, T, T)`` from ``q, k (B, T, H, dk)`` and ``pos_emb (2T-1, D)``."""
+        B, T = q.shape[:2]
+        p = self.pos(pos_emb).view(-1, self.h, self.dk)  # (2T-1, H, dk)
+        ac = torch.einsum("bihd,bjhd->bhij", q + self.pos_bias_u, k)
+        bd_full = torch.einsum("bihd,khd->bhik", q + self.pos_bias_v, p)  # (B, H, T, 2T-1)
+        i = torch.arange(T, device=q.device)
+        idx = (T - 1) - i[:, None] + i[None, :]  # the column of distance i - j
+        bd = torch.gather(bd_full, 3, idx.expand(B, self.h, T, T))
+        return (ac + bd) / math.sqrt(self.dk)
+
+    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``x (B, T, D)``, ``pos_emb (2T-1, D)``, ``mask (B, T)`` -> ``(B, T, D)``."""
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.h, self.dk).unbind(2)  # each (B, T, H, dk)
+        scores = self.scores(q, k, pos_emb)
+        key_mask = mask[:, None, None, :]
+        scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
+        attn = torch.softmax(scores, dim=-1).masked_fill(~key_mask, 0.0)
+        ctx = torch.einsum("bhij,bjhd->bihd", self.dropout(attn), v).reshape(B, T, self.h * self.dk)
+        return self.out(ctx)
+
+
+class ConvModule(nn.Module):
+    """Pointwise conv + GLU, depthwise conv (kernel ``k``), batch norm, SiLU, pointwise conv."""
+
+    def __init__(self, d_model: int, kernel: int, dropout: float) -> None:
+        super().__init__()
+        if kernel % 2 == 0:
+            raise ValueError("conv_kernel must be odd")
+        self.pw1 = nn.Conv1d(d_model, 2 * d_model, 1)
+        self.dw = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
+        self.bn = nn.BatchNorm1d(d_model)
+        self.pw2 = nn.Conv1d(d_model, d_model, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(1).to(x.dtype)
+        y = nn.functional.glu(self.pw1(x.transpose(1, 2) * m), dim=1)
+        y = nn.functional.silu(self.bn(self.dw(y * m)))
+        return self.dropout(self.pw2(y)).transpose(1, 2)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(d_model), nn.Linear(d_model, hidden), nn.SiLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, d_model), nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConformerBlock(nn.Module):
+    """Macaron block: ½ FFN, self-attention, convolution, ½ FFN, layer norm; pre-norm residuals."""
+
+    def __init__(self, conf: ConformerConfig) -> None:
+        super().__init__()
+        d = conf.d_model
+        self.ff1 = FeedForward(d, conf.ffn_dim, conf.dropout)
+        self.norm_att = nn.LayerNorm(d)
+        self.att = RelPositionSelfAttention(d, conf.num_heads, conf.attention_dropout)
+        self.norm_conv = nn.LayerNorm(d)
+        self.conv = ConvModule(d, conf.conv_kernel, conf.dropout)
+        self.ff2 = FeedForward(d, conf.ffn_dim, conf.dropout)
+        self.norm_out = nn.LayerNorm(d)
+        self.dropout = nn.Dropout(conf.dropout)
+
+    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.ff1(x)
+        x = x + self.dropout(self.att(self.norm_att(x), pos_emb, mask))
+        x = x + self.conv(self.norm_conv(x), mask)
+        x = x + 0.5 * self.ff2(x)
+        return self.norm_out(x)
+
+
+class ConformerEncoder(nn.Module):
+    """Subsampling + ``num_layers`` Conformer blocks. ``(B, T, D_in)`` -> ``(B, T', d_model)``."""
+
+    def __init__(self, input_dim: int, conf: ConformerConfig) -> None:
+        super().__init__()
+        self.conf = conf
+        self.subsampling = Conv2dSubsampling4(input_dim, conf.d_model, conf.subsampling_channels)
+        self.dropout = nn.Dropout(conf.dropout)
+        self.layers = nn.ModuleList(ConformerBlock(conf) for _ in range(conf.num_layers))
+        self.output_dim = conf.d_model
+
+    def forward(
+        self, feats: torch.Tensor, lengths: torch.Tensor, num_layers: Optional[int] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if feats.shape[1] < 7:
+            raise ValueError(f"an input of {feats.shape[1]} frames is too short for 4x subsampling (needs at least 7)")
+        x, out_lens = self.subsampling(feats, lengths)
+        if (out_lens <= 0).any():
+            bad = int(lengths[out_lens <= 0].min())
+            raise ValueError(f"an input of {bad} frames is too short for 4x subsampling (needs at least 7)")
+        T = x.shape[1]
+        mask = lengths_mask(out_lens, T)
+        x = self.dropout(x * math.sqrt(self.conf.d_model))
+        pos = relative_sinusoids(T, self.conf.d_model, x.device, x.dtype)
+        for layer in self.layers[: num_layers if num_layers is not None else len(self.layers)]:
+            x = layer(x, pos, mask)
+        return x * mask.unsqueeze(-1).to(x.dtype), out_lens
