@@ -1,0 +1,115 @@
+"""Features with token sequences (ASR), from a data directory with ``feats.scp`` and ``text``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import kaldiio
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from speechser.features.fbank import CMVN
+from speechser.io.datadir import DataDirError, read_entries, read_kv
+from speechser.text.tokenizer import Tokenizer
+
+
+class FeatsTextDataset(Dataset):
+    """Item ``i``: ``{"key", "feats": (T, D) float32, "tokens": List[int], "text": str}``.
+
+    An utterance whose transcript encodes to no tokens is an error naming
+    ``text`` and its line (an empty target cannot be trained on); so is one
+    whose tokens are more than its frames after 4x subsampling allow (CTC
+    would have no valid alignment), unless ``skip_unalignable`` — then it is
+    skipped, logged and counted in ``self.skipped``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        tokenizer: Tokenizer,
+        cmvn: Optional[CMVN] = None,
+        subsampling: int = 4,
+        skip_unalignable: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        scp = self.data_dir / "feats.scp"
+        if not scp.is_file():
+            raise DataDirError(f"{scp}: no such file (run the feature stage first)")
+        keys = [e.key for e in read_entries(scp)]
+        text_entries = {e.key: e for e in read_entries(self.data_dir / "text")}
+        frames = read_kv(self.data_dir / "utt2num_frames")
+        self.keys: List[str] = []
+        self.tokens: Dict[str, List[int]] = {}
+        self.texts: Dict[str, str] = {}
+        self.lengths: List[int] = []
+        self.skipped: List[str] = []
+        for key in keys:
+            if key not in text_entries:
+                raise DataDirError(f"{self.data_dir}/text: no transcript for utterance '{key}'")
+            e = text_entries[key]
+            ids = tokenizer.encode(e.value)
+            if not ids:
+                raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}' has an empty transcript")
+            n = int(frames[key])
+            if len(ids) > max(0, ((n - 1) // 2 - 1) // 2) and subsampling == 4:
+                if not skip_unalignable:
+                    raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}': {len(ids)} tokens "
+                                       f"for {n} frames")
+                logging.warning("skip %s: %d tokens do not fit %d frames after subsampling", key, len(ids), n)
+                self.skipped.append(key)
+                continue
+            self.keys.append(key)
+            self.tokens[key] = ids
+            self.texts[key] = e.value
+            self.lengths.append(n)
+        if self.skipped:
+            logging.warning("%s: skipped %d utterance(s) too short for their transcripts", self.data_dir,
+                            len(self.skipped))
+        self.cmvn = cmvn
+        self._reader = kaldiio.load_scp(str(scp))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> Dict[str, object]:
+        key = self.keys[i]
+        feats = np.array(self._reader[key], dtype=np.float32)  # a writable copy
+        if self.cmvn is not None:
+            feats = self.cmvn(key, feats)
+        return {"key": key, "feats": feats, "tokens": self.tokens[key], "text": self.texts[key]}
+
+
+@dataclass
+class ASRBatch:
+    """``feats (B, T, D)``, ``lengths (B,)``, ``targets (B, U)`` zero-padded, ``target_lengths (B,)``."""
+
+    keys: List[str]
+    feats: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor
+    target_lengths: torch.Tensor
+    texts: List[str]
+
+    def to(self, device: torch.device | str) -> "ASRBatch":
+        return ASRBatch(self.keys, self.feats.to(device), self.lengths.to(device), self.targets.to(device),
+                        self.target_lengths.to(device), self.texts)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def collate_asr(items: Sequence[Dict[str, object]]) -> ASRBatch:
+    feats = [torch.from_numpy(np.asarray(it["feats"])) for it in items]
+    tokens = [torch.tensor(it["tokens"], dtype=torch.long) for it in items]
+    return ASRBatch(
+        [str(it["key"]) for it in items],
+        torch.nn.utils.rnn.pad_sequence(feats, batch_first=True),
+        torch.tensor([f.shape[0] for f in feats]),
+        torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True),
+        torch.tensor([t.shape[0] for t in tokens]),
+        [str(it["text"]) for it in items],
+    )

@@ -1,0 +1,141 @@
+"""Conformer encoder with a CTC head and an RNN-T (prediction + joint) head.
+
+Registry name ``conformer_transducer``. Loss
+``L = rnnt_weight * L_RNNT + (1 - rnnt_weight) * L_CTC``; weight 0 (pure CTC)
+and 1 (pure RNN-T) skip the other branch's computation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+import torchaudio.functional as AF
+from torch import nn
+
+from speechser.data.asr_dataset import ASRBatch
+from speechser.data.specaug import SpecAugment
+from speechser.decode.ctc import ctc_greedy_search
+from speechser.models.abs_model import AbsModel, Evaluator
+from speechser.models.registry import register_model
+from speechser.nets.conformer import ConformerConfig, ConformerEncoder
+from speechser.nets.transducer import JointNetwork, LSTMPredictor
+
+
+@dataclass
+class ASRSpecAugConfig:
+    num_freq_masks: int = 2
+    freq_width: int = 27
+    num_time_masks: int = 10
+    time_width_ratio: float = 0.05
+    adaptive_num_time_masks: bool = True
+    time_mask_count_ratio: float = 0.04
+
+
+@dataclass
+class ConformerTransducerConfig:
+    encoder: ConformerConfig = field(default_factory=ConformerConfig)
+    pred_embed_dim: int = 256
+    pred_hidden: int = 640
+    pred_layers: int = 1
+    joint_dim: int = 512
+    rnnt_weight: float = 0.5
+    dropout: float = 0.1
+    use_specaug: bool = True
+    specaug: ASRSpecAugConfig = field(default_factory=ASRSpecAugConfig)
+
+
+def edit_distance(a: List[int], b: List[int]) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+        prev = cur
+    return prev[-1]
+
+
+class TokenAccuracyEvaluator(Evaluator):
+    """Valid loss and token accuracy ``1 - edit_distance / ref_tokens`` of CTC greedy hypotheses."""
+
+    def __init__(self) -> None:
+        self.loss_sum = 0.0
+        self.n_utts = 0
+        self.errors = 0
+        self.ref_tokens = 0
+
+    def update(self, output: Dict[str, Any], batch: ASRBatch) -> None:
+        self.loss_sum += float(output["loss"]) * len(batch)
+        self.n_utts += len(batch)
+        for hyp, ref, n in zip(output["hyps"], batch.targets.tolist(), batch.target_lengths.tolist()):
+            self.errors += edit_distance(hyp, ref[:n])
+            self.ref_tokens += n
+
+    def compute(self) -> Dict[str, float]:
+        return {"loss": self.loss_sum / max(self.n_utts, 1), "acc": 1.0 - self.errors / max(self.ref_tokens, 1)}
+
+
+@register_model("conformer_transducer", ConformerTransducerConfig)
+class ConformerTransducer(AbsModel):
+    def __init__(self, conf: ConformerTransducerConfig, input_dim: int, vocab_size: int) -> None:
+        super().__init__()
+        if not 0.0 <= conf.rnnt_weight <= 1.0:
+            raise ValueError("rnnt_weight must be in [0, 1]")
+        self.conf = conf
+        self.vocab_size = vocab_size
+        self.register_buffer("input_dim", torch.tensor(input_dim))
+        self.specaug = SpecAugment(**vars(conf.specaug)) if conf.use_specaug else None
+        self.encoder = ConformerEncoder(input_dim, conf.encoder)
+        d = self.encoder.output_dim
+        self.ctc = nn.Linear(d, vocab_size) if conf.rnnt_weight < 1.0 else None
+        self.predictor: Optional[LSTMPredictor] = None
+        self.joint: Optional[JointNetwork] = None
+        if conf.rnnt_weight > 0.0:
+            self.predictor = LSTMPredictor(vocab_size, conf.pred_embed_dim, conf.pred_hidden, conf.pred_layers,
+                                           conf.dropout)
+            self.joint = JointNetwork(d, conf.pred_hidden, conf.joint_dim, vocab_size)
+
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, D)`` -> encoder output ``(B, T', d_model)`` and lengths."""
+        if self.specaug is not None:
+            feats = self.specaug(feats, lengths)
+        return self.encoder(feats, lengths)
+
+    def ctc_log_probs(self, enc: torch.Tensor) -> torch.Tensor:
+        if self.ctc is None:
+            raise RuntimeError("this model has no CTC head (rnnt_weight = 1)")
+        return F.log_softmax(self.ctc(enc).float(), dim=-1)
+
+    def forward(self, batch: ASRBatch) -> Dict[str, Any]:  # type: ignore[override]
+        enc, enc_lens = self.encode(batch.feats, batch.lengths)
+        w = self.conf.rnnt_weight
+        loss = enc.new_zeros((), dtype=torch.float32)
+        out: Dict[str, Any] = {}
+        if self.ctc is not None:
+            lp = self.ctc_log_probs(enc)
+            ctc = F.ctc_loss(lp.transpose(0, 1), batch.targets, enc_lens, batch.target_lengths, blank=0,
+                             reduction="sum", zero_infinity=True) / len(batch)
+            loss = loss + (1 - w) * ctc
+            out["loss_ctc"] = ctc.detach()
+            if not self.training:
+                out["hyps"] = [h.tokens for h in ctc_greedy_search(lp, enc_lens)]
+        if self.predictor is not None and self.joint is not None:
+            pred = self.predictor(batch.targets)
+            logits = self.joint(enc, pred).float()
+            with warnings.catch_warnings():  # torchaudio 2.9 marks rnnt_loss deprecated; it is still the CPU/GPU kernel
+                warnings.simplefilter("ignore", UserWarning)
+                rnnt = AF.rnnt_loss(logits, batch.targets.int(), enc_lens.int(), batch.target_lengths.int(), blank=0,
+                                    reduction="sum") / len(batch)
+            loss = loss + w * rnnt
+            out["loss_rnnt"] = rnnt.detach()
+        out["loss"] = loss
+        if not self.training and "hyps" not in out:
+            out["hyps"] = [[] for _ in range(len(batch))]
+        return out
+
+    def make_evaluator(self) -> TokenAccuracyEvaluator:
+        return TokenAccuracyEvaluator()

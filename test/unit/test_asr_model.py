@@ -1,0 +1,68 @@
+import math
+
+import pytest
+import torch
+
+from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
+from speechser.decode.ctc import ctc_greedy_search
+from speechser.models.registry import build_model
+from speechser.text.tokenizer import GraphemeTokenizer
+
+
+def test_ctc_greedy_collapses_and_scores():
+    # vocab: 0 blank, 1 a, 2 b; path a a _ b b _ a (+ 2 padded frames)
+    path = [1, 1, 0, 2, 2, 0, 1, 2, 2]
+    probs = torch.full((1, 9, 3), 0.1)
+    peak = [0.8, 0.6, 0.8, 0.7, 0.9, 0.8, 0.5, 0.8, 0.8]
+    for t, (k, p) in enumerate(zip(path, peak)):
+        probs[0, t, k] = p
+    hyp = ctc_greedy_search(probs.log(), torch.tensor([7]))[0]
+    assert hyp.tokens == [1, 2, 1]
+    assert hyp.confidence == pytest.approx((0.8 + 0.9 + 0.5) / 3)
+    empty = torch.full((1, 4, 3), 0.1)
+    empty[0, :, 0] = 0.8
+    assert ctc_greedy_search(empty.log(), torch.tensor([4]))[0].confidence == 0.0
+
+
+def small_asr(rnnt_weight: float, vocab: int):
+    conf = {"encoder": {"d_model": 32, "num_layers": 2, "num_heads": 4, "ffn_dim": 64, "conv_kernel": 7,
+                        "dropout": 0.0, "attention_dropout": 0.0},
+            "pred_embed_dim": 16, "pred_hidden": 32, "joint_dim": 32, "rnnt_weight": rnnt_weight,
+            "use_specaug": False, "dropout": 0.0}
+    return build_model("conformer_transducer", conf, input_dim=40, vocab_size=vocab)
+
+
+@pytest.mark.parametrize("rnnt_weight", [0.0, 0.5, 1.0])
+def test_loss_finite_and_decreasing_on_a_real_batch(make_feats_dir, rnnt_weight):
+    d = make_feats_dir(n_utt=3, seconds=1.0)
+    tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(["hello 0", "hello 1", "hello 2"]))
+    ds = FeatsTextDataset(d, tok)
+    batch = collate_asr([ds[i] for i in range(len(ds))])
+    assert batch.targets.shape == (6, 7) and batch.target_lengths.tolist() == [7] * 6
+    torch.manual_seed(0)
+    model = small_asr(rnnt_weight, tok.vocab_size)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        out = model(batch)
+        assert math.isfinite(out["loss"].item())
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(out["loss"].item())
+    assert losses[-1] < 0.7 * losses[0]
+    assert ("loss_ctc" in out) == (rnnt_weight < 1) and ("loss_rnnt" in out) == (rnnt_weight > 0)
+    model.eval()
+    ev = model.make_evaluator()
+    with torch.no_grad():
+        ev.update(model(batch), batch)
+    assert 0.0 <= ev.compute()["acc"] <= 1.0 or rnnt_weight == 1.0
+
+
+def test_paper_configuration_builds_and_reports_parameters():
+    conf = {"encoder": {"d_model": 512, "num_layers": 12, "num_heads": 8, "ffn_dim": 2048},
+            "pred_hidden": 640, "pred_layers": 1, "joint_dim": 512, "pred_embed_dim": 512}
+    model = build_model("conformer_transducer", conf, input_dim=80, vocab_size=804)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"paper configuration: {n / 1e6:.1f} M parameters")
+    assert 75e6 < n < 95e6
