@@ -1,9 +1,11 @@
-"""CTC decoding: batched greedy search with per-utterance confidence."""
+"""CTC decoding: batched greedy search with per-utterance confidence, and prefix beam search."""
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import List
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -42,3 +44,50 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
         conf = float(run_max[run_id[b, :n][keep]].mean()) if tokens else 0.0
         out.append(Hypothesis(tokens, conf))
     return out
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == float("-inf"):
+        return b
+    if b == float("-inf"):
+        return a
+    m = max(a, b)
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def ctc_prefix_beam_search(
+    log_probs: torch.Tensor, length: int, beam: int = 10, blank: int = 0, token_prune: int = 0
+) -> List[Tuple[List[int], float]]:
+    """CTC prefix beam search over one utterance's ``log_probs (T, V)``.
+
+    Each prefix keeps two log scores: ending in blank and ending in a
+    non-blank; a repeated token extends a prefix only after a blank. Returns
+    up to ``beam`` ``(tokens, log_prob)`` pairs, best first. ``token_prune > 0``
+    considers only that many most likely tokens per frame.
+    """
+    NEG = float("-inf")
+    lp = log_probs[:length].double().cpu()
+    beams: Dict[Tuple[int, ...], Tuple[float, float]] = {(): (0.0, NEG)}
+    for t in range(lp.shape[0]):
+        row = lp[t]
+        cands = torch.topk(row, token_prune).indices.tolist() if 0 < token_prune < row.shape[0] else range(row.shape[0])
+        nxt: Dict[Tuple[int, ...], Tuple[float, float]] = defaultdict(lambda: (NEG, NEG))
+        for prefix, (pb, pnb) in beams.items():
+            total = _logaddexp(pb, pnb)
+            for k in cands:
+                p = float(row[k])
+                if k == blank:
+                    b, nb = nxt[prefix]
+                    nxt[prefix] = (_logaddexp(b, total + p), nb)
+                    continue
+                ext = prefix + (k,)
+                b, nb = nxt[ext]
+                if prefix and prefix[-1] == k:
+                    nxt[ext] = (b, _logaddexp(nb, pb + p))  # a repeat needs a blank in between
+                    sb, snb = nxt[prefix]
+                    nxt[prefix] = (sb, _logaddexp(snb, pnb + p))  # the repeat collapses into the prefix
+                else:
+                    nxt[ext] = (b, _logaddexp(nb, total + p))
+        alive = [(p, sc) for p, sc in nxt.items() if _logaddexp(*sc) > NEG]  # drop impossible prefixes
+        beams = dict(sorted(alive, key=lambda kv: -_logaddexp(*kv[1]))[:beam])
+    return [(list(p), _logaddexp(*s)) for p, s in sorted(beams.items(), key=lambda kv: -_logaddexp(*kv[1]))]

@@ -66,3 +66,69 @@ def test_paper_configuration_builds_and_reports_parameters():
     n = sum(p.numel() for p in model.parameters())
     print(f"paper configuration: {n / 1e6:.1f} M parameters")
     assert 75e6 < n < 95e6
+
+
+def _brute_force_label_probs(probs: torch.Tensor, blank: int = 0):
+    """Sum the probability of every frame path by its collapsed label sequence."""
+    import itertools
+
+    T, V = probs.shape
+    totals = {}
+    for path in itertools.product(range(V), repeat=T):
+        p = float(torch.prod(probs[torch.arange(T), torch.tensor(path)]))
+        labels, prev = [], None
+        for k in path:
+            if k != prev and k != blank:
+                labels.append(k)
+            prev = k
+        totals[tuple(labels)] = totals.get(tuple(labels), 0.0) + p
+    return totals
+
+
+def test_prefix_beam_search_matches_brute_force():
+    from speechser.decode.ctc import ctc_prefix_beam_search
+
+    torch.manual_seed(1)
+    probs = torch.softmax(torch.randn(5, 3) * 2, dim=-1)
+    exact = _brute_force_label_probs(probs)
+    best_label, best_p = max(exact.items(), key=lambda kv: kv[1])
+    results = ctc_prefix_beam_search(probs.log(), 5, beam=50)
+    assert tuple(results[0][0]) == best_label
+    for tokens, lp in results:
+        assert math.exp(lp) == pytest.approx(exact[tuple(tokens)], rel=1e-6)
+    # a confident model: beam search and greedy agree
+    sharp = torch.full((6, 4), 0.01)
+    for t, k in enumerate([1, 1, 0, 1, 3, 3]):
+        sharp[t, k] = 0.97
+    assert ctc_prefix_beam_search(sharp.log(), 6, beam=4)[0][0] == ctc_greedy_search(sharp.log()[None], torch.tensor([6]))[0].tokens == [1, 1, 3]
+
+
+def test_decoders_recover_the_targets_of_an_overfit_batch(make_feats_dir):
+    """Trained to near-zero loss on one batch, CTC greedy, CTC beam and RNN-T greedy all
+    return the transcripts (decoders agree on a confident model)."""
+    from speechser.decode.ctc import ctc_prefix_beam_search
+    from speechser.decode.rnnt import rnnt_greedy_search
+
+    d = make_feats_dir(n_spk=1, n_utt=3, seconds=1.0)
+    texts = ["go", "no", "yes"]
+    (d / "text").write_text("".join(f"spkA-u{i} {t}\n" for i, t in enumerate(texts)))
+    tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(texts))
+    batch = collate_asr([FeatsTextDataset(d, tok)[i] for i in range(3)])
+    torch.manual_seed(0)
+    model = small_asr(0.5, tok.vocab_size)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = model(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        enc, lens = model.encode(batch.feats, batch.lengths)
+        lp = model.ctc_log_probs(enc)
+    greedy = [h.tokens for h in ctc_greedy_search(lp, lens)]
+    beam = [ctc_prefix_beam_search(lp[b], int(lens[b]), beam=4)[0][0] for b in range(3)]
+    rnnt = rnnt_greedy_search(enc, lens, model.predictor, model.joint)
+    refs = [tok.encode(t) for t in texts]
+    assert greedy == refs and beam == refs and rnnt == refs
+    assert all(h.confidence > 0.5 for h in ctc_greedy_search(lp, lens))
