@@ -94,3 +94,11 @@ def make_feats_dir(make_data_dir):
         return d
 
     return build
+
+
+@pytest.fixture(scope="session")
+def an4() -> Path:
+    path = corpus_path("SPEECHSER_AN4", "an4")
+    if path is None:
+        pytest.skip("AN4 not found (set SPEECHSER_AN4)")
+    return path
