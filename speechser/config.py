@@ -112,8 +112,20 @@ def _coerce(value: Any, tp: Any) -> Any:
     return value
 
 
-def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "", source: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are errors."""
+def _field_default(f: "dataclasses.Field[Any]") -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "", source: str = "", base: Any = None) -> T:
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are errors.
+
+    Keys the mapping leaves out keep the values of ``base`` (an instance of
+    ``cls``) if given, else the class defaults. A nested section starts from
+    its field's default, so a model may give a shared section (say SpecAugment)
+    its own defaults and a config may override just one key of it.
+    """
     src = f" in {source}" if source else ""
     if not isinstance(data, Mapping):
         raise ConfigError(f"config section '{where or '<top>'}'{src} must be a mapping, got {data!r}")
@@ -128,7 +140,8 @@ def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "", source: st
             )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            value = from_dict(tp, value if value is not None else {}, path, source)  # type: ignore[arg-type]
+            default = getattr(base, key) if base is not None else _field_default(fields[key])
+            value = from_dict(tp, value if value is not None else {}, path, source, default)  # type: ignore[arg-type]
         else:
             value = _coerce(value, tp)
             try:
@@ -137,7 +150,7 @@ def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "", source: st
                 raise ConfigError(f"config key '{path}'{src}: {err}") from None
         kwargs[key] = value
     try:
-        obj = cls(**kwargs)
+        obj = dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config section '{where or '<top>'}'{src}: {err}") from None
     return obj

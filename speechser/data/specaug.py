@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+
+@dataclass
+class SpecAugConfig:
+    """The options of :class:`SpecAugment` (its defaults), for model configs."""
+
+    num_freq_masks: int = 2
+    freq_width: int = 27
+    num_time_masks: int = 2
+    time_width_ratio: float = 0.05
+    adaptive_num_time_masks: bool = False
+    time_mask_count_ratio: float = 0.04
 
 
 class SpecAugment(nn.Module):

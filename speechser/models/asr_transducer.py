@@ -18,22 +18,12 @@ import torchaudio.functional as AF
 from torch import nn
 
 from speechser.data.asr_dataset import ASRBatch
-from speechser.data.specaug import SpecAugment
+from speechser.data.specaug import SpecAugConfig, SpecAugment
 from speechser.decode.ctc import ctc_greedy_search
 from speechser.models.abs_model import AbsModel, Evaluator
 from speechser.models.registry import register_model
 from speechser.nets.conformer import ConformerConfig, ConformerEncoder
 from speechser.nets.transducer import JointNetwork, LSTMPredictor
-
-
-@dataclass
-class ASRSpecAugConfig:
-    num_freq_masks: int = 2
-    freq_width: int = 27
-    num_time_masks: int = 10
-    time_width_ratio: float = 0.05
-    adaptive_num_time_masks: bool = True
-    time_mask_count_ratio: float = 0.04
 
 
 @dataclass
@@ -46,7 +36,9 @@ class ConformerTransducerConfig:
     rnnt_weight: float = 0.5
     dropout: float = 0.1
     use_specaug: bool = True
-    specaug: ASRSpecAugConfig = field(default_factory=ASRSpecAugConfig)
+    specaug: SpecAugConfig = field(
+        default_factory=lambda: SpecAugConfig(num_time_masks=10, adaptive_num_time_masks=True)
+    )
 
 
 def edit_distance(a: List[int], b: List[int]) -> int:

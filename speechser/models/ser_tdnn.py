@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from speechser.data.dataset import Batch, lengths_to_mask
-from speechser.data.specaug import FreqWarp, SpecAugment, TimeStretch
+from speechser.data.specaug import FreqWarp, SpecAugConfig, SpecAugment, TimeStretch
 from speechser.losses.classification import cross_entropy
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.models.abs_model import AbsModel, Evaluator
@@ -26,16 +26,6 @@ from speechser.models.registry import register_model
 from speechser.nets.cnn2d import CNN2dFrontend
 from speechser.nets.pooling import AttentiveStatsPooling
 from speechser.nets.tdnn import ResTDNNBlock
-
-
-@dataclass
-class SpecAugConfig:
-    num_freq_masks: int = 2
-    freq_width: int = 20
-    num_time_masks: int = 2
-    time_width_ratio: float = 0.1
-    adaptive_num_time_masks: bool = False
-    time_mask_count_ratio: float = 0.04
 
 
 @dataclass
@@ -58,7 +48,7 @@ class TDNNSERConfig:
     #: Random tempo change of the features by up to this fraction; 0 = off.
     time_stretch: float = 0.0
     use_specaug: bool = True
-    specaug: SpecAugConfig = field(default_factory=SpecAugConfig)
+    specaug: SpecAugConfig = field(default_factory=lambda: SpecAugConfig(freq_width=20, time_width_ratio=0.1))
 
 
 class ClassificationEvaluator(Evaluator):

@@ -78,3 +78,13 @@ def test_parse_overrides_errors():
         parse_overrides(["--a"])
     with pytest.raises(ConfigError, match="expected an option"):
         parse_overrides(["a", "1"])
+
+
+def test_partial_nested_section_keeps_the_models_own_defaults():
+    from speechser.models.registry import model_config_dict
+
+    conf = model_config_dict("tdnn_ser", {"specaug": {"num_freq_masks": 3}})
+    assert conf["specaug"]["num_freq_masks"] == 3
+    assert conf["specaug"]["freq_width"] == 20 and conf["specaug"]["time_width_ratio"] == 0.1  # tdnn_ser's
+    asr = model_config_dict("conformer_transducer", {"specaug": {"freq_width": 10}})
+    assert asr["specaug"]["num_time_masks"] == 10 and asr["specaug"]["adaptive_num_time_masks"] is True
