@@ -39,6 +39,8 @@ CONSOLE_SCRIPTS = {
     "speechser-train-ser": "speechser.bin.train_ser:main",
     "speechser-infer-ser": "speechser.bin.infer_ser:main",
     "speechser-score-ser": "speechser.bin.score_ser:main",
+    "speechser-train-asr": "speechser.bin.train_asr:main",
+    "speechser-decode-asr": "speechser.bin.decode_asr:main",
 }
 
 setup(

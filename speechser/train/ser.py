@@ -11,13 +11,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from speechser.config import ConfigError, dump_config, from_dict, load_config, read_yaml
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels, read_cmvn
 from speechser.data.labels import read_label_list
-from speechser.data.sampler import BucketBatchSampler
+from speechser.data.loader import bucketed_loader
 from speechser.losses.classification import class_weights_from_counts
 from speechser.models.registry import build_model, model_config_dict
 from speechser.train.checkpoint import load_model_state, seed_everything
@@ -76,12 +75,8 @@ def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool)
 
 
 def _loader(ds: FeatsLabelDataset, conf: SERDataConfig, shuffle: bool, seed: int, dist: DistInfo) -> tuple:
-    sampler = BucketBatchSampler(
-        ds.lengths, conf.max_frames, conf.max_batch_size, shuffle=shuffle, seed=seed,
-        num_replicas=dist.world_size if shuffle else 1, rank=dist.rank if shuffle else 0,
-    )
-    loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate_feats_labels, num_workers=conf.num_workers)
-    return loader, sampler
+    return bucketed_loader(ds, ds.lengths, collate_feats_labels, conf.max_frames, conf.max_batch_size, shuffle,
+                           seed, dist, conf.num_workers)
 
 
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:

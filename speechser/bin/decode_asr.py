@@ -1,0 +1,36 @@
+"""speechser-decode-asr: hypotheses, CTC confidences and WER/CER of a trained ASR model on a data directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from speechser.io.datadir import DataDirError
+from speechser.log import log_command_line, setup_logging
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from speechser.train.asr import DECODERS, decode_asr
+
+    p = argparse.ArgumentParser(prog="speechser-decode-asr", description=decode_asr.__doc__)
+    p.add_argument("--exp-dir", required=True, help="reads its config.yaml")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--decoder", choices=DECODERS, default="ctc_greedy")
+    p.add_argument("--beam", type=int, default=10)
+    p.add_argument("--device", default="auto")
+    a = p.parse_args(argv)
+    setup_logging()
+    log_command_line()
+    try:
+        decode_asr(a.exp_dir, a.checkpoint, a.data_dir, a.out_dir, a.decoder, a.beam, a.device)
+    except DataDirError as err:
+        print(f"speechser-decode-asr: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""DataLoaders over length-bucketed batches (shared by the task set-ups)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, Tuple
+
+from torch.utils.data import DataLoader, Dataset
+
+from speechser.data.sampler import BucketBatchSampler
+from speechser.train.distributed import DistInfo
+
+
+def bucketed_loader(
+    ds: Dataset,
+    lengths: Sequence[int],
+    collate: Callable[[Sequence[Any]], Any],
+    max_frames: int,
+    max_batch_size: int,
+    shuffle: bool,
+    seed: int,
+    dist: DistInfo = DistInfo(),
+    num_workers: int = 0,
+) -> Tuple[DataLoader, BucketBatchSampler]:
+    """A loader whose batches hold at most ``max_frames`` padded frames; training
+    loaders (``shuffle``) are sharded over DDP ranks, evaluation loaders are not."""
+    sampler = BucketBatchSampler(
+        lengths, max_frames, max_batch_size, shuffle=shuffle, seed=seed,
+        num_replicas=dist.world_size if shuffle else 1, rank=dist.rank if shuffle else 0,
+    )
+    return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers), sampler
