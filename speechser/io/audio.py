@@ -131,3 +131,13 @@ class AudioReader:
         if self.target_rate is not None and rate != self.target_rate:
             samples, rate = resample(samples, rate, self.target_rate), self.target_rate
         return samples, rate
+
+
+def speed_perturb(samples: np.ndarray, rate: int, factor: float) -> np.ndarray:
+    """Play ``samples`` ``factor`` times faster (tempo and pitch, as sox's ``speed``):
+    ``(T,)`` -> ``(round(T / factor),)`` at the same rate, frequencies times ``factor``."""
+    if factor <= 0:
+        raise ValueError("speed factor must be positive")
+    if factor == 1.0:
+        return samples
+    return resample(samples, int(round(rate * factor)), rate)

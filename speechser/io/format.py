@@ -12,8 +12,17 @@ from typing import Dict, List
 import soundfile
 from tqdm import tqdm
 
-from speechser.io.audio import AudioError, AudioReader, EmptyAudioError
-from speechser.io.datadir import PER_SPK_FILES, PER_UTT_FILES, read_entries, read_kv, write_kv, write_spk2utt, utt2spk_to_spk2utt
+from speechser.io.audio import AudioError, AudioReader, EmptyAudioError, speed_perturb
+from speechser.io.datadir import (
+    PER_SPK_FILES,
+    PER_UTT_FILES,
+    copy_data_dir,
+    read_entries,
+    read_kv,
+    utt2spk_to_spk2utt,
+    write_kv,
+    write_spk2utt,
+)
 
 
 @dataclass
@@ -98,3 +107,29 @@ def format_data_dir(
         f.writelines(f"skipped_short {u}\n" for u in report.skipped_short)
     logging.info("format %s -> %s: %s", src, dst, report.summary())
     return report
+
+
+def speed_perturb_data_dir(src: Path | str, dst: Path | str, audio_dir: Path | str, factor: float) -> int:
+    """A speed-perturbed copy of a formatted data directory: utterances and
+    speakers get the prefix ``sp<factor>-`` (perturbed speakers are new
+    speakers, as in Kaldi), audio is written to ``audio_dir`` and ``utt2dur``
+    is updated. Returns the number of utterances."""
+    src, dst, audio_dir = Path(src), Path(dst), Path(audio_dir)
+    prefix = f"sp{factor:g}-"
+    n = copy_data_dir(src, dst, utt_prefix=prefix, spk_prefix=prefix)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    reader = AudioReader(src)
+    wav: Dict[str, str] = {}
+    durs: Dict[str, str] = {}
+    for utt in tqdm(list(read_kv(src / "utt2spk")), desc=f"speed {factor:g}", disable=None, leave=False):
+        samples, rate = reader[utt]
+        out = speed_perturb(samples, rate, factor)
+        path = (audio_dir / f"{prefix}{utt}.wav").resolve()
+        soundfile.write(str(path), out, rate, subtype="PCM_16")
+        wav[prefix + utt] = str(path)
+        durs[prefix + utt] = f"{out.shape[0] / rate:.3f}"
+    write_kv(dst / "wav.scp", wav)
+    write_kv(dst / "utt2dur", durs)
+    for stale in ("feats.scp", "utt2num_frames", "cmvn.scp"):
+        (dst / stale).unlink(missing_ok=True)
+    return n

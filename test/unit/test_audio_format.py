@@ -83,3 +83,19 @@ def test_format_missing_file_names_wav_scp_line(make_data_dir, tmp_path: Path):
     Path(read_kv(d / "wav.scp")["spkA-u2"]).unlink()
     with pytest.raises(AudioError, match=r"wav.scp:3: utterance 'spkA-u2': audio file .* does not exist"):
         format_data_dir(d, tmp_path / "out", tmp_path / "wavs")
+
+
+def test_speed_perturbation_changes_duration_and_pitch(make_data_dir, tmp_path: Path):
+    from speechser.io.audio import speed_perturb
+    from speechser.io.format import speed_perturb_data_dir
+
+    x = np.sin(2 * np.pi * 400 * np.arange(16000) / 16000).astype(np.float32)
+    y = speed_perturb(x, 16000, 1.1)
+    assert abs(len(y) - 16000 / 1.1) <= 1
+    peak = np.argmax(np.abs(np.fft.rfft(y))) * 16000 / len(y)
+    assert abs(peak - 440) < 3
+    d = make_data_dir()
+    n = speed_perturb_data_dir(d, tmp_path / "sp", tmp_path / "spwav", 0.9)
+    assert n == 6 and validate_data_dir(tmp_path / "sp") == 6
+    assert list(read_kv(tmp_path / "sp" / "utt2spk").items())[0] == ("sp0.9-spkA-u0", "sp0.9-spkA")
+    assert float(read_kv(tmp_path / "sp" / "utt2dur")["sp0.9-spkA-u0"]) == pytest.approx(1 / 0.9, abs=1e-3)
