@@ -27,4 +27,4 @@ bench: install
 
 lint: install
 	$(PY) -m compileall -q speechser test tools
-	bash -n utils/*.sh egs/TEMPLATE/ser1/*.sh egs/emodb/ser1/*.sh egs/emodb/ser1/local/*.sh
+	bash -n utils/*.sh egs/TEMPLATE/*/*.sh egs/emodb/ser1/*.sh egs/emodb/ser1/local/*.sh egs/an4/asr1/*.sh egs/an4/asr1/local/*.sh

@@ -39,8 +39,11 @@ CONSOLE_SCRIPTS = {
     "speechser-train-ser": "speechser.bin.train_ser:main",
     "speechser-infer-ser": "speechser.bin.infer_ser:main",
     "speechser-score-ser": "speechser.bin.score_ser:main",
+    "speechser-make-tokens": "speechser.bin.make_tokens:main",
+    "speechser-speed-perturb": "speechser.bin.speed_perturb:main",
     "speechser-train-asr": "speechser.bin.train_asr:main",
     "speechser-decode-asr": "speechser.bin.decode_asr:main",
+    "speechser-score-asr": "speechser.bin.score_asr:main",
 }
 
 setup(

@@ -109,3 +109,31 @@ def write_asr_scores(refs: Mapping[str, str], hyps: Mapping[str, str], out_dir: 
     (out / "result.cer.md").write_text(f"{TABLE_HEADER.replace('Wrd', 'Chr')}\n{chars.table_row(name)}\n")
     (out / "alignment.txt").write_text(alignment)
     return {"wer": words.error_rate, "cer": chars.error_rate}
+
+
+def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: str = "") -> str:
+    """A Markdown section with the WER and CER tables of decode directories
+    (each holding ``result.wer.md``, ``result.cer.md`` and ``scores.json``),
+    one row per directory named ``<decode dir>``."""
+    import datetime
+    import json
+
+    from speechser.metrics.report import environment_line
+
+    wer_rows, cer_rows = [], []
+    for d in map(Path, decode_dirs):
+        for name, rows in (("result.wer.md", wer_rows), ("result.cer.md", cer_rows)):
+            if not (d / name).is_file():
+                raise DataDirError(f"{d}/{name}: no such file (run decoding first)")
+            row = (d / name).read_text().splitlines()[-1]
+            rows.append(row.replace("| test |", f"| {d.parent.name}/{d.name} |", 1))
+        meta = json.loads((d / "scores.json").read_text())
+        if meta.get("skipped"):
+            notes += f" {d.name}: {len(meta['skipped'])} utterance(s) not decoded (too short for their transcript)."
+    lines = [f"## {title}", "", f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+             f"- environment: {environment_line()}", f"- command: `{command}`"]
+    if notes.strip():
+        lines.append(f"- {notes.strip()}")
+    lines += ["", "### WER", "", TABLE_HEADER, *wer_rows, "", "### CER", "",
+              TABLE_HEADER.replace("Wrd", "Chr"), *cer_rows, ""]
+    return "\n".join(lines)

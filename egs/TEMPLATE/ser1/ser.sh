@@ -75,15 +75,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     src=${dumpdir}/raw/all
     dst=${dumpdir}/fbank/all
     log "Stage 3: fbank features over ${nj} jobs -> ${dst}"
-    rm -rf "${dst}"
-    utils/copy_data_dir.sh "${src}" "${dst}"
-    mkdir -p "${dst}/split${nj}" "${dst}/data" "${dst}/log"
-    split_outs=$(for n in $(seq ${nj}); do echo "${dst}/split${nj}/utt2spk.${n}"; done)
-    utils/split_scp --utt2spk "${src}/utt2spk" "${src}/utt2spk" ${split_outs}
-    ${feats_cmd} JOB=1:${nj} "${dst}/log/fbank.JOB.log" \
-        speechser-compute-fbank "${src}" "${dst}/data/raw_fbank.JOB" --utt-list "${dst}/split${nj}/utt2spk.JOB"
-    for n in $(seq ${nj}); do cat "${dst}/data/raw_fbank.${n}.scp"; done | sort > "${dst}/feats.scp"
-    for n in $(seq ${nj}); do cat "${dst}/data/raw_fbank.${n}.num_frames"; done | sort > "${dst}/utt2num_frames"
+    utils/make_fbank.sh --nj "${nj}" --cmd "${feats_cmd}" "${src}" "${dst}"
     speechser-compute-cmvn --per-speaker "${dst}"
     speechser-compute-cmvn "${dst}"
     utils/validate_data_dir.sh "${dst}"

@@ -1,0 +1,46 @@
+"""The AN4 ASR recipe's stages end to end on real AN4 audio, shrunk for the test suite:
+60/20/20 utterances, a one-layer model, one epoch. Checks the plumbing and the files; the
+recipe's accuracy is for RESULTS.md."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an4_recipe_small(an4, tmp_path):
+    rdir = tmp_path / "egs/an4/asr1"
+    rdir.mkdir(parents=True)
+    src = ROOT / "egs/an4/asr1"
+    for name in ("run.sh", "path.sh", "cmd.sh", "db.sh", "conf", "local"):
+        (shutil.copytree if (src / name).is_dir() else shutil.copy)(src / name, rdir / name)
+    (rdir / "asr.sh").symlink_to(ROOT / "egs/TEMPLATE/asr1/asr.sh")
+    (rdir / "utils").symlink_to(ROOT / "utils")
+    # shrink the corpus: the real preparation, then the first N utterances of each set
+    (rdir / "local/data.sh").write_text(
+        "#!/usr/bin/env bash\nset -euo pipefail\n. ./db.sh\npython3 local/prepare_an4.py \"${AN4}\" data_full\n"
+        "for s in train_nodev:60 train_dev:20 test:20; do\n"
+        "  rm -rf data/${s%%:*}; utils/subset_data_dir.sh --first ${s##*:} data_full/${s%%:*} data/${s%%:*}\n"
+        "done\n")
+    env = dict(os.environ, SPEECHSER_AN4=str(an4), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    tiny = ("--model.conf.encoder.d_model 32 --model.conf.encoder.num_layers 1 --model.conf.encoder.num_heads 2 "
+            "--model.conf.encoder.ffn_dim 64 --model.conf.pred_hidden 32 --model.conf.pred_embed_dim 16 "
+            "--model.conf.joint_dim 32 --trainer.max_epochs 1 --trainer.keep_nbest 1 --trainer.average_nbest 1")
+    proc = subprocess.run(["./run.sh", "--asr_args", tiny, "--inference_model", "valid.acc.ave_1best.pt",
+                           "--beam_size", "2", "--nj", "2"], cwd=rdir, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", proc.stdout)
+    sp = (rdir / "dump/raw/train_nodev_sp/utt2spk").read_text().splitlines()
+    assert len(sp) == 180 and sum(ln.startswith("sp0.9-") for ln in sp) == 60
+    assert (rdir / "data/token_list/char/tokens.txt").read_text().split("\n")[:3] == ["<blank>", "<unk>", "<space>"]
+    exp = rdir / "exp/train_char"
+    assert (exp / "config.yaml").is_file() and (exp / "valid.acc.ave_1best.pt").is_file()
+    results = (rdir / "RESULTS.md").read_text()
+    for dec in ("ctc_greedy", "ctc_beam", "rnnt_greedy"):
+        for s in ("train_dev", "test"):
+            assert (exp / f"decode_{dec}_{s}/confidence").is_file()
+            assert re.search(rf"^\| train_char/decode_{dec}_{s} \| 20 \| \d+ \|", results, re.M)
