@@ -24,6 +24,7 @@ demo: install
 
 bench: install
 	$(PY) test/bench/bench_fbank.py
+	$(PY) test/bench/bench_asr.py
 
 lint: install
 	$(PY) -m compileall -q speechser test tools

@@ -181,10 +181,13 @@ class ConformerEncoder(nn.Module):
         if (out_lens <= 0).any():
             bad = int(lengths[out_lens <= 0].min())
             raise ValueError(f"an input of {bad} frames is too short for 4x subsampling (needs at least 7)")
+        return self.forward_blocks(self.dropout(x * math.sqrt(self.conf.d_model)), out_lens, num_layers), out_lens
+
+    def forward_blocks(self, x: torch.Tensor, lengths: torch.Tensor, num_layers: Optional[int] = None) -> torch.Tensor:
+        """The Conformer blocks alone on subsampled frames: ``(B, T', d_model)`` -> same shape."""
         T = x.shape[1]
-        mask = lengths_mask(out_lens, T)
-        x = self.dropout(x * math.sqrt(self.conf.d_model))
+        mask = lengths_mask(lengths, T)
         pos = relative_sinusoids(T, self.conf.d_model, x.device, x.dtype)
         for layer in self.layers[: num_layers if num_layers is not None else len(self.layers)]:
             x = layer(x, pos, mask)
-        return x * mask.unsqueeze(-1).to(x.dtype), out_lens
+        return x * mask.unsqueeze(-1).to(x.dtype)

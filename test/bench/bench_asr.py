@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""ASR speed on real AN4 batches (issue 3's benchmark).
+
+1. Training-step throughput (forward + backward + Adam) of speechser's Conformer
+   blocks against ``torchaudio.models.Conformer`` at identical dimensions, on the
+   same subsampled batches: seconds of audio per second.
+2. Decoding real-time factor of each decoder (CTC greedy, CTC prefix beam,
+   RNN-T greedy) of an (untrained) ``conformer_transducer`` on the same audio:
+   the speed does not depend on the weights' quality, except that an untrained
+   RNN-T may emit up to its per-frame cap.
+
+Writes ``test/bench/RESULTS_asr.md``. Usage: ``python test/bench/bench_asr.py [--n 48]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torchaudio
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "test"))
+
+from conftest import corpus_path  # noqa: E402
+from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search  # noqa: E402
+from speechser.decode.rnnt import rnnt_greedy_search  # noqa: E402
+from speechser.features.fbank import FbankOptions, compute_fbank  # noqa: E402
+from speechser.io.audio import read_audio_source  # noqa: E402
+from speechser.metrics.report import environment_line  # noqa: E402
+from speechser.models.registry import build_model  # noqa: E402
+from speechser.nets.conformer import ConformerConfig, ConformerEncoder  # noqa: E402
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--n", type=int, default=48, help="utterances")
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--d-model", type=int, default=144)
+    p.add_argument("--layers", type=int, default=6)
+    a = p.parse_args()
+    an4 = corpus_path("SPEECHSER_AN4", "an4")
+    if an4 is None:
+        print("bench: AN4 not found (set SPEECHSER_AN4)", file=sys.stderr)
+        return 1
+    files = sorted((an4 / "wav/an4_clstk").rglob("*.sph"))[: a.n]
+    feats = [torch.from_numpy(compute_fbank(*read_audio_source(str(f)), FbankOptions(num_mel_bins=80))) for f in files]
+    audio_sec = sum(f.shape[0] for f in feats) * 0.01
+    batches = []
+    for i in range(0, len(feats), 16):
+        chunk = feats[i : i + 16]
+        batches.append((torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True),
+                        torch.tensor([c.shape[0] for c in chunk])))
+    d, L, H, ffn, k = a.d_model, a.layers, 4, 4 * a.d_model, 15
+    torch.manual_seed(0)
+    ours = ConformerEncoder(80, ConformerConfig(d_model=d, num_layers=L, num_heads=H, ffn_dim=ffn, conv_kernel=k))
+    theirs = torchaudio.models.Conformer(input_dim=d, num_heads=H, ffn_dim=ffn, num_layers=L,
+                                         depthwise_conv_kernel_size=k, dropout=0.1)
+    sub = [(ours.subsampling(x, n)) for x, n in batches]  # the same subsampled inputs for both
+    sub = [(x.detach(), n) for x, n in sub]
+    rows = []
+    for name, run in (("speechser Conformer blocks", lambda x, n: ours.forward_blocks(x, n)),
+                      ("torchaudio.models.Conformer", lambda x, n: theirs(x, n)[0])):
+        module = ours if name.startswith("speechser") else theirs
+        opt = torch.optim.Adam(module.parameters(), lr=1e-4)
+        module.train()
+        run(*sub[0]).sum().backward()  # warm-up
+        t0, sec = time.perf_counter(), 0.0
+        for s in range(a.steps):
+            x, n = sub[s % len(sub)]
+            loss = run(x, n).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sec += float(batches[s % len(batches)][1].sum()) * 0.01
+        rows.append((name, sec / (time.perf_counter() - t0)))
+    ratio = rows[0][1] / rows[1][1]
+
+    model = build_model("conformer_transducer",
+                        {"encoder": {"d_model": d, "num_layers": L, "num_heads": H, "ffn_dim": ffn, "conv_kernel": k},
+                         "pred_hidden": 320, "joint_dim": 320}, input_dim=80, vocab_size=30).eval()
+    rtf = {}
+    with torch.no_grad():
+        for dec in ("ctc_greedy", "ctc_beam", "rnnt_greedy"):
+            t0 = time.perf_counter()
+            for x, n in batches:
+                enc, lens = model.encode(x, n)
+                if dec == "ctc_greedy":
+                    ctc_greedy_search(model.ctc_log_probs(enc), lens)
+                elif dec == "ctc_beam":
+                    lp = model.ctc_log_probs(enc)
+                    for b in range(len(n)):
+                        ctc_prefix_beam_search(lp[b], int(lens[b]), beam=10, token_prune=10)
+                else:
+                    rnnt_greedy_search(enc, lens, model.predictor, model.joint)
+            rtf[dec] = (time.perf_counter() - t0) / audio_sec
+    report = "\n".join([
+        "# ASR benchmarks", "",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- machine: {environment_line()}, {torch.get_num_threads()} torch thread(s)",
+        f"- command: `python test/bench/bench_asr.py --n {a.n} --steps {a.steps} --d-model {d} --layers {L}`",
+        f"- workload: {len(files)} AN4 utterances ({audio_sec:.0f} s), batches of 16, 80-dim fbank, "
+        f"d_model {d}, {L} layers, {H} heads, FFN {ffn}, kernel {k}", "",
+        "| training step (fwd + bwd + Adam) | s audio / s |", "| --- | --- |",
+        *[f"| {r[0]} | {r[1]:.1f} |" for r in rows],
+        f"| ratio speechser / torchaudio | {ratio:.2f} |", "",
+        "| decoder (encoder included, batch 16) | RTF |", "| --- | --- |",
+        *[f"| {k2} | {v:.4f} |" for k2, v in rtf.items()], "",
+    ])
+    print(report)
+    (ROOT / "test/bench/RESULTS_asr.md").write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
