@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Tuple
 
 from torch.utils.data import DataLoader, Dataset
 
 from speechser.data.sampler import BucketBatchSampler
 from speechser.train.distributed import DistInfo
+
+
+@dataclass
+class FeatsDataConfig:
+    """Data options every feature-based task shares; tasks subclass it with their own."""
+
+    train_dir: str = ""
+    valid_dir: str = ""
+    #: ``none``, ``global`` (statistics file ``cmvn_stats``) or ``speaker`` (each dir's ``cmvn.scp``).
+    cmvn_type: str = "global"
+    cmvn_stats: str = ""
+    #: Padded frames per batch (``batch size x longest``) and the most utterances per batch.
+    max_frames: int = 20000
+    max_batch_size: int = 64
+    num_workers: int = 0
 
 
 def bucketed_loader(

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from speechser.config import ConfigError, dump_config, from_dict, load_config, read_yaml
 from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
 from speechser.data.dataset import read_cmvn
-from speechser.data.loader import bucketed_loader
+from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
 from speechser.decode.rnnt import rnnt_greedy_search
 from speechser.metrics.asr import write_asr_scores
@@ -28,18 +28,11 @@ from speechser.train.ser import ModelSection
 
 
 @dataclass
-class ASRDataConfig:
-    train_dir: str = ""
-    valid_dir: str = ""
+class ASRDataConfig(FeatsDataConfig):
     #: ``char`` (a token list file, one token per line) or ``sentencepiece`` (a ``.model`` file).
     token_type: str = "char"
     token_list: str = ""
     bpe_model: str = ""
-    cmvn_type: str = "global"
-    cmvn_stats: str = ""
-    max_frames: int = 20000
-    max_batch_size: int = 64
-    num_workers: int = 0
 
 
 @dataclass

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from speechser.config import ConfigError, dump_config, from_dict, load_config, read_yaml
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels, read_cmvn
 from speechser.data.labels import read_label_list
-from speechser.data.loader import bucketed_loader
+from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.losses.classification import class_weights_from_counts
 from speechser.models.registry import build_model, model_config_dict
 from speechser.train.checkpoint import load_model_state, seed_everything
@@ -25,19 +25,14 @@ from speechser.train.trainer import OptimConfig, SchedulerConfig, Trainer, Train
 
 
 @dataclass
-class SERDataConfig:
-    train_dir: str = ""
-    valid_dir: str = ""
+class SERDataConfig(FeatsDataConfig):
     #: Label list, one class per line in index order.
     label_list: str = ""
     label_file: str = "utt2emo"
-    #: ``none``, ``global`` (statistics file ``cmvn_stats``) or ``speaker`` (each dir's ``cmvn.scp``).
     cmvn_type: str = "speaker"
-    cmvn_stats: str = ""
     max_frames: int = 6000
     max_batch_size: int = 32
     crop_frames: int = 0
-    num_workers: int = 0
     #: Weight classes by inverse frequency in the training set (power 0 = unweighted).
     class_weight_power: float = 0.0
 
