@@ -28,4 +28,5 @@ bench: install
 
 lint: install
 	$(PY) -m compileall -q speechser test tools
+	$(VENV)/bin/ruff check --select F,E9 --line-length 120 speechser test tools egs
 	bash -n utils/*.sh egs/TEMPLATE/*/*.sh egs/emodb/ser1/*.sh egs/emodb/ser1/local/*.sh egs/an4/asr1/*.sh egs/an4/asr1/local/*.sh

@@ -16,7 +16,7 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "matplotlib==3.11.2",
 ]
-TESTS_REQUIRE = ["pytest==9.2.0"]
+TESTS_REQUIRE = ["pytest==9.2.0", "ruff==0.17.6"]  # ruff: make lint
 
 CONSOLE_SCRIPTS = {
     # data-directory and job tools (utils/*.sh wrap these)
