@@ -6,21 +6,6 @@ import torch
 from torch import nn
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``(B, T, D)``, ``(B, T)`` bool -> ``(B, D)`` mean over valid frames."""
-    m = mask.unsqueeze(-1).to(x.dtype)
-    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
-
-
-class MeanPooling(nn.Module):
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.output_dim = dim
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return masked_mean(x, mask)
-
-
 class AttentiveStatsPooling(nn.Module):
     """Attentive statistics pooling: attention-weighted mean and standard deviation.
 

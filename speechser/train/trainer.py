@@ -29,7 +29,6 @@ from tqdm import tqdm
 from speechser.models.abs_model import AbsModel
 from speechser.train.checkpoint import (
     average_checkpoints,
-    load_model_state,
     rng_state,
     save_atomic,
     set_rng_state,
@@ -320,6 +319,3 @@ class Trainer:
         averaged = self.average_nbest()
         return {"epochs": self.epoch, "nbest": self.nbest, "averaged": str(averaged) if averaged else None}
 
-
-def load_weights(model: nn.Module, path: Path | str) -> None:
-    model.load_state_dict(load_model_state(path))
