@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 from torch.utils.data import DataLoader, Dataset
 
+from speechser.data.dataset import read_cmvn
 from speechser.data.sampler import BucketBatchSampler
+from speechser.features.fbank import CMVN
 from speechser.train.distributed import DistInfo
 
 
@@ -24,6 +27,10 @@ class FeatsDataConfig:
     max_frames: int = 20000
     max_batch_size: int = 64
     num_workers: int = 0
+
+    def cmvn_for(self, data_dir: str | Path) -> Optional[CMVN]:
+        """The CMVN these options ask for, for a data directory (see :func:`read_cmvn`)."""
+        return read_cmvn(Path(data_dir), self.cmvn_type, Path(self.cmvn_stats) if self.cmvn_stats else None)
 
 
 def bucketed_loader(

@@ -12,18 +12,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechser.config import ConfigError, dump_config, from_dict, load_config, read_yaml
+from speechser.config import ConfigError, from_dict, load_config, read_yaml
 from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
-from speechser.data.dataset import read_cmvn
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
 from speechser.decode.rnnt import rnnt_greedy_search
 from speechser.metrics.asr import write_asr_scores
 from speechser.models.registry import build_model, model_config_dict
 from speechser.text.tokenizer import GraphemeTokenizer, SentencePieceTokenizer, Tokenizer
-from speechser.train.checkpoint import load_model_state, seed_everything
-from speechser.train.distributed import DistInfo, init_distributed
-from speechser.train.trainer import OptimConfig, SchedulerConfig, Trainer, TrainerConfig, resolve_device
+from speechser.train.checkpoint import load_model_state
+from speechser.train.distributed import DistInfo
+from speechser.train.trainer import (
+    OptimConfig,
+    SchedulerConfig,
+    Trainer,
+    TrainerConfig,
+    resolve_device,
+    start_experiment,
+)
 from speechser.train.ser import ModelSection
 
 
@@ -68,18 +74,13 @@ def build_tokenizer(conf: ASRDataConfig) -> Tokenizer:
 
 
 def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer) -> FeatsTextDataset:
-    cmvn = read_cmvn(Path(data_dir), conf.cmvn_type, Path(conf.cmvn_stats) if conf.cmvn_stats else None)
-    return FeatsTextDataset(data_dir, tok, cmvn)
+    return FeatsTextDataset(data_dir, tok, conf.cmvn_for(data_dir))
 
 
 def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
     """Train an ASR model into ``exp_dir`` (resuming when it holds a checkpoint)."""
     exp_dir = Path(exp_dir)
-    dist = init_distributed()
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    if dist.is_main:
-        dump_config(conf, exp_dir / "config.yaml")
-    seed_everything(conf.seed)
+    dist = start_experiment(conf, exp_dir)
     tok = build_tokenizer(conf.data)
     train_ds = _dataset(conf.data, conf.data.train_dir, tok)
     valid_ds = _dataset(conf.data, conf.data.valid_dir, tok)

@@ -13,15 +13,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechser.config import ConfigError, dump_config, from_dict, load_config, read_yaml
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels, read_cmvn
+from speechser.config import ConfigError, from_dict, load_config, read_yaml
+from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.losses.classification import class_weights_from_counts
 from speechser.models.registry import build_model, model_config_dict
-from speechser.train.checkpoint import load_model_state, seed_everything
-from speechser.train.distributed import DistInfo, init_distributed
-from speechser.train.trainer import OptimConfig, SchedulerConfig, Trainer, TrainerConfig, resolve_device
+from speechser.train.checkpoint import load_model_state
+from speechser.train.distributed import DistInfo
+from speechser.train.trainer import (
+    OptimConfig,
+    SchedulerConfig,
+    Trainer,
+    TrainerConfig,
+    resolve_device,
+    start_experiment,
+)
 
 
 @dataclass
@@ -64,9 +71,8 @@ def load_ser_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -
 
 
 def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool) -> FeatsLabelDataset:
-    stats = Path(conf.cmvn_stats) if conf.cmvn_stats else None
-    cmvn = read_cmvn(Path(data_dir), conf.cmvn_type, stats)
-    return FeatsLabelDataset(data_dir, labels, conf.label_file, cmvn, conf.crop_frames if train else 0)
+    return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
+                             conf.crop_frames if train else 0)
 
 
 def _loader(ds: FeatsLabelDataset, conf: SERDataConfig, shuffle: bool, seed: int, dist: DistInfo) -> tuple:
@@ -77,11 +83,7 @@ def _loader(ds: FeatsLabelDataset, conf: SERDataConfig, shuffle: bool, seed: int
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
     """Train an SER model as ``conf`` says into ``exp_dir`` (resuming when it holds a checkpoint)."""
     exp_dir = Path(exp_dir)
-    dist = init_distributed()
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    if dist.is_main:
-        dump_config(conf, exp_dir / "config.yaml")
-    seed_everything(conf.seed)
+    dist = start_experiment(conf, exp_dir)
     labels = read_label_list(conf.data.label_list)
     train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True)
     valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False)

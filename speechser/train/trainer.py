@@ -319,3 +319,17 @@ class Trainer:
         averaged = self.average_nbest()
         return {"epochs": self.epoch, "nbest": self.nbest, "averaged": str(averaged) if averaged else None}
 
+
+def start_experiment(conf: Any, exp_dir: Path) -> DistInfo:
+    """What every training entry does first: join the process group (under torchrun),
+    create ``exp_dir``, write the resolved ``config.yaml`` (rank 0), seed every RNG."""
+    from speechser.config import dump_config
+    from speechser.train.checkpoint import seed_everything
+    from speechser.train.distributed import init_distributed
+
+    dist = init_distributed()
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        dump_config(conf, exp_dir / "config.yaml")
+    seed_everything(conf.seed)
+    return dist
