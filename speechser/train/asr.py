@@ -16,7 +16,7 @@ from speechser.config import ConfigError, from_dict, load_config, read_yaml
 from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
-from speechser.decode.rnnt import rnnt_greedy_search
+from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search
 from speechser.metrics.asr import write_asr_scores
 from speechser.models.registry import build_model, model_config_dict
 from speechser.text.tokenizer import GraphemeTokenizer, SentencePieceTokenizer, Tokenizer
@@ -95,7 +95,7 @@ def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
     return trainer.run(train_loader, valid_loader, len(sampler), sampler.set_epoch, stop_after_epoch)
 
 
-DECODERS = ("ctc_greedy", "ctc_beam", "rnnt_greedy")
+DECODERS = ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")
 
 
 @torch.no_grad()
@@ -138,8 +138,11 @@ def decode_asr(
             lp = model.ctc_log_probs(enc)
             token_lists = [ctc_prefix_beam_search(lp[b], int(lens[b]), beam=beam, token_prune=beam)[0][0]
                            for b in range(len(batch))]
-        else:
+        elif decoder == "rnnt_greedy":
             token_lists = rnnt_greedy_search(enc, lens, model.predictor, model.joint)
+        else:
+            token_lists = [rnnt_beam_search(enc[b], int(lens[b]), model.predictor, model.joint, beam=beam)[0][0]
+                           for b in range(len(batch))]
         for b, key in enumerate(batch.keys):
             hyps[key] = tok.decode(token_lists[b])
             confs[key] = greedy[b].confidence if greedy is not None else float("nan")

@@ -52,7 +52,7 @@ def test_train_and_decode_every_decoder(an4_small):
     assert summary["epochs"] == 2 and (exp / "valid.acc.ave_2best.pt").is_file()
     stats = (exp / "train_stats.tsv").read_text().splitlines()
     assert stats[0].split("\t")[:4] == ["epoch", "train_loss", "valid_acc", "valid_loss"] and len(stats) == 3
-    for decoder in ("ctc_greedy", "ctc_beam", "rnnt_greedy"):
+    for decoder in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam"):
         out = exp / f"decode_{decoder}"
         scores = decode_asr(exp, exp / "valid.acc.ave_2best.pt", d, out, decoder=decoder, beam=3)
         assert scores["wer"] >= 0 and scores["cer"] >= 0

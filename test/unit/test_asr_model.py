@@ -107,7 +107,7 @@ def test_decoders_recover_the_targets_of_an_overfit_batch(make_feats_dir):
     """Trained to near-zero loss on one batch, CTC greedy, CTC beam and RNN-T greedy all
     return the transcripts (decoders agree on a confident model)."""
     from speechser.decode.ctc import ctc_prefix_beam_search
-    from speechser.decode.rnnt import rnnt_greedy_search
+    from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search
 
     d = make_feats_dir(n_spk=1, n_utt=3, seconds=1.0)
     texts = ["go", "no", "yes"]
@@ -129,6 +129,23 @@ def test_decoders_recover_the_targets_of_an_overfit_batch(make_feats_dir):
     greedy = [h.tokens for h in ctc_greedy_search(lp, lens)]
     beam = [ctc_prefix_beam_search(lp[b], int(lens[b]), beam=4)[0][0] for b in range(3)]
     rnnt = rnnt_greedy_search(enc, lens, model.predictor, model.joint)
+    rnnt_beam = [rnnt_beam_search(enc[b], int(lens[b]), model.predictor, model.joint, beam=4)[0][0] for b in range(3)]
     refs = [tok.encode(t) for t in texts]
-    assert greedy == refs and beam == refs and rnnt == refs
+    assert greedy == refs and beam == refs and rnnt == refs and rnnt_beam == refs
     assert all(h.confidence > 0.5 for h in ctc_greedy_search(lp, lens))
+
+
+def test_rnnt_beam_of_one_equals_greedy_with_one_symbol_per_frame():
+    from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search
+
+    torch.manual_seed(3)
+    model = small_asr(1.0, 6).eval()
+    with torch.no_grad():
+        enc, lens = model.encode(torch.randn(2, 60, 40), torch.tensor([60, 45]))
+    greedy = rnnt_greedy_search(enc, lens, model.predictor, model.joint, max_symbols_per_frame=1)
+    for b in range(2):
+        results = rnnt_beam_search(enc[b], int(lens[b]), model.predictor, model.joint, beam=1)
+        assert results[0][0] == greedy[b]
+    wide = rnnt_beam_search(enc[0], int(lens[0]), model.predictor, model.joint, beam=4)
+    scores = [s for _, s in wide]
+    assert scores == sorted(scores, reverse=True) and len({tuple(t) for t, _ in wide}) == len(wide)

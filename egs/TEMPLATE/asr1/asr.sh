@@ -38,7 +38,7 @@ asr_config=conf/train.yaml
 asr_args=""
 tag=""
 inference_model=valid.acc.ave_10best.pt
-decoders="ctc_greedy ctc_beam rnnt_greedy"
+decoders="ctc_greedy ctc_beam rnnt_greedy rnnt_beam"
 beam_size=10
 results_md=RESULTS.md
 
