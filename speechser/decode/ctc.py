@@ -46,10 +46,14 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     return out
 
 
-def _logaddexp(a: float, b: float) -> float:
-    if a == float("-inf"):
+NEG = float("-inf")
+
+
+def log_add(a: float, b: float) -> float:
+    """``log(exp(a) + exp(b))`` for plain floats, exact at ``-inf``."""
+    if a == NEG:
         return b
-    if b == float("-inf"):
+    if b == NEG:
         return a
     m = max(a, b)
     return m + math.log(math.exp(a - m) + math.exp(b - m))
@@ -65,7 +69,6 @@ def ctc_prefix_beam_search(
     up to ``beam`` ``(tokens, log_prob)`` pairs, best first. ``token_prune > 0``
     considers only that many most likely tokens per frame.
     """
-    NEG = float("-inf")
     lp = log_probs[:length].double().cpu()
     beams: Dict[Tuple[int, ...], Tuple[float, float]] = {(): (0.0, NEG)}
     for t in range(lp.shape[0]):
@@ -73,21 +76,21 @@ def ctc_prefix_beam_search(
         cands = torch.topk(row, token_prune).indices.tolist() if 0 < token_prune < row.shape[0] else range(row.shape[0])
         nxt: Dict[Tuple[int, ...], Tuple[float, float]] = defaultdict(lambda: (NEG, NEG))
         for prefix, (pb, pnb) in beams.items():
-            total = _logaddexp(pb, pnb)
+            total = log_add(pb, pnb)
             for k in cands:
                 p = float(row[k])
                 if k == blank:
                     b, nb = nxt[prefix]
-                    nxt[prefix] = (_logaddexp(b, total + p), nb)
+                    nxt[prefix] = (log_add(b, total + p), nb)
                     continue
                 ext = prefix + (k,)
                 b, nb = nxt[ext]
                 if prefix and prefix[-1] == k:
-                    nxt[ext] = (b, _logaddexp(nb, pb + p))  # a repeat needs a blank in between
+                    nxt[ext] = (b, log_add(nb, pb + p))  # a repeat needs a blank in between
                     sb, snb = nxt[prefix]
-                    nxt[prefix] = (sb, _logaddexp(snb, pnb + p))  # the repeat collapses into the prefix
+                    nxt[prefix] = (sb, log_add(snb, pnb + p))  # the repeat collapses into the prefix
                 else:
-                    nxt[ext] = (b, _logaddexp(nb, total + p))
-        alive = [(p, sc) for p, sc in nxt.items() if _logaddexp(*sc) > NEG]  # drop impossible prefixes
-        beams = dict(sorted(alive, key=lambda kv: -_logaddexp(*kv[1]))[:beam])
-    return [(list(p), _logaddexp(*s)) for p, s in sorted(beams.items(), key=lambda kv: -_logaddexp(*kv[1]))]
+                    nxt[ext] = (b, log_add(nb, total + p))
+        alive = [(p, sc) for p, sc in nxt.items() if log_add(*sc) > NEG]  # drop impossible prefixes
+        beams = dict(sorted(alive, key=lambda kv: -log_add(*kv[1]))[:beam])
+    return [(list(p), log_add(*s)) for p, s in sorted(beams.items(), key=lambda kv: -log_add(*kv[1]))]

@@ -6,6 +6,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from speechser.decode.ctc import NEG, log_add
 from speechser.nets.transducer import JointNetwork, LSTMPredictor
 
 
@@ -85,14 +86,14 @@ def rnnt_beam_search(
         cands: Dict[Tuple[int, ...], float] = {}
         extend: List[Tuple[int, int, Tuple[int, ...]]] = []  # (hyp index, token, new tokens)
         for i, k in enumerate(keys):
-            cands[k] = float(torch.logaddexp(torch.tensor(cands.get(k, float("-inf"))), base[i] + logp[i, blank]))
+            cands[k] = log_add(cands.get(k, NEG), float(base[i] + logp[i, blank]))
             nb = logp[i].clone()
             nb[blank] = float("-inf")
             top = torch.topk(nb, min(beam, nb.shape[0] - 1))
             for lp, tok in zip(top.values.tolist(), top.indices.tolist()):
                 new = k + (tok,)
                 score = float(base[i]) + lp
-                cands[new] = float(torch.logaddexp(torch.tensor(cands.get(new, float("-inf"))), torch.tensor(score)))
+                cands[new] = log_add(cands.get(new, NEG), score)
                 extend.append((i, tok, new))
         best = sorted(cands.items(), key=lambda kv: -kv[1])[:beam]
         kept = {k for k, _ in best}

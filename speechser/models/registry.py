@@ -7,6 +7,7 @@ A new model is a new module that decorates its class with
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Tuple, Type
 
 from torch import nn
@@ -14,6 +15,14 @@ from torch import nn
 from speechser.config import ConfigError, from_dict
 
 _MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {}
+
+
+@dataclass
+class ModelSection:
+    """The ``model:`` section of a training config: a registered name and that model's own keys."""
+
+    name: str = ""
+    conf: Dict[str, Any] = field(default_factory=dict)
 
 
 def register_model(name: str, config_cls: type) -> Callable[[Type[nn.Module]], Type[nn.Module]]:

@@ -18,7 +18,7 @@ from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
 from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search
 from speechser.metrics.asr import write_asr_scores
-from speechser.models.registry import build_model, model_config_dict
+from speechser.models.registry import ModelSection, build_model, model_config_dict
 from speechser.text.tokenizer import GraphemeTokenizer, SentencePieceTokenizer, Tokenizer
 from speechser.train.checkpoint import load_model_state
 from speechser.train.distributed import DistInfo
@@ -30,7 +30,6 @@ from speechser.train.trainer import (
     resolve_device,
     start_experiment,
 )
-from speechser.train.ser import ModelSection
 
 
 @dataclass
@@ -130,12 +129,13 @@ def decode_asr(
     for batch in tqdm(loader, desc=f"decode {decoder}", disable=None, leave=False):
         batch = batch.to(dev)
         enc, lens = model.encode(batch.feats, batch.lengths)
-        greedy = ctc_greedy_search(model.ctc_log_probs(enc), lens) if model.ctc is not None else None
+        lp = model.ctc_log_probs(enc) if model.ctc is not None else None
+        greedy = ctc_greedy_search(lp, lens) if lp is not None else None
         if decoder == "ctc_greedy":
             assert greedy is not None
             token_lists: List[List[int]] = [h.tokens for h in greedy]
         elif decoder == "ctc_beam":
-            lp = model.ctc_log_probs(enc)
+            assert lp is not None
             token_lists = [ctc_prefix_beam_search(lp[b], int(lens[b]), beam=beam, token_prune=beam)[0][0]
                            for b in range(len(batch))]
         elif decoder == "rnnt_greedy":

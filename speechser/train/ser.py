@@ -18,7 +18,7 @@ from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.losses.classification import class_weights_from_counts
-from speechser.models.registry import build_model, model_config_dict
+from speechser.models.registry import ModelSection, build_model, model_config_dict
 from speechser.train.checkpoint import load_model_state
 from speechser.train.distributed import DistInfo
 from speechser.train.trainer import (
@@ -45,16 +45,10 @@ class SERDataConfig(FeatsDataConfig):
 
 
 @dataclass
-class ModelSection:
-    name: str = "tdnn_ser"
-    conf: Dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class SERTrainConfig:
     seed: int = 0
     data: SERDataConfig = field(default_factory=SERDataConfig)
-    model: ModelSection = field(default_factory=ModelSection)
+    model: ModelSection = field(default_factory=lambda: ModelSection(name="tdnn_ser"))
     optim: OptimConfig = field(default_factory=OptimConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

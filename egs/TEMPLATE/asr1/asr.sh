@@ -12,10 +12,7 @@
 #   8  scoring               WER/CER tables -> RESULTS.md
 set -euo pipefail
 
-log() {
-    local fname=${BASH_SOURCE[1]##*/}
-    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
+. utils/log.sh
 SECONDS=0
 cmdline="$0 $*"
 

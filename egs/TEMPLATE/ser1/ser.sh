@@ -11,10 +11,7 @@
 #   7  scoring               per-fold and averaged UA/WA/F1, confusion matrix, RESULTS.md
 set -euo pipefail
 
-log() {
-    local fname=${BASH_SOURCE[1]##*/}
-    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
+. utils/log.sh
 SECONDS=0
 cmdline="$0 $*"
 
