@@ -16,7 +16,8 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
     "matplotlib==3.11.2",
 ]
-TESTS_REQUIRE = ["pytest==9.2.0", "ruff==0.17.6"]  # ruff: make lint
+KNN_REQUIRE = ["faiss-cpu==1.15.1"]  # optional k-NN search backend for large datastores
+TESTS_REQUIRE = ["pytest==9.2.0", "ruff==0.17.6"] + KNN_REQUIRE  # ruff: make lint
 
 CONSOLE_SCRIPTS = {
     # data-directory and job tools (utils/*.sh wrap these)
@@ -39,6 +40,8 @@ CONSOLE_SCRIPTS = {
     "speechser-train-ser": "speechser.bin.train_ser:main",
     "speechser-infer-ser": "speechser.bin.infer_ser:main",
     "speechser-score-ser": "speechser.bin.score_ser:main",
+    "speechser-knn-ser": "speechser.bin.knn_ser:main",
+    "speechser-ensemble-ser": "speechser.bin.ensemble_ser:main",
     "speechser-make-tokens": "speechser.bin.make_tokens:main",
     "speechser-speed-perturb": "speechser.bin.speed_perturb:main",
     "speechser-train-asr": "speechser.bin.train_asr:main",
@@ -53,6 +56,6 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["speechser", "speechser.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": TESTS_REQUIRE},
+    extras_require={"test": TESTS_REQUIRE, "knn": KNN_REQUIRE},
     entry_points={"console_scripts": [f"{k}={v}" for k, v in CONSOLE_SCRIPTS.items()]},
 )

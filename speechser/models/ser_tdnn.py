@@ -139,7 +139,15 @@ class TDNNSER(AbsModel):
 
     def logits(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, T, D)``, ``(B,)`` -> ``(B, num_classes)``."""
-        return self.classifier(self.dropout(self.embed_utterances(feats, lengths)))
+        return self.classify(self.embed_utterances(feats, lengths))
+
+    def classify(self, emb: torch.Tensor) -> torch.Tensor:
+        """Utterance embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)``."""
+        return self.classifier(self.dropout(emb))
+
+    def embed_batch(self, batch: Batch) -> torch.Tensor:
+        """The utterance embeddings ``(B, embed_dim)`` of a batch (what a k-NN datastore holds)."""
+        return self.embed_utterances(batch.feats, batch.lengths)
 
     def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
         if self.training and self.conf.mixup_alpha > 0 and len(batch) > 1:

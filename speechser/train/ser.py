@@ -114,7 +114,63 @@ def _input_dim_from_state(state: Dict[str, torch.Tensor]) -> int:
     raise ValueError("the checkpoint does not record the model's input dimension")
 
 
+@dataclass
+class SEROutputs:
+    """Per-utterance outputs of an SER model, rows in ``keys`` order:
+    ``emb (N, E)`` utterance embeddings, ``post (N, C)`` posteriors, ``labels (N,)`` references."""
+
+    keys: List[str]
+    emb: torch.Tensor
+    post: torch.Tensor
+    labels: List[int]
+
+
 @torch.no_grad()
+def collect_ser_outputs(model: torch.nn.Module, conf: SERTrainConfig, labels: List[str],
+                        data_dir: Path | str) -> SEROutputs:
+    """Embeddings and posteriors of every utterance of ``data_dir`` (model in eval mode), sorted by key."""
+    ds = _dataset(conf.data, str(data_dir), labels, train=False)
+    loader, _ = _loader(ds, conf.data, False, conf.seed, DistInfo())
+    dev = next(model.parameters()).device
+    rows: Dict[str, tuple] = {}
+    for batch in tqdm(loader, desc=f"embed {Path(data_dir).name}", disable=None, leave=False):
+        batch = batch.to(dev)
+        emb = model.embed_batch(batch)
+        post = torch.softmax(model.classify(emb).float(), dim=-1)
+        for key, e, p, ref in zip(batch.keys, emb.float().cpu(), post.cpu(), batch.labels.tolist()):
+            rows[key] = (e, p, ref)
+    keys = sorted(rows)
+    return SEROutputs(keys, torch.stack([rows[k][0] for k in keys]), torch.stack([rows[k][1] for k in keys]),
+                      [rows[k][2] for k in keys])
+
+
+def write_ser_decode(out_dir: Path | str, keys: Sequence[str], post: torch.Tensor | np.ndarray,
+                     refs: Sequence[int], labels: List[str], extra: Optional[Dict[str, Any]] = None,
+                     hyps: Optional[Sequence[int]] = None) -> Dict[str, float]:
+    """Write ``posteriors.tsv`` (utt, then one column per label), ``hyp``, ``ref`` (``utt label``
+    lines) and ``scores.json`` into ``out_dir``; returns the scores. The hypotheses are the
+    posteriors' argmax unless ``hyps`` gives them."""
+    from speechser.metrics.classification import confusion_matrix, scores_from_confusion
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    post = np.asarray(post, dtype=np.float64)
+    with open(out_dir / "posteriors.tsv", "w", encoding="utf-8") as f:
+        f.write("utt\t" + "\t".join(labels) + "\n")
+        for k, row in zip(keys, post):
+            f.write(k + "\t" + "\t".join(f"{x:.6f}" for x in row) + "\n")
+    hyps = post.argmax(1).tolist() if hyps is None else list(hyps)
+    with open(out_dir / "hyp", "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {labels[h]}\n" for k, h in zip(keys, hyps))
+    with open(out_dir / "ref", "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {labels[r]}\n" for k, r in zip(keys, refs))
+    scores = scores_from_confusion(confusion_matrix(list(refs), hyps, len(labels)))
+    with open(out_dir / "scores.json", "w") as f:
+        json.dump({**scores, "n": len(keys), **(extra or {})}, f, indent=1)
+    logging.info("%s: %d utterances, UA %.2f%% WA %.2f%%", out_dir, len(keys), 100 * scores["ua"], 100 * scores["wa"])
+    return scores
+
+
 def infer_ser(
     exp_dir: Path | str,
     checkpoint: Path | str,
@@ -122,37 +178,8 @@ def infer_ser(
     out_dir: Path | str,
     device: str = "auto",
 ) -> Dict[str, float]:
-    """Write ``posteriors.tsv`` (utt, then one column per label), ``hyp`` and ``ref``
-    (``utt label`` lines) for ``data_dir`` into ``out_dir``; returns the scores."""
-    from speechser.metrics.classification import confusion_matrix, scores_from_confusion
-
+    """Write ``posteriors.tsv``, ``hyp``, ``ref`` and ``scores.json`` for ``data_dir`` into ``out_dir``
+    (see :func:`write_ser_decode`); returns the scores."""
     model, conf, labels = load_trained_ser(exp_dir, checkpoint, device)
-    ds = _dataset(conf.data, str(data_dir), labels, train=False)
-    loader, _ = _loader(ds, conf.data, False, conf.seed, DistInfo())
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dev = next(model.parameters()).device
-    rows: Dict[str, np.ndarray] = {}
-    refs: Dict[str, int] = {}
-    for batch in tqdm(loader, desc="infer", disable=None, leave=False):
-        batch = batch.to(dev)
-        post = model.posteriors(batch.feats, batch.lengths)
-        for key, p, ref in zip(batch.keys, post, batch.labels.tolist()):
-            rows[key] = p
-            refs[key] = ref
-    keys = sorted(rows)
-    with open(out_dir / "posteriors.tsv", "w", encoding="utf-8") as f:
-        f.write("utt\t" + "\t".join(labels) + "\n")
-        for k in keys:
-            f.write(k + "\t" + "\t".join(f"{x:.6f}" for x in rows[k]) + "\n")
-    hyps = {k: int(np.argmax(rows[k])) for k in keys}
-    with open(out_dir / "hyp", "w", encoding="utf-8") as f:
-        f.writelines(f"{k} {labels[hyps[k]]}\n" for k in keys)
-    with open(out_dir / "ref", "w", encoding="utf-8") as f:
-        f.writelines(f"{k} {labels[refs[k]]}\n" for k in keys)
-    cm = confusion_matrix([refs[k] for k in keys], [hyps[k] for k in keys], len(labels))
-    scores = scores_from_confusion(cm)
-    with open(out_dir / "scores.json", "w") as f:
-        json.dump({**scores, "n": len(keys), "checkpoint": str(checkpoint)}, f, indent=1)
-    logging.info("%s: %d utterances, UA %.2f%% WA %.2f%%", data_dir, len(keys), 100 * scores["ua"], 100 * scores["wa"])
-    return scores
+    out = collect_ser_outputs(model, conf, labels, data_dir)
+    return write_ser_decode(out_dir, out.keys, out.post, out.labels, labels, {"checkpoint": str(checkpoint)})

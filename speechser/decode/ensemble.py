@@ -1,0 +1,69 @@
+"""Ensembles of SER decodes: each member is a decode directory holding ``posteriors.tsv`` and ``ref``
+(as :func:`speechser.train.ser.write_ser_decode` writes them).
+
+- ``vote``: each member votes for its argmax class; the most votes win, a tie
+  goes to the tied class with the highest mean posterior. The written
+  posteriors are the vote shares.
+- ``mean``: the argmax of the mean posterior.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from speechser.io.datadir import DataDirError, read_kv
+from speechser.train.ser import write_ser_decode
+
+
+def read_posteriors(path: Path | str) -> Tuple[List[str], List[str], np.ndarray]:
+    """``posteriors.tsv`` -> (labels, keys, ``(N, C)`` posteriors); a malformed line names file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataDirError(f"{path}: no such file")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].startswith("utt\t"):
+        raise DataDirError(f"{path}:1: expected a header 'utt<TAB>label ...'")
+    labels = lines[0].split("\t")[1:]
+    keys, rows = [], []
+    for n, line in enumerate(lines[1:], 2):
+        parts = line.split("\t")
+        if len(parts) != len(labels) + 1:
+            raise DataDirError(f"{path}:{n}: expected {len(labels) + 1} columns, found {len(parts)}")
+        try:
+            rows.append([float(x) for x in parts[1:]])
+        except ValueError:
+            raise DataDirError(f"{path}:{n}: a posterior is not a number") from None
+        keys.append(parts[0])
+    return labels, keys, np.asarray(rows, dtype=np.float64).reshape(len(keys), len(labels))
+
+
+def ensemble_decodes(member_dirs: Sequence[Path | str], out_dir: Path | str, method: str = "vote") -> Dict[str, float]:
+    """Combine member decodes into ``out_dir`` (same layout); members must share labels and utterances."""
+    if method not in ("vote", "mean"):
+        raise ValueError(f"unknown ensemble method '{method}' (vote, mean)")
+    if not member_dirs:
+        raise ValueError("an ensemble needs at least one member")
+    members = [read_posteriors(Path(d) / "posteriors.tsv") for d in member_dirs]
+    labels, keys, _ = members[0]
+    for d, (lab, k, _) in zip(member_dirs, members):
+        if lab != labels:
+            raise DataDirError(f"{d}/posteriors.tsv: labels {lab} differ from {labels}")
+        if k != keys:
+            raise DataDirError(f"{d}/posteriors.tsv: its utterances differ from {member_dirs[0]}'s")
+    posts = np.stack([m[2] for m in members])  # (M, N, C)
+    mean = posts.mean(0)
+    ref_table = read_kv(Path(member_dirs[0]) / "ref")
+    refs = [labels.index(ref_table[k]) for k in keys]
+    if method == "mean":
+        return write_ser_decode(out_dir, keys, mean, refs, labels, {"ensemble": "mean", "members": list(map(str, member_dirs))})
+    C = len(labels)
+    votes = np.zeros_like(mean)
+    for m in range(posts.shape[0]):
+        votes[np.arange(len(keys)), posts[m].argmax(1)] += 1
+    top = votes == votes.max(1, keepdims=True)
+    hyps = np.where(top, mean, -np.inf).argmax(1).tolist()
+    return write_ser_decode(out_dir, keys, votes / posts.shape[0], refs, labels,
+                            {"ensemble": "vote", "members": list(map(str, member_dirs)), "num_classes": C}, hyps=hyps)

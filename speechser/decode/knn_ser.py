@@ -1,0 +1,69 @@
+"""k-NN interpolated decoding of a trained SER experiment (see :mod:`speechser.decode.knn`).
+
+The datastore is built from the training and validation sets' embeddings;
+``beta``, ``k`` and the temperature are tuned on the validation set with
+leave-one-out search (a validation utterance never retrieves itself), then
+applied unchanged to every test set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, Sequence
+
+import torch
+
+from speechser.decode.knn import KNNDatastore, interpolate, tune_knn
+from speechser.metrics.classification import confusion_matrix, scores_from_confusion
+from speechser.train.ser import collect_ser_outputs, load_trained_ser, write_ser_decode
+
+
+def _ua(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> float:
+    return scores_from_confusion(confusion_matrix(list(refs), list(hyps), num_classes))["ua"]
+
+
+def knn_decode_ser(
+    exp_dir: Path | str,
+    checkpoint: Path | str,
+    train_dir: Path | str,
+    valid_dir: Path | str,
+    test_dirs: Sequence[Path | str],
+    out_dir: Path | str,
+    backend: str = "torch",
+    device: str = "auto",
+) -> Dict[str, Any]:
+    """Writes ``out_dir/knn_params.json`` (the chosen ``beta, k, temperature`` and the valid UA with
+    and without k-NN), ``out_dir/knn_grid.tsv`` (every point of the search) and, per test set,
+    ``out_dir/<test name>/`` in :func:`write_ser_decode`'s layout."""
+    model, conf, labels = load_trained_ser(exp_dir, checkpoint, device)
+    C = len(labels)
+    tr = collect_ser_outputs(model, conf, labels, train_dir)
+    va = collect_ser_outputs(model, conf, labels, valid_dir)
+    store = KNNDatastore(torch.cat([tr.emb, va.emb]), tr.labels + va.labels, C, backend)
+    own = [len(tr.keys) + i for i in range(len(va.keys))]
+    best, grid = tune_knn(store, va.emb, va.post, va.labels, lambda r, h: _ua(r, h, C), exclude=own)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "knn_grid.tsv", "w") as f:
+        f.write("beta\tk\ttemperature\tvalid_ua\n")
+        f.writelines(f"{r.beta:.2f}\t{r.k}\t{r.temperature:g}\t{r.score:.6f}\n" for r in grid)
+    summary: Dict[str, Any] = {
+        "beta": best.beta, "k": best.k, "temperature": best.temperature, "valid_ua_knn": best.score,
+        "valid_ua_model": _ua(va.labels, va.post.argmax(1).tolist(), C), "datastore_size": len(store),
+        "backend": backend, "checkpoint": str(checkpoint), "tests": {},
+    }
+    for d in test_dirs:
+        te = collect_ser_outputs(model, conf, labels, d)
+        post = interpolate(te.post, store.distribution(te.emb, best.k, best.temperature), best.beta)
+        scores = write_ser_decode(out / Path(d).name, te.keys, post, te.labels, labels,
+                                  {"checkpoint": str(checkpoint), "knn": {"beta": best.beta, "k": best.k,
+                                                                          "temperature": best.temperature}})
+        summary["tests"][Path(d).name] = {"ua_knn": scores["ua"],
+                                          "ua_model": _ua(te.labels, te.post.argmax(1).tolist(), C)}
+    with open(out / "knn_params.json", "w") as f:
+        json.dump(summary, f, indent=1)
+    logging.info("k-NN: beta %.2f k %d T %g (valid UA %.2f%% -> %.2f%%)", best.beta, best.k, best.temperature,
+                 100 * summary["valid_ua_model"], 100 * best.score)
+    return summary
