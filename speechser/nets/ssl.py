@@ -1,0 +1,170 @@
+"""Self-supervised speech encoders from transformers: wav2vec 2.0, HuBERT, WavLM,
+data2vec-audio and the Whisper encoder.
+
+A model is named by a hub name or a local directory (what ``save_pretrained``
+writes); nothing here downloads unless the name is a hub name and the hub is
+reachable. Shapes: waveforms ``(B, S)`` at 16 kHz with ``lengths (B,)`` in
+samples -> frames ``(B, T, D)`` with ``frame_lengths (B,)`` (20 ms frames for
+all five families).
+
+The representation is one hidden state (``layer``: 0 is the input to the
+first transformer layer, ``L`` the last layer's output, ``-1`` the last) or a
+learned softmax-weighted sum of all ``L + 1`` (``weighted_sum``). With a fixed
+``layer < L`` the layers above it are dropped at load time (they cannot
+contribute), which saves their compute and memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+WHISPER_HOP = 160  # samples per mel frame at 16 kHz
+WHISPER_MAX_SAMPLES = 30 * 16000
+
+
+@dataclass
+class SSLConfig:
+    #: Hub name (e.g. ``microsoft/wavlm-base-plus``) or a local directory.
+    name_or_path: str = ""
+    #: Hidden state to use (0 = input of layer 1, -1 = last); ignored with ``weighted_sum``.
+    layer: int = -1
+    weighted_sum: bool = False
+    freeze_feature_extractor: bool = True
+    #: Freeze the first N transformer layers (and, when N > 0, the positional/input embeddings too).
+    freeze_layers: int = 0
+    #: Freeze the whole SSL model (a fixed feature extractor).
+    freeze_all: bool = False
+    #: Zero-mean unit-variance waveform normalization; ``auto`` follows the model's feature-extractor config.
+    normalize_waveform: str = "auto"
+    #: Keys set on the transformers config before loading (e.g. ``{layerdrop: 0.0, mask_time_prob: 0.0}``).
+    config_overrides: Dict[str, Any] = field(default_factory=dict)
+
+
+def _feature_extractor(name_or_path: str) -> Optional[Any]:
+    from transformers import AutoFeatureExtractor
+
+    try:
+        return AutoFeatureExtractor.from_pretrained(name_or_path)
+    except (OSError, ValueError) as err:
+        logging.info("%s: no feature-extractor config (%s); using defaults", name_or_path, str(err).splitlines()[0])
+        return None
+
+
+class SSLEncoder(nn.Module):
+    """A pretrained SSL model as a frame encoder (see the module docstring)."""
+
+    def __init__(self, conf: SSLConfig) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        if not conf.name_or_path:
+            raise ValueError("ssl.name_or_path is required (a hub name or a local directory)")
+        self.conf = conf
+        hf_conf = AutoConfig.from_pretrained(conf.name_or_path)
+        for k, v in conf.config_overrides.items():
+            if not hasattr(hf_conf, k):
+                raise ValueError(f"ssl.config_overrides: '{k}' is not a key of {type(hf_conf).__name__}")
+            setattr(hf_conf, k, v)
+        model = AutoModel.from_pretrained(conf.name_or_path, config=hf_conf)
+        self.is_whisper = hf_conf.model_type == "whisper"
+        fe = _feature_extractor(conf.name_or_path)
+        if self.is_whisper:
+            from transformers import WhisperFeatureExtractor
+
+            self.whisper_fe = fe if fe is not None else WhisperFeatureExtractor(feature_size=hf_conf.num_mel_bins)
+            model = model.get_encoder()
+            layers = model.layers
+        else:
+            layers = model.encoder.layers
+        self.num_layers = len(layers)
+        self.output_dim = int(hf_conf.d_model if self.is_whisper else hf_conf.hidden_size)
+        # Group-norm feature encoders (wav2vec2/HuBERT/WavLM base) are trained without an attention mask.
+        self.use_attention_mask = (not self.is_whisper) and getattr(hf_conf, "feat_extract_norm", "layer") == "layer"
+        if conf.normalize_waveform == "auto":
+            self.normalize = bool(getattr(fe, "do_normalize", False)) and not self.is_whisper
+        elif conf.normalize_waveform in ("true", "false"):
+            self.normalize = conf.normalize_waveform == "true"
+        else:
+            raise ValueError("ssl.normalize_waveform must be auto, true or false")
+
+        if conf.weighted_sum:
+            self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1))
+            self.layer = self.num_layers
+        else:
+            self.layer = conf.layer if conf.layer >= 0 else self.num_layers + 1 + conf.layer
+            if not 0 <= self.layer <= self.num_layers:
+                raise ValueError(f"ssl.layer {conf.layer} is outside 0..{self.num_layers}")
+            if self.layer < self.num_layers:
+                # Hidden state k is the input of layer k + 1: keep layers 1..k+1 so that no final
+                # layer norm is applied to it (some families normalize the last state only).
+                del layers[self.layer + 1 :]
+        self.model = model
+        self._freeze(conf)
+
+    def _freeze(self, conf: SSLConfig) -> None:
+        if conf.freeze_all:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            return
+        if conf.freeze_feature_extractor:
+            if self.is_whisper:
+                for m in (self.model.conv1, self.model.conv2):
+                    m.requires_grad_(False)
+            else:
+                self.model.feature_extractor.requires_grad_(False)
+        if conf.freeze_layers > 0:
+            if self.is_whisper:
+                layers, embeds = self.model.layers, [self.model.embed_positions]
+            else:
+                layers = self.model.encoder.layers
+                embeds = [m for m in (getattr(self.model, "feature_projection", None),
+                                      getattr(self.model.encoder, "pos_conv_embed", None)) if m is not None]
+            for m in embeds:
+                m.requires_grad_(False)
+            for layer in list(layers)[: conf.freeze_layers]:
+                layer.requires_grad_(False)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Samples ``(B,)`` -> encoder frames ``(B,)``."""
+        if self.is_whisper:
+            return ((lengths // WHISPER_HOP + 1) // 2).clamp(max=self.model.config.max_source_positions)
+        return self.model._get_feat_extract_output_lengths(lengths).long()
+
+    def _whisper_inputs(self, wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if int(lengths.max()) > WHISPER_MAX_SAMPLES:
+            raise ValueError("the Whisper encoder takes at most 30 s of audio per utterance")
+        arrays = [w[: int(n)].float().cpu().numpy().astype(np.float32) for w, n in zip(wavs, lengths)]
+        feats = self.whisper_fe(arrays, sampling_rate=16000, return_tensors="pt")["input_features"]
+        return feats.to(wavs.device)
+
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``wavs (B, S)``, ``lengths (B,)`` samples -> ``(B, T, D)`` frames, ``(B,)`` frame counts."""
+        mask = torch.arange(wavs.shape[1], device=wavs.device)[None, :] < lengths[:, None]
+        if self.is_whisper:
+            out = self.model(self._whisper_inputs(wavs, lengths), output_hidden_states=True)
+        else:
+            x = wavs.float()
+            if self.normalize:
+                n = lengths.clamp(min=1).to(x.dtype)[:, None]
+                mean = (x * mask).sum(1, keepdim=True) / n
+                var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / n
+                x = (x - mean) / torch.sqrt(var + 1e-7)
+            x = x * mask
+            kwargs = {"attention_mask": mask.long()} if self.use_attention_mask else {}
+            out = self.model(x, output_hidden_states=True, **kwargs)
+        hidden = out.hidden_states
+        if self.conf.weighted_sum:
+            w = torch.softmax(self.layer_weights, dim=0)
+            feats = sum(w[i] * hidden[i] for i in range(len(hidden)))
+        else:
+            feats = hidden[self.layer]
+        flen = self.frame_lengths(lengths).clamp(min=1, max=feats.shape[1])
+        if self.is_whisper:
+            feats = feats[:, : int(flen.max())]
+        return feats, flen
