@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -77,3 +78,36 @@ def average_checkpoints(paths: Sequence[Path | str]) -> Dict[str, torch.Tensor]:
         else:
             avg[k] = states[-1][k].clone()
     return avg
+
+
+def load_init_params(model: torch.nn.Module, specs: Sequence[str]) -> None:
+    """Initialize parts of ``model`` from other experiments' weights.
+
+    Each spec is ``path[:src_prefix[:dst_prefix]]``: the weights of ``path``
+    whose names start with ``src_prefix`` are loaded into the parameters named
+    ``dst_prefix + rest`` (``dst_prefix`` defaults to ``src_prefix``; an empty
+    ``src_prefix`` takes everything). Every selected weight must exist in the
+    model with the same shape, and a spec that selects nothing is an error.
+    """
+    own = model.state_dict()
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) > 3:
+            raise ValueError(f"init_param '{spec}': expected path[:src_prefix[:dst_prefix]]")
+        path = parts[0]
+        src = parts[1] if len(parts) > 1 else ""
+        dst = parts[2] if len(parts) > 2 else src
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"init_param '{spec}': {path}: no such file")
+        state = load_model_state(path)
+        picked = {dst + k[len(src):]: v for k, v in state.items() if k.startswith(src)}
+        if not picked:
+            raise ValueError(f"init_param '{spec}': no weight of {path} starts with '{src}'")
+        for k, v in picked.items():
+            if k not in own:
+                raise ValueError(f"init_param '{spec}': the model has no parameter '{k}'")
+            if own[k].shape != v.shape:
+                raise ValueError(f"init_param '{spec}': '{k}' is {tuple(v.shape)} in {path}, "
+                                 f"{tuple(own[k].shape)} in the model")
+        model.load_state_dict(picked, strict=False)
+        logging.info("init_param: %d tensors from %s (%s -> %s)", len(picked), path, src or "*", dst or "*")

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from speechser.models.abs_model import AbsModel
 from speechser.train.checkpoint import (
     average_checkpoints,
+    load_init_params,
     rng_state,
     save_atomic,
     set_rng_state,
@@ -70,6 +71,9 @@ class TrainerConfig:
     log_interval: int = 50
     device: str = "auto"
     resume: bool = True
+    #: Initialize weights before the first epoch from other experiments: ``path[:src_prefix[:dst_prefix]]``
+    #: (see :func:`speechser.train.checkpoint.load_init_params`); ignored when resuming.
+    init_param: List[str] = field(default_factory=list)
 
 
 def build_optimizer(conf: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -284,6 +288,8 @@ class Trainer:
             self.sched_conf.min_lr_ratio,
         )
         self._resume()
+        if self.epoch == 0 and self.conf.init_param:
+            load_init_params(self.model, self.conf.init_param)
         n_params = sum(p.numel() for p in self.model.parameters())
         logging.info("model: %s, %.2f M parameters, device %s", type(self.model).__name__, n_params / 1e6, self.device)
         stats_path = self.exp_dir / "train_stats.tsv"

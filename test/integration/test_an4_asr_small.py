@@ -61,3 +61,53 @@ def test_train_and_decode_every_decoder(an4_small):
         assert len(confs) == 40 and all(0.0 <= c <= 1.0 for c in confs)
         assert json.loads((out / "scores.json").read_text())["decoder"] == decoder
         assert (out / "result.wer.md").read_text().splitlines()[-1].startswith("| test | 40 |")
+
+
+def _bestrq_conf(tmp: Path, d: Path, epochs: int, **over: str):
+    args = [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tmp / "tokens.txt"),
+        "--data.cmvn_stats", str(d / "cmvn.ark"), "--data.max_frames", "4000",
+        "--model.name", "bestrq_conformer",
+        "--model.conf.encoder.d_model", "32", "--model.conf.encoder.num_layers", "2",
+        "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "64",
+        "--model.conf.codebook_size", "64", "--model.conf.mask_prob", "0.05", "--model.conf.mask_span", "10",
+        "--scheduler.warmup_steps", "5", "--optim.lr", "0.003",
+        "--trainer.max_epochs", str(epochs), "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+    ]
+    for k, v in over.items():
+        args += [f"--{k}", v]
+    return load_asr_config(None, args)
+
+
+def test_bestrq_loss_falls_on_an4_and_initializes_asr(an4_small):
+    import torch
+
+    from speechser.train.checkpoint import load_model_state
+
+    tmp = an4_small
+    d = tmp / "fmt"
+    exp = tmp / "bestrq"
+    train_asr(_bestrq_conf(tmp, d, epochs=6), exp)
+    rows = [ln.split("\t") for ln in (exp / "train_stats.tsv").read_text().splitlines()]
+    col = rows[0].index("train_loss")
+    losses = [float(r[col]) for r in rows[1:]]
+    assert losses[-1] < losses[0] - 0.2, losses
+    acc_col = rows[0].index("valid_acc")
+    assert float(rows[-1][acc_col]) > 1 / 64  # better than chance over the 64 codes
+    # ASR initialized from the pre-trained encoder (init_param), then one epoch of training
+    pre = load_model_state(exp / "valid.acc.ave_1best.pt")
+    asr_conf = load_asr_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tmp / "tokens.txt"),
+        "--data.cmvn_stats", str(d / "cmvn.ark"), "--data.max_frames", "4000",
+        "--model.conf.encoder.d_model", "32", "--model.conf.encoder.num_layers", "2",
+        "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "64",
+        "--model.conf.pred_hidden", "32", "--model.conf.pred_embed_dim", "16", "--model.conf.joint_dim", "32",
+        "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+        "--optim.lr", "0.0", "--trainer.init_param", f"[{exp / 'valid.acc.ave_1best.pt'}:encoder.]",
+    ])
+    asr_exp = tmp / "asr_from_bestrq"
+    train_asr(asr_conf, asr_exp)
+    got = load_model_state(asr_exp / "1epoch.pt")
+    # lr 0: the weights stay as loaded (batch-norm running statistics still move, so they are left out)
+    enc_keys = [k for k in pre if k.startswith("encoder.") and "running_" not in k and "num_batches" not in k]
+    assert enc_keys and all(torch.equal(got[k], pre[k]) for k in enc_keys)
