@@ -47,6 +47,7 @@ CONSOLE_SCRIPTS = {
     "speechser-train-asr": "speechser.bin.train_asr:main",
     "speechser-decode-asr": "speechser.bin.decode_asr:main",
     "speechser-score-asr": "speechser.bin.score_asr:main",
+    "speechser-filter-loop": "speechser.bin.filter_loop:main",
 }
 
 setup(

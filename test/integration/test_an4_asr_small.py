@@ -35,10 +35,8 @@ def an4_small(an4, tmp_path_factory):
     return tmp
 
 
-def test_train_and_decode_every_decoder(an4_small):
-    tmp = an4_small
-    d = tmp / "fmt"
-    conf = load_asr_config(None, [
+def tiny_asr_args(tmp: Path, d: Path) -> list:
+    return [
         "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tmp / "tokens.txt"),
         "--data.cmvn_stats", str(d / "cmvn.ark"), "--data.max_frames", "4000",
         "--model.conf.encoder.d_model", "32", "--model.conf.encoder.num_layers", "1",
@@ -46,9 +44,21 @@ def test_train_and_decode_every_decoder(an4_small):
         "--model.conf.pred_hidden", "32", "--model.conf.pred_embed_dim", "16", "--model.conf.joint_dim", "32",
         "--scheduler.warmup_steps", "5", "--optim.lr", "0.002",
         "--trainer.max_epochs", "2", "--trainer.keep_nbest", "2", "--trainer.average_nbest", "2",
-    ])
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny_asr(an4_small):
+    """A tiny Conformer CTC + RNN-T trained for two epochs on the 40 utterances; returns (exp, summary)."""
+    tmp = an4_small
     exp = tmp / "exp"
-    summary = train_asr(conf, exp)
+    summary = train_asr(load_asr_config(None, tiny_asr_args(tmp, tmp / "fmt")), exp)
+    return exp, summary
+
+
+def test_train_and_decode_every_decoder(an4_small, tiny_asr):
+    d = an4_small / "fmt"
+    exp, summary = tiny_asr
     assert summary["epochs"] == 2 and (exp / "valid.acc.ave_2best.pt").is_file()
     stats = (exp / "train_stats.tsv").read_text().splitlines()
     assert stats[0].split("\t")[:4] == ["epoch", "train_loss", "valid_acc", "valid_loss"] and len(stats) == 3
@@ -111,3 +121,34 @@ def test_bestrq_loss_falls_on_an4_and_initializes_asr(an4_small):
     # lr 0: the weights stay as loaded (batch-norm running statistics still move, so they are left out)
     enc_keys = [k for k in pre if k.startswith("encoder.") and "running_" not in k and "num_batches" not in k]
     assert enc_keys and all(torch.equal(got[k], pre[k]) for k in enc_keys)
+
+
+def test_filter_loop_rounds_and_convergence(an4_small, tiny_asr):
+    """Bounds wide enough to keep everything: round 1 keeps all and retrains (initialized from
+    round 0), round 2 sees no change and stops without retraining."""
+    from speechser.filter.loop import load_filter_loop_config, rounds_markdown, run_filter_loop
+
+    d = an4_small / "fmt"
+    exp, _ = tiny_asr
+    conf = load_filter_loop_config(None, [
+        "--bounds.conf_min", "-1", "--bounds.conf_max", "2", "--bounds.wer_min", "-1", "--bounds.wer_max", "100",
+        "--max_rounds", "3", "--checkpoint_name", "valid.acc.ave_1best.pt",
+        "--train_overrides", "[--trainer.max_epochs, '1', --trainer.keep_nbest, '1', --trainer.average_nbest, '1']",
+    ])
+    out = an4_small / "filter"
+    rows = run_filter_loop(conf, exp, exp / "valid.acc.ave_2best.pt", d, d, [], out)
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert rows[1]["kept"] == 40 and rows[1]["change"] == 0.0 and rows[2]["change"] == 0.0
+    assert (out / "round1/asr/valid.acc.ave_1best.pt").is_file() and not (out / "round2/asr").exists()
+    assert (out / "round1/data/feats.scp").read_text() == (d / "feats.scp").read_text()
+    table = rounds_markdown(out / "rounds.tsv")
+    assert table.splitlines()[0].startswith("| round | kept |") and len(table.splitlines()) == 5
+    # default bounds on the same decodes: every utterance is accounted for in the report
+    from speechser.filter.data_filter import filter_data_dir
+    from speechser.io.datadir import DataDirError
+
+    try:
+        report = filter_data_dir(d, out / "round1/decode_train", an4_small / "strict")
+        assert report.kept + report.removed == 40
+    except DataDirError as err:  # an undertrained model may leave nothing inside the default bounds
+        assert "kept no utterance" in str(err)

@@ -1,0 +1,1 @@
+"""Training-loop data filtering on ASR decodes (WER and CTC confidence)."""
