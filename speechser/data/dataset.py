@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from speechser.data.labels import read_utt2label
+from speechser.io.audio import AudioReader
 from speechser.features.fbank import CMVN
 from speechser.io.datadir import DataDirError, read_entries, read_kv
 
@@ -58,6 +59,7 @@ class FeatsLabelDataset(Dataset):
         cmvn: Optional[CMVN] = None,
         crop_frames: int = 0,
         preload: bool = True,
+        load_audio: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -72,6 +74,13 @@ class FeatsLabelDataset(Dataset):
         self.cmvn = cmvn
         self.crop_frames = crop_frames
         self._reader = kaldiio.load_scp(str(scp))
+        self.audio: Optional[AudioReader] = None
+        if load_audio:
+            if crop_frames:
+                raise ValueError("crop_frames cannot be combined with load_audio (the crop would not match the audio)")
+            if not (self.data_dir / "wav.scp").is_file():
+                raise DataDirError(f"{self.data_dir}/wav.scp: no such file (the model reads audio)")
+            self.audio = AudioReader(self.data_dir, target_rate=16000)
         self._cache: Dict[str, np.ndarray] = {}
         if preload:
             for k in self.keys:
@@ -89,7 +98,7 @@ class FeatsLabelDataset(Dataset):
             raise DataDirError(f"{path}: no entry for utterance {err}") from None
 
     def _read(self, key: str) -> np.ndarray:
-        feats = np.asarray(self._reader[key], dtype=np.float32)
+        feats = np.array(self._reader[key], dtype=np.float32)  # a writable copy
         if self.cmvn is not None:
             feats = self.cmvn(key, feats)
         return feats
@@ -103,25 +112,28 @@ class FeatsLabelDataset(Dataset):
         if self.crop_frames > 0 and feats.shape[0] > self.crop_frames:
             start = int(torch.randint(0, feats.shape[0] - self.crop_frames + 1, (1,)).item())
             feats = feats[start : start + self.crop_frames]
-        return {"key": key, "feats": feats, "label": self.utt2label[key]}
+        item: Dict[str, object] = {"key": key, "feats": feats, "label": self.utt2label[key]}
+        if self.audio is not None:
+            item["wav"] = self.audio[key][0]
+        return item
 
 
 @dataclass
 class Batch:
-    """A padded batch: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)``, ``keys``."""
+    """A padded batch: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)``, ``keys``; with audio
+    loaded also ``wavs (B, S)`` (16 kHz, zero-padded) and ``wav_lengths (B,)`` in samples."""
 
     keys: List[str]
     feats: torch.Tensor
     lengths: torch.Tensor
     labels: torch.Tensor
+    wavs: Optional[torch.Tensor] = None
+    wav_lengths: Optional[torch.Tensor] = None
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(
-            self.keys,
-            self.feats.to(device, non_blocking=True),
-            self.lengths.to(device, non_blocking=True),
-            self.labels.to(device, non_blocking=True),
-        )
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(self.keys, move(self.feats), move(self.lengths), move(self.labels), move(self.wavs),
+                     move(self.wav_lengths))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -133,7 +145,12 @@ def collate_feats_labels(items: Sequence[Dict[str, object]]) -> Batch:
     lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
     padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     labels = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)  # type: ignore[call-overload]
-    return Batch([str(it["key"]) for it in items], padded, lengths, labels)
+    wavs = wav_lengths = None
+    if "wav" in items[0]:
+        w = [torch.from_numpy(np.asarray(it["wav"], dtype=np.float32)) for it in items]
+        wav_lengths = torch.tensor([x.shape[0] for x in w], dtype=torch.long)
+        wavs = torch.nn.utils.rnn.pad_sequence(w, batch_first=True)
+    return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:

@@ -35,9 +35,13 @@ def compute_fbank(samples: np.ndarray, rate: int, opts: FbankOptions = FbankOpti
     """
     if rate != opts.sample_rate:
         raise ValueError(f"audio at {rate} Hz, fbank expects {opts.sample_rate} Hz (format the audio first)")
-    wave = torch.from_numpy(np.asarray(samples, dtype=np.float32) * 32768.0).unsqueeze(0)
+    return fbank_torch(torch.from_numpy(np.asarray(samples, dtype=np.float32)), opts).numpy().astype(np.float32)
+
+
+def fbank_torch(samples: torch.Tensor, opts: FbankOptions = FbankOptions()) -> torch.Tensor:
+    """:func:`compute_fbank` on a tensor ``(T,)`` at ``opts.sample_rate`` (any device) -> ``(frames, bins)``."""
     feats = kaldi.fbank(
-        wave,
+        (samples.float() * 32768.0).unsqueeze(0),
         num_mel_bins=opts.num_mel_bins,
         frame_length=opts.frame_length_ms,
         frame_shift=opts.frame_shift_ms,
@@ -45,7 +49,7 @@ def compute_fbank(samples: np.ndarray, rate: int, opts: FbankOptions = FbankOpti
         sample_frequency=float(opts.sample_rate),
         energy_floor=0.0,
     )
-    return feats.numpy().astype(np.float32)
+    return feats
 
 
 def accumulate_cmvn(feats: Iterable[np.ndarray]) -> np.ndarray:

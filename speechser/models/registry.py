@@ -37,7 +37,7 @@ def register_model(name: str, config_cls: type) -> Callable[[Type[nn.Module]], T
 
 def _load_all() -> None:
     # Importing the modules runs their register_model decorators.
-    from speechser.models import asr_transducer, bestrq, ser_tdnn  # noqa: F401
+    from speechser.models import asr_transducer, bestrq, ser_fusion, ser_tdnn  # noqa: F401
 
 
 def model_names() -> list[str]:

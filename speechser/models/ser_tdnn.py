@@ -20,6 +20,7 @@ from torch import nn
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.data.specaug import FreqWarp, SpecAugConfig, SpecAugment, TimeStretch
 from speechser.losses.classification import cross_entropy
+from speechser.losses.contrastive import hybrid_ce_supcon
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.models.abs_model import AbsModel, Evaluator
 from speechser.models.registry import register_model
@@ -49,6 +50,9 @@ class TDNNSERConfig:
     time_stretch: float = 0.0
     use_specaug: bool = True
     specaug: SpecAugConfig = field(default_factory=lambda: SpecAugConfig(freq_width=20, time_width_ratio=0.1))
+    #: Hybrid loss ``(1 - a) * CE + a * SupCon`` on the utterance embeddings; 0 = cross-entropy only.
+    supcon_weight: float = 0.0
+    supcon_temperature: float = 0.1
 
 
 class ClassificationEvaluator(Evaluator):
@@ -120,6 +124,10 @@ class TDNNSER(AbsModel):
 
     def embed_utterances(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, T, D)``, ``(B,)`` -> utterance embeddings ``(B, embed_dim)``."""
+        return self.pool_embed(*self.frames(feats, lengths))
+
+    def frames(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, D)``, ``(B,)`` -> TDNN frames ``(B, T', C)`` (zero beyond each length) and mask ``(B, T')``."""
         feats = self.freq_warp(feats)
         feats, lengths = self.time_stretch(feats, lengths)
         if self.specaug is not None:
@@ -134,8 +142,11 @@ class TDNNSER(AbsModel):
             x = block(x, mask)
             outs.append(x)
         x = self.merge(torch.cat(outs, dim=1)) * mask.unsqueeze(1).to(x.dtype)
-        pooled = self.pool(x.transpose(1, 2), mask)
-        return self.embed(pooled)
+        return x.transpose(1, 2), mask
+
+    def pool_embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B, T', C)`` and mask -> attentive statistics pooling -> embeddings ``(B, embed_dim)``."""
+        return self.embed(self.pool(x, mask))
 
     def logits(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, T, D)``, ``(B,)`` -> ``(B, num_classes)``."""
@@ -152,13 +163,17 @@ class TDNNSER(AbsModel):
     def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
         if self.training and self.conf.mixup_alpha > 0 and len(batch) > 1:
             return self._forward_mixup(batch)
-        logits = self.logits(batch.feats, batch.lengths)
-        loss = cross_entropy(logits, batch.labels, self.conf.label_smoothing, self.class_weights)
+        emb = self.embed_batch(batch)
+        logits = self.classify(emb)
+        c = self.conf
+        loss = hybrid_ce_supcon(logits, emb, batch.labels, c.supcon_weight, c.supcon_temperature, c.label_smoothing,
+                                self.class_weights)
         return {"loss": loss, "logits": logits.detach()}
 
     def _forward_mixup(self, batch: Batch) -> Dict[str, Any]:
         """Mix each utterance with another of the batch: features ``lam * x_i + (1 - lam) * x_j``
-        over the longer of the two lengths, loss ``lam * CE(y_i) + (1 - lam) * CE(y_j)``."""
+        over the longer of the two lengths, loss ``lam * CE(y_i) + (1 - lam) * CE(y_j)``
+        (cross-entropy only: mixed utterances have no single label for the contrastive term)."""
         a = self.conf.mixup_alpha
         lam = float(torch.distributions.Beta(a, a).sample())
         perm = torch.randperm(len(batch), device=batch.feats.device)

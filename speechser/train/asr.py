@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -80,6 +81,9 @@ def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
     """Train an ASR model into ``exp_dir`` (resuming when it holds a checkpoint)."""
     exp_dir = Path(exp_dir)
     dist = start_experiment(conf, exp_dir)
+    if conf.data.cmvn_type == "global" and conf.data.cmvn_stats and dist.is_main:
+        # The experiment carries its normalization, so that its encoder can be reused from elsewhere.
+        shutil.copyfile(conf.data.cmvn_stats, exp_dir / "cmvn.ark")
     tok = build_tokenizer(conf.data)
     train_ds = _dataset(conf.data, conf.data.train_dir, tok)
     valid_ds = _dataset(conf.data, conf.data.valid_dir, tok)

@@ -42,6 +42,8 @@ class SERDataConfig(FeatsDataConfig):
     crop_frames: int = 0
     #: Weight classes by inverse frequency in the training set (power 0 = unweighted).
     class_weight_power: float = 0.0
+    #: Also load each utterance's 16 kHz waveform (``wav.scp``) into the batch, for models that read audio.
+    load_audio: bool = False
 
 
 @dataclass
@@ -66,7 +68,7 @@ def load_ser_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -
 
 def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool) -> FeatsLabelDataset:
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
-                             conf.crop_frames if train else 0)
+                             conf.crop_frames if train else 0, load_audio=conf.load_audio)
 
 
 def _loader(ds: FeatsLabelDataset, conf: SERDataConfig, shuffle: bool, seed: int, dist: DistInfo) -> tuple:

@@ -1,0 +1,90 @@
+"""The encoder of a trained ASR experiment as a branch of another model.
+
+``ASREncoderBranch(exp_dir, checkpoint)`` rebuilds the ASR model from
+``exp_dir/config.yaml``, loads ``checkpoint`` and keeps its Conformer
+encoder. It takes 16 kHz waveforms ``(B, S)`` and computes what the ASR model
+was trained on: Kaldi fbank with the ASR model's number of bins, then the
+experiment's global CMVN (``exp_dir/cmvn.ark``, which ASR training writes; older
+experiments fall back to the ``data.cmvn_stats`` path of their config). Output:
+``(B, U, d_model)`` with lengths ``(B,)``. Frozen (the default) it stays in
+eval mode and runs without gradients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Tuple
+
+import kaldiio
+import torch
+from torch import nn
+
+from speechser.config import from_dict, read_yaml
+from speechser.features.fbank import FbankOptions, fbank_torch
+from speechser.models.registry import build_model
+from speechser.train.checkpoint import load_model_state
+
+
+def _cmvn_stats_path(exp_dir: Path, configured: str) -> Path:
+    candidates = [exp_dir / "cmvn.ark"]
+    if configured:
+        candidates += [Path(configured), exp_dir.parent.parent / configured]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(f"{exp_dir}: no CMVN statistics (looked for {', '.join(map(str, candidates))})")
+
+
+class ASREncoderBranch(nn.Module):
+    def __init__(self, exp_dir: Path | str, checkpoint: str, freeze: bool = True, num_layers: int = 0) -> None:
+        super().__init__()
+        from speechser.train.asr import ASRTrainConfig, build_tokenizer
+
+        exp_dir = Path(exp_dir)
+        conf = from_dict(ASRTrainConfig, read_yaml(exp_dir / "config.yaml"), source=str(exp_dir / "config.yaml"))
+        ckpt = Path(checkpoint) if Path(checkpoint).is_absolute() else exp_dir / checkpoint
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{ckpt}: no such ASR checkpoint")
+        state = load_model_state(ckpt)
+        input_dim = int(state["input_dim"])
+        vocab = build_tokenizer(conf.data).vocab_size if conf.model.name == "conformer_transducer" else 0
+        model = build_model(conf.model.name, conf.model.conf, input_dim=input_dim, vocab_size=vocab)
+        model.load_state_dict(state)
+        self.encoder = model.encoder
+        self.num_layers = num_layers or len(self.encoder.layers)
+        self.output_dim = self.encoder.output_dim
+        self.fbank_opts = FbankOptions(num_mel_bins=input_dim)
+        stats = kaldiio.load_mat(str(_cmvn_stats_path(exp_dir, conf.data.cmvn_stats)))
+        count = float(stats[0, -1])
+        mean = torch.tensor(stats[0, :-1] / count, dtype=torch.float)
+        var = torch.tensor(stats[1, :-1] / count, dtype=torch.float) - mean**2
+        self.register_buffer("cmvn_mean", mean)
+        self.register_buffer("cmvn_istd", 1.0 / torch.sqrt(var.clamp(min=1e-10)))
+        self.frozen = freeze
+        if freeze:
+            self.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "ASREncoderBranch":
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()
+        return self
+
+    def features(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(B, S)`` samples -> normalized fbank ``(B, T, bins)`` and frame counts ``(B,)``."""
+        mats = [fbank_torch(w[: int(n)], self.fbank_opts) for w, n in zip(wavs, lengths)]
+        flen = torch.tensor([m.shape[0] for m in mats], device=wavs.device)
+        feats = torch.nn.utils.rnn.pad_sequence(mats, batch_first=True)
+        feats = (feats - self.cmvn_mean) * self.cmvn_istd
+        mask = torch.arange(feats.shape[1], device=wavs.device)[None, :] < flen[:, None]
+        return feats * mask.unsqueeze(-1).to(feats.dtype), flen
+
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(B, S)``, ``(B,)`` -> ``(B, U, d_model)``, ``(B,)``."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            feats, flen = self.features(wavs, lengths)
+            return self.encoder(feats, flen, num_layers=self.num_layers)
+
+
+def maybe_asr_branch(exp_dir: str, checkpoint: str, freeze: bool, num_layers: int) -> Optional[ASREncoderBranch]:
+    return ASREncoderBranch(exp_dir, checkpoint, freeze, num_layers) if exp_dir else None

@@ -1,0 +1,116 @@
+"""Fusion of SER models with a trained ASR encoder (cross-attention), and the SSL SER model."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.models.asr_branch import ASREncoderBranch
+from speechser.models.registry import build_model
+from speechser.nets.fusion import CrossAttentionFusion
+from speechser.text.tokenizer import GraphemeTokenizer
+from speechser.train.asr import load_asr_config, train_asr
+from speechser.train.checkpoint import load_model_state
+from speechser.train.ser import infer_ser, load_ser_config, train_ser
+
+
+@pytest.fixture
+def asr_exp(make_feats_dir, tmp_path: Path):
+    d = make_feats_dir()
+    from speechser.features.extract import write_cmvn
+    from speechser.io.datadir import read_kv
+
+    write_cmvn(d, per_speaker=False)
+    tokens = GraphemeTokenizer.build_token_list(read_kv(d / "text").values())
+    (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    conf = load_asr_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tmp_path / "tokens.txt"),
+        "--data.cmvn_stats", str(d / "cmvn.ark"), "--data.max_frames", "2000",
+        "--model.conf.encoder.d_model", "16", "--model.conf.encoder.num_layers", "2",
+        "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "32",
+        "--model.conf.pred_hidden", "16", "--model.conf.pred_embed_dim", "8", "--model.conf.joint_dim", "16",
+        "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+    ])
+    exp = tmp_path / "asr"
+    train_asr(conf, exp)
+    assert (exp / "cmvn.ark").is_file()  # the experiment carries its normalization
+    return d, exp
+
+
+def test_asr_branch_matches_the_asr_model_on_extracted_features(asr_exp):
+    d, exp = asr_exp
+    branch = ASREncoderBranch(exp, "valid.acc.ave_1best.pt").train()
+    assert not branch.encoder.training and not any(p.requires_grad for p in branch.parameters())
+    ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
+    from speechser.data.dataset import read_cmvn
+
+    ds_asr = FeatsLabelDataset(d, ["ang", "neu"], cmvn=read_cmvn(d, "global", d / "cmvn.ark"))
+    batch = collate_feats_labels([ds[0], ds[1]])
+    ref = collate_feats_labels([ds_asr[0], ds_asr[1]])
+    feats, flen = branch.features(batch.wavs, batch.wav_lengths)
+    assert torch.equal(flen, ref.lengths)
+    assert torch.allclose(feats, ref.feats, atol=1e-3)  # on-the-fly fbank + CMVN == the extracted features
+    enc, lens = branch(batch.wavs, batch.wav_lengths)
+    want, want_lens = branch.encoder(ref.feats, ref.lengths)
+    assert torch.equal(lens, want_lens) and torch.allclose(enc, want, atol=1e-3)
+    state = load_model_state(exp / "valid.acc.ave_1best.pt")
+    own = branch.encoder.state_dict()
+    assert all(torch.equal(own[k[len("encoder."):]], v) for k, v in state.items() if k.startswith("encoder."))
+
+
+def test_cross_attention_ignores_padded_memory():
+    torch.manual_seed(0)
+    f = CrossAttentionFusion(8, 6, num_heads=2, dropout=0.0).eval()
+    x = torch.randn(1, 5, 8)
+    mem = torch.randn(1, 4, 6)
+    alone = f(x, mem, torch.ones(1, 4, dtype=torch.bool))
+    padded = torch.cat([mem, torch.randn(1, 3, 6) * 100], dim=1)
+    mask = torch.tensor([[True] * 4 + [False] * 3])
+    assert torch.allclose(f(x, padded, mask), alone, atol=1e-5)
+
+
+def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path):
+    d, exp = asr_exp
+    args = [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        "--data.max_frames", "300", "--data.load_audio", "true", "--model.name", "tdnn_asr_fusion",
+        "--model.conf.channels", "16", "--model.conf.embed_dim", "8", "--model.conf.fusion_heads", "2",
+        "--model.conf.asr_exp_dir", str(exp), "--model.conf.asr_checkpoint", "valid.acc.ave_1best.pt",
+        "--model.conf.supcon_weight", "0.5",
+        "--trainer.max_epochs", "2", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+    ]
+    ser_exp = tmp_path / "ser"
+    train_ser(load_ser_config(None, args), ser_exp)
+    asr_state = load_model_state(exp / "valid.acc.ave_1best.pt")
+    ser_state = load_model_state(ser_exp / "valid.ua.ave_1best.pt")
+    for k, v in asr_state.items():
+        if k.startswith("encoder.") and "running_" not in k and "num_batches" not in k:
+            assert torch.equal(ser_state["asr." + k], v), k  # frozen: unchanged by SER training
+    scores = infer_ser(ser_exp, ser_exp / "valid.ua.ave_1best.pt", d, tmp_path / "decode")
+    assert 0.0 <= scores["ua"] <= 1.0
+    with pytest.raises(ValueError, match="load_audio"):
+        bad = load_ser_config(None, [a for a in args if a not in ("--data.load_audio", "true")])
+        train_ser(bad, tmp_path / "bad")
+
+
+def test_ssl_ser_with_asr_fusion_forward_backward(asr_exp, tmp_path: Path):
+    import transformers as tf
+
+    d, exp = asr_exp
+    torch.manual_seed(0)
+    conf = tf.WavLMConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                          conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
+                          num_conv_pos_embedding_groups=2)
+    tf.AutoModel.from_config(conf).save_pretrained(tmp_path / "wavlm")
+    model = build_model("ssl_ser", {"ssl": {"name_or_path": str(tmp_path / "wavlm"), "weighted_sum": True},
+                                    "dim": 8, "embed_dim": 8, "fusion_heads": 2, "supcon_weight": 0.5,
+                                    "asr_exp_dir": str(exp), "asr_checkpoint": "valid.acc.ave_1best.pt"},
+                        input_dim=40, num_classes=2).train()
+    ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
+    batch = collate_feats_labels([ds[i] for i in range(4)])
+    out = model(batch)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and out["logits"].shape == (4, 2)
+    assert model.ssl.layer_weights.grad is not None and model.fusion.proj.weight.grad is not None
+    assert all(p.grad is None for p in model.asr.parameters())
