@@ -48,6 +48,7 @@ CONSOLE_SCRIPTS = {
     "speechser-decode-asr": "speechser.bin.decode_asr:main",
     "speechser-score-asr": "speechser.bin.score_asr:main",
     "speechser-filter-loop": "speechser.bin.filter_loop:main",
+    "speechser-score-challenge": "speechser.bin.score_challenge:main",
 }
 
 setup(

@@ -45,9 +45,11 @@ def bucketed_loader(
     num_workers: int = 0,
 ) -> Tuple[DataLoader, BucketBatchSampler]:
     """A loader whose batches hold at most ``max_frames`` padded frames; training
-    loaders (``shuffle``) are sharded over DDP ranks, evaluation loaders are not."""
+    loaders (``shuffle``) are sharded over DDP ranks and have no single-item batch
+    (merged into a neighbour), evaluation loaders are neither."""
     sampler = BucketBatchSampler(
         lengths, max_frames, max_batch_size, shuffle=shuffle, seed=seed,
         num_replicas=dist.world_size if shuffle else 1, rank=dist.rank if shuffle else 0,
+        min_batch_size=2 if shuffle else 1,
     )
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers), sampler

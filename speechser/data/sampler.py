@@ -17,7 +17,10 @@ class BucketBatchSampler(Sampler[List[int]]):
     by a generator seeded with ``seed + epoch`` (call :meth:`set_epoch`), so
     the order is reproducible and resumable. With ``num_replicas > 1`` each
     rank takes every ``num_replicas``-th batch (the batch list is padded by
-    repetition so that every rank has the same number of batches).
+    repetition so that every rank has the same number of batches). A batch
+    with fewer than ``min_batch_size`` items (e.g. one very long utterance) is
+    merged into its neighbour in length order, over the frame budget: training
+    uses 2, since batch normalization cannot train on a single item.
     """
 
     def __init__(
@@ -29,6 +32,7 @@ class BucketBatchSampler(Sampler[List[int]]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        min_batch_size: int = 1,
     ) -> None:
         if max_frames <= 0 or max_batch_size <= 0:
             raise ValueError("max_frames and max_batch_size must be positive")
@@ -49,6 +53,8 @@ class BucketBatchSampler(Sampler[List[int]]):
             batch.append(idx)
         if batch:
             self.batches.append(batch)
+        if min_batch_size > 1:
+            self.batches = _merge_small(self.batches, min_batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -70,3 +76,14 @@ class BucketBatchSampler(Sampler[List[int]]):
     def __len__(self) -> int:
         n = len(self.batches)
         return -(-n // self.num_replicas)
+
+
+def _merge_small(batches: List[List[int]], min_size: int) -> List[List[int]]:
+    """Merge each batch smaller than ``min_size`` into the previous one (the first into the next)."""
+    out: List[List[int]] = []
+    for b in batches:
+        if out and (len(b) < min_size or len(out[-1]) < min_size):
+            out[-1] = out[-1] + b
+        else:
+            out.append(list(b))
+    return out

@@ -17,6 +17,7 @@ Layout under ``out_dir``::
     round<r>/asr/decode_<dec>_<set>/ valid and test decodes
     rounds.tsv                       round, kept, removed (per category), change, valid/test WER
     loop.json                        the resolved loop options
+    final_asr                        "<experiment dir> <checkpoint>" of the last trained round
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def run_filter_loop(
         prev_exp, prev_ckpt, prev_keys = exp, ckpt, keys
         _write_rounds(out / "rounds.tsv", rows)
     _write_rounds(out / "rounds.tsv", rows)
+    (out / "final_asr").write_text(f"{prev_exp} {prev_ckpt}\n")
     return rows
 
 

@@ -58,3 +58,46 @@ def balanced_two_class_accuracy(refs: Sequence[str], hyps: Sequence[str]) -> flo
 def final_score(wer: float, acc_ser: float) -> float:
     """``0.7 * (1 - WER) + 0.3 * ACC_SER`` with WER and ACC as fractions."""
     return 0.7 * (1.0 - wer) + 0.3 * acc_ser
+
+
+def score_challenge(asr_decode_dir: Path | str, ser_decode_dir: Path | str, label_map_path: Path | str
+                    ) -> Dict[str, float]:
+    """Scores of one system: WER from an ASR decode directory (``scores.json``, as decode_asr writes it),
+    ACC_SER from an SER decode directory (``ref``/``hyp`` with the corpus's labels, mapped through the
+    label map), and the final score. Both must cover the same utterances."""
+    import json
+
+    from speechser.io.datadir import DataDirError, read_kv
+
+    asr_dir, ser_dir = Path(asr_decode_dir), Path(ser_decode_dir)
+    if not (asr_dir / "scores.json").is_file():
+        raise DataDirError(f"{asr_dir}/scores.json: no such file (decode the ASR test set first)")
+    asr = json.loads((asr_dir / "scores.json").read_text())
+    table = read_label_map(label_map_path)
+    refs = map_labels(read_kv(ser_dir / "ref"), table, f"{ser_dir}/ref")
+    hyps = map_labels(read_kv(ser_dir / "hyp"), table, f"{ser_dir}/hyp")
+    asr_keys = set(read_kv(asr_dir / "text"))
+    if set(refs) != set(hyps) or set(refs) != asr_keys:
+        raise DataDirError(f"{ser_dir} and {asr_dir} do not cover the same utterances")
+    keys = sorted(refs)
+    acc = balanced_two_class_accuracy([refs[k] for k in keys], [hyps[k] for k in keys])
+    wer = float(asr["wer"])
+    return {"wer": wer, "acc_ser": acc, "final": final_score(wer, acc), "n": len(keys)}
+
+
+def challenge_report(scores: Dict[str, float], title: str, command: str, notes: str = "") -> str:
+    import datetime
+
+    from speechser.metrics.report import environment_line
+
+    return "\n".join([
+        f"## {title}", "",
+        f"- date: {datetime.datetime.now():%Y-%m-%d %H:%M}",
+        f"- environment: {environment_line()}",
+        f"- command: `{command}`",
+        *([f"- {notes}"] if notes else []), "",
+        "| utts | WER % | ACC_SER % | Final = 0.7 (1 - WER) + 0.3 ACC_SER |",
+        "| --- | --- | --- | --- |",
+        f"| {int(scores['n'])} | {100 * scores['wer']:.2f} | {100 * scores['acc_ser']:.2f} | {scores['final']:.4f} |",
+        "",
+    ])

@@ -141,6 +141,8 @@ def test_filter_loop_rounds_and_convergence(an4_small, tiny_asr):
     assert rows[1]["kept"] == 40 and rows[1]["change"] == 0.0 and rows[2]["change"] == 0.0
     assert (out / "round1/asr/valid.acc.ave_1best.pt").is_file() and not (out / "round2/asr").exists()
     assert (out / "round1/data/feats.scp").read_text() == (d / "feats.scp").read_text()
+    assert (out / "final_asr").read_text().split() == [str(out / "round1/asr"),
+                                                       str(out / "round1/asr/valid.acc.ave_1best.pt")]
     table = rounds_markdown(out / "rounds.tsv")
     assert table.splitlines()[0].startswith("| round | kept |") and len(table.splitlines()) == 5
     # default bounds on the same decodes: every utterance is accounted for in the report

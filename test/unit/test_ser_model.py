@@ -130,3 +130,12 @@ def test_time_stretch_lengths_and_content():
         assert seq[-1] <= lengths[b] - 1 and (out[b, n:] == 0).all()
     same, same_len = st.eval()(ramp, lengths)
     assert torch.equal(same, ramp) and torch.equal(same_len, lengths)
+
+
+def test_bucket_sampler_merges_single_item_batches():
+    lengths = [10, 11, 12, 500]  # the long one would be alone in its batch
+    assert [len(b) for b in BucketBatchSampler(lengths, max_frames=40, shuffle=False).batches] == [3, 1]
+    merged = BucketBatchSampler(lengths, max_frames=40, shuffle=False, min_batch_size=2).batches
+    assert merged == [[0, 1, 2, 3]]
+    first_alone = BucketBatchSampler([100, 10, 10], max_frames=150, shuffle=False, min_batch_size=2).batches
+    assert sorted(i for b in first_alone for i in b) == [0, 1, 2] and all(len(b) >= 2 for b in first_alone)

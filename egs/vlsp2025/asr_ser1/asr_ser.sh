@@ -1,0 +1,1 @@
+../../TEMPLATE/asr_ser1/asr_ser.sh
