@@ -43,8 +43,16 @@ def score_decode_dir(decode_dir: Path | str, labels: Sequence[str]) -> FoldResul
                 raise DataDirError(f"{d}/{name}: unknown label '{lab}' for utterance '{utt}'")
     keys = sorted(ref)
     cm = confusion_matrix([index[ref[k]] for k in keys], [index[hyp[k]] for k in keys], len(labels))
-    return FoldResult(d.parent.name if d.name.startswith("decode") else d.name, len(keys),
-                      scores_from_confusion(cm), cm)
+    return FoldResult(_fold_name(d), len(keys), scores_from_confusion(cm), cm)
+
+
+def _fold_name(d: Path) -> str:
+    """``exp/x/fold3/decode_test`` and ``exp/x/fold3/knn/test`` -> ``fold3``; otherwise the
+    directory's own name (or its parent's for ``decode*`` directories)."""
+    for part in (d, *d.parents):
+        if part.name.startswith("fold"):
+            return part.name
+    return d.parent.name if d.name.startswith("decode") else d.name
 
 
 def environment_line() -> str:

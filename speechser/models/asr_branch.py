@@ -7,13 +7,17 @@ was trained on: Kaldi fbank with the ASR model's number of bins, then the
 experiment's global CMVN (``exp_dir/cmvn.ark``, which ASR training writes; older
 experiments fall back to the ``data.cmvn_stats`` path of their config). Output:
 ``(B, U, d_model)`` with lengths ``(B,)``. Frozen (the default) it stays in
-eval mode and runs without gradients.
+eval mode and runs without gradients, and, given utterance keys, it caches
+each utterance's output in memory (``cache``): the encoder then runs once
+per utterance instead of once per epoch. The cache assumes the audio of a key
+never changes, which holds for the SER datasets (augmentation acts on the
+SER model's own features, not on the waveform).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import kaldiio
 import torch
@@ -36,9 +40,10 @@ def _cmvn_stats_path(exp_dir: Path, configured: str) -> Path:
 
 
 class ASREncoderBranch(nn.Module):
-    def __init__(self, exp_dir: Path | str, checkpoint: str, freeze: bool = True, num_layers: int = 0) -> None:
+    def __init__(self, exp_dir: Path | str, checkpoint: str, freeze: bool = True, num_layers: int = 0,
+                 cache: bool = True) -> None:
         super().__init__()
-        from speechser.train.asr import ASRTrainConfig, build_tokenizer
+        from speechser.train.asr import ASRTrainConfig
 
         exp_dir = Path(exp_dir)
         conf = from_dict(ASRTrainConfig, read_yaml(exp_dir / "config.yaml"), source=str(exp_dir / "config.yaml"))
@@ -47,7 +52,8 @@ class ASREncoderBranch(nn.Module):
             raise FileNotFoundError(f"{ckpt}: no such ASR checkpoint")
         state = load_model_state(ckpt)
         input_dim = int(state["input_dim"])
-        vocab = build_tokenizer(conf.data).vocab_size if conf.model.name == "conformer_transducer" else 0
+        # The output vocabulary size from the weights (the token list may live elsewhere).
+        vocab = next((int(state[k].shape[0]) for k in ("ctc.weight", "joint.out.weight") if k in state), 0)
         model = build_model(conf.model.name, conf.model.conf, input_dim=input_dim, vocab_size=vocab)
         model.load_state_dict(state)
         self.encoder = model.encoder
@@ -63,6 +69,8 @@ class ASREncoderBranch(nn.Module):
         self.frozen = freeze
         if freeze:
             self.encoder.requires_grad_(False)
+        self.use_cache = cache and freeze
+        self._cache: Dict[str, torch.Tensor] = {}
 
     def train(self, mode: bool = True) -> "ASREncoderBranch":
         super().train(mode)
@@ -79,11 +87,26 @@ class ASREncoderBranch(nn.Module):
         mask = torch.arange(feats.shape[1], device=wavs.device)[None, :] < flen[:, None]
         return feats * mask.unsqueeze(-1).to(feats.dtype), flen
 
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(B, S)``, ``(B,)`` -> ``(B, U, d_model)``, ``(B,)``."""
+    def encode(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             feats, flen = self.features(wavs, lengths)
             return self.encoder(feats, flen, num_layers=self.num_layers)
+
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(B, S)``, ``(B,)`` -> ``(B, U, d_model)``, ``(B,)``; ``keys`` name the utterances (cache)."""
+        if not self.use_cache or keys is None:
+            return self.encode(wavs, lengths)
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            idx = torch.tensor(todo, device=wavs.device)
+            sub_len = lengths[idx]
+            enc, enc_lens = self.encode(wavs[idx, : int(sub_len.max())], sub_len)
+            for j, i in enumerate(todo):
+                self._cache[keys[i]] = enc[j, : int(enc_lens[j])].detach()
+        outs = [self._cache[k].to(wavs.device) for k in keys]
+        out_lens = torch.tensor([o.shape[0] for o in outs], device=wavs.device)
+        return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), out_lens
 
 
 def maybe_asr_branch(exp_dir: str, checkpoint: str, freeze: bool, num_layers: int) -> Optional[ASREncoderBranch]:

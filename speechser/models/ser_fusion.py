@@ -47,6 +47,8 @@ class TDNNASRFusionConfig(TDNNSERConfig):
     freeze_asr: bool = True
     #: Use the first N Conformer layers of the ASR encoder (0 = all).
     asr_num_layers: int = 0
+    #: Keep each utterance's (frozen) ASR encoder output in memory after its first batch.
+    cache_asr: bool = True
     fusion_heads: int = 4
 
 
@@ -59,14 +61,15 @@ class TDNNASRFusion(TDNNSER):
         if conf.mixup_alpha > 0:
             raise ValueError("model tdnn_asr_fusion does not support mixup (the audio cannot be mixed alike)")
         super().__init__(conf, input_dim, num_classes, class_weights)
-        self.asr = ASREncoderBranch(conf.asr_exp_dir, conf.asr_checkpoint, conf.freeze_asr, conf.asr_num_layers)
+        self.asr = ASREncoderBranch(conf.asr_exp_dir, conf.asr_checkpoint, conf.freeze_asr, conf.asr_num_layers,
+                                    conf.cache_asr)
         self.fusion = CrossAttentionFusion(conf.channels, self.asr.output_dim, conf.fusion_heads, conf.dropout)
 
     def embed_batch(self, batch: Batch) -> torch.Tensor:
         _need_audio(batch, "tdnn_asr_fusion")
         assert batch.wavs is not None and batch.wav_lengths is not None
         x, mask = self.frames(batch.feats, batch.lengths)
-        mem, mem_lens = self.asr(batch.wavs, batch.wav_lengths)
+        mem, mem_lens = self.asr(batch.wavs, batch.wav_lengths, batch.keys)
         x = self.fusion(x, mem, lengths_to_mask(mem_lens, mem.shape[1])) * mask.unsqueeze(-1).to(x.dtype)
         return self.pool_embed(x, mask)
 
@@ -85,6 +88,7 @@ class SSLSERConfig:
     asr_checkpoint: str = "valid.acc.ave_5best.pt"
     freeze_asr: bool = True
     asr_num_layers: int = 0
+    cache_asr: bool = True
     fusion_heads: int = 4
 
 
@@ -104,7 +108,8 @@ class SSLSER(AbsModel):
         self.asr: Optional[ASREncoderBranch] = None
         self.fusion: Optional[CrossAttentionFusion] = None
         if conf.asr_exp_dir:
-            self.asr = ASREncoderBranch(conf.asr_exp_dir, conf.asr_checkpoint, conf.freeze_asr, conf.asr_num_layers)
+            self.asr = ASREncoderBranch(conf.asr_exp_dir, conf.asr_checkpoint, conf.freeze_asr, conf.asr_num_layers,
+                                        conf.cache_asr)
             self.fusion = CrossAttentionFusion(conf.dim, self.asr.output_dim, conf.fusion_heads, conf.dropout)
         self.pool = AttentiveStatsPooling(conf.dim)
         self.embed = nn.Sequential(nn.Linear(self.pool.output_dim, conf.embed_dim), nn.LayerNorm(conf.embed_dim),
@@ -121,7 +126,7 @@ class SSLSER(AbsModel):
         mask = lengths_to_mask(lens, x.shape[1])
         x = self.proj(x)
         if self.asr is not None and self.fusion is not None:
-            mem, mem_lens = self.asr(batch.wavs, batch.wav_lengths)
+            mem, mem_lens = self.asr(batch.wavs, batch.wav_lengths, batch.keys)
             x = self.fusion(x, mem, lengths_to_mask(mem_lens, mem.shape[1]))
         x = x * mask.unsqueeze(-1).to(x.dtype)
         return self.embed(self.pool(x, mask))

@@ -114,3 +114,22 @@ def test_ssl_ser_with_asr_fusion_forward_backward(asr_exp, tmp_path: Path):
     assert torch.isfinite(out["loss"]) and out["logits"].shape == (4, 2)
     assert model.ssl.layer_weights.grad is not None and model.fusion.proj.weight.grad is not None
     assert all(p.grad is None for p in model.asr.parameters())
+
+
+def test_frozen_asr_branch_caches_per_utterance(asr_exp):
+    d, exp = asr_exp
+    branch = ASREncoderBranch(exp, "valid.acc.ave_1best.pt").eval()
+    ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
+    b1 = collate_feats_labels([ds[0], ds[1], ds[2]])
+    want, want_lens = branch(b1.wavs, b1.wav_lengths)  # no keys: computed
+    calls = []
+    original = branch.encode
+    branch.encode = lambda w, n: calls.append(len(n)) or original(w, n)
+    got, lens = branch(b1.wavs, b1.wav_lengths, b1.keys)
+    assert calls == [3] and torch.equal(lens, want_lens) and torch.allclose(got, want, atol=1e-5)
+    b2 = collate_feats_labels([ds[2], ds[3]])  # one cached, one new, in another batch
+    got2, lens2 = branch(b2.wavs, b2.wav_lengths, b2.keys)
+    ref2, ref_lens2 = original(b2.wavs, b2.wav_lengths)
+    assert calls == [3, 1] and torch.equal(lens2, ref_lens2) and torch.allclose(got2, ref2, atol=1e-5)
+    trainable = ASREncoderBranch(exp, "valid.acc.ave_1best.pt", freeze=False)
+    assert not trainable.use_cache

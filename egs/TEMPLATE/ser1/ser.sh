@@ -8,6 +8,8 @@
 #   4  protocol folds        data/<protocol>/fold<K>/{train,valid,test}
 #   5  SER training          one experiment per fold, ${train_jobs} at a time
 #   6  inference             posteriors and hypotheses on each fold's test set
+#                            (--knn true: also k-NN interpolated, datastore = the fold's train + valid,
+#                            beta/k/temperature tuned on its valid set -> fold<K>/knn/test)
 #   7  scoring               per-fold and averaged UA/WA/F1, confusion matrix, RESULTS.md
 set -euo pipefail
 
@@ -40,11 +42,13 @@ cmvn_type=speaker    # none | global | speaker
 label_list=data/all/emotions.txt
 label_file=utt2emo
 inference_model=valid.ua.ave_5best.pt
+knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 scores it as <tag>-<protocol>-knn
+knn_backend=torch    # torch | faiss
 results_md=RESULTS.md
 results_title=""
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10] [--folds \"1 2\"] [options]
-Options: --nj --train_jobs --threads_per_job --train_config --train_args --tag --cmvn_type --inference_model"
+Options: --nj --train_jobs --threads_per_job --train_config --train_args --tag --cmvn_type --inference_model --knn"
 
 log "$0 $*"
 . ./path.sh
@@ -124,10 +128,21 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
             speechser-infer-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
             --data-dir "data/${protocol}/fold${k}/test" --out-dir "${exp}/fold${k}/decode_test" &
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
+        if [ "${knn}" = true ]; then
+            d=data/${protocol}/fold${k}
+            ${infer_cmd} --num-threads "${threads_per_job}" "${exp}/logs/knn.fold${k}.log" \
+                speechser-knn-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
+                --train-dir "${d}/train" --valid-dir "${d}/valid" --test-dir "${d}/test" \
+                --out-dir "${exp}/fold${k}/knn" --backend "${knn_backend}" &
+            while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
+        fi
     done
     wait
     for k in ${folds}; do
         [ -f "${exp}/fold${k}/decode_test/hyp" ] || { log "Error: inference failed for fold ${k}; see ${exp}/logs/infer.fold${k}.log"; exit 1; }
+        if [ "${knn}" = true ] && [ ! -f "${exp}/fold${k}/knn/test/hyp" ]; then
+            log "Error: k-NN decoding failed for fold ${k}; see ${exp}/logs/knn.fold${k}.log"; exit 1
+        fi
     done
     echo "$((SECONDS - stage_start))" > "${exp}/logs/infer.elapsed"
 fi
@@ -145,6 +160,14 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
         --tag "${tag}-${protocol}" --header "# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")" \
         --notes "model ${inference_model}; CMVN ${cmvn_type}${timing}; confusion plot ${exp}/scores/confusion.png" \
         ${decode_dirs}
+    if [ "${knn}" = true ]; then
+        knn_dirs=$(for k in ${folds}; do echo "${exp}/fold${k}/knn/test"; done)
+        speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
+            --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
+            --tag "${tag}-${protocol}-knn" --header "# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")" \
+            --notes "model ${inference_model}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set (fold<K>/knn/knn_params.json)" \
+            ${knn_dirs}
+    fi
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
