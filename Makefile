@@ -29,4 +29,4 @@ bench: install
 lint: install
 	$(PY) -m compileall -q speechser test tools
 	$(VENV)/bin/ruff check --select F,E9 --line-length 120 speechser test tools egs
-	bash -n utils/*.sh egs/TEMPLATE/*/*.sh egs/emodb/ser1/*.sh egs/emodb/ser1/local/*.sh egs/an4/asr1/*.sh egs/an4/asr1/local/*.sh
+	bash -n utils/*.sh egs/*/*/*.sh egs/*/*/local/*.sh
