@@ -30,8 +30,13 @@ def test_an4_recipe_small(an4, tmp_path):
     tiny = ("--model.conf.encoder.d_model 32 --model.conf.encoder.num_layers 1 --model.conf.encoder.num_heads 2 "
             "--model.conf.encoder.ffn_dim 64 --model.conf.pred_hidden 32 --model.conf.pred_embed_dim 16 "
             "--model.conf.joint_dim 32 --trainer.max_epochs 1 --trainer.keep_nbest 1 --trainer.average_nbest 1")
+    # stage 9, the data filter loop, with bounds wide enough to keep an undertrained model's decodes
+    (rdir / "conf/filter_wide.yaml").write_text(
+        "bounds: {conf_min: -1.0, conf_max: 2.0, wer_min: -1.0, wer_max: 100.0}\nmax_rounds: 1\n"
+        "checkpoint_name: valid.acc.ave_1best.pt\ntrain_overrides: [--trainer.max_epochs, '1']\n")
     proc = subprocess.run(["./run.sh", "--asr_args", tiny, "--inference_model", "valid.acc.ave_1best.pt",
-                           "--beam_size", "2", "--nj", "2"], cwd=rdir, env=env, capture_output=True, text=True)
+                           "--beam_size", "2", "--nj", "2", "--filter_config", "conf/filter_wide.yaml"],
+                          cwd=rdir, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", proc.stdout)
     sp = (rdir / "dump/raw/train_nodev_sp/utt2spk").read_text().splitlines()
@@ -44,3 +49,6 @@ def test_an4_recipe_small(an4, tmp_path):
         for s in ("train_dev", "test"):
             assert (exp / f"decode_{dec}_{s}/confidence").is_file()
             assert re.search(rf"^\| train_char/decode_{dec}_{s} \| 20 \| \d+ \|", results, re.M)
+    assert "<!-- begin filter-rounds -->" in results
+    assert re.search(r"^\| 1 \| 180 \| 0 \| 0 \| 0 \| 0.0000 \|", results, re.M)  # round 1 kept all 180
+    assert (exp / "filter/round1/asr/valid.acc.ave_1best.pt").is_file()

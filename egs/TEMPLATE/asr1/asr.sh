@@ -10,6 +10,8 @@
 #   6  ASR training          exp/<tag>/
 #   7  decoding              every decoder in ${decoders} on valid and test sets -> exp/<tag>/decode_<dec>_<set>
 #   8  scoring               WER/CER tables -> RESULTS.md
+#   9  data filter loop      (with --filter_config) decode the training set, keep utterances by WER and CTC
+#                            confidence, retrain, repeat -> exp/<tag>/filter/round<r>, rounds table in RESULTS.md
 set -euo pipefail
 
 . utils/log.sh
@@ -38,6 +40,8 @@ inference_model=valid.acc.ave_10best.pt
 decoders="ctc_greedy ctc_beam rnnt_greedy rnnt_beam"
 beam_size=10
 results_md=RESULTS.md
+filter_config=""           # e.g. conf/filter.yaml (stage 9 runs only with it)
+filter_args=""
 
 help_message="Usage: $0 --train_set S --valid_set S --test_sets \"S ...\" [--stage N] [--stop_stage M] [options]"
 
@@ -133,6 +137,30 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     speechser-score-asr --results-md "${results_md}" --tag "${tag}" --title "${tag}" --command "${cmdline}" \
         --notes "${timing} model ${inference_model}; no language model" \
         --header "# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")" ${dirs}
+fi
+
+if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ -n "${filter_config}" ]; then
+    log "Stage 9: data filter loop (${filter_config}) from ${exp}/${inference_model} -> ${exp}/filter"
+    mkdir -p "${exp}/filter/logs"
+    stage_start=${SECONDS}
+    ${train_cmd} --num-threads "${nj}" "${exp}/filter/logs/filter_loop.log" \
+        speechser-filter-loop --config "${filter_config}" --asr-exp "${exp}" --checkpoint "${exp}/${inference_model}" \
+        --train-dir "${dumpdir}/fbank/${train_used}" --valid-dir "${dumpdir}/fbank/${valid_set}" \
+        $(for s in ${test_sets}; do echo "--test-dir ${dumpdir}/fbank/${s}"; done) --out-dir "${exp}/filter" ${filter_args}
+    python3 - "${exp}/filter/rounds.tsv" "${results_md}" "$(basename "$(dirname "$PWD")")/$(basename "$PWD")" \
+        "${cmdline}" "$((SECONDS - stage_start))" "${filter_config}" <<'PY'
+import sys
+from speechser.filter.loop import rounds_markdown
+from speechser.metrics.report import environment_line, replace_section
+rounds, md, name, cmd, secs, conf = sys.argv[1:]
+body = "\n".join([
+    f"## data filter loop ({conf})", "",
+    f"- environment: {environment_line()}", f"- command: `{cmd}`", f"- wall time {secs} s", "",
+    "Round 0 is the model above; each later round decodes the whole training set with the previous",
+    "round's model, keeps the utterances inside the bounds and retrains (CTC greedy WER, %).", "",
+    rounds_markdown(rounds)])
+replace_section(md, "filter-rounds", body, f"# RESULTS: {name}")
+PY
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
