@@ -22,7 +22,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--backend", default="torch", choices=["torch", "faiss"])
     p.add_argument("--device", default="auto")
     a = p.parse_args(argv)
-    from speechser.decode.knn_ser import knn_decode_ser
+    from speechser.knn.decode_ser import knn_decode_ser
 
     setup_logging()
     log_command_line()

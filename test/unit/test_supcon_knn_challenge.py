@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from speechser.config import ConfigError
-from speechser.decode.knn import KNNDatastore, interpolate, knn_distribution, tune_knn
+from speechser.knn.datastore import KNNDatastore, interpolate, knn_distribution, tune_knn
 from speechser.losses.contrastive import hybrid_ce_supcon, supervised_contrastive
 from speechser.metrics.challenge import balanced_two_class_accuracy, final_score, map_labels, read_label_map
 
@@ -131,7 +131,7 @@ def test_tune_knn_prefers_model_without_evidence_and_knn_when_it_helps():
 
 
 def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path):
-    from speechser.decode.knn_ser import knn_decode_ser
+    from speechser.knn.decode_ser import knn_decode_ser
     from speechser.train.ser import load_ser_config, train_ser
 
     d = make_feats_dir()
@@ -145,6 +145,11 @@ def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path):
     params = json.loads((tmp_path / "knn" / "knn_params.json").read_text())
     assert params["k"] == out["k"] and 0.0 <= params["beta"] <= 1.0
     assert params["datastore_size"] == 16
+    import kaldiio
+
+    store = kaldiio.load_scp(str(tmp_path / "knn/datastore/embeddings.scp"))
+    assert len(store) == 8  # train and valid are the same directory here: one entry per key
+    assert all(abs(float(np.linalg.norm(store[k])) - 1) < 1e-5 for k in store)
     assert len((tmp_path / "knn" / "knn_grid.tsv").read_text().splitlines()) == 1 + 11 * 4 * 5
     rows = (tmp_path / "knn" / d.name / "posteriors.tsv").read_text().splitlines()
     assert len(rows) == 9 and all(abs(sum(map(float, r.split("\t")[1:])) - 1) < 1e-4 for r in rows[1:])

@@ -1,4 +1,4 @@
-"""k-NN interpolated decoding of a trained SER experiment (see :mod:`speechser.decode.knn`).
+"""k-NN interpolated decoding of a trained SER experiment (see :mod:`speechser.knn.datastore`).
 
 The datastore is built from the training and validation sets' embeddings;
 ``beta``, ``k`` and the temperature are tuned on the validation set with
@@ -13,9 +13,11 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Sequence
 
+import kaldiio
 import torch
 
-from speechser.decode.knn import KNNDatastore, interpolate, tune_knn
+from speechser.io.datadir import write_kv
+from speechser.knn.datastore import KNNDatastore, interpolate, tune_knn
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.train.ser import collect_ser_outputs, load_trained_ser, write_ser_decode
 
@@ -35,17 +37,26 @@ def knn_decode_ser(
     device: str = "auto",
 ) -> Dict[str, Any]:
     """Writes ``out_dir/knn_params.json`` (the chosen ``beta, k, temperature`` and the valid UA with
-    and without k-NN), ``out_dir/knn_grid.tsv`` (every point of the search) and, per test set,
-    ``out_dir/<test name>/`` in :func:`write_ser_decode`'s layout."""
+    and without k-NN), ``out_dir/knn_grid.tsv`` (every point of the search), the datastore
+    (``out_dir/datastore/embeddings.{ark,scp}``, L2-normalized, and its ``utt2label``) and, per
+    test set, ``out_dir/<test name>/`` in :func:`write_ser_decode`'s layout."""
     model, conf, labels = load_trained_ser(exp_dir, checkpoint, device)
     C = len(labels)
     tr = collect_ser_outputs(model, conf, labels, train_dir)
     va = collect_ser_outputs(model, conf, labels, valid_dir)
+    shared = set(tr.keys) & set(va.keys)
+    if shared:
+        logging.warning("%d utterance(s) are in both %s and %s: the tuning on valid is then optimistic",
+                        len(shared), train_dir, valid_dir)
     store = KNNDatastore(torch.cat([tr.emb, va.emb]), tr.labels + va.labels, C, backend)
     own = [len(tr.keys) + i for i in range(len(va.keys))]
     best, grid = tune_knn(store, va.emb, va.post, va.labels, lambda r, h: _ua(r, h, C), exclude=own)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "datastore").mkdir(parents=True, exist_ok=True)
+    keys = tr.keys + va.keys
+    kaldiio.save_ark(str(out / "datastore/embeddings.ark"), {k: store.emb[i].numpy() for i, k in enumerate(keys)},
+                     scp=str(out / "datastore/embeddings.scp"))
+    write_kv(out / "datastore/utt2label", {k: labels[int(store.labels[i])] for i, k in enumerate(keys)})
     with open(out / "knn_grid.tsv", "w") as f:
         f.write("beta\tk\ttemperature\tvalid_ua\n")
         f.writelines(f"{r.beta:.2f}\t{r.k}\t{r.temperature:g}\t{r.score:.6f}\n" for r in grid)

@@ -1,0 +1,1 @@
+"""k-NN interpolated classification: datastores of utterance embeddings, exact search, interpolation."""
