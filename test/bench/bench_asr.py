@@ -5,11 +5,14 @@
    blocks against ``torchaudio.models.Conformer`` at identical dimensions, on the
    same subsampled batches: seconds of audio per second.
 2. Decoding real-time factor of each decoder (CTC greedy, CTC prefix beam,
-   RNN-T greedy) of an (untrained) ``conformer_transducer`` on the same audio:
-   the speed does not depend on the weights' quality, except that an untrained
-   RNN-T may emit up to its per-frame cap.
+   RNN-T greedy, RNN-T beam) on the same audio, with a trained model when
+   ``--asr-exp``/``--checkpoint`` name one (its features are normalized with
+   the experiment's CMVN), else with an untrained ``conformer_transducer`` of
+   the benchmark's dimensions (beam-search speed then says little: an
+   untrained model's hypotheses are not a real workload).
 
-Writes ``test/bench/RESULTS_asr.md``. Usage: ``python test/bench/bench_asr.py [--n 48]``.
+Writes ``test/bench/RESULTS_asr.md``. Usage:
+``python test/bench/bench_asr.py [--n 48] [--asr-exp egs/an4/asr1/exp/train_char --checkpoint valid.acc.ave_5best.pt]``.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "test"))
 
 from conftest import corpus_path  # noqa: E402
+
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search  # noqa: E402
-from speechser.decode.rnnt import rnnt_greedy_search  # noqa: E402
+from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search  # noqa: E402
 from speechser.features.fbank import FbankOptions, compute_fbank  # noqa: E402
 from speechser.io.audio import read_audio_source  # noqa: E402
 from speechser.metrics.report import environment_line  # noqa: E402
@@ -42,6 +46,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--d-model", type=int, default=144)
     p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--asr-exp", help="a trained ASR experiment for the decoding part")
+    p.add_argument("--checkpoint", default="valid.acc.ave_5best.pt", help="its weights file (relative to it)")
     a = p.parse_args()
     an4 = corpus_path("SPEECHSER_AN4", "an4")
     if an4 is None:
@@ -80,12 +86,32 @@ def main() -> int:
         rows.append((name, sec / (time.perf_counter() - t0)))
     ratio = rows[0][1] / rows[1][1]
 
-    model = build_model("conformer_transducer",
-                        {"encoder": {"d_model": d, "num_layers": L, "num_heads": H, "ffn_dim": ffn, "conv_kernel": k},
-                         "pred_hidden": 320, "joint_dim": 320}, input_dim=80, vocab_size=30).eval()
+    if a.asr_exp:
+        from speechser.config import from_dict, read_yaml
+        from speechser.models.asr_branch import ASREncoderBranch
+        from speechser.train.asr import ASRTrainConfig
+        from speechser.train.checkpoint import load_model_state
+
+        exp = Path(a.asr_exp)
+        conf = from_dict(ASRTrainConfig, read_yaml(exp / "config.yaml"))
+        state = load_model_state(exp / a.checkpoint)
+        model = build_model(conf.model.name, conf.model.conf, input_dim=int(state["input_dim"]),
+                            vocab_size=int(state["ctc.weight"].shape[0]))
+        model.load_state_dict(state)
+        branch = ASREncoderBranch(exp, a.checkpoint)  # for the experiment's CMVN
+        batches = [(((x - branch.cmvn_mean) * branch.cmvn_istd) * (torch.arange(x.shape[1])[None, :, None]
+                    < n[:, None, None]), n) for x, n in batches]
+        decode_model = f"trained model {exp / a.checkpoint}"
+    else:
+        model = build_model("conformer_transducer",
+                            {"encoder": {"d_model": d, "num_layers": L, "num_heads": H, "ffn_dim": ffn,
+                                         "conv_kernel": k}, "pred_hidden": 320, "joint_dim": 320},
+                            input_dim=80, vocab_size=30)
+        decode_model = "untrained model of the dimensions above"
+    model.eval()
     rtf = {}
     with torch.no_grad():
-        for dec in ("ctc_greedy", "ctc_beam", "rnnt_greedy"):
+        for dec in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam"):
             t0 = time.perf_counter()
             for x, n in batches:
                 enc, lens = model.encode(x, n)
@@ -95,19 +121,24 @@ def main() -> int:
                     lp = model.ctc_log_probs(enc)
                     for b in range(len(n)):
                         ctc_prefix_beam_search(lp[b], int(lens[b]), beam=10, token_prune=10)
-                else:
+                elif dec == "rnnt_greedy":
                     rnnt_greedy_search(enc, lens, model.predictor, model.joint)
+                else:
+                    for b in range(len(n)):
+                        rnnt_beam_search(enc[b], int(lens[b]), model.predictor, model.joint, beam=10)
             rtf[dec] = (time.perf_counter() - t0) / audio_sec
     report = "\n".join([
         "# ASR benchmarks", "",
         f"- date: {datetime.date.today().isoformat()}",
         f"- machine: {environment_line()}, {torch.get_num_threads()} torch thread(s)",
-        f"- command: `python test/bench/bench_asr.py --n {a.n} --steps {a.steps} --d-model {d} --layers {L}`",
+        f"- command: `python test/bench/bench_asr.py --n {a.n} --steps {a.steps} --d-model {d} --layers {L}"
+        + (f" --asr-exp {a.asr_exp} --checkpoint {a.checkpoint}`" if a.asr_exp else "`"),
         f"- workload: {len(files)} AN4 utterances ({audio_sec:.0f} s), batches of 16, 80-dim fbank, "
         f"d_model {d}, {L} layers, {H} heads, FFN {ffn}, kernel {k}", "",
         "| training step (fwd + bwd + Adam) | s audio / s |", "| --- | --- |",
         *[f"| {r[0]} | {r[1]:.1f} |" for r in rows],
         f"| ratio speechser / torchaudio | {ratio:.2f} |", "",
+        f"Decoding with the {decode_model}; beams of 10.", "",
         "| decoder (encoder included, batch 16) | RTF |", "| --- | --- |",
         *[f"| {k2} | {v:.4f} |" for k2, v in rtf.items()], "",
     ])
