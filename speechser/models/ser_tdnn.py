@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -188,8 +187,3 @@ class TDNNSER(AbsModel):
 
     def make_evaluator(self) -> ClassificationEvaluator:
         return ClassificationEvaluator(self.num_classes)
-
-    @torch.no_grad()
-    def posteriors(self, feats: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
-        """Class posteriors ``(B, num_classes)`` as float64 numpy (eval mode expected)."""
-        return torch.softmax(self.logits(feats, lengths).float(), dim=-1).cpu().double().numpy()
