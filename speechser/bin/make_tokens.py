@@ -9,7 +9,11 @@ from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.log import log_command_line, setup_logging
-from speechser.text.tokenizer import GraphemeTokenizer, SentencePieceTokenizer, train_sentencepiece
+from speechser.text.tokenizer import (
+    GraphemeTokenizer,
+    SentencePieceTokenizer,
+    train_sentencepiece,
+)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from speechser.data.labels import read_utt2label
-from speechser.io.audio import AudioReader
 from speechser.features.fbank import CMVN
+from speechser.io.audio import AudioReader
 from speechser.io.datadir import DataDirError, read_entries, read_kv
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
 from speechser.io.datadir import DataDirError, read_kv, subset_data_dir
-from speechser.models.asr_transducer import edit_distance
+from speechser.metrics.asr import edit_distance
 
 BOUNDS = ("conf_low", "conf_high", "wer_low", "wer_high")
 

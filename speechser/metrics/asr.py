@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Sequence
 
 import jiwer
 
@@ -137,3 +137,14 @@ def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: s
     lines += ["", "### WER", "", TABLE_HEADER, *wer_rows, "", "### CER", "",
               TABLE_HEADER.replace("Wrd", "Chr"), *cer_rows, ""]
     return "\n".join(lines)
+
+
+def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """Levenshtein distance between two sequences (tokens or words)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+        prev = cur
+    return prev[-1]

@@ -108,6 +108,3 @@ class ASREncoderBranch(nn.Module):
         out_lens = torch.tensor([o.shape[0] for o in outs], device=wavs.device)
         return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), out_lens
 
-
-def maybe_asr_branch(exp_dir: str, checkpoint: str, freeze: bool, num_layers: int) -> Optional[ASREncoderBranch]:
-    return ASREncoderBranch(exp_dir, checkpoint, freeze, num_layers) if exp_dir else None

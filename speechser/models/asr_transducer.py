@@ -7,10 +7,9 @@ and 1 (pure RNN-T) skip the other branch's computation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
-
 import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +19,7 @@ from torch import nn
 from speechser.data.asr_dataset import ASRBatch
 from speechser.data.specaug import SpecAugConfig, SpecAugment
 from speechser.decode.ctc import ctc_greedy_search
+from speechser.metrics.asr import edit_distance
 from speechser.models.abs_model import AbsModel, Evaluator
 from speechser.models.registry import register_model
 from speechser.nets.conformer import ConformerConfig, ConformerEncoder
@@ -41,14 +41,6 @@ class ConformerTransducerConfig:
     )
 
 
-def edit_distance(a: List[int], b: List[int]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, y in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
-        prev = cur
-    return prev[-1]
 
 
 class TokenAccuracyEvaluator(Evaluator):

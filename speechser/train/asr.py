@@ -20,7 +20,11 @@ from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
 from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search
 from speechser.metrics.asr import write_asr_scores
 from speechser.models.registry import ModelSection, build_model, model_config_dict
-from speechser.text.tokenizer import GraphemeTokenizer, SentencePieceTokenizer, Tokenizer
+from speechser.text.tokenizer import (
+    GraphemeTokenizer,
+    SentencePieceTokenizer,
+    Tokenizer,
+)
 from speechser.train.checkpoint import load_model_state
 from speechser.train.distributed import DistInfo
 from speechser.train.trainer import (
