@@ -40,6 +40,7 @@ CONSOLE_SCRIPTS = {
     "speechser-train-ser": "speechser.bin.train_ser:main",
     "speechser-infer-ser": "speechser.bin.infer_ser:main",
     "speechser-score-ser": "speechser.bin.score_ser:main",
+    "speechser-compare-ser": "speechser.bin.compare_ser:main",
     "speechser-knn-ser": "speechser.bin.knn_ser:main",
     "speechser-ensemble-ser": "speechser.bin.ensemble_ser:main",
     "speechser-make-tokens": "speechser.bin.make_tokens:main",

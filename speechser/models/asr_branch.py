@@ -16,16 +16,19 @@ SER model's own features, not on the waveform).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 import kaldiio
+import numpy as np
 import torch
 from torch import nn
 
 from speechser.config import from_dict, read_yaml
-from speechser.features.fbank import FbankOptions, fbank_torch
+from speechser.features.fbank import FbankOptions, cmvn_mean_std, fbank_torch
 from speechser.models.registry import build_model
+from speechser.nets.fusion import CrossAttentionFusion
 from speechser.train.checkpoint import load_model_state
 
 
@@ -39,33 +42,36 @@ def _cmvn_stats_path(exp_dir: Path, configured: str) -> Path:
     raise FileNotFoundError(f"{exp_dir}: no CMVN statistics (looked for {', '.join(map(str, candidates))})")
 
 
+def load_asr_experiment(exp_dir: Path | str, checkpoint: str) -> Tuple[nn.Module, np.ndarray, np.ndarray]:
+    """The trained ASR model of an experiment, with the mean and standard deviation ``(D,)`` of the
+    global CMVN its features were normalized with. ``checkpoint`` is relative to ``exp_dir`` or absolute."""
+    from speechser.train.asr import ASRTrainConfig
+
+    exp_dir = Path(exp_dir)
+    conf = from_dict(ASRTrainConfig, read_yaml(exp_dir / "config.yaml"), source=str(exp_dir / "config.yaml"))
+    ckpt = Path(checkpoint) if Path(checkpoint).is_absolute() else exp_dir / checkpoint
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"{ckpt}: no such ASR checkpoint")
+    state = load_model_state(ckpt)
+    # The output vocabulary size from the weights (the token list may live elsewhere).
+    vocab = next((int(state[k].shape[0]) for k in ("ctc.weight", "joint.out.weight") if k in state), 0)
+    model = build_model(conf.model.name, conf.model.conf, input_dim=int(state["input_dim"]), vocab_size=vocab)
+    model.load_state_dict(state)
+    mean, std = cmvn_mean_std(kaldiio.load_mat(str(_cmvn_stats_path(exp_dir, conf.data.cmvn_stats))))
+    return model, mean, std
+
+
 class ASREncoderBranch(nn.Module):
     def __init__(self, exp_dir: Path | str, checkpoint: str, freeze: bool = True, num_layers: int = 0,
                  cache: bool = True) -> None:
         super().__init__()
-        from speechser.train.asr import ASRTrainConfig
-
-        exp_dir = Path(exp_dir)
-        conf = from_dict(ASRTrainConfig, read_yaml(exp_dir / "config.yaml"), source=str(exp_dir / "config.yaml"))
-        ckpt = Path(checkpoint) if Path(checkpoint).is_absolute() else exp_dir / checkpoint
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt}: no such ASR checkpoint")
-        state = load_model_state(ckpt)
-        input_dim = int(state["input_dim"])
-        # The output vocabulary size from the weights (the token list may live elsewhere).
-        vocab = next((int(state[k].shape[0]) for k in ("ctc.weight", "joint.out.weight") if k in state), 0)
-        model = build_model(conf.model.name, conf.model.conf, input_dim=input_dim, vocab_size=vocab)
-        model.load_state_dict(state)
+        model, mean, std = load_asr_experiment(exp_dir, checkpoint)
         self.encoder = model.encoder
         self.num_layers = num_layers or len(self.encoder.layers)
         self.output_dim = self.encoder.output_dim
-        self.fbank_opts = FbankOptions(num_mel_bins=input_dim)
-        stats = kaldiio.load_mat(str(_cmvn_stats_path(exp_dir, conf.data.cmvn_stats)))
-        count = float(stats[0, -1])
-        mean = torch.tensor(stats[0, :-1] / count, dtype=torch.float)
-        var = torch.tensor(stats[1, :-1] / count, dtype=torch.float) - mean**2
-        self.register_buffer("cmvn_mean", mean)
-        self.register_buffer("cmvn_istd", 1.0 / torch.sqrt(var.clamp(min=1e-10)))
+        self.fbank_opts = FbankOptions(num_mel_bins=int(model.input_dim))
+        self.register_buffer("cmvn_mean", torch.from_numpy(mean))
+        self.register_buffer("cmvn_istd", 1.0 / torch.from_numpy(std))
         self.frozen = freeze
         if freeze:
             self.encoder.requires_grad_(False)
@@ -108,3 +114,30 @@ class ASREncoderBranch(nn.Module):
         out_lens = torch.tensor([o.shape[0] for o in outs], device=wavs.device)
         return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), out_lens
 
+
+
+@dataclass
+class ASRFusionOptions:
+    """The config fields of a model that attends to a trained ASR encoder (mixed into its config)."""
+
+    #: ASR experiment directory (its config.yaml, cmvn.ark); empty = no ASR branch.
+    asr_exp_dir: str = ""
+    #: Checkpoint file, relative to ``asr_exp_dir`` or absolute.
+    asr_checkpoint: str = "valid.acc.ave_5best.pt"
+    freeze_asr: bool = True
+    #: Use the first N Conformer layers of the ASR encoder (0 = all).
+    asr_num_layers: int = 0
+    #: Keep each utterance's (frozen) ASR encoder output in memory after its first batch.
+    cache_asr: bool = True
+    fusion_heads: int = 4
+    #: Training only: probability that an utterance skips the fusion (see CrossAttentionFusion).
+    modality_dropout: float = 0.0
+
+
+def build_asr_fusion(opts: ASRFusionOptions, query_dim: int, dropout: float
+                     ) -> Tuple[ASREncoderBranch, CrossAttentionFusion]:
+    """The ASR branch named by ``opts`` and a cross-attention from ``(B, T, query_dim)`` frames to it."""
+    branch = ASREncoderBranch(opts.asr_exp_dir, opts.asr_checkpoint, opts.freeze_asr, opts.asr_num_layers,
+                              opts.cache_asr)
+    return branch, CrossAttentionFusion(query_dim, branch.output_dim, opts.fusion_heads, dropout,
+                                        opts.modality_dropout)

@@ -26,7 +26,7 @@ from torch import nn
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.losses.contrastive import hybrid_ce_supcon
 from speechser.models.abs_model import AbsModel
-from speechser.models.asr_branch import ASREncoderBranch
+from speechser.models.asr_branch import ASREncoderBranch, ASRFusionOptions, build_asr_fusion
 from speechser.models.registry import register_model
 from speechser.models.ser_tdnn import TDNNSER, ClassificationEvaluator, TDNNSERConfig
 from speechser.nets.fusion import CrossAttentionFusion
@@ -40,16 +40,8 @@ def _need_audio(batch: Batch, name: str) -> None:
 
 
 @dataclass
-class TDNNASRFusionConfig(TDNNSERConfig):
-    #: ASR experiment directory (its config.yaml, cmvn.ark) and checkpoint file (relative to it, or absolute).
-    asr_exp_dir: str = ""
-    asr_checkpoint: str = "valid.acc.ave_5best.pt"
-    freeze_asr: bool = True
-    #: Use the first N Conformer layers of the ASR encoder (0 = all).
-    asr_num_layers: int = 0
-    #: Keep each utterance's (frozen) ASR encoder output in memory after its first batch.
-    cache_asr: bool = True
-    fusion_heads: int = 4
+class TDNNASRFusionConfig(TDNNSERConfig, ASRFusionOptions):
+    pass
 
 
 @register_model("tdnn_asr_fusion", TDNNASRFusionConfig)
@@ -61,9 +53,7 @@ class TDNNASRFusion(TDNNSER):
         if conf.mixup_alpha > 0:
             raise ValueError("model tdnn_asr_fusion does not support mixup (the audio cannot be mixed alike)")
         super().__init__(conf, input_dim, num_classes, class_weights)
-        self.asr = ASREncoderBranch(conf.asr_exp_dir, conf.asr_checkpoint, conf.freeze_asr, conf.asr_num_layers,
-                                    conf.cache_asr)
-        self.fusion = CrossAttentionFusion(conf.channels, self.asr.output_dim, conf.fusion_heads, conf.dropout)
+        self.asr, self.fusion = build_asr_fusion(conf, conf.channels, conf.dropout)
 
     def embed_batch(self, batch: Batch) -> torch.Tensor:
         _need_audio(batch, "tdnn_asr_fusion")
@@ -75,7 +65,9 @@ class TDNNASRFusion(TDNNSER):
 
 
 @dataclass
-class SSLSERConfig:
+class SSLSERConfig(ASRFusionOptions):
+    """An empty ``asr_exp_dir`` (the default) means SSL only, without the ASR branch."""
+
     ssl: SSLConfig = field(default_factory=SSLConfig)
     dim: int = 256
     embed_dim: int = 256
@@ -83,13 +75,6 @@ class SSLSERConfig:
     label_smoothing: float = 0.0
     supcon_weight: float = 0.0
     supcon_temperature: float = 0.1
-    #: Optional ASR encoder to attend to (empty = SSL only).
-    asr_exp_dir: str = ""
-    asr_checkpoint: str = "valid.acc.ave_5best.pt"
-    freeze_asr: bool = True
-    asr_num_layers: int = 0
-    cache_asr: bool = True
-    fusion_heads: int = 4
 
 
 @register_model("ssl_ser", SSLSERConfig)
@@ -108,9 +93,7 @@ class SSLSER(AbsModel):
         self.asr: Optional[ASREncoderBranch] = None
         self.fusion: Optional[CrossAttentionFusion] = None
         if conf.asr_exp_dir:
-            self.asr = ASREncoderBranch(conf.asr_exp_dir, conf.asr_checkpoint, conf.freeze_asr, conf.asr_num_layers,
-                                        conf.cache_asr)
-            self.fusion = CrossAttentionFusion(conf.dim, self.asr.output_dim, conf.fusion_heads, conf.dropout)
+            self.asr, self.fusion = build_asr_fusion(conf, conf.dim, conf.dropout)
         self.pool = AttentiveStatsPooling(conf.dim)
         self.embed = nn.Sequential(nn.Linear(self.pool.output_dim, conf.embed_dim), nn.LayerNorm(conf.embed_dim),
                                    nn.ReLU())

@@ -11,10 +11,19 @@ class CrossAttentionFusion(nn.Module):
 
     ``y = x + Dropout(MHA(LN(x), W m, W m))``, then ``y + Dropout(FFN(LN(y)))``;
     the memory is projected to ``D`` first. Output ``(B, T, D)``.
+
+    ``modality_dropout`` p: in training, each utterance skips the fusion
+    (output ``x``) with probability p, so that the acoustic path alone stays
+    discriminative instead of leaning on the memory (which, e.g. from a
+    frozen and cached encoder, sees no augmentation). Inference always fuses.
     """
 
-    def __init__(self, dim: int, memory_dim: int, num_heads: int = 4, dropout: float = 0.1) -> None:
+    def __init__(self, dim: int, memory_dim: int, num_heads: int = 4, dropout: float = 0.1,
+                 modality_dropout: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.modality_dropout = modality_dropout
         self.proj = nn.Linear(memory_dim, dim)
         self.norm_q = nn.LayerNorm(dim)
         self.norm_m = nn.LayerNorm(dim)
@@ -27,4 +36,8 @@ class CrossAttentionFusion(nn.Module):
         m = self.norm_m(self.proj(memory))
         attn, _ = self.attn(self.norm_q(x), m, m, key_padding_mask=~memory_mask, need_weights=False)
         y = x + self.dropout(attn)
-        return y + self.dropout(self.ff(self.norm_ff(y)))
+        y = y + self.dropout(self.ff(self.norm_ff(y)))
+        if self.training and self.modality_dropout > 0:
+            skip = torch.rand(x.shape[0], 1, 1, device=x.device) < self.modality_dropout
+            y = torch.where(skip, x, y)
+        return y

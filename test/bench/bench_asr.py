@@ -87,20 +87,13 @@ def main() -> int:
     ratio = rows[0][1] / rows[1][1]
 
     if a.asr_exp:
-        from speechser.config import from_dict, read_yaml
-        from speechser.models.asr_branch import ASREncoderBranch
-        from speechser.train.asr import ASRTrainConfig
-        from speechser.train.checkpoint import load_model_state
+        from speechser.models.asr_branch import load_asr_experiment
 
         exp = Path(a.asr_exp)
-        conf = from_dict(ASRTrainConfig, read_yaml(exp / "config.yaml"))
-        state = load_model_state(exp / a.checkpoint)
-        model = build_model(conf.model.name, conf.model.conf, input_dim=int(state["input_dim"]),
-                            vocab_size=int(state["ctc.weight"].shape[0]))
-        model.load_state_dict(state)
-        branch = ASREncoderBranch(exp, a.checkpoint)  # for the experiment's CMVN
-        batches = [(((x - branch.cmvn_mean) * branch.cmvn_istd) * (torch.arange(x.shape[1])[None, :, None]
-                    < n[:, None, None]), n) for x, n in batches]
+        model, mean, std = load_asr_experiment(exp, a.checkpoint)
+        mean_t, std_t = torch.from_numpy(mean), torch.from_numpy(std)
+        batches = [((((x - mean_t) / std_t) * (torch.arange(x.shape[1])[None, :, None] < n[:, None, None])), n)
+                   for x, n in batches]
         decode_model = f"trained model {exp / a.checkpoint}"
     else:
         model = build_model("conformer_transducer",

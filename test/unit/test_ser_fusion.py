@@ -70,6 +70,24 @@ def test_cross_attention_ignores_padded_memory():
     assert torch.allclose(f(x, padded, mask), alone, atol=1e-5)
 
 
+def test_modality_dropout_skips_whole_utterances_in_training_only():
+    torch.manual_seed(0)
+    fused = CrossAttentionFusion(8, 6, num_heads=2, dropout=0.0)
+    f = CrossAttentionFusion(8, 6, num_heads=2, dropout=0.0, modality_dropout=0.5)
+    f.load_state_dict(fused.state_dict())
+    x, mem = torch.randn(64, 5, 8), torch.randn(64, 4, 6)
+    mask = torch.ones(64, 4, dtype=torch.bool)
+    want = fused(x, mem, mask)
+    out = f.train()(x, mem, mask)
+    skipped = torch.tensor([torch.equal(o, xi) for o, xi in zip(out, x)])
+    fused_rows = torch.tensor([torch.allclose(o, w, atol=1e-6) for o, w in zip(out, want)])
+    assert bool((skipped ^ fused_rows).all())  # each utterance either skipped whole or fused whole
+    assert 16 <= int(skipped.sum()) <= 48  # about half of 64 (p = 0.5)
+    assert torch.allclose(f.eval()(x, mem, mask), want, atol=1e-6)  # inference always fuses
+    with pytest.raises(ValueError, match="modality_dropout"):
+        CrossAttentionFusion(8, 6, modality_dropout=1.0)
+
+
 def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path):
     d, exp = asr_exp
     args = [

@@ -1,0 +1,50 @@
+"""speechser-compare-ser: an ablation table from several experiments' cross-validation scores.
+
+    speechser-compare-ser --results-md RESULTS.md --tag ablation \\
+        "foundation=exp/train_tdnn/loso/scores/scores.tsv" "+ fusion=exp/train_tdnn_asr_fusion/loso/scores/scores.tsv"
+
+Each row is ``NAME=PATH`` to a ``scores.tsv`` written by ``speechser-score-ser``; the first row is
+the reference. All rows must cover the same folds with the same test utterance counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from speechser.io.datadir import DataDirError
+from speechser.metrics.compare import comparison_markdown, read_fold_scores
+from speechser.metrics.report import replace_section
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="speechser-compare-ser", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--title", default="Ablation")
+    p.add_argument("--command", default="", help="the command that produced the rows (for the report)")
+    p.add_argument("--notes", default="", help="Markdown put above the table")
+    p.add_argument("--results-md", help="RESULTS.md whose section --tag is (re)written")
+    p.add_argument("--tag", default="ablation")
+    p.add_argument("--header", default="# RESULTS", help="first line of a new RESULTS.md")
+    p.add_argument("rows", nargs="+", metavar="NAME=SCORES_TSV")
+    a = p.parse_args(argv)
+    rows = []
+    try:
+        for spec in a.rows:
+            name, sep, path = spec.partition("=")
+            if not sep or not name or not path:
+                raise DataDirError(f"row '{spec}': expected NAME=PATH")
+            rows.append(read_fold_scores(name, path))
+        report = comparison_markdown(rows, a.title, a.command, a.notes)
+    except DataDirError as err:
+        print(f"speechser-compare-ser: error: {err}", file=sys.stderr)
+        return 1
+    if a.results_md:
+        replace_section(a.results_md, a.tag, report, a.header)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

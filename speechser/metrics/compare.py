@@ -1,0 +1,99 @@
+"""Compare cross-validation experiments fold by fold (an ablation table).
+
+Each row is the ``scores.tsv`` that scoring writes (``fold n ua wa macro_f1``,
+one line per fold). Rows are comparable only when they were scored on the same
+folds with the same number of test utterances each, which
+:func:`read_fold_scores` / :func:`compare_rows` check. The table gives, per
+row, the mean and standard deviation over folds of UA and WA, the change of
+the mean UA against the first row, and on how many folds the row's UA beats
+the first row's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from speechser.io.datadir import DataDirError
+
+COLUMNS = ("fold", "n", "ua", "wa", "macro_f1")
+
+
+@dataclass
+class Row:
+    name: str
+    path: Path
+    folds: Dict[str, Tuple[int, float, float]]  # fold -> (n, ua, wa)
+
+
+def read_fold_scores(name: str, path: Path | str) -> Row:
+    """Read one ``scores.tsv``; a malformed line names the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataDirError(f"{path}: no such scores file (row '{name}')")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or tuple(lines[0].split("\t")) != COLUMNS:
+        raise DataDirError(f"{path}:1: expected the header {' '.join(COLUMNS)}")
+    folds: Dict[str, Tuple[int, float, float]] = {}
+    for i, line in enumerate(lines[1:], start=2):
+        parts = line.split("\t")
+        try:
+            if len(parts) != len(COLUMNS):
+                raise ValueError
+            folds[parts[0]] = (int(parts[1]), float(parts[2]), float(parts[3]))
+        except ValueError:
+            raise DataDirError(f"{path}:{i}: expected {len(COLUMNS)} tab-separated fields, got '{line}'") from None
+    if not folds:
+        raise DataDirError(f"{path}: no folds")
+    return Row(name, path, folds)
+
+
+def _mean_std(xs: Sequence[float]) -> Tuple[float, float]:
+    """Mean and population standard deviation (as the scoring stage reports them)."""
+    m = sum(xs) / len(xs)
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
+
+
+def compare_rows(rows: List[Row]) -> List[Dict[str, float]]:
+    """Per row: ua/wa mean and std (fractions), ``d_ua`` against row 0, ``wins`` (folds with UA above row 0's)."""
+    if not rows:
+        raise ValueError("nothing to compare")
+    base = rows[0]
+    for r in rows[1:]:
+        if set(r.folds) != set(base.folds):
+            raise DataDirError(f"{r.path}: folds {sorted(r.folds)} differ from {base.path}'s {sorted(base.folds)}")
+        for k, (n, _, _) in r.folds.items():
+            if n != base.folds[k][0]:
+                raise DataDirError(f"{r.path}: {k} has {n} test utterances, {base.path} has {base.folds[k][0]}")
+    out = []
+    for r in rows:
+        keys = sorted(r.folds)
+        ua_m, ua_s = _mean_std([r.folds[k][1] for k in keys])
+        wa_m, wa_s = _mean_std([r.folds[k][2] for k in keys])
+        wins = sum(r.folds[k][1] > base.folds[k][1] for k in keys)
+        out.append({"ua": ua_m, "ua_std": ua_s, "wa": wa_m, "wa_std": wa_s,
+                    "d_ua": ua_m - _mean_std([base.folds[k][1] for k in keys])[0], "wins": wins,
+                    "folds": len(keys), "utts": sum(r.folds[k][0] for k in keys)})
+    return out
+
+
+def comparison_markdown(rows: List[Row], title: str, command: str = "", notes: str = "") -> str:
+    """The ablation table as a RESULTS.md section."""
+    stats = compare_rows(rows)
+    lines = [f"## {title}", ""]
+    if command:
+        lines.append(f"- command: `{command}`")
+    lines += [f"- {len(rows)} rows, each on the same {stats[0]['folds']} folds ({stats[0]['utts']} test utterances); "
+              "mean ± standard deviation over folds", ""]
+    if notes:
+        lines += [notes.rstrip(), ""]
+    lines += ["| row | UA % | WA % | Δ UA vs row 1 | folds with higher UA than row 1 | scores |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for r, s in zip(rows, stats):
+        delta = "—" if r is rows[0] else f"{100 * s['d_ua']:+.2f}"
+        wins = "—" if r is rows[0] else f"{s['wins']} / {s['folds']}"
+        lines.append(f"| {r.name} | {100 * s['ua']:.2f} ± {100 * s['ua_std']:.2f} | "
+                     f"{100 * s['wa']:.2f} ± {100 * s['wa_std']:.2f} | {delta} | {wins} | `{r.path}` |")
+    return "\n".join(lines) + "\n"
