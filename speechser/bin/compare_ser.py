@@ -15,18 +15,13 @@ from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
 from speechser.metrics.compare import comparison_markdown, read_fold_scores
-from speechser.metrics.report import replace_section
+from speechser.metrics.report import add_report_options, publish_report
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-compare-ser", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--title", default="Ablation")
-    p.add_argument("--command", default="", help="the command that produced the rows (for the report)")
-    p.add_argument("--notes", default="", help="Markdown put above the table")
-    p.add_argument("--results-md", help="RESULTS.md whose section --tag is (re)written")
-    p.add_argument("--tag", default="ablation")
-    p.add_argument("--header", default="# RESULTS", help="first line of a new RESULTS.md")
+    add_report_options(p, title="Ablation", tag="ablation")
     p.add_argument("rows", nargs="+", metavar="NAME=SCORES_TSV")
     a = p.parse_args(argv)
     rows = []
@@ -40,9 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DataDirError as err:
         print(f"speechser-compare-ser: error: {err}", file=sys.stderr)
         return 1
-    if a.results_md:
-        replace_section(a.results_md, a.tag, report, a.header)
-    print(report)
+    publish_report(report, a)
     return 0
 
 

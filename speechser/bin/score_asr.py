@@ -8,17 +8,12 @@ from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
 from speechser.metrics.asr import asr_report
-from speechser.metrics.report import replace_section
+from speechser.metrics.report import add_report_options, publish_report
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-score-asr")
-    p.add_argument("--results-md", required=True)
-    p.add_argument("--tag", default="asr")
-    p.add_argument("--title", default="ASR results")
-    p.add_argument("--command", default="")
-    p.add_argument("--notes", default="")
-    p.add_argument("--header", default="# RESULTS")
+    add_report_options(p, title="ASR results", tag="asr", results_md_required=True)
     p.add_argument("decode_dirs", nargs="+")
     a = p.parse_args(argv)
     try:
@@ -26,8 +21,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DataDirError as err:
         print(f"speechser-score-asr: error: {err}", file=sys.stderr)
         return 1
-    replace_section(a.results_md, a.tag, report, a.header)
-    print(report)
+    publish_report(report, a)
     return 0
 
 

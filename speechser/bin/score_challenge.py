@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
+from speechser.metrics.report import add_report_options, publish_report
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -19,15 +20,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--ser-dir", required=True, help="SER decode directory (ref, hyp)")
     p.add_argument("--label-map", required=True, help="YAML: corpus_label: neutral|negative")
     p.add_argument("--out", help="scores JSON (default: <ser-dir>/challenge_scores.json)")
-    p.add_argument("--results-md")
-    p.add_argument("--tag", default="challenge")
-    p.add_argument("--title", default="VLSP 2025 ASR-SER scores")
-    p.add_argument("--command", default="")
-    p.add_argument("--notes", default="")
-    p.add_argument("--header", default="# RESULTS")
+    add_report_options(p, title="VLSP 2025 ASR-SER scores", tag="challenge")
     a = p.parse_args(argv)
     from speechser.metrics.challenge import challenge_report, score_challenge
-    from speechser.metrics.report import replace_section
 
     try:
         scores = score_challenge(a.asr_dir, a.ser_dir, a.label_map)
@@ -37,9 +32,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(a.out) if a.out else Path(a.ser_dir) / "challenge_scores.json"
     out.write_text(json.dumps(scores, indent=1))
     report = challenge_report(scores, a.title, a.command, a.notes)
-    if a.results_md:
-        replace_section(a.results_md, a.tag, report, a.header)
-    print(report)
+    publish_report(report, a)
     return 0
 
 

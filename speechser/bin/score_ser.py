@@ -8,19 +8,14 @@ from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
 from speechser.log import setup_logging
-from speechser.metrics.report import cv_report, replace_section, score_cv
+from speechser.metrics.report import add_report_options, cv_report, publish_report, score_cv
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-score-ser")
     p.add_argument("--label-list", required=True)
     p.add_argument("--out-dir", required=True, help="writes scores.tsv, confusion.txt/.png, report.md")
-    p.add_argument("--title", default="Results")
-    p.add_argument("--command", default="", help="the command that produced the decodes (for the report)")
-    p.add_argument("--notes", default="")
-    p.add_argument("--results-md", help="RESULTS.md whose section --tag is (re)written")
-    p.add_argument("--tag", default="results")
-    p.add_argument("--header", default="# RESULTS", help="first line of a new RESULTS.md")
+    add_report_options(p, title="Results", tag="results")
     p.add_argument("decode_dirs", nargs="+")
     a = p.parse_args(argv)
     setup_logging()
@@ -32,9 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = cv_report(folds, labels, a.title, a.command, a.notes)
     with open(f"{a.out_dir}/report.md", "w", encoding="utf-8") as f:
         f.write(report)
-    if a.results_md:
-        replace_section(a.results_md, a.tag, report, a.header)
-    print(report)
+    publish_report(report, a)
     return 0
 
 

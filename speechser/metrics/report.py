@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import platform
 import re
@@ -115,6 +116,23 @@ def replace_section(path: Path | str, tag: str, body: str, header: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def add_report_options(p: argparse.ArgumentParser, title: str, tag: str, results_md_required: bool = False) -> None:
+    """The options every scoring tool shares: the report's title, command and notes, and where it goes."""
+    p.add_argument("--title", default=title)
+    p.add_argument("--command", default="", help="the command that produced what is scored (for the report)")
+    p.add_argument("--notes", default="", help="Markdown added to the report")
+    p.add_argument("--results-md", required=results_md_required, help="RESULTS.md whose section --tag is (re)written")
+    p.add_argument("--tag", default=tag, help="the RESULTS.md section (default: %(default)s)")
+    p.add_argument("--header", default="# RESULTS", help="first line of a new RESULTS.md")
+
+
+def publish_report(report: str, args: argparse.Namespace) -> None:
+    """Write ``report`` as section ``args.tag`` of ``args.results_md`` (when given), and print it."""
+    if args.results_md:
+        replace_section(args.results_md, args.tag, report, args.header)
+    print(report)
 
 
 def score_cv(
