@@ -42,9 +42,12 @@ def read_fold_scores(name: str, path: Path | str) -> Row:
         try:
             if len(parts) != len(COLUMNS):
                 raise ValueError
-            folds[parts[0]] = (int(parts[1]), float(parts[2]), float(parts[3]))
+            scores = (int(parts[1]), float(parts[2]), float(parts[3]))
         except ValueError:
             raise DataDirError(f"{path}:{i}: expected {len(COLUMNS)} tab-separated fields, got '{line}'") from None
+        if parts[0] in folds:
+            raise DataDirError(f"{path}:{i}: fold '{parts[0]}' appears twice")
+        folds[parts[0]] = scores
     if not folds:
         raise DataDirError(f"{path}: no folds")
     return Row(name, path, folds)

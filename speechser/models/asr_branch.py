@@ -115,7 +115,6 @@ class ASREncoderBranch(nn.Module):
         return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), out_lens
 
 
-
 @dataclass
 class ASRFusionOptions:
     """The config fields of a model that attends to a trained ASR encoder (mixed into its config)."""

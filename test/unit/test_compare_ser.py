@@ -43,6 +43,10 @@ def test_malformed_scores_name_file_and_line(tmp_path: Path):
     bad.write_text(HEADER + "fold1\t10\t0.5\t0.5\t0.5\nfold2\t10\tabc\t0.5\t0.5\n")
     with pytest.raises(DataDirError, match=r"bad.tsv:3:"):
         read_fold_scores("bad", bad)
+    twice = tmp_path / "twice.tsv"
+    twice.write_text(HEADER + "fold1\t10\t0.5\t0.5\t0.5\nfold1\t10\t0.6\t0.5\t0.5\n")
+    with pytest.raises(DataDirError, match=r"twice.tsv:3: fold 'fold1' appears twice"):
+        read_fold_scores("twice", twice)
     with pytest.raises(DataDirError, match="no such scores file"):
         read_fold_scores("missing", tmp_path / "missing.tsv")
 
