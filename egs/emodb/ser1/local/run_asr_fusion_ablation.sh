@@ -9,6 +9,7 @@
 # The ASR encoder is the AN4 model of ../../an4/asr1 (English, so no Emo-DB test speaker was ever
 # heard by it); run that recipe first. Extra options (e.g. --train_jobs 2) pass to run.sh.
 set -euo pipefail
+. ./path.sh
 variants=true
 if [ "${1:-}" = "--variants" ]; then variants=$2; shift 2; fi
 asr_model=../../an4/asr1/exp/train_char/valid.acc.ave_5best.pt
@@ -39,6 +40,6 @@ rows=("1. foundation (train_tdnn)=exp/train_tdnn/loso/scores/scores.tsv"
 [ "${variants}" = true ] && rows+=("2b. row 2 + modality dropout 0.5=exp/train_tdnn_asr_fusion_mdrop/loso/scores/scores.tsv")
 speechser-compare-ser --results-md RESULTS.md --tag asr-ser-ablation --header "# RESULTS: emodb/ser1" \
     --title "Ablation of the multi-stage system's SER parts (leave-one-speaker-out)" \
-    --command "local/run_asr_fusion_ablation.sh $*" \
+    --command "local/run_asr_fusion_ablation.sh${*:+ $*}" \
     --notes "ASR encoder: egs/an4/asr1 exp/train_char/valid.acc.ave_5best.pt (English AN4; no Emo-DB speaker in its training data), frozen. Date $(date +%F), $(nproc) CPU core(s), no GPU." \
     "${rows[@]}"
