@@ -77,7 +77,7 @@ def compare_rows(rows: List[Row]) -> List[Dict[str, float]]:
         wa_m, wa_s = _mean_std([r.folds[k][2] for k in keys])
         wins = sum(r.folds[k][1] > base.folds[k][1] for k in keys)
         out.append({"ua": ua_m, "ua_std": ua_s, "wa": wa_m, "wa_std": wa_s,
-                    "d_ua": ua_m - _mean_std([base.folds[k][1] for k in keys])[0], "wins": wins,
+                    "d_ua": ua_m - (out[0]["ua"] if out else ua_m), "wins": wins,
                     "folds": len(keys), "utts": sum(r.folds[k][0] for k in keys)})
     return out
 

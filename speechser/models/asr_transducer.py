@@ -41,8 +41,6 @@ class ConformerTransducerConfig:
     )
 
 
-
-
 class TokenAccuracyEvaluator(Evaluator):
     """Valid loss and token accuracy ``1 - edit_distance / ref_tokens`` of CTC greedy hypotheses."""
 
