@@ -50,6 +50,7 @@ CONSOLE_SCRIPTS = {
     "speechser-score-asr": "speechser.bin.score_asr:main",
     "speechser-filter-loop": "speechser.bin.filter_loop:main",
     "speechser-score-challenge": "speechser.bin.score_challenge:main",
+    "speechser-corrupt-transcripts": "speechser.bin.corrupt_transcripts:main",
 }
 
 setup(

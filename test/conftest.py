@@ -10,24 +10,60 @@ import numpy as np
 import pytest
 import soundfile
 
+from speechser.corpora import MARKERS, REQUIRE_VAR, corpora_required, lookup_corpus
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def train_seed() -> int:
+    """The seed of tests that train (``SPEECHSER_TEST_SEED``, default 0): such a test must pass under
+    any seed, CPU and thread count, so it trains to a stated loss with a cap on steps and asserts with
+    margin. Sweep it with e.g. ``SPEECHSER_TEST_SEED=3 OMP_NUM_THREADS=1 make test-fast``."""
+    return int(os.environ.get("SPEECHSER_TEST_SEED", "0"))
+
+
 def corpus_path(var: str, name: str) -> Optional[Path]:
-    """``$SPEECHSER_<NAME>`` or ``../shared/corpora/<name>`` beside the checkout."""
-    env = os.environ.get(var)
-    if env and Path(env).is_dir():
-        return Path(env)
-    guess = ROOT.parent / "shared" / "corpora" / name
-    return guess if guess.is_dir() else None
+    """The corpus ``name`` (its variable ``var``), or None where it is not found (see speechser.corpora)."""
+    found = lookup_corpus(name, ROOT)
+    assert found.var == var, (found.var, var)
+    return found.path if found.found else None
+
+
+_CORPUS_REASONS: Dict[str, str] = {}
+
+
+def corpus_or_skip(name: str) -> Path:
+    """The corpus, or a skip naming the variable and path; with SPEECHSER_REQUIRE_CORPORA=1 a failure."""
+    found = lookup_corpus(name, ROOT)
+    if found.found:
+        return found.path
+    if corpora_required():
+        pytest.fail(f"{REQUIRE_VAR}=1 and {found.problem}", pytrace=False)
+    _CORPUS_REASONS[name] = found.problem
+    pytest.skip(found.problem)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI (SPEECHSER_REQUIRE_CORPORA=1) a missing or invalid corpus stops the run before any test."""
+    if corpora_required():
+        problems = [f.problem for f in (lookup_corpus(n, ROOT) for n in MARKERS) if not f.found]
+        if problems:
+            raise pytest.UsageError(f"{REQUIRE_VAR}=1 but: " + "; ".join(problems))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    """One line per missing corpus: how many tests it skipped and why."""
+    skipped = [str(getattr(r, "longrepr", "")) for r in terminalreporter.stats.get("skipped", [])]
+    for name, reason in sorted(_CORPUS_REASONS.items()):
+        n = sum(reason in s for s in skipped)
+        terminalreporter.write_line(f"corpus {name}: {n} test(s) skipped: {_CORPUS_REASONS[name]} "
+                                    f"(set {REQUIRE_VAR}=1 to make this an error)")
 
 
 @pytest.fixture(scope="session")
 def emodb() -> Path:
-    path = corpus_path("SPEECHSER_EMODB", "emodb")
-    if path is None:
-        pytest.skip("Emo-DB not found (set SPEECHSER_EMODB)")
-    return path
+    return corpus_or_skip("emodb")
 
 
 def write_tone(path: Path, seconds: float, rate: int = 16000, freq: float = 220.0) -> None:
@@ -98,7 +134,4 @@ def make_feats_dir(make_data_dir):
 
 @pytest.fixture(scope="session")
 def an4() -> Path:
-    path = corpus_path("SPEECHSER_AN4", "an4")
-    if path is None:
-        pytest.skip("AN4 not found (set SPEECHSER_AN4)")
-    return path
+    return corpus_or_skip("an4")

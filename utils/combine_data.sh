@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Combine data directories: combine_data.sh dst src1 src2 ...
+# Combine data directories: combine_data.sh [--extra-files 'f1 f2'] [--skip-fix] dst src1 src2 ...
 # Implemented in speechser (speechser.bin.data_tools:combine_main); run with --help for usage.
 root=$(cd -P "$(dirname "$0")/.." && pwd)
 py=python3

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Copy a data directory, optionally adding utterance/speaker prefixes or suffixes.
+# Copy a data directory, optionally adding utterance/speaker prefixes or suffixes, then validate the copy:
+# [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] [--spk-suffix S] [--validate-opts 'OPTS'] <src> <dst>.
 # Implemented in speechser (speechser.bin.data_tools:copy_main); run with --help for usage.
 root=$(cd -P "$(dirname "$0")/.." && pwd)
 py=python3

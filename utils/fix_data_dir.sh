@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Sort a data directory, keep utterances present in every file, regenerate spk2utt (originals in .backup/).
+# Kaldi's options: [--utt-extra-files 'f1 f2'] [--spk-extra-files 'f3'] <data-dir>.
 # Implemented in speechser (speechser.bin.data_tools:fix_main); run with --help for usage.
 root=$(cd -P "$(dirname "$0")/.." && pwd)
 py=python3

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Copy a subset of a data directory: --utt-list FILE, --spk-list FILE or --first N.
+# Copy a subset of a data directory (Kaldi's options): [--first|--last|--shortest|--per-spk] <src> <N> <dst>,
+# --utt-list FILE or --spk-list FILE <src> <dst>.
 # Implemented in speechser (speechser.bin.data_tools:subset_main); run with --help for usage.
 root=$(cd -P "$(dirname "$0")/.." && pwd)
 py=python3

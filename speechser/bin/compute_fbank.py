@@ -16,7 +16,8 @@ from speechser.log import log_command_line, setup_logging
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-compute-fbank", description=extract_fbank.__doc__)
     p.add_argument("data_dir")
-    p.add_argument("out_prefix", help="writes <prefix>.ark, <prefix>.scp, <prefix>.num_frames")
+    p.add_argument("out_prefix", help="writes <prefix>.ark, <prefix>.scp, <prefix>.num_frames and the settings "
+                   "<prefix>.fbank.json (read back by on-the-fly augmented training)")
     p.add_argument("--utt-list", help="only these utterances (first field of each line), e.g. a split")
     p.add_argument("--num-mel-bins", type=int, default=128)
     p.add_argument("--frame-length-ms", type=float, default=25.0)

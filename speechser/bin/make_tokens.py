@@ -13,6 +13,7 @@ from speechser.text.tokenizer import (
     GraphemeTokenizer,
     SentencePieceTokenizer,
     train_sentencepiece,
+    write_tokenizer_settings,
 )
 
 
@@ -22,7 +23,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("out_dir")
     p.add_argument("--token-type", choices=["char", "bpe", "unigram"], default="char")
     p.add_argument("--vocab-size", type=int, default=30, help="sentencepiece pieces (bpe, unigram)")
-    p.add_argument("--lowercase", action="store_true")
+    p.add_argument("--lowercase", action="store_true",
+                   help="lower-case the text; stored in <out_dir>/tokenizer.json, which training and decoding read")
     a = p.parse_args(argv)
     setup_logging()
     log_command_line()
@@ -39,6 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model = train_sentencepiece(texts, out / "bpe", a.vocab_size, a.token_type, a.lowercase)
         tokens = SentencePieceTokenizer(model).tokens
     (out / "tokens.txt").write_text("".join(f"{t}\n" for t in tokens), encoding="utf-8")
+    write_tokenizer_settings(out, a.token_type, a.lowercase)
     print(f"speechser-make-tokens: {len(tokens)} tokens -> {out}/tokens.txt")
     return 0
 

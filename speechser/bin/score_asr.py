@@ -14,10 +14,13 @@ from speechser.metrics.report import add_report_options, publish_report
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-score-asr")
     add_report_options(p, title="ASR results", tag="asr", results_md_required=True)
+    p.add_argument("--allow-missing", action="store_true",
+                   help="report decodes that did not score every utterance of their set (noted in the report) "
+                        "instead of refusing them")
     p.add_argument("decode_dirs", nargs="+")
     a = p.parse_args(argv)
     try:
-        report = asr_report(a.decode_dirs, a.title, a.command, a.notes)
+        report = asr_report(a.decode_dirs, a.title, a.command, a.notes, allow_missing=a.allow_missing)
     except DataDirError as err:
         print(f"speechser-score-asr: error: {err}", file=sys.stderr)
         return 1

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from speechser.data.augment import WaveformAugmentor
+from speechser.data.dataset import AugmentedFbank
 from speechser.features.fbank import CMVN
 from speechser.io.datadir import DataDirError, read_entries, read_kv
 from speechser.text.tokenizer import Tokenizer
@@ -21,10 +23,23 @@ class FeatsTextDataset(Dataset):
     """Item ``i``: ``{"key", "feats": (T, D) float32, "tokens": List[int], "text": str}``.
 
     An utterance whose transcript encodes to no tokens is an error naming
-    ``text`` and its line (an empty target cannot be trained on); so is one
-    whose tokens are more than its frames after 4x subsampling allow (CTC
-    would have no valid alignment), unless ``skip_unalignable`` — then it is
-    skipped, logged and counted in ``self.skipped``.
+    ``text`` and its line (an empty target cannot be trained on).  One whose
+    tokens are more than its frames after 4x subsampling allow (CTC would
+    have no valid alignment) is handled by ``unalignable``:
+
+    - ``"skip"`` (training): left out, logged, and counted in ``self.skipped``;
+    - ``"keep"`` (decoding and scoring): kept, so that every utterance of a
+      test set is decoded and scored; the model simply cannot get it right;
+    - ``"error"``: a :class:`DataDirError` naming ``text`` and its line.
+
+    ``augment`` (training sets only): features are computed on the fly from the
+    augmented waveform of the directory's ``wav.scp`` with the front-end settings
+    the precomputed features were extracted with (:class:`AugmentedFbank`), then
+    normalized by the same ``cmvn``. ``lengths`` (bucketing, and the alignability
+    check above) stay those of ``utt2num_frames``: under speed perturbation the
+    real frame count differs by the factor (e.g. +11 % at 0.9), so a batch may
+    exceed ``max_frames`` by as much, and an utterance sped up past alignability
+    costs CTC nothing (the loss uses ``zero_infinity``).
     """
 
     def __init__(
@@ -33,8 +48,11 @@ class FeatsTextDataset(Dataset):
         tokenizer: Tokenizer,
         cmvn: Optional[CMVN] = None,
         subsampling: int = 4,
-        skip_unalignable: bool = True,
+        unalignable: str = "error",
+        augment: Optional[WaveformAugmentor] = None,
     ) -> None:
+        if unalignable not in ("skip", "keep", "error"):
+            raise ValueError(f"unalignable must be skip, keep or error, not '{unalignable}'")
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
         if not scp.is_file():
@@ -55,8 +73,8 @@ class FeatsTextDataset(Dataset):
             if not ids:
                 raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}' has an empty transcript")
             n = int(frames[key])
-            if len(ids) > max(0, ((n - 1) // 2 - 1) // 2) and subsampling == 4:
-                if not skip_unalignable:
+            if unalignable != "keep" and len(ids) > max(0, ((n - 1) // 2 - 1) // 2) and subsampling == 4:
+                if unalignable == "error":
                     raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}': {len(ids)} tokens "
                                        f"for {n} frames")
                 logging.warning("skip %s: %d tokens do not fit %d frames after subsampling", key, len(ids), n)
@@ -71,13 +89,22 @@ class FeatsTextDataset(Dataset):
                             len(self.skipped))
         self.cmvn = cmvn
         self._reader = kaldiio.load_scp(str(scp))
+        self.augmented = AugmentedFbank(self.data_dir, augment) if augment is not None else None
 
     def __len__(self) -> int:
         return len(self.keys)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch seeds the augmentation draws (a no-op without augmentation)."""
+        if self.augmented is not None:
+            self.augmented.set_epoch(epoch)
+
     def __getitem__(self, i: int) -> Dict[str, object]:
         key = self.keys[i]
-        feats = np.array(self._reader[key], dtype=np.float32)  # a writable copy
+        if self.augmented is not None:
+            feats = self.augmented(key)[1]
+        else:
+            feats = np.array(self._reader[key], dtype=np.float32)  # a writable copy
         if self.cmvn is not None:
             feats = self.cmvn(key, feats)
         return {"key": key, "feats": feats, "tokens": self.tokens[key], "text": self.texts[key]}

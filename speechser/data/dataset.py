@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from speechser.data.augment import WaveformAugmentor
 from speechser.data.labels import read_utt2label
-from speechser.features.fbank import CMVN
+from speechser.features.extract import read_fbank_options
+from speechser.features.fbank import CMVN, compute_fbank
 from speechser.io.audio import AudioReader
 from speechser.io.datadir import DataDirError, read_entries, read_kv
 
@@ -41,6 +43,40 @@ def read_cmvn(data_dir: Path, cmvn_type: str, stats_path: Optional[Path]) -> Opt
     raise ValueError(f"unknown cmvn_type '{cmvn_type}' (none, global, speaker)")
 
 
+class AugmentedFbank:
+    """Training features computed on the fly from augmented audio.
+
+    ``source(key) -> (wav (S',) float32, feats (T', D) float32)``: the utterance's
+    waveform from the directory's ``wav.scp`` (:class:`AudioReader`, resampled to the
+    features' rate), augmented (``augment(wav, rate, key)``; see
+    :mod:`speechser.data.augment`), then log-Mel filterbanks with exactly the settings
+    the directory's precomputed ``feats.scp`` was extracted with
+    (:func:`~speechser.features.extract.read_fbank_options`). Without augmentation
+    (all probabilities 0) ``feats`` equals the precomputed matrix up to float rounding.
+    Normalization (CMVN) is the caller's. ``T'`` differs from ``utt2num_frames`` under
+    speed perturbation (by the factor), which bucketing ignores.
+    """
+
+    def __init__(self, data_dir: Path | str, augment: WaveformAugmentor) -> None:
+        self.data_dir = Path(data_dir)
+        if not (self.data_dir / "wav.scp").is_file():
+            raise DataDirError(f"{self.data_dir}/wav.scp: no such file (on-the-fly augmentation reads the audio)")
+        self.opts = read_fbank_options(self.data_dir)
+        self.audio = AudioReader(self.data_dir, target_rate=self.opts.sample_rate)
+        self.augment = augment
+
+    def set_epoch(self, epoch: int) -> None:
+        self.augment.set_epoch(epoch)
+
+    def __call__(self, key: str) -> Tuple[np.ndarray, np.ndarray]:
+        samples, rate = self.audio[key]
+        wav = self.augment(samples, rate, key)
+        feats = compute_fbank(wav, rate, self.opts)
+        if feats.shape[0] == 0:
+            raise ValueError(f"utterance '{key}': too short for a single frame after augmentation")
+        return wav, feats
+
+
 class FeatsLabelDataset(Dataset):
     """Utterance features with a class label, from a data directory.
 
@@ -49,6 +85,11 @@ class FeatsLabelDataset(Dataset):
     Item ``i`` is ``{"key", "feats": (T, D) float32, "label": int}``.
     ``crop_frames > 0`` takes a random window of at most that many frames
     (training); the generator is torch's, so crops are reproducible.
+
+    ``augment`` (training sets only): each item's waveform is read from
+    ``wav.scp`` and augmented, and its features are recomputed from the augmented
+    waveform (:class:`AugmentedFbank`), so that a model reading both (``wav`` and
+    ``feats``) sees the same augmented audio; nothing is preloaded then.
     """
 
     def __init__(
@@ -60,6 +101,7 @@ class FeatsLabelDataset(Dataset):
         crop_frames: int = 0,
         preload: bool = True,
         load_audio: bool = False,
+        augment: Optional[WaveformAugmentor] = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -75,12 +117,21 @@ class FeatsLabelDataset(Dataset):
         self.crop_frames = crop_frames
         self._reader = kaldiio.load_scp(str(scp))
         self.audio: Optional[AudioReader] = None
+        self.load_audio = load_audio
+        self.augmented: Optional[AugmentedFbank] = None
+        if augment is not None:
+            self.augmented = AugmentedFbank(self.data_dir, augment)
+            if load_audio and self.augmented.opts.sample_rate != 16000:
+                raise ValueError(f"{self.data_dir}: features at {self.augmented.opts.sample_rate} Hz; models that "
+                                 "read audio take 16 kHz")
+            preload = False
         if load_audio:
             if crop_frames:
                 raise ValueError("crop_frames cannot be combined with load_audio (the crop would not match the audio)")
             if not (self.data_dir / "wav.scp").is_file():
                 raise DataDirError(f"{self.data_dir}/wav.scp: no such file (the model reads audio)")
-            self.audio = AudioReader(self.data_dir, target_rate=16000)
+            if self.augmented is None:  # else the audio comes augmented, with the features
+                self.audio = AudioReader(self.data_dir, target_rate=16000)
         self._cache: Dict[str, np.ndarray] = {}
         if preload:
             for k in self.keys:
@@ -106,15 +157,26 @@ class FeatsLabelDataset(Dataset):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch seeds the augmentation draws (a no-op without augmentation)."""
+        if self.augmented is not None:
+            self.augmented.set_epoch(epoch)
+
     def __getitem__(self, i: int) -> Dict[str, object]:
         key = self.keys[i]
-        feats = self._cache[key] if key in self._cache else self._read(key)
+        wav: Optional[np.ndarray] = None
+        if self.augmented is not None:
+            wav, feats = self.augmented(key)
+            if self.cmvn is not None:
+                feats = self.cmvn(key, feats)
+        else:
+            feats = self._cache[key] if key in self._cache else self._read(key)
         if self.crop_frames > 0 and feats.shape[0] > self.crop_frames:
             start = int(torch.randint(0, feats.shape[0] - self.crop_frames + 1, (1,)).item())
             feats = feats[start : start + self.crop_frames]
         item: Dict[str, object] = {"key": key, "feats": feats, "label": self.utt2label[key]}
-        if self.audio is not None:
-            item["wav"] = self.audio[key][0]
+        if self.load_audio:
+            item["wav"] = wav if wav is not None else self.audio[key][0]  # type: ignore[index]
         return item
 
 

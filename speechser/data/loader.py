@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 from torch.utils.data import DataLoader, Dataset
 
+from speechser.data.augment import AugmentConfig
 from speechser.data.dataset import read_cmvn
 from speechser.data.sampler import BucketBatchSampler
 from speechser.features.fbank import CMVN
@@ -27,6 +28,10 @@ class FeatsDataConfig:
     max_frames: int = 20000
     max_batch_size: int = 64
     num_workers: int = 0
+    #: On-the-fly waveform augmentation of the training set only (speed, pitch, reverb, noise;
+    #: :mod:`speechser.data.augment`); off unless a probability is above 0. When on, training
+    #: features are recomputed from the augmented audio of the data directory's ``wav.scp``.
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def cmvn_for(self, data_dir: str | Path) -> Optional[CMVN]:
         """The CMVN these options ask for, for a data directory (see :func:`read_cmvn`)."""

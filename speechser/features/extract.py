@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Dict, Iterable, Optional
@@ -12,7 +14,56 @@ from tqdm import tqdm
 
 from speechser.features.fbank import FbankOptions, accumulate_cmvn, compute_fbank
 from speechser.io.audio import AudioReader
-from speechser.io.datadir import read_kv, read_spk2utt
+from speechser.io.datadir import DataDirError, read_entries, read_kv, read_spk2utt
+
+#: Beside each archive ``<prefix>.ark``, ``<prefix>.fbank.json`` records the front-end settings.
+FBANK_OPTIONS_SUFFIX = ".fbank.json"
+FBANK_EXTRACTOR = "torchaudio.compliance.kaldi.fbank"
+
+
+def fbank_options_path(ark: Path | str) -> Path:
+    """``.../raw_fbank.1.ark`` -> ``.../raw_fbank.1.fbank.json``."""
+    ark = Path(ark)
+    return ark.with_name((ark.name[:-4] if ark.name.endswith(".ark") else ark.name) + FBANK_OPTIONS_SUFFIX)
+
+
+def write_fbank_options(ark: Path | str, opts: FbankOptions) -> Path:
+    """Record the settings an archive was extracted with (see :func:`read_fbank_options`)."""
+    path = fbank_options_path(ark)
+    path.write_text(json.dumps({"extractor": FBANK_EXTRACTOR, **dataclasses.asdict(opts)}, indent=1) + "\n")
+    return path
+
+
+def read_fbank_options(data_dir: Path | str) -> FbankOptions:
+    """The front-end settings of ``data_dir/feats.scp``: read from the ``<prefix>.fbank.json``
+    that :func:`extract_fbank` writes beside each archive the scp points into; all must agree,
+    so that features computed on the fly (augmented training) match the precomputed ones."""
+    scp = Path(data_dir) / "feats.scp"
+    if not scp.is_file():
+        raise DataDirError(f"{scp}: no such file (run the feature stage first)")
+    arks = {}
+    for e in read_entries(scp):
+        arks.setdefault(e.value.rsplit(":", 1)[0], e.lineno)
+    found: Dict[str, FbankOptions] = {}
+    for ark, lineno in arks.items():
+        path = fbank_options_path(ark)
+        if not path.is_file():
+            raise DataDirError(f"{scp}:{lineno}: {path}: no such file (the front-end settings of '{ark}'; "
+                               "re-run the feature stage to record them)")
+        table = json.loads(path.read_text())
+        if table.pop("extractor", FBANK_EXTRACTOR) != FBANK_EXTRACTOR:
+            raise DataDirError(f"{path}: not written by {FBANK_EXTRACTOR}")
+        try:
+            found[str(path)] = FbankOptions(**table)
+        except TypeError as err:
+            raise DataDirError(f"{path}: {err}") from None
+    if not found:
+        raise DataDirError(f"{scp}: no features")
+    distinct = set(found.values())
+    if len(distinct) > 1:
+        raise DataDirError(f"{scp}: its archives were extracted with different settings: "
+                           + "; ".join(f"{p}: {o}" for p, o in found.items()))
+    return distinct.pop()
 
 
 def extract_fbank(
@@ -21,8 +72,9 @@ def extract_fbank(
     keys: Optional[Iterable[str]] = None,
     opts: FbankOptions = FbankOptions(),
 ) -> int:
-    """Write ``<out_prefix>.ark`` and ``<out_prefix>.scp`` (and ``.num_frames``) for
-    the utterances ``keys`` (default: all, in ``utt2spk`` order). Returns the count."""
+    """Write ``<out_prefix>.ark`` and ``<out_prefix>.scp`` (and ``.num_frames``, and the
+    settings ``opts`` to ``.fbank.json``) for the utterances ``keys`` (default: all, in
+    ``utt2spk`` order). Returns the count."""
     data_dir, out_prefix = Path(data_dir), Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(data_dir, target_rate=opts.sample_rate)
@@ -40,6 +92,7 @@ def extract_fbank(
             lengths[key] = feats.shape[0]
     with open(f"{out_prefix}.num_frames", "w", encoding="utf-8") as f:
         f.writelines(f"{k} {n}\n" for k, n in lengths.items())
+    write_fbank_options(ark, opts)
     logging.info("wrote %d feature matrices to %s", len(keys), ark)
     return len(keys)
 

@@ -2,9 +2,10 @@
 
     conf_min < confidence < conf_max   and   wer_min < WER < wer_max
 
-where WER is the utterance's word error rate against its reference and the
-confidence is the decoder's CTC confidence (see
-:func:`speechser.decode.ctc.ctc_greedy_search`). Defaults are the paper's
+where WER is the utterance's word error rate against its reference (both
+normalized by :func:`speechser.text.normalize.normalize_text`, as the WER
+scorer :mod:`speechser.metrics.asr` normalizes them) and the confidence is
+the decoder's CTC confidence (see :func:`speechser.decode.ctc.ctc_greedy_search`). Defaults are the paper's
 (0.3, 0.95, 5 %, 40 %). Utterances below ``wer_min`` or above ``conf_max``
 are "too easy"; above ``wer_max`` or below ``conf_min`` "too corrupt"; an
 utterance the decoder did not produce (e.g. too short for its transcript)
@@ -22,6 +23,7 @@ from typing import Dict, List, Mapping, Optional
 
 from speechser.io.datadir import DataDirError, read_kv, subset_data_dir
 from speechser.metrics.asr import edit_distance
+from speechser.text.normalize import normalize_text
 
 BOUNDS = ("conf_low", "conf_high", "wer_low", "wer_high")
 
@@ -35,8 +37,10 @@ class FilterBounds:
 
 
 def utterance_wer(ref: str, hyp: str) -> float:
-    """Word edit distance / reference words; an empty reference gives 0 (empty hyp) or inf."""
-    r, h = ref.split(), hyp.split()
+    """Word edit distance / reference words, after the scorer's normalization of both texts
+    (:func:`~speechser.text.normalize.normalize_text`: NFC, whitespace collapsed), so that the filter's WER
+    is the scorer's WER of the utterance; an empty reference gives 0 (empty hyp) or inf."""
+    r, h = normalize_text(ref).split(), normalize_text(hyp).split()
     if not r:
         return 0.0 if not h else math.inf
     return edit_distance(h, r) / len(r)
@@ -118,7 +122,9 @@ def read_confidences(path: Path | str) -> Dict[str, float]:
 
 def filter_data_dir(data_dir: Path | str, decode_dir: Path | str, out_dir: Path | str,
                     bounds: Optional[FilterBounds] = None) -> FilterReport:
-    """Filter ``data_dir`` by a decode of it (``decode_dir/text`` and ``decode_dir/confidence``).
+    """Filter ``data_dir`` by a decode of it (``decode_dir/text`` and ``decode_dir/confidence``; the
+    references are ``decode_dir/ref``, the tokenizer's normalization of ``data_dir/text``, where the
+    decoder wrote one).
 
     Writes the kept utterances as the data directory ``out_dir`` and, beside
     it, ``<out_dir>.report.json``, ``<out_dir>.report.txt`` and
@@ -128,6 +134,15 @@ def filter_data_dir(data_dir: Path | str, decode_dir: Path | str, out_dir: Path 
     bounds = bounds or FilterBounds()
     data_dir, decode_dir, out_dir = Path(data_dir), Path(decode_dir), Path(out_dir)
     refs = read_kv(data_dir / "text")
+    if (decode_dir / "ref").is_file():
+        # The references as the decoder's tokenizer normalized them (e.g. lower-cased, when the token
+        # list was made with --lowercase): the hypotheses are in that form, so the WER must be too.
+        normalized = read_kv(decode_dir / "ref", allow_empty_value=True)
+        if set(normalized) != set(refs):
+            odd = sorted(set(normalized) ^ set(refs))[0]
+            raise DataDirError(f"{decode_dir}/ref: its utterances differ from {data_dir}/text (e.g. '{odd}'): "
+                               "the decode is of another set")
+        refs = normalized
     hyps = read_kv(decode_dir / "text")
     extra = sorted(set(hyps) - set(refs))
     if extra:

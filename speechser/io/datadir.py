@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -142,19 +143,75 @@ def present_files(data_dir: Path, names: Iterable[str]) -> List[str]:
     return [n for n in names if (data_dir / n).is_file()]
 
 
+def check_spk_sorted(entries: Sequence[Entry], path: Path | str) -> None:
+    """Raise naming the first line of an ``utt2spk`` (sorted by utterance) whose
+    speaker sorts before the previous line's: Kaldi wants it sorted by speaker too."""
+    for prev, cur in zip(entries, entries[1:]):
+        if cur.value < prev.value:
+            raise DataDirError(
+                f"{path}:{cur.lineno}: speaker '{cur.value}' of utterance '{cur.key}' sorts before "
+                f"speaker '{prev.value}' on line {prev.lineno}: utt2spk must be sorted by speaker as "
+                f"well as by utterance (make speaker ids prefixes of utterance ids, or pass --no-spk-sort)"
+            )
+
+
+def _non_printable(ch: str) -> bool:
+    """A control character (Unicode category Cc) that is not white space."""
+    return ch not in "\t\n\r\v\f" and unicodedata.category(ch) == "Cc"
+
+
+def check_text_file(path: Path | str, allow_non_print: bool = True) -> None:
+    """Check that a transcript file is UTF-8 and, unless ``allow_non_print``,
+    has no non-printing (control) characters; the error names line and column."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataDirError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte {err.start + 1}: {err.reason}); "
+                    f"re-encode the file as UTF-8"
+                ) from None
+            if allow_non_print:
+                continue
+            for col, ch in enumerate(line.rstrip("\n").rstrip("\r"), start=1):
+                if _non_printable(ch):
+                    raise DataDirError(
+                        f"{path}:{lineno}: non-printing character U+{ord(ch):04X} at column {col} "
+                        f"(remove it, or pass --non-print if it is by design)"
+                    )
+
+
 def validate_data_dir(
     data_dir: Path | str,
     require_audio: bool = True,
     require_text: bool = False,
     label_files: Optional[Mapping[str, Iterable[str]]] = None,
+    *,
+    require_wav: bool = False,
+    require_feats: bool = False,
+    require_spk_sort: bool = False,
+    allow_non_print: bool = True,
 ) -> int:
     """Check a data directory; raise :class:`DataDirError` on the first problem.
 
     Checks, in this order: ``utt2spk`` exists, every file is well formed and
-    sorted, the per-utterance files share one key set, ``spk2utt`` is the
-    inverse of ``utt2spk``, ``wav.scp`` covers the utterances (or the
-    recordings of ``segments``), segment times are sane, and every label in a
-    file named in ``label_files`` (e.g. ``{"utt2emo": ["ang", ...]}``) is known.
+    sorted (``utt2spk`` by speaker as well with ``require_spk_sort``), ``text``
+    is UTF-8 (without control characters unless ``allow_non_print``), the
+    per-utterance files share one key set, ``spk2utt`` is the inverse of
+    ``utt2spk``, ``wav.scp`` covers the utterances (or the recordings of
+    ``segments``), segment times are sane, the required files exist, and
+    every label in a file named in ``label_files`` (e.g. ``{"utt2emo":
+    ["ang", ...]}``) is known. A file that is not required is still checked
+    when present.
+
+    Required files: ``utt2spk`` and ``spk2utt`` always; ``wav.scp`` with
+    ``require_wav``; ``wav.scp`` or ``feats.scp`` with ``require_audio``;
+    ``text`` with ``require_text``; ``feats.scp`` with ``require_feats``. The
+    defaults are lenient; ``utils/validate_data_dir.sh`` applies Kaldi's
+    (``text``, ``wav.scp`` and ``feats.scp`` required, ``utt2spk`` sorted by
+    speaker, no control characters in ``text``) unless told otherwise.
 
     Returns the number of utterances.
     """
@@ -177,6 +234,13 @@ def validate_data_dir(
     for e in utt2spk_entries:
         if len(e.value.split()) != 1:
             raise DataDirError(f"{d}/utt2spk:{e.lineno}: expected one speaker id, got '{e.value}'")
+    if require_spk_sort:
+        check_spk_sorted(utt2spk_entries, d / "utt2spk")
+
+    if (d / "text").is_file():
+        check_text_file(d / "text", allow_non_print=allow_non_print)
+    elif require_text:
+        raise DataDirError(f"{d}/text: no such file (if this is by design, pass --no-text)")
 
     for name in present_files(d, PER_UTT_FILES):
         if name == "utt2spk":
@@ -239,19 +303,24 @@ def validate_data_dir(
             missing = sorted(reco_set - wav_keys)
             if missing:
                 raise DataDirError(f"{d}/wav.scp: no entry for recording '{missing[0]}' of segments")
-        elif require_audio:
-            raise DataDirError(f"{d}/wav.scp: no such file")
+        elif require_audio or require_wav:
+            raise DataDirError(f"{d}/wav.scp: no such file (segments needs it)")
     elif (d / "wav.scp").is_file():
         entries = load("wav.scp")
         keys = {e.key for e in entries}
         if keys != utt_set:
             missing = sorted(utt_set - keys) or sorted(keys - utt_set)
             raise DataDirError(f"{d}/wav.scp: key set differs from utt2spk at '{missing[0]}'")
+    elif require_wav:
+        raise DataDirError(f"{d}/wav.scp: no such file (if this is by design, pass --no-wav)")
     elif require_audio and not (d / "feats.scp").is_file():
         raise DataDirError(f"{d}: neither wav.scp nor feats.scp")
 
-    if require_text and not (d / "text").is_file():
-        raise DataDirError(f"{d}/text: no such file")
+    if require_feats and not (d / "feats.scp").is_file():
+        raise DataDirError(
+            f"{d}/feats.scp: no such file (utils/make_fbank.sh extracts features; "
+            f"if this is by design, pass --no-feats)"
+        )
 
     for name, labels in (label_files or {}).items():
         if not (d / name).is_file():
@@ -272,14 +341,26 @@ def _backup(d: Path, name: str) -> None:
     shutil.copy2(d / name, backup / name)
 
 
-def fix_data_dir(data_dir: Path | str) -> Tuple[int, int]:
+def fix_data_dir(
+    data_dir: Path | str,
+    utt_extra_files: Iterable[str] = (),
+    spk_extra_files: Iterable[str] = (),
+) -> Tuple[int, int]:
     """Sort every file, keep the utterances present in all per-utterance files
     (and with audio), drop speakers left without utterances, regenerate ``spk2utt``.
+
+    ``utt_extra_files`` and ``spk_extra_files`` name further files of the
+    directory, keyed by utterance and by speaker (e.g. ``utt2lang``,
+    ``spk2age``): as in Kaldi they are sorted and filtered to the kept
+    utterances and speakers but do not decide which are kept; one that does
+    not exist is skipped.
 
     Originals are copied to ``<dir>/.backup/``. Every dropped utterance is
     logged. Returns ``(kept, dropped)`` utterance counts.
     """
     d = Path(data_dir)
+    if not d.is_dir():
+        raise DataDirError(f"{d}: not a directory")
     names = present_files(d, PER_UTT_FILES)
     if "utt2spk" not in names:
         if (d / "spk2utt").is_file():
@@ -321,6 +402,13 @@ def fix_data_dir(data_dir: Path | str) -> Tuple[int, int]:
     for n in present_files(d, PER_SPK_FILES):
         _backup(d, n)
         write_kv(d / n, {k: v for k, v in read_kv(d / n).items() if k in spks})
+    known = {"utt2spk", "spk2utt", "wav.scp", *PER_UTT_FILES, *PER_SPK_FILES}
+    for extras, keep_keys in ((utt_extra_files, utts), (spk_extra_files, spks)):
+        for n in dict.fromkeys(extras):
+            if n in known or not (d / n).is_file():
+                continue
+            _backup(d, n)
+            write_kv(d / n, {k: v for k, v in read_kv(d / n, allow_empty_value=True).items() if k in keep_keys})
     logging.info("fix_data_dir %s: kept %d utterances, dropped %d", d, len(utts), len(dropped))
     return len(utts), len(dropped)
 
@@ -367,23 +455,85 @@ def _copy_filtered(
     return len(utts)
 
 
+def read_utt_lengths(data_dir: Path | str) -> Optional[Tuple[Dict[str, float], str]]:
+    """Utterance lengths from the directory's own files: ``utt2dur`` (seconds),
+    else ``utt2num_frames`` (frames), else ``segments`` (end - start); ``None``
+    when it has none of them. Returns ``(lengths, name of the file read)``."""
+    d = Path(data_dir)
+    for name in ("utt2dur", "utt2num_frames"):
+        if (d / name).is_file():
+            lengths = {}
+            for e in read_entries(d / name):
+                try:
+                    lengths[e.key] = float(e.value)
+                except ValueError:
+                    raise DataDirError(f"{d}/{name}:{e.lineno}: not a number: '{e.value}'") from None
+            return lengths, name
+    if (d / "segments").is_file():
+        lengths = {}
+        for e in read_entries(d / "segments"):
+            fields = e.value.split()
+            try:
+                lengths[e.key] = float(fields[2]) - float(fields[1])
+            except (IndexError, ValueError):
+                raise DataDirError(f"{d}/segments:{e.lineno}: expected 'utt reco start end'") from None
+        return lengths, "segments"
+    return None
+
+
+def _evenly_spaced(items: Sequence[str], n: int) -> List[str]:
+    """``n`` items spread evenly over ``items`` (the first one included), in order."""
+    total = len(items)
+    return [items[i * total // n] for i in range(n)]
+
+
 def subset_data_dir(
     src: Path | str,
     dst: Path | str,
     utt_list: Optional[Iterable[str]] = None,
     spk_list: Optional[Iterable[str]] = None,
     first: Optional[int] = None,
+    *,
+    last: Optional[int] = None,
+    shortest: Optional[int] = None,
+    evenly: Optional[int] = None,
+    per_spk: Optional[int] = None,
+    lengths: Optional[Mapping[str, float]] = None,
 ) -> int:
-    """Copy the utterances named by exactly one of ``utt_list``, ``spk_list``
-    (all their utterances) or ``first`` (the first N in sorted order).
+    """Copy the utterances selected by exactly one of:
 
-    A listed utterance or speaker that ``src`` lacks is an error naming it.
-    Returns the number of utterances written.
+    * ``utt_list``: these utterances; ``spk_list``: all utterances of these speakers;
+    * ``first`` / ``last``: the first / last N utterances in sorted order;
+    * ``shortest``: the N shortest utterances by ``lengths`` (utterance ->
+      length in any unit; default :func:`read_utt_lengths`), ties in sorted order;
+    * ``evenly``: N utterances spread evenly over the sorted list (the
+      deterministic pick of Kaldi's ``subset_data_dir.sh <src> <N> <dst>``);
+    * ``per_spk``: up to N utterances of every speaker, spread evenly over
+      its sorted utterances (all of them when it has N or fewer).
+
+    A listed utterance or speaker that ``src`` lacks is an error naming it, as
+    is asking ``first``, ``last``, ``shortest`` or ``evenly`` for more
+    utterances than ``src`` has. Returns the number of utterances written.
     """
     src, dst = Path(src), Path(dst)
-    if sum(x is not None for x in (utt_list, spk_list, first)) != 1:
-        raise ValueError("give exactly one of utt_list, spk_list, first")
+    counts = {"first": first, "last": last, "shortest": shortest, "evenly": evenly, "per_spk": per_spk}
+    given = [k for k, v in {"utt_list": utt_list, "spk_list": spk_list, **counts}.items() if v is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of utt_list, spk_list, {', '.join(counts)} (got {given or 'none'})")
+    for name, n in counts.items():
+        if n is not None and n <= 0:
+            raise ValueError(f"{name} must be positive")
+    if not (src / "utt2spk").is_file():
+        raise DataDirError(f"{src}/utt2spk: no such file")
     utt2spk = read_kv(src / "utt2spk")
+    sorted_utts = sorted(utt2spk)
+    n_wanted = first if first is not None else last if last is not None else shortest if shortest is not None \
+        else evenly
+    if n_wanted is not None and n_wanted > len(sorted_utts):
+        raise DataDirError(
+            f"{src}/utt2spk: cannot take {n_wanted} utterances from {len(sorted_utts)} "
+            f"(ask for at most {len(sorted_utts)})"
+        )
     if utt_list is not None:
         wanted = set(utt_list)
         unknown = sorted(wanted - set(utt2spk))
@@ -397,11 +547,32 @@ def subset_data_dir(
             raise DataDirError(f"{src}: no speaker '{unknown[0]}'")
         keep = lambda u: utt2spk[u] in spks  # noqa: E731
     else:
-        assert first is not None
-        if first <= 0:
-            raise ValueError("first must be positive")
-        chosen = set(sorted(utt2spk)[:first])
-        keep = chosen.__contains__
+        if first is not None:
+            chosen = sorted_utts[:first]
+        elif last is not None:
+            chosen = sorted_utts[-last:]
+        elif evenly is not None:
+            chosen = _evenly_spaced(sorted_utts, evenly)
+        elif per_spk is not None:
+            chosen = []
+            for utts in utt2spk_to_spk2utt(utt2spk).values():
+                stride = max(1, len(utts) // per_spk)
+                chosen.extend(utts[::stride][:per_spk])
+        else:
+            assert shortest is not None
+            if lengths is None:
+                found = read_utt_lengths(src)
+                if found is None:
+                    raise DataDirError(
+                        f"{src}: no utt2dur, utt2num_frames or segments to find the shortest utterances "
+                        f"(speechser-format-audio writes utt2dur)"
+                    )
+                lengths = found[0]
+            missing = [u for u in sorted_utts if u not in lengths]
+            if missing:
+                raise DataDirError(f"{src}: no length for utterance '{missing[0]}' ({len(missing)} without one)")
+            chosen = sorted(sorted_utts, key=lambda u: lengths[u])[:shortest]
+        keep = set(chosen).__contains__
     return _copy_filtered(src, dst, keep)
 
 
@@ -427,18 +598,25 @@ def copy_data_dir(
     )
 
 
-def combine_data(dst: Path | str, srcs: Sequence[Path | str]) -> int:
-    """Concatenate data directories; a key found in two sources is an error.
+def combine_data(dst: Path | str, srcs: Sequence[Path | str], extra_files: Iterable[str] = ()) -> int:
+    """Concatenate data directories; a key found in two sources is an error
+    (for per-speaker files and ``extra_files``, only with different values).
 
     A per-utterance file is written only if every source has it (a partial
-    file would break the key-set invariant); skipped files are logged.
+    file would break the key-set invariant); skipped files are logged. So are
+    ``extra_files``, further files to concatenate (e.g. ``utt2lang``).
     """
     dst = Path(dst)
     srcs = [Path(s) for s in srcs]
     if not srcs:
         raise ValueError("combine_data needs at least one source")
+    for s in srcs:
+        if not (s / "utt2spk").is_file():
+            raise DataDirError(f"{s}/utt2spk: no such file")
     dst.mkdir(parents=True, exist_ok=True)
     names = ["wav.scp", *PER_UTT_FILES, *PER_SPK_FILES]
+    extras = [n for n in dict.fromkeys(extra_files) if n not in names and n != "spk2utt"]
+    names += extras
     n_utts = 0
     for name in names:
         have = [s for s in srcs if (s / name).is_file()]
@@ -454,9 +632,9 @@ def combine_data(dst: Path | str, srcs: Sequence[Path | str]) -> int:
         merged: Dict[str, str] = {}
         origin: Dict[str, Path] = {}
         for s in have:
-            for k, v in read_kv(s / name).items():
+            for k, v in read_kv(s / name, allow_empty_value=True if name in extras else None).items():
                 if k in merged:
-                    if name in PER_SPK_FILES and merged[k] == v:
+                    if (name in PER_SPK_FILES or name in extras) and merged[k] == v:
                         continue
                     raise DataDirError(f"combine_data: key '{k}' of {name} is in both {origin[k]} and {s}")
                 merged[k] = v

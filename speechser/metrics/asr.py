@@ -40,23 +40,41 @@ class ErrorCounts:
 TABLE_HEADER = "| dataset | Snt | Wrd | Corr | Sub | Del | Ins | Err | S.Err |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 
 
-def _pairs(refs: Mapping[str, str], hyps: Mapping[str, str]) -> tuple[List[str], List[str], List[str]]:
-    missing = sorted(set(refs) - set(hyps))
-    if missing:
-        raise DataDirError(f"no hypothesis for {len(missing)} utterance(s), first '{missing[0]}'")
+def missing_hypotheses(refs: Mapping[str, str], hyps: Mapping[str, str], allow_missing: bool = False) -> List[str]:
+    """The reference keys that have no hypothesis, sorted.
+
+    A hypothesis for a key that is not a reference is always an error. A
+    reference without a hypothesis is an error naming the keys (a WER over
+    fewer utterances than the set has is not the set's WER) unless
+    ``allow_missing``: then the caller scores it as an empty hypothesis (all
+    its words deleted) and reports the count.
+    """
     extra = sorted(set(hyps) - set(refs))
     if extra:
-        raise DataDirError(f"hypothesis for unknown utterance '{extra[0]}'")
+        raise DataDirError(f"hypothesis for unknown utterance '{extra[0]}' ({len(extra)} such)")
+    missing = sorted(set(refs) - set(hyps))
+    if missing and not allow_missing:
+        shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise DataDirError(f"no hypothesis for {len(missing)} of {len(refs)} reference utterance(s): {shown} "
+                           "(decode every utterance, or score with allow_missing / --allow-missing to count "
+                           "them as empty hypotheses)")
+    return missing
+
+
+def _pairs(refs: Mapping[str, str], hyps: Mapping[str, str],
+           allow_missing: bool = False) -> tuple[List[str], List[str], List[str]]:
+    missing_hypotheses(refs, hyps, allow_missing)
     keys = sorted(refs)
-    return keys, [normalize_text(refs[k]) for k in keys], [normalize_text(hyps[k]) for k in keys]
+    return keys, [normalize_text(refs[k]) for k in keys], [normalize_text(hyps.get(k, "")) for k in keys]
 
 
-def score_words(refs: Mapping[str, str], hyps: Mapping[str, str]) -> tuple[ErrorCounts, str]:
+def score_words(refs: Mapping[str, str], hyps: Mapping[str, str],
+                allow_missing: bool = False) -> tuple[ErrorCounts, str]:
     """Word-level counts and a per-utterance alignment text (REF/HYP lines with S/D/I marks).
 
     An empty reference is scored by counting every hypothesis word as an
     insertion (jiwer refuses empty references)."""
-    keys, r, h = _pairs(refs, hyps)
+    keys, r, h = _pairs(refs, hyps, allow_missing)
     counts = ErrorCounts(len(keys), 0, 0, 0, 0, 0, 0)
     blocks: List[str] = []
     for key, ref, hyp in zip(keys, r, h):
@@ -78,9 +96,9 @@ def score_words(refs: Mapping[str, str], hyps: Mapping[str, str]) -> tuple[Error
     return counts, "\n".join(blocks)
 
 
-def score_chars(refs: Mapping[str, str], hyps: Mapping[str, str]) -> ErrorCounts:
+def score_chars(refs: Mapping[str, str], hyps: Mapping[str, str], allow_missing: bool = False) -> ErrorCounts:
     """Character-level counts over the texts without spaces."""
-    keys, r, h = _pairs(refs, hyps)
+    keys, r, h = _pairs(refs, hyps, allow_missing)
     counts = ErrorCounts(len(keys), 0, 0, 0, 0, 0, 0)
     for ref, hyp in zip(r, h):
         ref_c, hyp_c = ref.replace(" ", ""), hyp.replace(" ", "")
@@ -99,22 +117,30 @@ def score_chars(refs: Mapping[str, str], hyps: Mapping[str, str]) -> ErrorCounts
 
 
 def write_asr_scores(refs: Mapping[str, str], hyps: Mapping[str, str], out_dir: Path | str,
-                     name: str = "test") -> Dict[str, float]:
-    """Write ``result.wer.md`` and ``result.cer.md`` (tables) and ``alignment.txt``; return WER and CER."""
+                     name: str = "test", allow_missing: bool = False) -> Dict[str, float]:
+    """Write ``result.wer.md`` and ``result.cer.md`` (tables) and ``alignment.txt``; return WER, CER and
+    the number of references without a hypothesis (``missing``, 0 unless ``allow_missing``)."""
+    missing = missing_hypotheses(refs, hyps, allow_missing)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    words, alignment = score_words(refs, hyps)
-    chars = score_chars(refs, hyps)
+    words, alignment = score_words(refs, hyps, allow_missing)
+    chars = score_chars(refs, hyps, allow_missing)
     (out / "result.wer.md").write_text(f"{TABLE_HEADER}\n{words.table_row(name)}\n")
     (out / "result.cer.md").write_text(f"{TABLE_HEADER.replace('Wrd', 'Chr')}\n{chars.table_row(name)}\n")
     (out / "alignment.txt").write_text(alignment)
-    return {"wer": words.error_rate, "cer": chars.error_rate}
+    return {"wer": words.error_rate, "cer": chars.error_rate, "missing": len(missing)}
 
 
-def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: str = "") -> str:
+def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: str = "",
+               allow_missing: bool = False) -> str:
     """A Markdown section with the WER and CER tables of decode directories
     (each holding ``result.wer.md``, ``result.cer.md`` and ``scores.json``),
-    one row per directory named ``<decode dir>``."""
+    one row per directory named ``<decode dir>``.
+
+    A decode that did not score every utterance of its set (``scores.json``
+    says ``n`` < ``n_ref``, records ``missing`` or ``skipped`` ones, or does
+    not say) is refused, naming the directory, unless ``allow_missing``:
+    then the note says how many were missing."""
     import datetime
     import json
 
@@ -128,8 +154,15 @@ def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: s
             row = (d / name).read_text().splitlines()[-1]
             rows.append(row.replace("| test |", f"| {d.parent.name}/{d.name} |", 1))
         meta = json.loads((d / "scores.json").read_text())
-        if meta.get("skipped"):
-            notes += f" {d.name}: {len(meta['skipped'])} utterance(s) not decoded (too short for their transcript)."
+        n, n_ref = meta.get("n"), meta.get("n_ref")
+        lost = len(meta.get("skipped") or []) + int(meta.get("missing") or 0)
+        if n_ref is None or n is None or n != n_ref or lost:
+            what = (f"{n} of {n_ref} utterance(s) decoded, {lost} missing or skipped" if n_ref is not None
+                    else "it does not record how many utterances its set has (decoded by an older speechser?)")
+            if not allow_missing:
+                raise DataDirError(f"{d}/scores.json: not every utterance of the set was scored: {what}; "
+                                   "decode again, or pass --allow-missing to report it as it is")
+            notes += f" {d.name}: {what}."
     lines = [f"## {title}", "", f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
              f"- environment: {environment_line()}", f"- command: `{command}`"]
     if notes.strip():

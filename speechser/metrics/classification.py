@@ -1,9 +1,10 @@
-"""Classification metrics: UA (macro recall), WA (accuracy), macro-F1, per-class recall, confusion matrices."""
+"""Classification metrics: UA (macro recall), WA (accuracy), macro-F1, per-class recall, confusion matrices,
+and the mean and sample standard deviation of scores over cross-validation folds."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -41,6 +42,27 @@ def scores_from_confusion(cm: np.ndarray) -> Dict[str, float]:
         "wa": float(tp.sum() / cm.sum()),
         "macro_f1": float(f1[present].mean()),
     }
+
+
+def mean_and_sample_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and *sample* standard deviation of per-fold scores (Bessel's correction)::
+
+        mean = sum_k x_k / n        std = sqrt( sum_k (x_k - mean)^2 / (n - 1) )
+
+    The folds are a sample of the data, so the ``n - 1`` estimate is the one
+    to report (``numpy.std(x, ddof=1)``, Python's ``statistics.stdev``); the
+    population form (``/ n``, ``numpy.std``'s default), which the reports used
+    before issue 9, understates it by ``sqrt((n - 1) / n)`` (5 % with 10
+    folds). The std is NaN for fewer than two values (undefined); no values
+    is a ValueError.
+    """
+    xs = [float(x) for x in values]
+    if not xs:
+        raise ValueError("mean and standard deviation of no values")
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, float("nan")
+    return m, (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5
 
 
 def per_class_recall(cm: np.ndarray) -> np.ndarray:

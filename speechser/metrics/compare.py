@@ -4,7 +4,8 @@ Each row is the ``scores.tsv`` that scoring writes (``fold n ua wa macro_f1``,
 one line per fold). Rows are comparable only when they were scored on the same
 folds with the same number of test utterances each, which
 :func:`read_fold_scores` / :func:`compare_rows` check. The table gives, per
-row, the mean and standard deviation over folds of UA and WA, the change of
+row, the mean and sample standard deviation (``n - 1``; see
+:func:`speechser.metrics.classification.mean_and_sample_std`) over folds of UA and WA, the change of
 the mean UA against the first row, and on how many folds the row's UA beats
 the first row's.
 """
@@ -14,9 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 from speechser.io.datadir import DataDirError
+from speechser.metrics.classification import mean_and_sample_std
 
 COLUMNS = ("fold", "n", "ua", "wa", "macro_f1")
 
@@ -53,14 +55,9 @@ def read_fold_scores(name: str, path: Path | str) -> Row:
     return Row(name, path, folds)
 
 
-def _mean_std(xs: Sequence[float]) -> Tuple[float, float]:
-    """Mean and population standard deviation (as the scoring stage reports them)."""
-    m = sum(xs) / len(xs)
-    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
-
-
 def compare_rows(rows: List[Row]) -> List[Dict[str, float]]:
-    """Per row: ua/wa mean and std (fractions), ``d_ua`` against row 0, ``wins`` (folds with UA above row 0's)."""
+    """Per row: ua/wa mean and sample std (``n - 1``; NaN for one fold) as fractions, ``d_ua`` against row 0,
+    ``wins`` (folds with UA above row 0's)."""
     if not rows:
         raise ValueError("nothing to compare")
     base = rows[0]
@@ -73,13 +70,18 @@ def compare_rows(rows: List[Row]) -> List[Dict[str, float]]:
     out = []
     for r in rows:
         keys = sorted(r.folds)
-        ua_m, ua_s = _mean_std([r.folds[k][1] for k in keys])
-        wa_m, wa_s = _mean_std([r.folds[k][2] for k in keys])
+        ua_m, ua_s = mean_and_sample_std([r.folds[k][1] for k in keys])
+        wa_m, wa_s = mean_and_sample_std([r.folds[k][2] for k in keys])
         wins = sum(r.folds[k][1] > base.folds[k][1] for k in keys)
         out.append({"ua": ua_m, "ua_std": ua_s, "wa": wa_m, "wa_std": wa_s,
                     "d_ua": ua_m - (out[0]["ua"] if out else ua_m), "wins": wins,
                     "folds": len(keys), "utts": sum(r.folds[k][0] for k in keys)})
     return out
+
+
+def _pct(std: float) -> str:
+    """A fraction as a percentage with 2 decimals; ``n/a`` for the NaN std of a single fold."""
+    return "n/a" if math.isnan(std) else f"{100 * std:.2f}"
 
 
 def comparison_markdown(rows: List[Row], title: str, command: str = "", notes: str = "") -> str:
@@ -89,7 +91,7 @@ def comparison_markdown(rows: List[Row], title: str, command: str = "", notes: s
     if command:
         lines.append(f"- command: `{command}`")
     lines += [f"- {len(rows)} rows, each on the same {stats[0]['folds']} folds ({stats[0]['utts']} test utterances); "
-              "mean ± standard deviation over folds", ""]
+              "mean ± sample standard deviation (n − 1) over folds", ""]
     if notes:
         lines += [notes.rstrip(), ""]
     lines += ["| row | UA % | WA % | Δ UA vs row 1 | folds with higher UA than row 1 | scores |",
@@ -97,6 +99,6 @@ def comparison_markdown(rows: List[Row], title: str, command: str = "", notes: s
     for r, s in zip(rows, stats):
         delta = "—" if r is rows[0] else f"{100 * s['d_ua']:+.2f}"
         wins = "—" if r is rows[0] else f"{s['wins']} / {s['folds']}"
-        lines.append(f"| {r.name} | {100 * s['ua']:.2f} ± {100 * s['ua_std']:.2f} | "
-                     f"{100 * s['wa']:.2f} ± {100 * s['wa_std']:.2f} | {delta} | {wins} | `{r.path}` |")
+        lines.append(f"| {r.name} | {100 * s['ua']:.2f} ± {_pct(s['ua_std'])} | "
+                     f"{100 * s['wa']:.2f} ± {_pct(s['wa_std'])} | {delta} | {wins} | `{r.path}` |")
     return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ from speechser.io.datadir import DataDirError, read_kv
 from speechser.metrics.classification import (
     confusion_matrix,
     format_confusion,
+    mean_and_sample_std,
     plot_confusion,
     scores_from_confusion,
 )
@@ -81,7 +82,9 @@ def cv_report(
     command: str,
     notes: str = "",
 ) -> str:
-    """A Markdown section: per-fold table, mean and std, summed confusion matrix."""
+    """A Markdown section: per-fold table, mean and sample std over folds (``n - 1``, see
+    :func:`~speechser.metrics.classification.mean_and_sample_std`; ``n/a`` for one fold, and the
+    caption under the table says which std it is), summed confusion matrix."""
     lines = [f"## {title}", ""]
     lines.append(f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M %Z').strip()}")
     lines.append(f"- environment: {environment_line()}")
@@ -92,10 +95,11 @@ def cv_report(
     for f in folds:
         s = f.scores
         lines.append(f"| {f.name} | {f.n} | {100 * s['ua']:.2f} | {100 * s['wa']:.2f} | {100 * s['macro_f1']:.2f} |")
-    for stat, fn in (("mean", np.mean), ("std", np.std)):
-        vals = {m: 100 * fn([f.scores[m] for f in folds]) for m in ("ua", "wa", "macro_f1")}
-        lines.append(f"| **{stat}** | {sum(f.n for f in folds)} | {vals['ua']:.2f} | {vals['wa']:.2f} | "
-                     f"{vals['macro_f1']:.2f} |")
+    stats = {m: mean_and_sample_std([f.scores[m] for f in folds]) for m in ("ua", "wa", "macro_f1")}
+    for stat, i in (("mean", 0), ("std", 1)):
+        vals = {m: "n/a" if np.isnan(v[i]) else f"{100 * v[i]:.2f}" for m, v in stats.items()}
+        lines.append(f"| **{stat}** | {sum(f.n for f in folds)} | {vals['ua']} | {vals['wa']} | {vals['macro_f1']} |")
+    lines += ["", f"**std** is the sample standard deviation over the {len(folds)} fold(s), n − 1 in its denominator."]
     total = sum(f.cm for f in folds)
     pooled = scores_from_confusion(total)
     lines += ["", f"Pooled over all test utterances: UA {100 * pooled['ua']:.2f} %, "

@@ -9,13 +9,19 @@ experiments fall back to the ``data.cmvn_stats`` path of their config). Output:
 ``(B, U, d_model)`` with lengths ``(B,)``. Frozen (the default) it stays in
 eval mode and runs without gradients, and, given utterance keys, it caches
 each utterance's output in memory (``cache``): the encoder then runs once
-per utterance instead of once per epoch. The cache assumes the audio of a key
-never changes, which holds for the SER datasets (augmentation acts on the
-SER model's own features, not on the waveform).
+per utterance instead of once per epoch. A cache entry is keyed by the
+utterance key *and* a content hash of its samples (:func:`waveform_digest`),
+so two sets that share utterance ids (folds, train/test sets of different
+corpora, a re-prepared data directory) never read each other's outputs:
+different audio under the same id is a cache miss, computed and stored
+anew. Augmentation that changed the waveform every epoch would therefore
+only fill the cache, never hit it; the SER datasets augment the SER model's
+own features, not the waveform.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -61,6 +67,15 @@ def load_asr_experiment(exp_dir: Path | str, checkpoint: str) -> Tuple[nn.Module
     return model, mean, std
 
 
+def waveform_digest(wav: torch.Tensor) -> str:
+    """A content hash of one utterance's samples ``(S,)`` (unpadded): SHA-1 over their length, dtype and
+    bytes (on the CPU, contiguous), so that equal audio gives equal digests on any device."""
+    w = wav.detach().to("cpu").contiguous()
+    h = hashlib.sha1(f"{w.shape[0]}:{w.dtype}:".encode())
+    h.update(w.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 class ASREncoderBranch(nn.Module):
     def __init__(self, exp_dir: Path | str, checkpoint: str, freeze: bool = True, num_layers: int = 0,
                  cache: bool = True) -> None:
@@ -76,7 +91,8 @@ class ASREncoderBranch(nn.Module):
         if freeze:
             self.encoder.requires_grad_(False)
         self.use_cache = cache and freeze
-        self._cache: Dict[str, torch.Tensor] = {}
+        #: (utterance key, :func:`waveform_digest` of its samples) -> encoder output ``(U, d_model)``.
+        self._cache: Dict[Tuple[str, str], torch.Tensor] = {}
 
     def train(self, mode: bool = True) -> "ASREncoderBranch":
         super().train(mode)
@@ -100,17 +116,21 @@ class ASREncoderBranch(nn.Module):
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``(B, S)``, ``(B,)`` -> ``(B, U, d_model)``, ``(B,)``; ``keys`` name the utterances (cache)."""
+        """``(B, S)``, ``(B,)`` -> ``(B, U, d_model)``, ``(B,)``; ``keys`` name the utterances (cache, keyed
+        by ``(key, waveform_digest(samples))``)."""
         if not self.use_cache or keys is None:
             return self.encode(wavs, lengths)
-        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if len(keys) != wavs.shape[0]:
+            raise ValueError(f"{len(keys)} utterance keys for a batch of {wavs.shape[0]} waveforms")
+        ids = [(k, waveform_digest(w[: int(n)])) for k, w, n in zip(keys, wavs, lengths)]
+        todo = [i for i, c in enumerate(ids) if c not in self._cache]
         if todo:
             idx = torch.tensor(todo, device=wavs.device)
             sub_len = lengths[idx]
             enc, enc_lens = self.encode(wavs[idx, : int(sub_len.max())], sub_len)
             for j, i in enumerate(todo):
-                self._cache[keys[i]] = enc[j, : int(enc_lens[j])].detach()
-        outs = [self._cache[k].to(wavs.device) for k in keys]
+                self._cache[ids[i]] = enc[j, : int(enc_lens[j])].detach()
+        outs = [self._cache[c].to(wavs.device) for c in ids]
         out_lens = torch.tensor([o.shape[0] for o in outs], device=wavs.device)
         return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), out_lens
 
@@ -126,7 +146,8 @@ class ASRFusionOptions:
     freeze_asr: bool = True
     #: Use the first N Conformer layers of the ASR encoder (0 = all).
     asr_num_layers: int = 0
-    #: Keep each utterance's (frozen) ASR encoder output in memory after its first batch.
+    #: Keep each utterance's (frozen) ASR encoder output in memory after its first batch (keyed by the
+    #: utterance key and a hash of its audio, so that sets sharing keys do not collide).
     cache_asr: bool = True
     fusion_heads: int = 4
     #: Training only: probability that an utterance skips the fusion (see CrossAttentionFusion).

@@ -18,7 +18,7 @@ config (``asr_exp_dir``, ``asr_checkpoint``), frozen by default
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import torch
 from torch import nn
@@ -75,6 +75,8 @@ class SSLSERConfig(ASRFusionOptions):
     label_smoothing: float = 0.0
     supcon_weight: float = 0.0
     supcon_temperature: float = 0.1
+    #: SupCon form: ``in`` (L_in, the VLSP 2025 paper's eq. 3) or ``out`` (L_out); see ``tdnn_ser``.
+    supcon_variant: Literal["paper", "in", "out"] = "paper"
 
 
 @register_model("ssl_ser", SSLSERConfig)
@@ -122,7 +124,7 @@ class SSLSER(AbsModel):
         logits = self.classify(emb)
         c = self.conf
         loss = hybrid_ce_supcon(logits, emb, batch.labels, c.supcon_weight, c.supcon_temperature, c.label_smoothing,
-                                self.class_weights)
+                                self.class_weights, c.supcon_variant)
         return {"loss": loss, "logits": logits.detach()}
 
     def make_evaluator(self) -> ClassificationEvaluator:

@@ -11,7 +11,7 @@ Learns from scratch; small enough to train on a CPU.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 import torch
 from torch import nn
@@ -52,6 +52,10 @@ class TDNNSERConfig:
     #: Hybrid loss ``(1 - a) * CE + a * SupCon`` on the utterance embeddings; 0 = cross-entropy only.
     supcon_weight: float = 0.0
     supcon_temperature: float = 0.1
+    #: SupCon form (:func:`speechser.losses.contrastive.supervised_contrastive`): ``in`` sums the positives
+    #: inside the log (Khosla et al.'s L_in, the VLSP 2025 paper's eq. 3), ``out`` averages their
+    #: log-probabilities outside it (L_out; what configs used before issue 9).
+    supcon_variant: Literal["paper", "in", "out"] = "paper"
 
 
 class ClassificationEvaluator(Evaluator):
@@ -166,7 +170,7 @@ class TDNNSER(AbsModel):
         logits = self.classify(emb)
         c = self.conf
         loss = hybrid_ce_supcon(logits, emb, batch.labels, c.supcon_weight, c.supcon_temperature, c.label_smoothing,
-                                self.class_weights)
+                                self.class_weights, c.supcon_variant)
         return {"loss": loss, "logits": logits.detach()}
 
     def _forward_mixup(self, batch: Batch) -> Dict[str, Any]:

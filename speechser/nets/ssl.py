@@ -11,7 +11,9 @@ The representation is one hidden state (``layer``: 0 is the input to the
 first transformer layer, ``L`` the last layer's output, ``-1`` the last) or a
 learned softmax-weighted sum of all ``L + 1`` (``weighted_sum``). With a fixed
 ``layer < L`` the layers above it are dropped at load time (they cannot
-contribute), which saves their compute and memory.
+contribute), which saves their compute and memory: ``layer: 9`` of wav2vec 2.0
+base (the VLSP 2025 system's SER features) runs 9 of its 12 layers and returns
+exactly the full model's ``hidden_states[9]``.
 """
 
 from __future__ import annotations
@@ -101,9 +103,12 @@ class SSLEncoder(nn.Module):
             if not 0 <= self.layer <= self.num_layers:
                 raise ValueError(f"ssl.layer {conf.layer} is outside 0..{self.num_layers}")
             if self.layer < self.num_layers:
-                # Hidden state k is the input of layer k + 1: keep layers 1..k+1 so that no final
-                # layer norm is applied to it (some families normalize the last state only).
-                del layers[self.layer + 1 :]
+                # Hidden state k (k >= 1) is layer k's output. The wav2vec 2.0 family (wav2vec2, HuBERT,
+                # WavLM, data2vec-audio) records it before any final layer norm, so layers 1..k suffice
+                # (layer 9 of wav2vec2-base: 9 of 12 layers run). The Whisper encoder normalizes its last
+                # state, and state 0 needs a layer to be recorded at all: there keep layers 1..k+1.
+                keep = self.layer + 1 if (self.is_whisper or self.layer == 0) else self.layer
+                del layers[keep:]
         self.model = model
         self._freeze(conf)
 

@@ -1,4 +1,13 @@
-"""Text normalization shared by tokenizers and scoring."""
+"""Text normalization shared by tokenizers and scoring.
+
+:func:`normalize_text` is the one normalization of ASR text. Tokenizers
+apply it before encoding and after decoding (so hypotheses come out
+normalized); the WER/CER scorer (:mod:`speechser.metrics.asr`) and the data
+filter's per-utterance WER (:mod:`speechser.filter.data_filter`) apply it,
+with its default arguments, to the reference *and* the hypothesis alike, so
+that a reference written with combining accents (NFD, e.g. ``"cafe\u0301"``)
+and its precomposed (NFC) hypothesis ``"caf\u00e9"`` score 0 errors in both.
+"""
 
 from __future__ import annotations
 

@@ -9,8 +9,9 @@ characters are all known.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Any, Dict, Iterable, List, Sequence
 
 from speechser.text.normalize import normalize_text
 
@@ -19,10 +20,51 @@ UNK = "<unk>"
 SPACE = "<space>"
 
 
+#: Written by ``speechser-make-tokens`` beside ``tokens.txt`` (and ``bpe.model``): how text was
+#: normalized when the tokens were made, read back by training and decoding.
+SETTINGS_FILE = "tokenizer.json"
+
+
+def write_tokenizer_settings(token_dir: Path | str, token_type: str, lowercase: bool) -> Path:
+    """Write ``<token_dir>/tokenizer.json``: ``{"token_type", "lowercase"}``."""
+    path = Path(token_dir) / SETTINGS_FILE
+    path.write_text(json.dumps({"token_type": token_type, "lowercase": bool(lowercase)}, indent=1) + "\n")
+    return path
+
+
+def read_tokenizer_settings(token_file: Path | str) -> Dict[str, Any]:
+    """The settings stored beside a token list or sentencepiece model (``tokenizer.json`` in its folder).
+
+    A folder without one (made before the file existed) means the defaults
+    (no lower-casing). A malformed file, or unknown keys, is an error naming it.
+    """
+    path = Path(token_file).parent / SETTINGS_FILE
+    if not path.is_file():
+        return {"lowercase": False}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: expected a JSON object with token_type and lowercase")
+    unknown = sorted(set(settings) - {"token_type", "lowercase"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key '{unknown[0]}' (token_type, lowercase)")
+    if not isinstance(settings.get("lowercase", False), bool):
+        raise ValueError(f"{path}: 'lowercase' must be true or false, got {settings['lowercase']!r}")
+    return settings
+
+
 class Tokenizer:
-    """Common interface: ``encode``, ``decode``, ``vocab_size``, ``tokens``."""
+    """Common interface: ``encode``, ``decode``, ``normalize``, ``vocab_size``, ``tokens``."""
 
     tokens: List[str]
+    lowercase: bool = False
+
+    def normalize(self, text: str) -> str:
+        """The text as this tokenizer sees it (NFC, spaces collapsed, lower-cased if it was built so):
+        references must be put through it before they are compared with decoded hypotheses."""
+        return normalize_text(text, self.lowercase)
 
     @property
     def vocab_size(self) -> int:

@@ -15,7 +15,9 @@ from tqdm import tqdm
 
 from speechser.config import ConfigError, from_dict, load_config, read_yaml
 from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
+from speechser.data.augment import WaveformAugmentor
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
+from speechser.io.datadir import read_kv
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
 from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search
 from speechser.metrics.asr import write_asr_scores
@@ -24,6 +26,7 @@ from speechser.text.tokenizer import (
     GraphemeTokenizer,
     SentencePieceTokenizer,
     Tokenizer,
+    read_tokenizer_settings,
 )
 from speechser.train.checkpoint import load_model_state
 from speechser.train.distributed import DistInfo
@@ -66,19 +69,31 @@ def load_asr_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -
 
 
 def build_tokenizer(conf: ASRDataConfig) -> Tokenizer:
+    """The tokenizer of ``conf``, with the text settings (lower-casing) stored beside its token
+    list or model by ``speechser-make-tokens`` (``tokenizer.json``)."""
     if conf.token_type == "char":
         if not conf.token_list:
             raise ConfigError("config key 'data.token_list' is required for token_type char")
-        return GraphemeTokenizer(conf.token_list)
+        return GraphemeTokenizer(conf.token_list, **_text_settings(conf.token_list))
     if conf.token_type == "sentencepiece":
         if not conf.bpe_model:
             raise ConfigError("config key 'data.bpe_model' is required for token_type sentencepiece")
-        return SentencePieceTokenizer(conf.bpe_model)
+        return SentencePieceTokenizer(conf.bpe_model, **_text_settings(conf.bpe_model))
     raise ConfigError(f"config key 'data.token_type': unknown '{conf.token_type}' (char, sentencepiece)")
 
 
-def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer) -> FeatsTextDataset:
-    return FeatsTextDataset(data_dir, tok, conf.cmvn_for(data_dir))
+def _text_settings(token_file: str) -> Dict[str, bool]:
+    try:
+        return {"lowercase": bool(read_tokenizer_settings(token_file).get("lowercase", False))}
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer, unalignable: str,
+             augment: Optional[WaveformAugmentor] = None) -> FeatsTextDataset:
+    """``unalignable``: ``skip`` for training (counted, logged), ``keep`` for decoding (every utterance scored).
+    ``augment``: the training set's on-the-fly augmentation (never given for validation or decoding)."""
+    return FeatsTextDataset(data_dir, tok, conf.cmvn_for(data_dir), unalignable=unalignable, augment=augment)
 
 
 def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
@@ -89,8 +104,10 @@ def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
         # The experiment carries its normalization, so that its encoder can be reused from elsewhere.
         shutil.copyfile(conf.data.cmvn_stats, exp_dir / "cmvn.ark")
     tok = build_tokenizer(conf.data)
-    train_ds = _dataset(conf.data, conf.data.train_dir, tok)
-    valid_ds = _dataset(conf.data, conf.data.valid_dir, tok)
+    # data.augment: augmented fbank computed on the fly for the training set; valid stays precomputed.
+    augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
+    train_ds = _dataset(conf.data, conf.data.train_dir, tok, "skip", augment)
+    valid_ds = _dataset(conf.data, conf.data.valid_dir, tok, "skip")
     input_dim = int(np.asarray(train_ds[0]["feats"]).shape[1])
     model = build_model(conf.model.name, conf.model.conf, input_dim=input_dim, vocab_size=tok.vocab_size)
     d = conf.data
@@ -99,7 +116,12 @@ def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
     valid_loader, _ = bucketed_loader(valid_ds, valid_ds.lengths, collate_asr, d.max_frames, d.max_batch_size,
                                       False, conf.seed, dist, d.num_workers)
     trainer = Trainer(model, exp_dir, conf.trainer, conf.optim, conf.scheduler, dist)
-    return trainer.run(train_loader, valid_loader, len(sampler), sampler.set_epoch, stop_after_epoch)
+
+    def set_epoch(epoch: int) -> None:  # the batch order and the augmentation draws
+        sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+
+    return trainer.run(train_loader, valid_loader, len(sampler), set_epoch, stop_after_epoch)
 
 
 DECODERS = ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")
@@ -114,8 +136,9 @@ def decode_asr(
     decoder: str = "ctc_greedy",
     beam: int = 10,
     device: str = "auto",
+    allow_missing: bool = False,
 ) -> Dict[str, float]:
-    """Decode ``data_dir`` with a trained model; write ``text`` (hypotheses),
+    """Decode every utterance of ``data_dir`` with a trained model; write ``text`` (hypotheses),
     ``confidence`` (CTC confidence per utterance, whatever the decoder) and
     the scores (``result.wer.md``, ``result.cer.md``, ``alignment.txt``, ``scores.json``)."""
     if decoder not in DECODERS:
@@ -128,7 +151,7 @@ def decode_asr(
                         vocab_size=tok.vocab_size)
     model.load_state_dict(state)
     model.to(resolve_device(device)).eval()
-    ds = _dataset(conf.data, str(data_dir), tok)
+    ds = _dataset(conf.data, str(data_dir), tok, "keep")
     loader, _ = bucketed_loader(ds, ds.lengths, collate_asr, conf.data.max_frames, conf.data.max_batch_size,
                                 False, 0, DistInfo())
     dev = next(model.parameters()).device
@@ -154,15 +177,18 @@ def decode_asr(
         for b, key in enumerate(batch.keys):
             hyps[key] = tok.decode(token_lists[b])
             confs[key] = greedy[b].confidence if greedy is not None else float("nan")
-    refs = {k: ds.texts[k] for k in ds.keys}
+    # The references are the set's whole ``text``, not the dataset's keys, so that an utterance lost on
+    # the way (no features, say) is an error naming it rather than a WER over fewer utterances.
+    refs = {k: tok.normalize(v) for k, v in read_kv(Path(data_dir) / "text", allow_empty_value=True).items()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "text").write_text("".join(f"{k} {hyps[k]}\n" for k in sorted(hyps)), encoding="utf-8")
+    # The references as the tokenizer normalizes them, so that every later comparison (the scorer,
+    # the data filter) uses exactly the text the hypotheses were scored against.
+    (out / "ref").write_text("".join(f"{k} {refs[k]}\n" for k in sorted(refs)), encoding="utf-8")
     (out / "confidence").write_text("".join(f"{k} {confs[k]:.4f}\n" for k in sorted(confs)))
-    scores = write_asr_scores(refs, hyps, out)
-    if ds.skipped:
-        logging.warning("%d utterance(s) of %s were not decoded (too short for their transcripts)",
-                        len(ds.skipped), data_dir)
-    (out / "scores.json").write_text(json.dumps({**scores, "decoder": decoder, "n": len(hyps),
-                                                 "skipped": ds.skipped, "checkpoint": str(checkpoint)}, indent=1))
+    scores = write_asr_scores(refs, hyps, out, allow_missing=allow_missing)
+    (out / "scores.json").write_text(json.dumps({**scores, "decoder": decoder, "n": len(hyps), "n_ref": len(refs),
+                                                 "data_dir": str(data_dir), "checkpoint": str(checkpoint)},
+                                                indent=1))
     logging.info("%s (%s): WER %.2f%% CER %.2f%%", data_dir, decoder, 100 * scores["wer"], 100 * scores["cer"])
     return scores

@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from speechser.config import ConfigError, from_dict, load_config, read_yaml
+from speechser.data.augment import WaveformAugmentor
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
@@ -66,9 +67,12 @@ def load_ser_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -
     return conf
 
 
-def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool) -> FeatsLabelDataset:
+def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
+             augment: Optional[WaveformAugmentor] = None) -> FeatsLabelDataset:
+    """``augment`` only for the training set (validation, inference and k-NN data are never augmented)."""
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
-                             conf.crop_frames if train else 0, load_audio=conf.load_audio)
+                             conf.crop_frames if train else 0, load_audio=conf.load_audio,
+                             augment=augment if train else None)
 
 
 def _loader(ds: FeatsLabelDataset, conf: SERDataConfig, shuffle: bool, seed: int, dist: DistInfo) -> tuple:
@@ -81,7 +85,8 @@ def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
     exp_dir = Path(exp_dir)
     dist = start_experiment(conf, exp_dir)
     labels = read_label_list(conf.data.label_list)
-    train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True)
+    augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
+    train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment)
     valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False)
     input_dim = int(np.asarray(train_ds[0]["feats"]).shape[1])
     weights = None
@@ -94,7 +99,12 @@ def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
     train_loader, train_sampler = _loader(train_ds, conf.data, True, conf.seed, dist)
     valid_loader, _ = _loader(valid_ds, conf.data, False, conf.seed, dist)
     trainer = Trainer(model, exp_dir, conf.trainer, conf.optim, conf.scheduler, dist)
-    return trainer.run(train_loader, valid_loader, len(train_sampler), train_sampler.set_epoch, stop_after_epoch)
+
+    def set_epoch(epoch: int) -> None:  # the batch order and the augmentation draws
+        train_sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+
+    return trainer.run(train_loader, valid_loader, len(train_sampler), set_epoch, stop_after_epoch)
 
 
 def load_trained_ser(exp_dir: Path | str, checkpoint: Path | str, device: str = "auto") -> tuple:

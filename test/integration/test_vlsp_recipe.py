@@ -52,20 +52,44 @@ def build_release(root: Path, emodb: Path, an4: Path) -> None:
 TINY_ENCODER = {"d_model": 32, "num_layers": 2, "num_heads": 2, "ffn_dim": 64, "conv_kernel": 15}
 
 
+def write_augment_lists(root: Path, an4: Path) -> tuple:
+    """On-the-fly augmentation lists: AN4 recordings as noise, two synthetic exponential-decay RIRs."""
+    import numpy as np
+
+    root.mkdir(parents=True, exist_ok=True)
+    sph = sorted((an4 / "wav/an4test_clstk").glob("*/*.sph"))[:3]
+    (root / "noise.scp").write_text("".join(f"noise{i} {f}\n" for i, f in enumerate(sph)))
+    rng = np.random.default_rng(0)
+    rirs = []
+    for i, tau in enumerate((0.03, 0.08)):
+        n = np.arange(int(0.25 * 16000))
+        h = 0.3 * rng.standard_normal(n.shape[0]) * np.exp(-n / (tau * 16000))
+        h[0] = 1.0
+        sf.write(str(root / f"rir{i}.wav"), np.concatenate([np.zeros(8 * i), h]).astype(np.float32), 16000,
+                 subtype="FLOAT")
+        rirs.append(f"rir{i} {root / f'rir{i}.wav'}\n")
+    (root / "rir.scp").write_text("".join(rirs))
+    return root / "noise.scp", root / "rir.scp"
+
+
 def write_tiny_confs(conf: Path) -> None:
     import yaml
+
+    # the recipe's own augmentation sections (the probabilities and ranges a user runs with)
+    augment = {t: yaml.safe_load((conf / f"train_{t}.yaml").read_text())["data"]["augment"] for t in ("asr", "ser")}
 
     common = {"optim": {"name": "adam", "lr": 0.002}, "scheduler": {"name": "noam", "warmup_steps": 10},
               "trainer": {"max_epochs": 2, "keep_nbest": 1, "average_nbest": 1, "best_metric": "acc"}}
     (conf / "bestrq.yaml").write_text(yaml.safe_dump({**common, "model": {"name": "bestrq_conformer", "conf": {
         "encoder": TINY_ENCODER, "codebook_size": 64, "mask_prob": 0.05, "mask_span": 10}}}))
-    (conf / "asr.yaml").write_text(yaml.safe_dump({**common, "model": {"name": "conformer_transducer", "conf": {
+    (conf / "asr.yaml").write_text(yaml.safe_dump({**common, "data": {"augment": augment["asr"]},
+                                                   "model": {"name": "conformer_transducer", "conf": {
         "encoder": TINY_ENCODER, "pred_embed_dim": 16, "pred_hidden": 32, "joint_dim": 32}}}))
     (conf / "filter.yaml").write_text(yaml.safe_dump({
         "bounds": {"conf_min": -1.0, "conf_max": 2.0, "wer_min": -1.0, "wer_max": 100.0}, "max_rounds": 1,
         "train_overrides": ["--trainer.max_epochs", "1"]}))
     (conf / "ser.yaml").write_text(yaml.safe_dump({
-        "data": {"max_frames": 3000, "load_audio": True},
+        "data": {"max_frames": 3000, "load_audio": True, "augment": augment["ser"]},
         "model": {"name": "tdnn_asr_fusion", "conf": {"channels": 16, "embed_dim": 8, "fusion_heads": 2,
                                                       "supcon_weight": 0.5}},
         "trainer": {"max_epochs": 2, "keep_nbest": 1, "average_nbest": 1}}))
@@ -82,7 +106,10 @@ def vlsp_run(emodb, an4, tmp_path_factory):
     (rdir / "asr_ser.sh").symlink_to(ROOT / "egs/TEMPLATE/asr_ser1/asr_ser.sh")
     (rdir / "utils").symlink_to(ROOT / "utils")
     write_tiny_confs(rdir / "conf")
-    env = dict(os.environ, SPEECHSER_VLSP2025=str(tmp / "release"),
+    noise_scp, rir_scp = write_augment_lists(tmp / "augment", an4)
+    # The recipe's front-end defaults are the paper's (128-bin fbank, < 0.5 s dropped): not overridden here.
+    env = dict(os.environ, SPEECHSER_VLSP2025=str(tmp / "release"), SPEECHSER_NOISE_SCP=str(noise_scp),
+               SPEECHSER_RIR_SCP=str(rir_scp),
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     args = ["./run.sh", "--bestrq_config", "conf/bestrq.yaml", "--bestrq_model", "valid.acc.ave_1best.pt",
             "--asr_config", "conf/asr.yaml", "--asr_model", "valid.acc.ave_1best.pt",
@@ -104,6 +131,14 @@ def test_all_stages_run_and_write_what_users_read(vlsp_run):
     assert tokens[:3] == ["<blank>", "<unk>", "<space>"]
     # BEST-RQ initialized the ASR encoder
     assert "init_param: " in (rdir / "exp/asr/train.log").read_text()
+    # the paper's front-end, recorded with the features; on-the-fly augmentation of the training sets
+    assert "minimum 0.5 s" in proc.stdout and "fbank (128 bins)" in proc.stdout
+    opts = json.loads(next((rdir / "dump/fbank/train/data").glob("*.fbank.json")).read_text())
+    assert opts["num_mel_bins"] == 128 and opts["frame_length_ms"] == 25.0 and opts["frame_shift_ms"] == 10.0
+    assert "Augmentation: noise recordings from" in proc.stdout
+    for log in ("exp/asr/train.log", "exp/ser/train.log"):
+        line = next(x for x in (rdir / log).read_text().splitlines() if "waveform augmentation:" in x)
+        assert "pitch p=" in line and "noise p=" in line and "reverb p=" in line, line
     # the filter loop: one retrained round, its report and table
     rounds = (rdir / "exp/filter/rounds.tsv").read_text().splitlines()
     assert rounds[0].startswith("round\tkept") and len(rounds) == 3

@@ -21,9 +21,10 @@ def test_compare_rows_means_deltas_and_wins(tmp_path: Path):
     a = _scores(tmp_path / "a.tsv", [("fold1", 10, 0.6, 0.7), ("fold2", 20, 0.8, 0.9)])
     b = _scores(tmp_path / "b.tsv", [("fold2", 20, 0.7, 0.8), ("fold1", 10, 0.9, 0.7)])  # order does not matter
     stats = compare_rows([read_fold_scores("a", a), read_fold_scores("b", b)])
-    assert stats[0]["ua"] == pytest.approx(0.7) and stats[0]["ua_std"] == pytest.approx(0.1)
-    assert stats[1]["ua"] == pytest.approx(0.8) and stats[1]["ua_std"] == pytest.approx(0.1)
-    assert stats[1]["wa"] == pytest.approx(0.75) and stats[1]["wa_std"] == pytest.approx(0.05)
+    # sample standard deviation (n - 1): two folds 0.2 apart -> 0.2 / sqrt(2)
+    assert stats[0]["ua"] == pytest.approx(0.7) and stats[0]["ua_std"] == pytest.approx(0.2 / 2 ** 0.5)
+    assert stats[1]["ua"] == pytest.approx(0.8) and stats[1]["ua_std"] == pytest.approx(0.2 / 2 ** 0.5)
+    assert stats[1]["wa"] == pytest.approx(0.75) and stats[1]["wa_std"] == pytest.approx(0.1 / 2 ** 0.5)
     assert stats[1]["d_ua"] == pytest.approx(0.1) and stats[1]["wins"] == 1 and stats[0]["wins"] == 0
     assert stats[1]["utts"] == 30 and stats[1]["folds"] == 2
 
@@ -59,7 +60,8 @@ def test_cli_writes_the_section_in_place(tmp_path: Path, capsys):
     assert main(["--results-md", str(md), "--tag", "abl", "--title", "Ablation", f"base={a}", f"+ x={b}"]) == 0
     text = md.read_text()
     assert text.startswith("# RESULTS\n\nintro\n") and text.rstrip().endswith("tail") and "STALE ROW" not in text
-    assert f"| base | 70.00 ± 10.00 | 80.00 ± 10.00 | — | — | `{a}` |" in text
-    assert f"| + x | 80.00 ± 10.00 | 75.00 ± 5.00 | +10.00 | 1 / 2 | `{b}` |" in text
+    assert "mean ± sample standard deviation (n − 1) over folds" in text
+    assert f"| base | 70.00 ± 14.14 | 80.00 ± 14.14 | — | — | `{a}` |" in text
+    assert f"| + x | 80.00 ± 14.14 | 75.00 ± 7.07 | +10.00 | 1 / 2 | `{b}` |" in text
     assert main([f"base={a}", "nameless"]) == 1
     assert "expected NAME=PATH" in capsys.readouterr().err

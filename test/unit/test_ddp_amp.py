@@ -10,15 +10,16 @@ import torch
 from speechser.train.ser import load_ser_config, train_ser
 
 
-def _args(d: Path):
+def _args(d: Path, seed: int):
     return ["--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
             "--data.max_frames", "300", "--model.conf.channels", "16", "--model.conf.embed_dim", "8",
-            "--trainer.max_epochs", "2", "--optim.lr", "0.01"]
+            "--trainer.max_epochs", "2", "--optim.lr", "0.01", "--seed", str(seed)]
 
 
-def test_bf16_autocast_training(make_feats_dir, tmp_path: Path):
+def test_bf16_autocast_training(make_feats_dir, tmp_path: Path, train_seed):
     d = make_feats_dir()
-    conf = load_ser_config(None, _args(d) + ["--trainer.use_amp", "true", "--trainer.amp_dtype", "bfloat16"])
+    amp = ["--trainer.use_amp", "true", "--trainer.amp_dtype", "bfloat16"]
+    conf = load_ser_config(None, _args(d, train_seed) + amp)
     summary = train_ser(conf, tmp_path / "exp")
     assert summary["epochs"] == 2
     state = torch.load(tmp_path / "exp" / "checkpoint.pt", weights_only=False)
@@ -33,12 +34,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_ddp_two_processes_gloo(make_feats_dir, tmp_path: Path):
+def test_ddp_two_processes_gloo(make_feats_dir, tmp_path: Path, train_seed):
     d = make_feats_dir()
     exp = tmp_path / "exp"
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "speechser.bin.train_ser", "--exp-dir", str(exp), *_args(d)]
+           "-m", "speechser.bin.train_ser", "--exp-dir", str(exp), *_args(d, train_seed)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = torch.load(exp / "checkpoint.pt", weights_only=False)

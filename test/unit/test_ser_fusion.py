@@ -16,7 +16,7 @@ from speechser.train.ser import infer_ser, load_ser_config, train_ser
 
 
 @pytest.fixture
-def asr_exp(make_feats_dir, tmp_path: Path):
+def asr_exp(make_feats_dir, tmp_path: Path, train_seed):
     d = make_feats_dir()
     from speechser.features.extract import write_cmvn
     from speechser.io.datadir import read_kv
@@ -31,6 +31,7 @@ def asr_exp(make_feats_dir, tmp_path: Path):
         "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "32",
         "--model.conf.pred_hidden", "16", "--model.conf.pred_embed_dim", "8", "--model.conf.joint_dim", "16",
         "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+        "--seed", str(train_seed),
     ])
     exp = tmp_path / "asr"
     train_asr(conf, exp)
@@ -88,7 +89,7 @@ def test_modality_dropout_skips_whole_utterances_in_training_only():
         CrossAttentionFusion(8, 6, modality_dropout=1.0)
 
 
-def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path):
+def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path, train_seed):
     d, exp = asr_exp
     args = [
         "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
@@ -97,6 +98,7 @@ def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path):
         "--model.conf.asr_exp_dir", str(exp), "--model.conf.asr_checkpoint", "valid.acc.ave_1best.pt",
         "--model.conf.supcon_weight", "0.5",
         "--trainer.max_epochs", "2", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+        "--seed", str(train_seed),
     ]
     ser_exp = tmp_path / "ser"
     train_ser(load_ser_config(None, args), ser_exp)
@@ -112,11 +114,11 @@ def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path):
         train_ser(bad, tmp_path / "bad")
 
 
-def test_ssl_ser_with_asr_fusion_forward_backward(asr_exp, tmp_path: Path):
+def test_ssl_ser_with_asr_fusion_forward_backward(asr_exp, tmp_path: Path, train_seed):
     import transformers as tf
 
     d, exp = asr_exp
-    torch.manual_seed(0)
+    torch.manual_seed(train_seed)
     conf = tf.WavLMConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                           conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
                           num_conv_pos_embedding_groups=2)

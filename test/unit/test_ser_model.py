@@ -1,3 +1,6 @@
+import math
+
+import pytest
 import torch
 
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels, read_cmvn
@@ -60,23 +63,31 @@ def test_bucket_sampler_budget_seed_and_shards():
     assert len(r0) == len(r1)
 
 
-def test_dataset_loss_decreases_on_real_features(make_feats_dir):
+def test_dataset_loss_decreases_on_real_features(make_feats_dir, train_seed):
+    """Adam overfits the 8 utterances: trained until the mean cross-entropy is below 0.05 (a cap of
+    300 steps; seeds 0-5 need 22-33), not for a fixed number of steps. Below 0.05 every utterance's
+    loss is below 8 * 0.05 = 0.4, so its label has probability above exp(-0.4) = 0.67: argmax is right."""
     d = make_feats_dir()
     ds = FeatsLabelDataset(d, ["ang", "neu"], cmvn=read_cmvn(d, "speaker", None))
     batch = collate_feats_labels([ds[i] for i in range(len(ds))])
     assert batch.feats.shape[0] == 8 and batch.feats.shape[2] == 40
-    torch.manual_seed(0)
-    model = build_model("tdnn_ser", {"channels": 16, "embed_dim": 8, "use_specaug": False, "dropout": 0.0},
-                        input_dim=40, num_classes=2)
+    torch.manual_seed(train_seed)
+    model = build_model("tdnn_ser", {"channels": 16, "embed_dim": 8, "use_specaug": False, "dropout": 0.0,
+                                     "label_smoothing": 0.0}, input_dim=40, num_classes=2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(15):
-        loss = model(batch)["loss"]
+    max_steps = 300
+    for step in range(max_steps + 1):
+        out = model(batch)
+        loss = float(out["loss"].detach())
+        assert math.isfinite(loss), f"non-finite loss {loss} at step {step}"
+        if loss < 0.05:
+            break
+        if step == max_steps:
+            pytest.fail(f"loss {loss:.3f} still above 0.05 after {max_steps} steps")
         opt.zero_grad()
-        loss.backward()
+        out["loss"].backward()
         opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0]
+    assert out["logits"].argmax(-1).tolist() == batch.labels.tolist()
 
 
 def test_mixup_loss_is_the_mixed_cross_entropy(monkeypatch):

@@ -14,7 +14,7 @@ from speechser.metrics.challenge import balanced_two_class_accuracy, final_score
 
 
 def supcon_by_loops(z: torch.Tensor, y: torch.Tensor, t: float) -> float:
-    """The textbook definition, anchor by anchor."""
+    """The textbook definition of L_out (Khosla et al., 2020, eq. 2), anchor by anchor."""
     z = F.normalize(z, dim=-1)
     losses = []
     for i in range(len(y)):
@@ -31,7 +31,7 @@ def test_supcon_matches_definition_with_singleton_class():
     torch.manual_seed(0)
     z = torch.randn(7, 5)
     y = torch.tensor([0, 0, 1, 1, 1, 2, 0])  # class 2 has a single member: no positive for it
-    got = float(supervised_contrastive(z, y, 0.3))
+    got = float(supervised_contrastive(z, y, 0.3, variant="out"))  # L_in: test_supcon_variants.py
     assert got == pytest.approx(supcon_by_loops(z, y, 0.3), rel=1e-5)
 
 
@@ -130,7 +130,7 @@ def test_tune_knn_prefers_model_without_evidence_and_knn_when_it_helps():
     assert best2.beta == 1.0
 
 
-def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path):
+def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path, train_seed):
     from speechser.knn.decode_ser import knn_decode_ser
     from speechser.train.ser import load_ser_config, train_ser
 
@@ -138,7 +138,8 @@ def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path):
     conf = load_ser_config(None, [
         "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
         "--data.max_frames", "300", "--model.conf.channels", "16", "--model.conf.embed_dim", "8",
-        "--trainer.max_epochs", "2", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1"])
+        "--trainer.max_epochs", "2", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+        "--seed", str(train_seed)])
     exp = tmp_path / "exp"
     train_ser(conf, exp)
     out = knn_decode_ser(exp, exp / "valid.ua.ave_1best.pt", d, d, [d], tmp_path / "knn")

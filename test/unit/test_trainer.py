@@ -7,27 +7,29 @@ from speechser.train.checkpoint import average_checkpoints, save_atomic
 from speechser.train.ser import infer_ser, load_ser_config, train_ser
 
 
-def _conf(d: Path, epochs: int = 4, **over):
+def _conf(d: Path, seed: int, epochs: int = 4, **over):
     args = [
         "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
         "--data.max_frames", "300", "--model.conf.channels", "16", "--model.conf.embed_dim", "8",
         "--trainer.max_epochs", str(epochs), "--trainer.keep_nbest", "2", "--trainer.average_nbest", "2",
-        "--optim.lr", "0.01", "--seed", "7",
+        "--optim.lr", "0.01", "--seed", str(seed),
     ]
     for k, v in over.items():
         args += [f"--{k}", str(v)]
     return load_ser_config(None, args)
 
 
-def test_resume_equals_uninterrupted(make_feats_dir, tmp_path: Path):
+def test_resume_equals_uninterrupted(make_feats_dir, tmp_path: Path, train_seed):
+    """Both runs are in this process, with its thread count: the same floating-point path, so a
+    correct resume (weights, optimizer, scheduler, RNG and sampler state) gives the same bits."""
     d = make_feats_dir()
     full = tmp_path / "full"
-    train_ser(_conf(d), full)
+    train_ser(_conf(d, train_seed), full)
     part = tmp_path / "part"
-    out = train_ser(_conf(d), part, stop_after_epoch=2)
+    out = train_ser(_conf(d, train_seed), part, stop_after_epoch=2)
     assert out == {"stopped_at": 2}
     assert torch.load(part / "checkpoint.pt", weights_only=False)["epoch"] == 2
-    train_ser(_conf(d), part)  # resumes from checkpoint.pt at epoch 2
+    train_ser(_conf(d, train_seed), part)  # resumes from checkpoint.pt at epoch 2
     a = torch.load(full / "checkpoint.pt", weights_only=False)
     b = torch.load(part / "checkpoint.pt", weights_only=False)
     assert a["epoch"] == b["epoch"] == 4
@@ -42,10 +44,10 @@ def test_resume_equals_uninterrupted(make_feats_dir, tmp_path: Path):
     assert [ln.split("\t")[0] for ln in (part / "train_stats.tsv").read_text().splitlines()] == ["epoch", "1", "2", "3", "4"]
 
 
-def test_inference_writes_posteriors(make_feats_dir, tmp_path: Path):
+def test_inference_writes_posteriors(make_feats_dir, tmp_path: Path, train_seed):
     d = make_feats_dir()
     exp = tmp_path / "exp"
-    train_ser(_conf(d, epochs=2), exp)
+    train_ser(_conf(d, train_seed, epochs=2), exp)
     scores = infer_ser(exp, exp / "valid.ua.ave_2best.pt", d, exp / "decode")
     lines = (exp / "decode" / "posteriors.tsv").read_text().splitlines()
     assert lines[0] == "utt\tang\tneu" and len(lines) == 9
@@ -87,11 +89,12 @@ def test_unknown_label_in_training_data_names_file_line(make_feats_dir, tmp_path
     text = (d / "utt2emo").read_text().replace("spkA-u1 neu", "spkA-u1 xyz")
     (d / "utt2emo").write_text(text)
     with pytest.raises(DataDirError, match=r"utt2emo:2: unknown label 'xyz' for utterance 'spkA-u1'"):
-        train_ser(_conf(d, epochs=1), tmp_path / "exp")
+        train_ser(_conf(d, 0, epochs=1), tmp_path / "exp")
 
 
-def test_sigkill_mid_training_then_resume_matches(make_feats_dir, tmp_path: Path):
-    """A real kill (SIGKILL, at whatever point it lands) leaves a resumable directory."""
+def test_sigkill_mid_training_then_resume_matches(make_feats_dir, tmp_path: Path, train_seed):
+    """A real kill (SIGKILL, at whatever point it lands) leaves a resumable directory. Every run is a
+    process with OMP_NUM_THREADS=1, so the compared runs take the same floating-point path."""
     import os
     import signal
     import subprocess
@@ -101,7 +104,7 @@ def test_sigkill_mid_training_then_resume_matches(make_feats_dir, tmp_path: Path
     d = make_feats_dir()
     args = ["--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
             "--data.max_frames", "300", "--model.conf.channels", "16", "--model.conf.embed_dim", "8",
-            "--trainer.max_epochs", "8", "--optim.lr", "0.01", "--seed", "3"]
+            "--trainer.max_epochs", "8", "--optim.lr", "0.01", "--seed", str(train_seed)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "speechser.bin.train_ser"]
     full = tmp_path / "full"

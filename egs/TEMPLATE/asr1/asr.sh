@@ -60,7 +60,7 @@ token_dir=data/token_list/${token_type}
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "Stage 1: data preparation"
     local/data.sh ${local_data_opts}
-    for s in ${train_set} ${valid_set} ${test_sets}; do utils/validate_data_dir.sh --require-text "data/${s}"; done
+    for s in ${train_set} ${valid_set} ${test_sets}; do utils/validate_data_dir.sh --no-feats "data/${s}"; done
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
@@ -81,7 +81,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${speed_perturb_factor
     done
     rm -rf "${dumpdir}/raw/${train_set}_sp"
     utils/combine_data.sh "${dumpdir}/raw/${train_set}_sp" "${parts[@]}"
-    utils/validate_data_dir.sh "${dumpdir}/raw/${train_set}_sp"
+    utils/validate_data_dir.sh --no-feats "${dumpdir}/raw/${train_set}_sp"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then

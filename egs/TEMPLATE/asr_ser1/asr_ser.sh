@@ -3,8 +3,9 @@
 #
 # Stages (each guarded; run any range with --stage N --stop_stage M):
 #    1  data preparation   local/data.sh -> data/{train,dev,test} (+ data/emotions.txt), validated
-#    2  audio formatting   resample to ${fs} Hz, drop empty/too-short utterances -> dump/raw/<set>
+#    2  audio formatting   resample to ${fs} Hz, drop empty and < ${min_duration} s utterances -> dump/raw/<set>
 #    3  features           ${num_mel_bins}-bin fbank over ${nj} jobs; global CMVN of train -> dump/fbank/<set>
+#                          (the paper's front-end: 128 bins, 25 ms / 10 ms, utterances < 0.5 s dropped)
 #    4  token list         grapheme list from the training text -> data/token_list/char/tokens.txt
 #    5  BEST-RQ            self-supervised pre-training of the Conformer encoder -> exp/bestrq
 #                          (skipped when --bestrq_config is empty)
@@ -27,8 +28,10 @@ nj=2
 dumpdir=dump
 expdir=exp
 fs=16000
-min_duration=0.1
-num_mel_bins=80
+min_duration=0.5      # seconds; the paper drops utterances shorter than 0.5 s
+num_mel_bins=128      # the paper's 128-channel filterbank (25 ms window, 10 ms shift)
+noise_scp=""          # Kaldi wav.scp of noise recordings for on-the-fly additive noise (data.augment.noise)
+rir_scp=""            # Kaldi wav.scp of room impulse responses for on-the-fly reverberation (data.augment.reverb)
 local_data_opts=""
 train_set=train
 valid_set=dev
@@ -50,7 +53,7 @@ beam_size=10
 label_map=conf/label_map.yaml
 results_md=RESULTS.md
 
-help_message="Usage: $0 [--stage N] [--stop_stage M] [--bestrq_config F] [--asr_config F] [--filter_config F] [--ser_config F] [--*_args \"--key value ...\"]"
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--bestrq_config F] [--asr_config F] [--filter_config F] [--ser_config F] [--noise_scp F] [--rir_scp F] [--*_args \"--key value ...\"]"
 
 log "$0 $*"
 . ./path.sh
@@ -63,6 +66,29 @@ token_list=data/token_list/char/tokens.txt
 feats=${dumpdir}/fbank
 common_asr="--data.train_dir ${feats}/${train_set} --data.valid_dir ${feats}/${valid_set} --data.cmvn_type global
     --data.cmvn_stats ${feats}/${train_set}/cmvn.ark --data.token_type char --data.token_list ${token_list}"
+
+# On-the-fly augmentation lists for ASR (stage 6, and the filter loop's retraining, which reuses its
+# config) and SER (stage 8) training: a transform whose list is not given is turned off (probability 0),
+# logged, so that the recipe runs without them; the configs' probabilities apply to those given.
+augment_args=()
+if [ -n "${noise_scp}" ]; then
+    [ -f "${noise_scp}" ] || { log "Error: --noise_scp ${noise_scp}: no such file"; exit 1; }
+    augment_args+=(--data.augment.noise.noise_scp "$(cd "$(dirname "${noise_scp}")" && pwd)/$(basename "${noise_scp}")")
+else
+    augment_args+=(--data.augment.noise.prob 0)
+fi
+if [ -n "${rir_scp}" ]; then
+    [ -f "${rir_scp}" ] || { log "Error: --rir_scp ${rir_scp}: no such file"; exit 1; }
+    augment_args+=(--data.augment.reverb.rir_scp "$(cd "$(dirname "${rir_scp}")" && pwd)/$(basename "${rir_scp}")")
+else
+    augment_args+=(--data.augment.reverb.prob 0)
+fi
+augment_note() {
+    [ -n "${noise_scp}" ] && log "Augmentation: noise recordings from ${noise_scp}" \
+        || log "Augmentation: no --noise_scp: additive noise disabled (data.augment.noise.prob 0)"
+    [ -n "${rir_scp}" ] && log "Augmentation: room impulse responses from ${rir_scp}" \
+        || log "Augmentation: no --rir_scp: reverberation disabled (data.augment.reverb.prob 0)"
+}
 
 # The ASR model later stages use: the filter loop's last retrained round, else exp/asr.
 final_asr() {
@@ -77,7 +103,7 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "Stage 1: data preparation -> data/{${train_set},${valid_set},${test_set}}"
     local/data.sh ${local_data_opts}
     for s in ${sets}; do
-        utils/validate_data_dir.sh --require-text --labels "utt2emo=data/emotions.txt" "data/${s}"
+        utils/validate_data_dir.sh --no-feats --labels "utt2emo=data/emotions.txt" "data/${s}"
     done
 fi
 
@@ -117,9 +143,11 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
         init="--trainer.init_param [${expdir}/bestrq/${bestrq_model}:encoder.]"
     fi
     log "Stage 6: ASR training -> ${expdir}/asr ${init:+(encoder from BEST-RQ)}"
+    augment_note
     mkdir -p "${expdir}/asr/logs"
     ${train_cmd} --num-threads "${nj}" "${expdir}/asr/logs/train.log" \
-        speechser-train-asr --config "${asr_config}" --exp-dir "${expdir}/asr" ${common_asr} ${init} ${asr_args}
+        speechser-train-asr --config "${asr_config}" --exp-dir "${expdir}/asr" ${common_asr} ${init} \
+        "${augment_args[@]}" ${asr_args}
 fi
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ] && [ -n "${filter_config}" ]; then
@@ -136,12 +164,14 @@ fi
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     read -r asr_exp asr_ckpt <<< "$(final_asr)"
     log "Stage 8: SER training with the ASR encoder of ${asr_ckpt} -> ${expdir}/ser"
+    augment_note
     mkdir -p "${expdir}/ser/logs"
     ${train_cmd} --num-threads "${nj}" "${expdir}/ser/logs/train.log" \
         speechser-train-ser --config "${ser_config}" --exp-dir "${expdir}/ser" \
         --data.train_dir "${feats}/${train_set}" --data.valid_dir "${feats}/${valid_set}" \
         --data.label_list data/emotions.txt --data.cmvn_type global --data.cmvn_stats "${feats}/${train_set}/cmvn.ark" \
-        --model.conf.asr_exp_dir "${asr_exp}" --model.conf.asr_checkpoint "$(basename "${asr_ckpt}")" ${ser_args}
+        --model.conf.asr_exp_dir "${asr_exp}" --model.conf.asr_checkpoint "$(basename "${asr_ckpt}")" \
+        "${augment_args[@]}" ${ser_args}
 fi
 
 if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then

@@ -62,14 +62,14 @@ exp=${expdir}/${tag}/${protocol}
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "Stage 1: data preparation -> data/all"
     local/data.sh ${local_data_opts}
-    utils/validate_data_dir.sh --labels "${label_file}=${label_list}" data/all
+    utils/validate_data_dir.sh --no-feats --no-text --labels "${label_file}=${label_list}" data/all
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     log "Stage 2: audio formatting (${fs} Hz, minimum ${min_duration} s) -> ${dumpdir}/raw/all"
     speechser-format-audio data/all "${dumpdir}/raw/all" --audio-dir "${dumpdir}/raw/all/wav" \
         --rate "${fs}" --min-duration "${min_duration}"
-    utils/validate_data_dir.sh "${dumpdir}/raw/all"
+    utils/validate_data_dir.sh --no-feats --no-text "${dumpdir}/raw/all"
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
@@ -79,7 +79,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     utils/make_fbank.sh --nj "${nj}" --cmd "${feats_cmd}" "${src}" "${dst}"
     speechser-compute-cmvn --per-speaker "${dst}"
     speechser-compute-cmvn "${dst}"
-    utils/validate_data_dir.sh "${dst}"
+    utils/validate_data_dir.sh --no-text "${dst}"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then

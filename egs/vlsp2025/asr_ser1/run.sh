@@ -4,6 +4,10 @@
 #   ./run.sh                                 all 11 stages with the paper-sized configs (GPU)
 #   ./run.sh --ser_config conf/train_ser_tdnn.yaml    SER without an SSL model
 #   ./run.sh --stage 8 --stop_stage 11       SER, k-NN, decoding and scoring only
+#   ./run.sh --noise_scp noise.scp --rir_scp rir.scp  on-the-fly noise / reverberation lists (or db.sh)
 # The release layout local/data.sh expects is documented in local/prepare_vlsp2025.py.
 set -euo pipefail
-./asr_ser.sh "$@"
+. ./db.sh
+# The paper's front-end (sec. 3.1): utterances shorter than 0.5 s dropped, 128-bin fbank (25 ms / 10 ms).
+# Later options (the command line's) win.
+./asr_ser.sh --min_duration 0.5 --num_mel_bins 128 --noise_scp "${NOISE_SCP}" --rir_scp "${RIR_SCP}" "$@"

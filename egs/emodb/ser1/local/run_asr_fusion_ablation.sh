@@ -2,7 +2,7 @@
 # Emo-DB leave-one-speaker-out ablation of the multi-stage system's SER parts, same folds for every row:
 #   1. the foundation model                 conf/train_tdnn.yaml                    (./run.sh)
 #   2. + fusion with the AN4 ASR encoder    conf/train_tdnn_asr_fusion.yaml
-#   3. + the hybrid CE + SupCon loss        conf/train_tdnn_asr_fusion_supcon.yaml
+#   3. + the hybrid CE + SupCon loss        conf/train_tdnn_asr_fusion_supcon.yaml  (SupCon L_out)
 #   4. + k-NN interpolation                 row 3's models decoded with --knn true
 # and a variant of row 2 (--variants true, the default):
 #   2b. fusion with modality dropout 0.5   conf/train_tdnn_asr_fusion_mdrop.yaml

@@ -1,0 +1,88 @@
+"""The frozen ASR branch's output cache is keyed by utterance key and audio content: two sets that share
+utterance ids cannot read each other's cached encoder outputs."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import speechser.models.asr_branch as asr_branch
+from speechser.models.asr_branch import ASREncoderBranch, waveform_digest
+from speechser.nets.conformer import ConformerConfig, ConformerEncoder
+
+BINS = 80
+
+
+class _TinyASR(nn.Module):
+    """What :func:`load_asr_experiment` returns, without an experiment directory: a model with an encoder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.encoder = ConformerEncoder(BINS, ConformerConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32,
+                                                              conv_kernel=3, dropout=0.0, attention_dropout=0.0))
+        self.register_buffer("input_dim", torch.tensor(BINS))
+
+
+@pytest.fixture
+def branch(monkeypatch):
+    def fake_load(exp_dir, checkpoint):
+        return _TinyASR(), np.zeros(BINS, dtype=np.float32), np.ones(BINS, dtype=np.float32)
+
+    monkeypatch.setattr(asr_branch, "load_asr_experiment", fake_load)
+    b = ASREncoderBranch("unused", "unused.pt").eval()
+    assert b.use_cache
+    calls = []
+    original = b.encode
+    b.encode = lambda w, n: calls.append(len(n)) or original(w, n)
+    b.calls, b.uncached = calls, original
+    return b
+
+
+def _batch(*wavs):
+    lengths = torch.tensor([len(w) for w in wavs])
+    return torch.nn.utils.rnn.pad_sequence(list(wavs), batch_first=True), lengths
+
+
+def test_same_utterance_id_different_audio_gives_different_outputs(branch):
+    g = torch.Generator().manual_seed(1)
+    set_a = torch.randn(8000, generator=g) * 0.1  # "utt1" of one set
+    set_b = torch.randn(8000, generator=g) * 0.1  # "utt1" of another set: same id, other audio
+    wa, la = _batch(set_a)
+    wb, lb = _batch(set_b)
+    out_a, len_a = branch(wa, la, ["utt1"])
+    out_b, len_b = branch(wb, lb, ["utt1"])
+    want_b, want_len_b = branch.uncached(wb, lb)
+    assert branch.calls == [1, 1]  # the second set's utt1 was encoded, not read from the cache
+    assert torch.equal(len_b, want_len_b) and torch.allclose(out_b, want_b, atol=1e-6)
+    assert not torch.allclose(out_a, out_b, atol=1e-3)
+    # both stay cached, each under its own audio: asking again computes nothing and returns each one's own
+    again_a, _ = branch(wa, la, ["utt1"])
+    again_b, _ = branch(wb, lb, ["utt1"])
+    assert branch.calls == [1, 1]
+    assert torch.equal(again_a, out_a) and torch.equal(again_b, out_b)
+
+
+def test_same_audio_hits_the_cache_whatever_the_padding(branch):
+    g = torch.Generator().manual_seed(2)
+    short, long = torch.randn(6000, generator=g) * 0.1, torch.randn(9000, generator=g) * 0.1
+    w1, l1 = _batch(short)
+    first, _ = branch(w1, l1, ["s"])
+    w2, l2 = _batch(long, short)  # "s" now padded to 9000 samples in a batch with another utterance
+    both, lens = branch(w2, l2, ["l", "s"])
+    assert branch.calls == [1, 1]  # only "l" was encoded
+    assert torch.equal(both[1, : int(lens[1])], first[0])
+
+
+def test_waveform_digest_depends_on_content_only():
+    w = torch.randn(500)
+    assert waveform_digest(w) == waveform_digest(w.clone())
+    assert waveform_digest(w) != waveform_digest(w.flip(0))
+    assert waveform_digest(w[:400]) != waveform_digest(w)
+    assert waveform_digest(torch.zeros(4)) != waveform_digest(torch.zeros(4, dtype=torch.float64))
+
+
+def test_keys_must_match_the_batch(branch):
+    w, n = _batch(torch.randn(6000) * 0.1, torch.randn(6000) * 0.1)
+    with pytest.raises(ValueError, match="2 waveforms"):
+        branch(w, n, ["only_one"])
