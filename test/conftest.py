@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechser.corpora import MARKERS, REQUIRE_VAR, corpora_required, lookup_corpus
+from speechser.io.corpora import MARKERS, REQUIRE_VAR, corpora_required, lookup_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def train_seed() -> int:
 
 
 def corpus_path(var: str, name: str) -> Optional[Path]:
-    """The corpus ``name`` (its variable ``var``), or None where it is not found (see speechser.corpora)."""
+    """The corpus ``name`` (its variable ``var``), or None where it is not found (see speechser.io.corpora)."""
     found = lookup_corpus(name, ROOT)
     assert found.var == var, (found.var, var)
     return found.path if found.found else None
