@@ -333,7 +333,7 @@ def start_experiment(conf: Any, exp_dir: Path) -> DistInfo:
     from speechser.train.checkpoint import seed_everything
     from speechser.train.distributed import init_distributed
 
-    dist = init_distributed()
+    dist = init_distributed(conf.trainer.device)
     exp_dir.mkdir(parents=True, exist_ok=True)
     if dist.is_main:
         dump_config(conf, exp_dir / "config.yaml")

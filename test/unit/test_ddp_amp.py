@@ -39,9 +39,37 @@ def test_ddp_two_processes_gloo(make_feats_dir, tmp_path: Path, train_seed):
     exp = tmp_path / "exp"
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "speechser.bin.train_ser", "--exp-dir", str(exp), *_args(d, train_seed)]
+           "-m", "speechser.bin.train_ser", "--exp-dir", str(exp), *_args(d, train_seed), "--trainer.device", "cpu"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = torch.load(exp / "checkpoint.pt", weights_only=False)
     assert state["epoch"] == 2
     assert (exp / "valid.ua.ave_2best.pt").is_file()
+
+
+def test_ddp_backend_follows_the_device_and_a_missing_gpu_is_a_clear_error(monkeypatch):
+    """Found on a one-GPU machine: two torchrun processes picked NCCL and cuda:1, which does not exist.
+    The backend now follows --trainer.device, and a process without a GPU of its own is an error."""
+    from speechser.train import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: calls.append(backend))
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(distributed.torch.cuda, "set_device", lambda i: calls.append(f"cuda:{i}"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    info = distributed.init_distributed("cpu")
+    assert calls == ["gloo"] and info.rank == 1 and info.enabled
+    calls.clear()
+    import pytest
+
+    with pytest.raises(RuntimeError, match="LOCAL_RANK=1 has no GPU of its own: 1 visible"):
+        distributed.init_distributed("auto")
+    assert calls == []  # refused before touching CUDA or the process group
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("RANK", "0")
+    distributed.init_distributed("cuda")
+    assert calls == ["cuda:0", "nccl"]
