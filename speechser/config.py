@@ -5,6 +5,9 @@
   against its annotation with typeguard.
 * An unknown key is a :class:`ConfigError` that names the dotted key and the
   file; malformed YAML is one that names file, line and column.
+* Value ranges are checked by the dataclasses themselves (``__post_init__`` calling
+  :func:`check_ranges` / :func:`check_choice`); an out-of-range value is a
+  :class:`ConfigError` naming the dotted key (``model.conf.encoder.dropout``).
 * :func:`dump_config` writes the resolved config (what an experiment really
   used) as YAML.
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar
@@ -24,6 +28,44 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key and, where known, the file."""
+
+
+class ConfigValueError(ValueError):
+    """A field of a config dataclass holds a value out of its range (raised by ``__post_init__``
+    checks); :func:`from_dict` turns it into a :class:`ConfigError` naming the dotted key path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key, self.message = key, message
+        super().__init__(f"'{key}': {message}")
+
+
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,]+?)\s*,\s*([^,]+?)\s*([\])])\s*$")
+
+
+def check_ranges(obj: Any, **ranges: str) -> None:
+    """Check fields of ``obj`` against intervals: ``check_ranges(self, dropout="[0, 1)", lr="(0, inf)")``.
+
+    A field holding a list has each element checked. Raises :class:`ConfigValueError` naming the field.
+    """
+    for name, interval in ranges.items():
+        m = _INTERVAL.match(interval)
+        if m is None:
+            raise ValueError(f"bad interval '{interval}' for '{name}'")
+        lo_b, lo, hi, hi_b = m.group(1), float(m.group(2)), float(m.group(3)), m.group(4)
+        value = getattr(obj, name)
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue  # a wrong type is typeguard's to report
+            ok = (v >= lo if lo_b == "[" else v > lo) and (v <= hi if hi_b == "]" else v < hi)
+            if not ok or v != v:
+                raise ConfigValueError(name, f"{value!r} is out of range, must be in {interval}")
+
+
+def check_choice(obj: Any, **choices: Sequence[str]) -> None:
+    """Check string fields of ``obj`` against their allowed values; raises :class:`ConfigValueError`."""
+    for name, allowed in choices.items():
+        if getattr(obj, name) not in allowed:
+            raise ConfigValueError(name, f"{getattr(obj, name)!r} is not one of {', '.join(map(str, allowed))}")
 
 
 def read_yaml(path: Path | str) -> Dict[str, Any]:
@@ -151,6 +193,9 @@ def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "", source: st
         kwargs[key] = value
     try:
         obj = dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+    except ConfigValueError as err:
+        path = f"{where}.{err.key}" if where else err.key
+        raise ConfigError(f"config key '{path}'{src}: {err.message}") from None
     except (TypeError, ValueError) as err:
         raise ConfigError(f"config section '{where or '<top>'}'{src}: {err}") from None
     return obj

@@ -3,6 +3,10 @@
 #   utils/make_fbank.sh [--nj 4] [--cmd utils/run.pl] [--num_mel_bins 128] <src-data-dir> <dst-data-dir>
 # <dst> gets a copy of <src> plus feats.scp and utt2num_frames; the matrices go to <dst>/data/,
 # one log per job to <dst>/log/.
+# Safety: the options are checked before anything is touched (--nj a whole number >= 1; <dst> not <src>,
+# not inside it, not holding it). More jobs than speakers fall back to one job per speaker (said on stderr).
+# Everything is built in a temporary sibling <dst>.new.<pid>, which replaces an existing <dst> only when
+# every job has succeeded: a failed run leaves the old <dst> as it was.
 set -euo pipefail
 nj=4
 cmd=utils/run.pl
@@ -15,14 +19,55 @@ fi
 src=$1
 dst=$2
 utils=$(dirname "$0")
-rm -rf "${dst}"
-"${utils}/copy_data_dir.sh" "${src}" "${dst}"
-mkdir -p "${dst}/split${nj}" "${dst}/data" "${dst}/log"
-outs=$(for n in $(seq "${nj}"); do echo "${dst}/split${nj}/utt2spk.${n}"; done)
+die() { echo "$0: error: $*" >&2; exit 1; }
+
+[[ "${nj}" =~ ^[0-9]+$ ]] && [ "${nj}" -ge 1 ] || die "--nj must be a whole number >= 1, got '${nj}'"
+[[ "${num_mel_bins}" =~ ^[0-9]+$ ]] && [ "${num_mel_bins}" -ge 1 ] \
+    || die "--num_mel_bins must be a whole number >= 1, got '${num_mel_bins}'"
+[ -f "${src}/utt2spk" ] || die "${src}/utt2spk: no such file (is ${src} a data directory?)"
+[ -f "${src}/spk2utt" ] || die "${src}/spk2utt: no such file (utils/fix_data_dir.sh makes it)"
+src_abs=$(realpath -m -- "${src}")
+dst_abs=$(realpath -m -- "${dst}")
+[ "${src_abs}" != "${dst_abs}" ] || die "source and destination are the same directory (${src}); give another <dst-data-dir>"
+case "${dst_abs}/" in "${src_abs}/"*) die "destination ${dst} is inside source ${src}; give a destination outside it" ;; esac
+case "${src_abs}/" in "${dst_abs}/"*) die "destination ${dst} contains source ${src}; it would be replaced" ;; esac
+[ ! -e "${dst_abs}" ] || [ -d "${dst_abs}" ] || die "destination ${dst} exists and is not a directory"
+nspk=$(wc -l < "${src}/spk2utt")
+[ "${nspk}" -ge 1 ] || die "${src}/spk2utt: no speakers"
+if [ "${nj}" -gt "${nspk}" ]; then
+    echo "$0: warning: --nj ${nj} is more than the ${nspk} speaker(s) of ${src} (a job holds whole speakers);" \
+         "using --nj ${nspk}" >&2
+    nj=${nspk}
+fi
+
+tmp="${dst_abs}.new.$$"
+old="${dst_abs}.old.$$"
+trap 'rm -rf -- "${tmp}"' EXIT
+rm -rf -- "${tmp}"
+mkdir -p "$(dirname "${dst_abs}")"
+"${utils}/copy_data_dir.sh" "${src}" "${tmp}"
+mkdir -p "${tmp}/split${nj}" "${tmp}/data" "${tmp}/log"
+outs=$(for n in $(seq "${nj}"); do echo "${tmp}/split${nj}/utt2spk.${n}"; done)
 "${utils}/split_scp" --utt2spk "${src}/utt2spk" "${src}/utt2spk" ${outs}
-${cmd} JOB=1:"${nj}" "${dst}/log/fbank.JOB.log" \
-    speechser-compute-fbank "${src}" "${dst}/data/raw_fbank.JOB" --num-mel-bins "${num_mel_bins}" \
-    --utt-list "${dst}/split${nj}/utt2spk.JOB"
-for n in $(seq "${nj}"); do cat "${dst}/data/raw_fbank.${n}.scp"; done | LC_ALL=C sort > "${dst}/feats.scp"
-for n in $(seq "${nj}"); do cat "${dst}/data/raw_fbank.${n}.num_frames"; done | LC_ALL=C sort > "${dst}/utt2num_frames"
+${cmd} JOB=1:"${nj}" "${tmp}/log/fbank.JOB.log" \
+    speechser-compute-fbank "${src}" "${tmp}/data/raw_fbank.JOB" --num-mel-bins "${num_mel_bins}" \
+    --utt-list "${tmp}/split${nj}/utt2spk.JOB"
+# the scp files name the archives by absolute path: point them at their final place
+repath() { OLD="${tmp}/" NEW="${dst_abs}/" awk 'BEGIN { o = ENVIRON["OLD"]; n = ENVIRON["NEW"] }
+    { i = index($0, o); if (i) $0 = substr($0, 1, i - 1) n substr($0, i + length(o)); print }'; }
+for n in $(seq "${nj}"); do
+    repath < "${tmp}/data/raw_fbank.${n}.scp" > "${tmp}/data/raw_fbank.${n}.scp.tmp"
+    mv "${tmp}/data/raw_fbank.${n}.scp.tmp" "${tmp}/data/raw_fbank.${n}.scp"
+done
+for n in $(seq "${nj}"); do cat "${tmp}/data/raw_fbank.${n}.scp"; done | LC_ALL=C sort > "${tmp}/feats.scp"
+for n in $(seq "${nj}"); do cat "${tmp}/data/raw_fbank.${n}.num_frames"; done | LC_ALL=C sort > "${tmp}/utt2num_frames"
+# replace the old destination only now that everything succeeded
+if [ -e "${dst_abs}" ]; then
+    mv -- "${dst_abs}" "${old}"
+    mv -- "${tmp}" "${dst_abs}"
+    rm -rf -- "${old}"
+else
+    mv -- "${tmp}" "${dst_abs}"
+fi
+trap - EXIT
 echo "$0: ${dst}: $(wc -l < "${dst}/feats.scp") utterances"

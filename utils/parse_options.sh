@@ -6,6 +6,11 @@
 # "--help" prints $help_message (if set) and exits 0. "--config FILE" sources
 # FILE first (it may hold "name=value" lines).
 # Usage:  stage=1; nj=4; . utils/parse_options.sh || exit 1
+# After parsing, the counters every stage script relies on are checked where
+# the script defines them: stage and stop_stage must be integers >= 0; nj,
+# train_jobs, threads_per_job and max_jobs_run integers >= 1. Anything else is
+# an error naming the option (a bad value would otherwise make every
+# "[ ${stage} -le N ]" guard false and run nothing).
 
 __po_args=()
 while [ $# -gt 0 ]; do
@@ -39,5 +44,17 @@ while [ $# -gt 0 ]; do
     esac
 done
 set -- "${__po_args[@]+"${__po_args[@]}"}"
-unset __po_args __po_opt __po_val __po_name
+for __po_name in stage stop_stage nj train_jobs threads_per_job max_jobs_run; do
+    [ -n "${!__po_name+set}" ] || continue
+    __po_val=${!__po_name}
+    case "${__po_name}" in
+        stage|stop_stage) __po_min=0 ;;
+        *) __po_min=1 ;;
+    esac
+    if ! [[ "${__po_val}" =~ ^[0-9]+$ ]] || [ "$((10#${__po_val}))" -lt "${__po_min}" ]; then
+        echo "$0: option --${__po_name} must be an integer >= ${__po_min}, got '${__po_val}'" >&2
+        exit 1
+    fi
+done
+unset __po_args __po_opt __po_val __po_name __po_min
 true

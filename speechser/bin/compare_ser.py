@@ -4,7 +4,8 @@
         "foundation=exp/train_tdnn/loso/scores/scores.tsv" "+ fusion=exp/train_tdnn_asr_fusion/loso/scores/scores.tsv"
 
 Each row is ``NAME=PATH`` to a ``scores.tsv`` written by ``speechser-score-ser``; the first row is
-the reference. All rows must cover the same folds with the same test utterance counts.
+the reference. All rows must cover the same folds with the same test utterance counts, and no
+file may be given twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
 from speechser.metrics.compare import comparison_markdown, read_fold_scores
+from speechser.metrics.decode_dir import unique_dirs
 from speechser.metrics.report import add_report_options, publish_report
 
 
@@ -26,10 +28,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     rows = []
     try:
+        specs = []
         for spec in a.rows:
             name, sep, path = spec.partition("=")
             if not sep or not name or not path:
                 raise DataDirError(f"row '{spec}': expected NAME=PATH")
+            specs.append((name, path))
+        unique_dirs([path for _, path in specs], what="scores file")
+        for name, path in specs:
             rows.append(read_fold_scores(name, path))
         report = comparison_markdown(rows, a.title, a.command, a.notes)
     except DataDirError as err:

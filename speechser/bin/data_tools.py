@@ -25,14 +25,29 @@ def _run(fn: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParse
         return 1
 
 
+def _dashed(tok: str) -> str:
+    """``--utt_extra_files[=V]`` -> ``--utt-extra-files[=V]``: Kaldi's parse_options.sh takes
+    either spelling of an option name (the value is left as it is)."""
+    if not tok.startswith("--") or tok == "--":
+        return tok
+    name, eq, value = tok.partition("=")
+    return name.replace("_", "-") + eq + value
+
+
 def _fuse_values(argv: Optional[Sequence[str]], options: Sequence[str]) -> Optional[List[str]]:
     """Join ``--opt VALUE`` into ``--opt=VALUE`` for string options whose value may
-    start with a dash (Kaldi recipes write ``--validate-opts "--no-wav"``)."""
+    start with a dash (Kaldi recipes write ``--validate-opts "--no-wav"``, ``--utt-suffix -x``);
+    option names may be spelled with ``_`` or ``-`` as in Kaldi. After ``--`` nothing is touched."""
     if argv is None:
         argv = sys.argv[1:]
     out: List[str] = []
     it = iter(argv)
     for tok in it:
+        if tok == "--":
+            out.append(tok)
+            out.extend(it)
+            break
+        tok = _dashed(tok)
         if tok in options:
             value = next(it, None)
             out.append(tok if value is None else f"{tok}={value}")
@@ -94,7 +109,7 @@ def validate_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"validate_data_dir.sh: {a.data_dir}: OK ({n} utterances)")
         return 0
 
-    return _run(run, p, argv)
+    return _run(run, p, _fuse_values(argv, ()))
 
 
 def _file_names(spec: str) -> List[str]:
@@ -104,7 +119,8 @@ def _file_names(spec: str) -> List[str]:
 
 def fix_main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="fix_data_dir.sh", description=dd.fix_data_dir.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Option names may be spelled with '_' or '-' (--utt_extra_files), as in Kaldi.")
     p.add_argument("data_dir")
     p.add_argument("--utt-extra-files", default="", metavar="'FILE ...'",
                    help="further files keyed by utterance to sort and filter, e.g. 'utt2lang utt2age'")
@@ -160,7 +176,7 @@ def subset_main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("paths", nargs="*", metavar="<srcdir> [<num>] <destdir>")
 
     def parse() -> argparse.Namespace:
-        a = p.parse_intermixed_args(argv)
+        a = p.parse_intermixed_args(_fuse_values(argv, ()))
         mode = next((m for m in _SUBSET_COUNTS if getattr(a, m) is not None), None)
         paths = list(a.paths)
         num: Optional[str] = None
@@ -288,7 +304,7 @@ def split_scp_main(argv: Optional[Sequence[str]] = None) -> int:
         dd.split_scp(a.scp, a.outputs, a.utt2spk)
         return 0
 
-    return _run(run, p, argv)
+    return _run(run, p, _fuse_values(argv, ()))
 
 
 def filter_scp_main(argv: Optional[Sequence[str]] = None) -> int:

@@ -33,6 +33,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except DataDirError as err:
         print(f"speechser-make-tokens: error: {err}", file=sys.stderr)
         return 1
+    if not any(t.strip() for t in texts):
+        what = "has no lines" if not texts else f"has {len(texts)} lines but every transcript is empty"
+        print(f"speechser-make-tokens: error: {a.text} {what}; no token list can be built from it",
+              file=sys.stderr)
+        return 1
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if a.token_type == "char":

@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
+from speechser.train.checkpoint import CheckpointError
+from speechser.train.experiment import ExperimentError
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -28,7 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.time()
     try:
         summary = train_asr(load_asr_config(a.config, overrides), a.exp_dir)
-    except (ConfigError, DataDirError) as err:
+    except (ConfigError, DataDirError, CheckpointError, ExperimentError) as err:
         print(f"speechser-train-asr: error: {err}", file=sys.stderr)
         return 1
     print(f"speechser-train-asr: done in {time.time() - start:.0f}s: {summary}")

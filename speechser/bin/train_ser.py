@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
+from speechser.train.checkpoint import CheckpointError
+from speechser.train.experiment import ExperimentError
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -31,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         conf = load_ser_config(a.config, overrides)
         summary = train_ser(conf, a.exp_dir)
-    except (ConfigError, DataDirError) as err:
+    except (ConfigError, DataDirError, CheckpointError, ExperimentError) as err:
         print(f"speechser-train-ser: error: {err}", file=sys.stderr)
         return 1
     print(f"speechser-train-ser: done in {time.time() - start:.0f}s: {summary}")

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import kaldiio
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from speechser.data.augment import WaveformAugmentor
-from speechser.data.dataset import AugmentedFbank
+from speechser.data.dataset import AugmentedFbank, FeatsScp
 from speechser.features.fbank import CMVN
 from speechser.io.datadir import DataDirError, read_entries, read_kv
 from speechser.text.tokenizer import Tokenizer
@@ -57,7 +56,8 @@ class FeatsTextDataset(Dataset):
         scp = self.data_dir / "feats.scp"
         if not scp.is_file():
             raise DataDirError(f"{scp}: no such file (run the feature stage first)")
-        keys = [e.key for e in read_entries(scp)]
+        self._reader = FeatsScp(scp)
+        keys = list(self._reader.entries)
         text_entries = {e.key: e for e in read_entries(self.data_dir / "text")}
         frames = read_kv(self.data_dir / "utt2num_frames")
         self.keys: List[str] = []
@@ -88,7 +88,6 @@ class FeatsTextDataset(Dataset):
             logging.warning("%s: skipped %d utterance(s) too short for their transcripts", self.data_dir,
                             len(self.skipped))
         self.cmvn = cmvn
-        self._reader = kaldiio.load_scp(str(scp))
         self.augmented = AugmentedFbank(self.data_dir, augment) if augment is not None else None
 
     def __len__(self) -> int:

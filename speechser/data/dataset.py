@@ -43,6 +43,51 @@ def read_cmvn(data_dir: Path, cmvn_type: str, stats_path: Optional[Path]) -> Opt
     raise ValueError(f"unknown cmvn_type '{cmvn_type}' (none, global, speaker)")
 
 
+
+class FeatsScp:
+    """Random access to a ``feats.scp`` (kaldiio) whose read errors name the ``scp``, its line, the
+    utterance and the archive: an archive that does not exist is found when the ``scp`` is opened,
+    an unreadable one when the utterance is read; both are a :class:`DataDirError`."""
+
+    def __init__(self, scp: Path | str) -> None:
+        self.scp = Path(scp)
+        self.entries = {e.key: e for e in read_entries(self.scp)}
+        checked: Dict[str, bool] = {}
+        for e in self.entries.values():
+            ark = self.archive(e.value)
+            if ark is None:
+                continue
+            if ark not in checked:
+                checked[ark] = Path(ark).is_file()
+            if not checked[ark]:
+                raise DataDirError(f"{self.scp}:{e.lineno}: utterance '{e.key}': feature archive '{ark}' "
+                                   "does not exist (re-run the feature stage)")
+        self._reader = kaldiio.load_scp(str(self.scp))
+
+    @staticmethod
+    def archive(value: str) -> Optional[str]:
+        """The archive file of an ``scp`` value (``path.ark:offset`` or ``path``); None for a pipe."""
+        value = value.strip()
+        if value.endswith("|"):
+            return None
+        if value.endswith("]") and "[" in value:  # kaldiio's "path.ark:offset[slice]"
+            value = value[: value.rindex("[")]
+        head, sep, tail = value.rpartition(":")
+        return head if sep and tail.isdigit() else value
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        e = self.entries.get(key)
+        if e is None:
+            raise DataDirError(f"{self.scp}: no entry for utterance '{key}'")
+        try:
+            return self._reader[key]
+        except FileNotFoundError:
+            raise DataDirError(f"{self.scp}:{e.lineno}: utterance '{key}': feature archive "
+                               f"'{self.archive(e.value)}' does not exist (re-run the feature stage)") from None
+        except Exception as err:  # kaldiio raises anything from AssertionError to struct.error
+            raise DataDirError(f"{self.scp}:{e.lineno}: utterance '{key}': cannot read features "
+                               f"'{e.value}': {type(err).__name__}: {err}") from None
+
 class AugmentedFbank:
     """Training features computed on the fly from augmented audio.
 
@@ -107,7 +152,8 @@ class FeatsLabelDataset(Dataset):
         scp = self.data_dir / "feats.scp"
         if not scp.is_file():
             raise DataDirError(f"{scp}: no such file (run the feature stage first)")
-        self.keys: List[str] = [e.key for e in read_entries(scp)]
+        self._reader = FeatsScp(scp)
+        self.keys: List[str] = list(self._reader.entries)
         self.utt2label = read_utt2label(self.data_dir / label_file, list(labels))
         missing = [k for k in self.keys if k not in self.utt2label]
         if missing:
@@ -115,7 +161,6 @@ class FeatsLabelDataset(Dataset):
         self.lengths = self._read_lengths()
         self.cmvn = cmvn
         self.crop_frames = crop_frames
-        self._reader = kaldiio.load_scp(str(scp))
         self.audio: Optional[AudioReader] = None
         self.load_audio = load_audio
         self.augmented: Optional[AugmentedFbank] = None

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from speechser.features.fbank import FbankOptions, accumulate_cmvn, compute_fbank
 from speechser.io.audio import AudioReader
-from speechser.io.datadir import DataDirError, read_entries, read_kv, read_spk2utt
+from speechser.io.datadir import DataDirError, check_key, check_keys, read_entries, read_kv, read_spk2utt
 
 #: Beside each archive ``<prefix>.ark``, ``<prefix>.fbank.json`` records the front-end settings.
 FBANK_OPTIONS_SUFFIX = ".fbank.json"
@@ -78,7 +78,12 @@ def extract_fbank(
     data_dir, out_prefix = Path(data_dir), Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(data_dir, target_rate=opts.sample_rate)
-    keys = list(keys) if keys is not None else list(read_kv(data_dir / "utt2spk"))
+    if keys is None:
+        entries = read_entries(data_dir / "utt2spk")
+        check_keys(entries, data_dir / "utt2spk")
+        keys = [e.key for e in entries]
+    else:
+        keys = [check_key(k, f"utterance list for {out_prefix}") for k in keys]
     ark = Path(f"{out_prefix}.ark").resolve()
     scp = Path(f"{out_prefix}.scp").resolve()
     lengths: Dict[str, int] = {}

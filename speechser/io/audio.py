@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import struct
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,12 +25,73 @@ class EmptyAudioError(AudioError):
     """A readable audio source that holds no samples (skippable, unlike a broken file)."""
 
 
+class TruncatedAudioError(AudioError):
+    """A WAV whose data chunk holds fewer bytes than its header declares (a file cut short).
+
+    An error by default; a caller that lets the user skip broken audio may catch
+    this class and count the utterance as skipped."""
+
+
+# A data-chunk size a streaming writer (sox, ffmpeg to a pipe) puts when the length is unknown.
+_UNKNOWN_WAV_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF, 0x7FFFF000)
+
+
+def wav_truncation(head: bytes, total_size: int) -> Optional[Tuple[int, int]]:
+    """``(declared, present)`` data bytes of a RIFF/WAVE file cut inside its data chunk, else None.
+
+    ``head`` is the start of the file (the chunk headers before the audio), ``total_size`` the
+    size of the whole file. Files that are not RIFF/WAVE (RF64, W64, FLAC, ...), and streamed
+    WAVs whose header leaves the length unknown, are not judged (None).
+    """
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk_id = head[pos:pos + 4]
+        (size,) = struct.unpack("<I", head[pos + 4:pos + 8])
+        if chunk_id == b"data":
+            if size in _UNKNOWN_WAV_SIZES:
+                return None
+            present = total_size - (pos + 8)
+            return (size, present) if present < size else None
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _check_wav_length(head: bytes, total_size: int, key: str, source: str) -> None:
+    cut = wav_truncation(head, total_size)
+    if cut is not None:
+        declared, present = cut
+        raise TruncatedAudioError(
+            f"utterance '{key}': audio '{source}' is truncated: its WAV header declares "
+            f"{declared} bytes of audio data but the file holds {max(present, 0)} "
+            f"({100.0 * max(present, 0) / declared:.1f}%)"
+        )
+
+
+def _check_peak(samples: np.ndarray, key: str, source: str) -> np.ndarray:
+    """Float audio whose peak exceeds 1.0 is scaled down to peak 1.0 (never clipped), with a warning
+    naming the source and the peak: a later conversion to 16-bit PCM would otherwise hard-clip it."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if peak > 1.0:
+        logging.warning(
+            "utterance '%s': audio '%s' has peak %.4g, beyond [-1, 1]; scaled by 1/%.4g "
+            "(peak-normalized to 1.0) instead of clipping", key, source, peak, peak,
+        )
+        samples = samples / peak
+    return samples
+
+
 def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
     """Read one ``wav.scp`` value: a file path, or a shell command ending in ``|``.
 
     Returns ``(samples, rate)`` with samples float32 of shape ``(T,)`` (mono;
     multi-channel audio is averaged) in [-1, 1]. Raises :class:`AudioError`
-    naming ``key`` and ``source`` for a missing, empty or unreadable input.
+    naming ``key`` and ``source`` for a missing, empty or unreadable input, and
+    :class:`TruncatedAudioError` for a WAV cut inside its data chunk (fewer data
+    bytes than its header declares). Float audio with a peak beyond 1.0 is
+    peak-normalized to 1.0 (never silently clipped) with a logged warning
+    naming the source and the peak.
     """
     source = source.strip()
     try:
@@ -42,6 +105,7 @@ def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
                 )
             if not proc.stdout:
                 raise AudioError(f"utterance '{key}': command '{cmd}' wrote no audio")
+            _check_wav_length(proc.stdout[:65536], len(proc.stdout), key, cmd)
             data, rate = soundfile.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
         else:
             path = Path(source)
@@ -49,6 +113,9 @@ def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
                 raise AudioError(f"utterance '{key}': audio file '{source}' does not exist")
             if path.stat().st_size == 0:
                 raise AudioError(f"utterance '{key}': audio file '{source}' is empty (0 bytes)")
+            with open(path, "rb") as fh:
+                head = fh.read(65536)
+            _check_wav_length(head, path.stat().st_size, key, source)
             data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except AudioError:
         raise
@@ -59,6 +126,7 @@ def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
     samples = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.isfinite(samples).all():
         raise AudioError(f"utterance '{key}': audio '{source}' has non-finite samples")
+    samples = _check_peak(samples, key, source)
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
 
 

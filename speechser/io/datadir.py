@@ -16,6 +16,8 @@ Files by what their keys are:
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import unicodedata
 from dataclasses import dataclass
@@ -35,12 +37,88 @@ PER_UTT_FILES: Tuple[str, ...] = (
     "segments",
 )
 PER_SPK_FILES: Tuple[str, ...] = ("spk2gender", "cmvn.scp")
+#: Per-utterance files outside :data:`PER_UTT_FILES` that Kaldi knows; with every other ``utt2*``
+#: file of a directory (``utt2age``, ``utt2lang``, ...) they are carried and filtered by fix,
+#: subset, copy and combine, but (as Kaldi's ``--utt-extra-files``) do not decide which utterances
+#: are kept. See :func:`extra_utt_files`.
+KALDI_EXTRA_UTT_FILES: Tuple[str, ...] = ("utt2uniq", "utt2lang", "utt2warp", "vad.scp")
+_UTT_FILE_RE = re.compile(r"utt2[A-Za-z0-9_]+")
 #: Files whose value may be empty (an empty transcript is legal).
 EMPTY_VALUE_OK: Tuple[str, ...] = ("text",)
 
 
 class DataDirError(ValueError):
     """A data directory or one of its files is malformed; the message names file and line."""
+
+
+def key_problem(key: str) -> Optional[str]:
+    """Why ``key`` cannot be an utterance, speaker or recording id, or None when it can.
+
+    Kaldi's rule (no white space) plus three of ours, because keys become file names
+    (``<audio-dir>/<utt>.wav``): no ``/``, no leading ``.``, no control characters."""
+    if not key:
+        return "an empty key"
+    if any(ch.isspace() for ch in key):
+        return "white space in a key"
+    if "/" in key:
+        return "a '/' in a key (keys become file names)"
+    if key.startswith("."):
+        return "a key starting with '.' (keys become file names)"
+    bad = next((ch for ch in key if unicodedata.category(ch) == "Cc"), None)
+    if bad is not None:
+        return f"control character U+{ord(bad):04X} in a key"
+    return None
+
+
+def check_key(key: str, where: str) -> str:
+    """Return ``key``, or raise :class:`DataDirError` at ``where`` (``file:line``) if it is not a legal id."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise DataDirError(
+            f"{where}: bad key {key!r}: {problem}; ids may not contain white space, '/' or control "
+            f"characters, nor start with '.' (rename it, e.g. with utils/copy_data_dir.sh prefixes, "
+            f"or fix the data preparation)"
+        )
+    return key
+
+
+def safe_key_filename(key: str, source: str, suffix: str = "") -> str:
+    """A file name ``<key><suffix>`` built from an id, after :func:`check_key`: a key can never
+    name a file outside the directory it is joined to. ``source`` says where the key came from
+    (``data/x/utt2spk:3``) for the error. Every file name made from a key goes through here."""
+    name = check_key(key, source) + suffix
+    if os.sep in name or (os.altsep and os.altsep in name) or name in (".", ".."):
+        raise DataDirError(f"{source}: key {key!r} with suffix {suffix!r} is not a plain file name")
+    return name
+
+
+def check_keys(entries: Sequence["Entry"], path: Path | str) -> None:
+    """:func:`check_key` on every key of a file read with :func:`read_entries`."""
+    for e in entries:
+        check_key(e.key, f"{path}:{e.lineno}")
+
+
+def extra_utt_files(data_dir: Path | str) -> List[str]:
+    """The per-utterance files of ``data_dir`` outside :data:`PER_UTT_FILES`: Kaldi's
+    :data:`KALDI_EXTRA_UTT_FILES` and every other ``utt2<name>`` file, sorted."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        return []
+    found = {n for n in KALDI_EXTRA_UTT_FILES if (d / n).is_file()}
+    found |= {p.name for p in d.iterdir() if _UTT_FILE_RE.fullmatch(p.name) and p.is_file()}
+    return sorted(found - set(PER_UTT_FILES))
+
+
+def check_not_nested(src: Path | str, dst: Path | str, tool: str) -> None:
+    """Refuse (before anything is touched) a destination that is the source, inside it, or holds it."""
+    s, t = Path(src).resolve(), Path(dst).resolve()
+    if s == t:
+        raise DataDirError(f"{tool}: source and destination are the same directory ({src}); "
+                           f"give a different destination")
+    if s in t.parents:
+        raise DataDirError(f"{tool}: destination {dst} is inside source {src}; give a destination outside it")
+    if t in s.parents:
+        raise DataDirError(f"{tool}: destination {dst} contains source {src}; give a destination outside it")
 
 
 @dataclass(frozen=True)
@@ -183,6 +261,63 @@ def check_text_file(path: Path | str, allow_non_print: bool = True) -> None:
                     )
 
 
+#: A segment may end this many seconds after its recording (rounding of written times).
+SEGMENT_END_TOLERANCE = 0.001
+
+
+def recording_durations(data_dir: Path | str) -> Tuple[Dict[str, float], Dict[str, str]]:
+    """Durations (seconds) of the recordings of ``wav.scp`` that are cheap to know: from
+    ``reco2dur`` when present, else from the header of each plain audio file
+    (``soundfile.info``; commands ending in ``|`` and unreadable files are left out).
+    Returns ``(durations, where each came from)``."""
+    d = Path(data_dir)
+    if (d / "reco2dur").is_file():
+        durs, where = {}, {}
+        for e in read_entries(d / "reco2dur"):
+            try:
+                durs[e.key] = float(e.value)
+            except ValueError:
+                raise DataDirError(f"{d}/reco2dur:{e.lineno}: not a number: '{e.value}'") from None
+            where[e.key] = f"{d}/reco2dur:{e.lineno}"
+        return durs, where
+    import soundfile
+
+    durs, where = {}, {}
+    for e in read_entries(d / "wav.scp"):
+        if e.value.endswith("|"):
+            continue
+        try:
+            info = soundfile.info(e.value)
+        except Exception:  # noqa: BLE001 -- unreadable audio is reported where it is read
+            continue
+        if info.samplerate > 0:
+            durs[e.key] = info.frames / info.samplerate
+            where[e.key] = f"{e.value} (wav.scp:{e.lineno})"
+    return durs, where
+
+
+def check_segment_bounds(data_dir: Path | str) -> None:
+    """Raise naming ``segments`` and its line for a segment that ends after its recording
+    (which reading would silently cut), where the duration is cheap to know (:func:`recording_durations`)."""
+    d = Path(data_dir)
+    if not (d / "segments").is_file() or not (d / "wav.scp").is_file():
+        return
+    durs, where = recording_durations(d)
+    for e in read_entries(d / "segments"):
+        fields = e.value.split()
+        if len(fields) != 3 or fields[0] not in durs:
+            continue
+        try:
+            end = float(fields[2])
+        except ValueError:
+            continue
+        if end > durs[fields[0]] + SEGMENT_END_TOLERANCE:
+            raise DataDirError(
+                f"{d}/segments:{e.lineno}: segment '{e.key}' ends at {end:g} s, after the end of recording "
+                f"'{fields[0]}' ({durs[fields[0]]:.3f} s, from {where[fields[0]]}); fix the segment times"
+            )
+
+
 def validate_data_dir(
     data_dir: Path | str,
     require_audio: bool = True,
@@ -223,6 +358,7 @@ def validate_data_dir(
 
     def load(name: str) -> List[Entry]:
         entries = read_entries(d / name)
+        check_keys(entries, d / name)
         check_sorted(entries, d / name)
         return entries
 
@@ -234,6 +370,7 @@ def validate_data_dir(
     for e in utt2spk_entries:
         if len(e.value.split()) != 1:
             raise DataDirError(f"{d}/utt2spk:{e.lineno}: expected one speaker id, got '{e.value}'")
+        check_key(e.value, f"{d}/utt2spk:{e.lineno} (speaker id)")
     if require_spk_sort:
         check_spk_sorted(utt2spk_entries, d / "utt2spk")
 
@@ -297,12 +434,14 @@ def validate_data_dir(
                 raise DataDirError(f"{d}/segments:{e.lineno}: bad time: {err}") from None
             if not 0 <= start < end:
                 raise DataDirError(f"{d}/segments:{e.lineno}: need 0 <= start < end, got {start} {end}")
+            check_key(fields[0], f"{d}/segments:{e.lineno} (recording id)")
             reco_set.add(fields[0])
         if (d / "wav.scp").is_file():
             wav_keys = {e.key for e in load("wav.scp")}
             missing = sorted(reco_set - wav_keys)
             if missing:
                 raise DataDirError(f"{d}/wav.scp: no entry for recording '{missing[0]}' of segments")
+            check_segment_bounds(d)
         elif require_audio or require_wav:
             raise DataDirError(f"{d}/wav.scp: no such file (segments needs it)")
     elif (d / "wav.scp").is_file():
@@ -335,10 +474,30 @@ def validate_data_dir(
     return len(utts)
 
 
-def _backup(d: Path, name: str) -> None:
+def _backup_set(d: Path) -> Path:
+    """The folder for this run's originals: ``<dir>/.backup/<N>/``, N one more than the last run's.
+
+    ``.backup/`` itself also holds the latest run's originals (Kaldi's layout); a ``.backup/`` of
+    files from before numbered backups existed is first kept as ``.backup/1/``."""
     backup = d / ".backup"
     backup.mkdir(exist_ok=True)
-    shutil.copy2(d / name, backup / name)
+    numbered = [int(p.name) for p in backup.iterdir() if p.is_dir() and p.name.isdigit()]
+    loose = [p for p in backup.iterdir() if p.is_file()]
+    if loose and not numbered:
+        (backup / "1").mkdir()
+        for p in loose:
+            shutil.copy2(p, backup / "1" / p.name)
+        numbered = [1]
+    for p in loose:  # the top level mirrors the newest set only
+        p.unlink()
+    out = backup / str(max(numbered, default=0) + 1)
+    out.mkdir()
+    return out
+
+
+def _backup(d: Path, name: str, into: Path) -> None:
+    shutil.copy2(d / name, into / name)
+    shutil.copy2(d / name, d / ".backup" / name)
 
 
 def fix_data_dir(
@@ -355,7 +514,13 @@ def fix_data_dir(
     utterances and speakers but do not decide which are kept; one that does
     not exist is skipped.
 
-    Originals are copied to ``<dir>/.backup/``. Every dropped utterance is
+    Every other per-utterance file (Kaldi's ``utt2uniq``, ``utt2lang``, ``vad.scp`` and any
+    ``utt2<name>`` file, see :func:`extra_utt_files`) is treated as an ``utt_extra_files`` file
+    without being named.
+
+    Originals are kept: run N copies the files it rewrites to ``<dir>/.backup/N/``
+    (1, 2, ... per run, never overwritten), and ``<dir>/.backup/`` itself holds the
+    latest run's originals (Kaldi's layout). Every dropped utterance is
     logged. Returns ``(kept, dropped)`` utterance counts.
     """
     d = Path(data_dir)
@@ -368,7 +533,11 @@ def fix_data_dir(
             names = present_files(d, PER_UTT_FILES)
         else:
             raise DataDirError(f"{d}: neither utt2spk nor spk2utt")
-    tables = {n: read_kv(d / n) for n in names}
+    tables = {}
+    for n in names:
+        entries = read_entries(d / n)
+        check_keys(entries, d / n)
+        tables[n] = {e.key: e.value for e in entries}
     utts = set(tables["utt2spk"])
     for table in tables.values():
         utts &= set(table)
@@ -387,30 +556,58 @@ def fix_data_dir(
         logging.warning("fix_data_dir %s: dropping utterance '%s' (missing from some file)", d, utt)
     if len(dropped) > 20:
         logging.warning("fix_data_dir %s: ... and %d more", d, len(dropped) - 20)
+    bset = _backup_set(d)
     for n, table in tables.items():
-        _backup(d, n)
+        _backup(d, n, bset)
         write_kv(d / n, {u: v for u, v in table.items() if u in utts})
     utt2spk = {u: tables["utt2spk"][u] for u in utts}
     if (d / "spk2utt").is_file():
-        _backup(d, "spk2utt")
+        _backup(d, "spk2utt", bset)
     write_spk2utt(d / "spk2utt", utt2spk_to_spk2utt(utt2spk))
     if wav is not None:
         keep = {segments[u].split()[0] for u in utts} if segments is not None else utts
-        _backup(d, "wav.scp")
+        _backup(d, "wav.scp", bset)
         write_kv(d / "wav.scp", {k: v for k, v in wav.items() if k in keep})
     spks = set(utt2spk.values())
     for n in present_files(d, PER_SPK_FILES):
-        _backup(d, n)
+        _backup(d, n, bset)
         write_kv(d / n, {k: v for k, v in read_kv(d / n).items() if k in spks})
     known = {"utt2spk", "spk2utt", "wav.scp", *PER_UTT_FILES, *PER_SPK_FILES}
-    for extras, keep_keys in ((utt_extra_files, utts), (spk_extra_files, spks)):
+    all_utt_extras = [*utt_extra_files, *extra_utt_files(d)]
+    for extras, keep_keys in ((all_utt_extras, utts), (spk_extra_files, spks)):
         for n in dict.fromkeys(extras):
             if n in known or not (d / n).is_file():
                 continue
-            _backup(d, n)
+            _backup(d, n, bset)
             write_kv(d / n, {k: v for k, v in read_kv(d / n, allow_empty_value=True).items() if k in keep_keys})
     logging.info("fix_data_dir %s: kept %d utterances, dropped %d", d, len(utts), len(dropped))
     return len(utts), len(dropped)
+
+
+#: Top-level files of a destination that a copy replaces: the data files it may write, and any
+#: other file of those kinds left from earlier contents (removed, each logged, see :func:`_clear_stale`).
+_DATA_FILE_RE = re.compile(r"(utt2|spk2|reco2)[A-Za-z0-9_]+|[A-Za-z0-9_.-]+\.scp|text|segments|frame_shift"
+                           r"|emotions\.txt|labels\.txt|cmvn[A-Za-z0-9_.]*\.ark")
+
+
+def _prepare_dst(dst: Path, tool: str) -> None:
+    """Refuse a destination that exists and is not a data directory (an unrelated non-empty folder)."""
+    if dst.exists() and not dst.is_dir():
+        raise DataDirError(f"{tool}: destination {dst} exists and is not a directory")
+    if dst.is_dir() and any(dst.iterdir()) and not (dst / "utt2spk").is_file():
+        raise DataDirError(f"{tool}: destination {dst} is a non-empty directory without utt2spk, not a data "
+                           f"directory; give an empty or new destination")
+    dst.mkdir(parents=True, exist_ok=True)
+
+
+def _clear_stale(dst: Path, written: Iterable[str], tool: str) -> None:
+    """Remove the data files of ``dst`` this copy did not write (left from earlier contents), so that
+    the destination holds exactly what was derived from the source. Sub-folders are left alone."""
+    keep = set(written)
+    for p in sorted(dst.iterdir()):
+        if p.is_file() and p.name not in keep and _DATA_FILE_RE.fullmatch(p.name):
+            logging.warning("%s: removing stale %s (not derived from this source)", tool, p)
+            p.unlink()
 
 
 def _copy_filtered(
@@ -419,39 +616,64 @@ def _copy_filtered(
     keep_utt: Callable[[str], bool],
     rename_utt: Callable[[str], str] = lambda u: u,
     rename_spk: Callable[[str], str] = lambda s: s,
+    tool: str = "copy_data_dir",
 ) -> int:
-    """Copy ``src`` to ``dst`` keeping utterances for which ``keep_utt`` holds."""
-    dst.mkdir(parents=True, exist_ok=True)
-    utt2spk = read_kv(src / "utt2spk")
+    """Copy ``src`` to ``dst`` keeping utterances for which ``keep_utt`` holds.
+
+    Every per-utterance file is carried (:data:`PER_UTT_FILES` and :func:`extra_utt_files`),
+    as are per-speaker files, ``wav.scp`` and the label lists. ``dst`` may not be ``src`` or
+    nested with it; an existing ``dst`` must be a data directory, and its files that this copy
+    does not write (e.g. a stale ``feats.scp``) are removed: it ends up with exactly the
+    files derived from ``src``."""
+    check_not_nested(src, dst, tool)
+    if not (src / "utt2spk").is_file():
+        raise DataDirError(f"{src}/utt2spk: no such file")
+    utt2spk_entries = read_entries(src / "utt2spk")
+    check_keys(utt2spk_entries, src / "utt2spk")
+    line_of = {e.key: e.lineno for e in utt2spk_entries}
+    utt2spk = {e.key: e.value for e in utt2spk_entries}
     utts = [u for u in utt2spk if keep_utt(u)]
     keep = set(utts)
-    for name in present_files(src, PER_UTT_FILES):
-        table = read_kv(src / name)
+    new_utt = {}
+    for u in utts:
+        new_utt[u] = check_key(rename_utt(u), f"{src}/utt2spk:{line_of[u]} (renamed '{u}')")
+        check_key(rename_spk(utt2spk[u]), f"{src}/utt2spk:{line_of[u]} (speaker '{utt2spk[u]}', renamed)")
+    out_files: Dict[str, Dict[str, str]] = {}
+    per_utt = present_files(src, PER_UTT_FILES)
+    for name in [*per_utt, *extra_utt_files(src)]:
+        entries = read_entries(src / name, allow_empty_value=None if name in per_utt else True)
+        check_keys(entries, src / name)
         out = {}
-        for u, v in table.items():
-            if u not in keep:
+        for e in entries:
+            if e.key not in keep:
                 continue
-            if name == "utt2spk":
-                v = rename_spk(v)
-            out[rename_utt(u)] = v
-        write_kv(dst / name, out)
-    new_utt2spk = {rename_utt(u): rename_spk(utt2spk[u]) for u in utts}
-    write_spk2utt(dst / "spk2utt", utt2spk_to_spk2utt(new_utt2spk))
+            out[new_utt[e.key]] = rename_spk(e.value) if name == "utt2spk" else e.value
+        out_files[name] = out
+    new_utt2spk = {new_utt[u]: rename_spk(utt2spk[u]) for u in utts}
     if (src / "wav.scp").is_file():
-        wav = read_kv(src / "wav.scp")
+        wav_entries = read_entries(src / "wav.scp")
+        check_keys(wav_entries, src / "wav.scp")
+        wav = {e.key: e.value for e in wav_entries}
         if (src / "segments").is_file():
             segments = read_kv(src / "segments")
             recos = {segments[u].split()[0] for u in utts}
-            write_kv(dst / "wav.scp", {k: v for k, v in wav.items() if k in recos})
+            out_files["wav.scp"] = {k: v for k, v in wav.items() if k in recos}
         else:
-            write_kv(dst / "wav.scp", {rename_utt(u): wav[u] for u in utts})
+            out_files["wav.scp"] = {new_utt[u]: wav[u] for u in utts}
     spks = {utt2spk[u] for u in utts}
     for name in present_files(src, PER_SPK_FILES):
         table = read_kv(src / name)
-        write_kv(dst / name, {rename_spk(s): v for s, v in table.items() if s in spks})
+        out_files[name] = {rename_spk(s): v for s, v in table.items() if s in spks}
+    _prepare_dst(dst, tool)
+    for name, table in out_files.items():
+        write_kv(dst / name, table)
+    write_spk2utt(dst / "spk2utt", utt2spk_to_spk2utt(new_utt2spk))
+    written = [*out_files, "spk2utt"]
     for extra in ("emotions.txt", "labels.txt"):
         if (src / extra).is_file():
             shutil.copy2(src / extra, dst / extra)
+            written.append(extra)
+    _clear_stale(dst, written, tool)
     return len(utts)
 
 
@@ -513,7 +735,11 @@ def subset_data_dir(
 
     A listed utterance or speaker that ``src`` lacks is an error naming it, as
     is asking ``first``, ``last``, ``shortest`` or ``evenly`` for more
-    utterances than ``src`` has. Returns the number of utterances written.
+    utterances than ``src`` has. ``dst`` may not be ``src`` or nested with it
+    (refused before anything is written); an existing ``dst`` must be a data
+    directory and ends up with exactly the files derived from ``src``: its
+    other data files (a stale ``feats.scp``, ``utt2*``, ...) are removed, each
+    logged. Every ``utt2*`` file is carried. Returns the number of utterances written.
     """
     src, dst = Path(src), Path(dst)
     counts = {"first": first, "last": last, "shortest": shortest, "evenly": evenly, "per_spk": per_spk}
@@ -573,7 +799,7 @@ def subset_data_dir(
                 raise DataDirError(f"{src}: no length for utterance '{missing[0]}' ({len(missing)} without one)")
             chosen = sorted(sorted_utts, key=lambda u: lengths[u])[:shortest]
         keep = set(chosen).__contains__
-    return _copy_filtered(src, dst, keep)
+    return _copy_filtered(src, dst, keep, tool="subset_data_dir")
 
 
 def copy_data_dir(
@@ -587,7 +813,9 @@ def copy_data_dir(
     """Copy a data directory, optionally renaming utterances and speakers.
 
     With a ``segments`` file, recording ids are kept unchanged. Keys are
-    re-sorted after renaming.
+    re-sorted after renaming; a renamed id must still be legal (:func:`check_key`).
+    ``dst`` may not be ``src`` or nested with it, and ends up with exactly the
+    files derived from ``src`` (see :func:`_copy_filtered`).
     """
     return _copy_filtered(
         Path(src),
@@ -595,6 +823,7 @@ def copy_data_dir(
         lambda u: True,
         rename_utt=lambda u: f"{utt_prefix}{u}{utt_suffix}",
         rename_spk=lambda s: f"{spk_prefix}{s}{spk_suffix}",
+        tool="copy_data_dir",
     )
 
 
@@ -604,19 +833,26 @@ def combine_data(dst: Path | str, srcs: Sequence[Path | str], extra_files: Itera
 
     A per-utterance file is written only if every source has it (a partial
     file would break the key-set invariant); skipped files are logged. So are
-    ``extra_files``, further files to concatenate (e.g. ``utt2lang``).
+    ``extra_files``, further files to concatenate (e.g. ``spk2age``); every
+    ``utt2<name>`` file (:func:`extra_utt_files`) is combined without being named.
+    ``dst`` may not be one of the sources or nested with one; it ends up with
+    exactly the combined files (stale ones from earlier contents are removed).
     """
     dst = Path(dst)
     srcs = [Path(s) for s in srcs]
     if not srcs:
         raise ValueError("combine_data needs at least one source")
     for s in srcs:
+        check_not_nested(s, dst, "combine_data")
+    for s in srcs:
         if not (s / "utt2spk").is_file():
             raise DataDirError(f"{s}/utt2spk: no such file")
-    dst.mkdir(parents=True, exist_ok=True)
     names = ["wav.scp", *PER_UTT_FILES, *PER_SPK_FILES]
-    extras = [n for n in dict.fromkeys(extra_files) if n not in names and n != "spk2utt"]
+    found_utt = sorted({n for s in srcs for n in extra_utt_files(s)})
+    extras = [n for n in dict.fromkeys([*extra_files, *found_utt]) if n not in names and n != "spk2utt"]
     names += extras
+    _prepare_dst(dst, "combine_data")
+    written: List[str] = []
     n_utts = 0
     for name in names:
         have = [s for s in srcs if (s / name).is_file()]
@@ -632,7 +868,9 @@ def combine_data(dst: Path | str, srcs: Sequence[Path | str], extra_files: Itera
         merged: Dict[str, str] = {}
         origin: Dict[str, Path] = {}
         for s in have:
-            for k, v in read_kv(s / name, allow_empty_value=True if name in extras else None).items():
+            entries = read_entries(s / name, allow_empty_value=True if name in extras else None)
+            check_keys(entries, s / name)
+            for k, v in ((e.key, e.value) for e in entries):
                 if k in merged:
                     if (name in PER_SPK_FILES or name in extras) and merged[k] == v:
                         continue
@@ -640,9 +878,12 @@ def combine_data(dst: Path | str, srcs: Sequence[Path | str], extra_files: Itera
                 merged[k] = v
                 origin[k] = s
         write_kv(dst / name, merged)
+        written.append(name)
         if name == "utt2spk":
             n_utts = len(merged)
             write_spk2utt(dst / "spk2utt", utt2spk_to_spk2utt(merged))
+            written.append("spk2utt")
+    _clear_stale(dst, written, "combine_data")
     return n_utts
 
 

@@ -16,8 +16,13 @@ from speechser.io.audio import AudioError, AudioReader, EmptyAudioError, speed_p
 from speechser.io.datadir import (
     PER_SPK_FILES,
     PER_UTT_FILES,
+    check_keys,
+    check_not_nested,
+    check_segment_bounds,
     copy_data_dir,
+    extra_utt_files,
     read_entries,
+    safe_key_filename,
     read_kv,
     utt2spk_to_spk2utt,
     write_kv,
@@ -52,12 +57,20 @@ def format_data_dir(
     logged and counted in the returned report and in ``dst/format.log``.
     """
     src, dst, audio_dir = Path(src), Path(dst), Path(audio_dir)
+    check_not_nested(src, dst, "format_data_dir")
+    utt2spk_entries = read_entries(src / "utt2spk")
+    check_keys(utt2spk_entries, src / "utt2spk")
+    # every output file name is checked before the first file is written
+    out_names = {e.key: safe_key_filename(e.key, f"{src}/utt2spk:{e.lineno}", ".wav") for e in utt2spk_entries}
+    wav_entries = read_entries(src / "wav.scp")
+    check_keys(wav_entries, src / "wav.scp")
+    check_segment_bounds(src)
     dst.mkdir(parents=True, exist_ok=True)
     audio_dir.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(src, target_rate=rate)
-    wav_lines = {e.key: e.lineno for e in read_entries(src / "wav.scp")}
+    wav_lines = {e.key: e.lineno for e in wav_entries}
     segments = read_kv(src / "segments") if (src / "segments").is_file() else None
-    utt2spk = read_kv(src / "utt2spk")
+    utt2spk = {e.key: e.value for e in utt2spk_entries}
     report = FormatReport()
     new_wav: Dict[str, str] = {}
     utt2dur: Dict[str, str] = {}
@@ -78,7 +91,7 @@ def format_data_dir(
             logging.warning("skip %s: %.3f s is shorter than %.3f s", utt, duration, min_duration)
             report.skipped_short.append(utt)
             continue
-        out = (audio_dir / f"{utt}.wav").resolve()
+        out = (audio_dir / out_names[utt]).resolve()
         soundfile.write(str(out), samples, rate, subtype="PCM_16")
         new_wav[utt] = str(out)
         utt2dur[utt] = f"{duration:.3f}"
@@ -86,10 +99,11 @@ def format_data_dir(
     keep = set(new_wav)
     if not keep:
         raise AudioError(f"{src}: no utterance left after formatting ({report.summary()})")
-    for name in PER_UTT_FILES:
+    for name in [*PER_UTT_FILES, *extra_utt_files(src)]:
         if name in ("segments", "feats.scp", "utt2num_frames", "utt2dur") or not (src / name).is_file():
             continue
-        write_kv(dst / name, {k: v for k, v in read_kv(src / name).items() if k in keep})
+        lenient = None if name in PER_UTT_FILES else True
+        write_kv(dst / name, {k: v for k, v in read_kv(src / name, lenient).items() if k in keep})
     write_kv(dst / "wav.scp", new_wav)
     write_kv(dst / "utt2dur", utt2dur)
     kept_utt2spk = {u: s for u, s in utt2spk.items() if u in keep}
@@ -116,15 +130,17 @@ def speed_perturb_data_dir(src: Path | str, dst: Path | str, audio_dir: Path | s
     is updated. Returns the number of utterances."""
     src, dst, audio_dir = Path(src), Path(dst), Path(audio_dir)
     prefix = f"sp{factor:g}-"
+    entries = read_entries(src / "utt2spk")
+    out_names = {e.key: safe_key_filename(prefix + e.key, f"{src}/utt2spk:{e.lineno}", ".wav") for e in entries}
     n = copy_data_dir(src, dst, utt_prefix=prefix, spk_prefix=prefix)
     audio_dir.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(src)
     wav: Dict[str, str] = {}
     durs: Dict[str, str] = {}
-    for utt in tqdm(list(read_kv(src / "utt2spk")), desc=f"speed {factor:g}", disable=None, leave=False):
+    for utt in tqdm(list(out_names), desc=f"speed {factor:g}", disable=None, leave=False):
         samples, rate = reader[utt]
         out = speed_perturb(samples, rate, factor)
-        path = (audio_dir / f"{prefix}{utt}.wav").resolve()
+        path = (audio_dir / out_names[utt]).resolve()
         soundfile.write(str(path), out, rate, subtype="PCM_16")
         wav[prefix + utt] = str(path)
         durs[prefix + utt] = f"{out.shape[0] / rate:.3f}"

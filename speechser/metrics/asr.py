@@ -142,18 +142,19 @@ def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: s
     not say) is refused, naming the directory, unless ``allow_missing``:
     then the note says how many were missing."""
     import datetime
-    import json
 
+    from speechser.metrics.decode_dir import check_fresh, read_scores_json, unique_dirs
     from speechser.metrics.report import environment_line
 
     wer_rows, cer_rows = [], []
-    for d in map(Path, decode_dirs):
+    for d in unique_dirs(decode_dirs):
         for name, rows in (("result.wer.md", wer_rows), ("result.cer.md", cer_rows)):
             if not (d / name).is_file():
                 raise DataDirError(f"{d}/{name}: no such file (run decoding first)")
             row = (d / name).read_text().splitlines()[-1]
             rows.append(row.replace("| test |", f"| {d.parent.name}/{d.name} |", 1))
-        meta = json.loads((d / "scores.json").read_text())
+        meta = read_scores_json(d)
+        check_fresh(d, ("result.wer.md", "result.cer.md", "scores.json"), meta)
         n, n_ref = meta.get("n"), meta.get("n_ref")
         lost = len(meta.get("skipped") or []) + int(meta.get("missing") or 0)
         if n_ref is None or n is None or n != n_ref or lost:

@@ -65,14 +65,17 @@ def score_challenge(asr_decode_dir: Path | str, ser_decode_dir: Path | str, labe
     """Scores of one system: WER from an ASR decode directory (``scores.json``, as decode_asr writes it),
     ACC_SER from an SER decode directory (``ref``/``hyp`` with the corpus's labels, mapped through the
     label map), and the final score. Both must cover the same utterances."""
-    import json
-
     from speechser.io.datadir import DataDirError, read_kv
+    from speechser.metrics.decode_dir import check_fresh, read_scores_json
 
     asr_dir, ser_dir = Path(asr_decode_dir), Path(ser_decode_dir)
     if not (asr_dir / "scores.json").is_file():
         raise DataDirError(f"{asr_dir}/scores.json: no such file (decode the ASR test set first)")
-    asr = json.loads((asr_dir / "scores.json").read_text())
+    asr = read_scores_json(asr_dir)
+    check_fresh(asr_dir, ("text", "scores.json"), asr)
+    check_fresh(ser_dir, ("hyp", "scores.json"))
+    if "wer" not in asr:
+        raise DataDirError(f"{asr_dir}/scores.json: has no 'wer' (not an ASR decode?)")
     table = read_label_map(label_map_path)
     refs = map_labels(read_kv(ser_dir / "ref"), table, f"{ser_dir}/ref")
     hyps = map_labels(read_kv(ser_dir / "hyp"), table, f"{ser_dir}/hyp")

@@ -32,8 +32,12 @@ class FoldResult:
 
 
 def score_decode_dir(decode_dir: Path | str, labels: Sequence[str]) -> FoldResult:
-    """Score ``hyp`` against ``ref`` (``utt label`` files) of a decode directory."""
+    """Score ``hyp`` against ``ref`` (``utt label`` files) of a decode directory; refused when its
+    output is older than the checkpoint its ``scores.json`` records (see :func:`check_fresh`)."""
+    from speechser.metrics.decode_dir import check_fresh
+
     d = Path(decode_dir)
+    check_fresh(d, ("hyp", "scores.json"))
     ref, hyp = read_kv(d / "ref"), read_kv(d / "hyp")
     if set(ref) != set(hyp):
         missing = sorted(set(ref) ^ set(hyp))
@@ -144,9 +148,19 @@ def score_cv(
     label_list: Path | str,
     out_dir: Path | str,
 ) -> tuple[List[FoldResult], List[str]]:
-    """Score every fold, write ``scores.tsv``, ``confusion.txt`` and ``confusion.png`` into ``out_dir``."""
+    """Score every fold, write ``scores.tsv``, ``confusion.txt`` and ``confusion.png`` into ``out_dir``.
+    A directory given twice, or two directories with the same fold name, are refused (they would be
+    counted twice, or give a ``scores.tsv`` with one fold twice)."""
+    from speechser.metrics.decode_dir import unique_dirs
+
     labels = read_label_list(label_list)
-    folds = [score_decode_dir(d, labels) for d in decode_dirs]
+    folds = [score_decode_dir(d, labels) for d in unique_dirs(decode_dirs)]
+    names: Dict[str, Path] = {}
+    for d, r in zip(decode_dirs, folds):
+        if r.name in names:
+            raise DataDirError(f"decode directories '{names[r.name]}' and '{d}' are both fold '{r.name}'; "
+                               "score each fold once")
+        names[r.name] = Path(d)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "scores.tsv", "w") as f:

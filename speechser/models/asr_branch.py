@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechser.config import from_dict, read_yaml
+from speechser.config import check_ranges, from_dict, read_yaml
 from speechser.features.fbank import FbankOptions, cmvn_mean_std, fbank_torch
 from speechser.models.registry import build_model
 from speechser.nets.fusion import CrossAttentionFusion
@@ -152,6 +152,9 @@ class ASRFusionOptions:
     fusion_heads: int = 4
     #: Training only: probability that an utterance skips the fusion (see CrossAttentionFusion).
     modality_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_ranges(self, asr_num_layers="[0, inf)", fusion_heads="[1, inf)", modality_dropout="[0, 1]")
 
 
 def build_asr_fusion(opts: ASRFusionOptions, query_dim: int, dropout: float

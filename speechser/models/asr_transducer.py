@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import nn
 
+from speechser.config import check_ranges
 from speechser.data.asr_dataset import ASRBatch
 from speechser.data.specaug import SpecAugConfig, SpecAugment
 from speechser.decode.ctc import ctc_greedy_search
@@ -39,6 +40,10 @@ class ConformerTransducerConfig:
     specaug: SpecAugConfig = field(
         default_factory=lambda: SpecAugConfig(num_time_masks=10, adaptive_num_time_masks=True)
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self, pred_embed_dim="[1, inf)", pred_hidden="[1, inf)", pred_layers="[1, inf)",
+                     joint_dim="[1, inf)", rnnt_weight="[0, 1]", dropout="[0, 1)")
 
 
 class TokenAccuracyEvaluator(Evaluator):

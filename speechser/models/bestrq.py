@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechser.config import check_ranges
 from speechser.data.asr_dataset import ASRBatch
 from speechser.models.abs_model import AbsModel, Evaluator
 from speechser.models.registry import register_model
@@ -52,6 +53,10 @@ class BestRQConfig:
     mask_span: int = 40
     mask_noise_std: float = 0.1
     quantizer_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        check_ranges(self, codebook_size="[1, inf)", codebook_dim="[1, inf)", stack_frames="[1, inf)",
+                     mask_prob="[0, 1]", mask_span="[1, inf)", mask_noise_std="[0, inf)")
 
 
 class RandomProjectionQuantizer(nn.Module):

@@ -23,6 +23,7 @@ from typing import List, Literal, Optional
 import torch
 from torch import nn
 
+from speechser.config import check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.losses.contrastive import hybrid_ce_supcon
 from speechser.models.abs_model import AbsModel
@@ -77,6 +78,11 @@ class SSLSERConfig(ASRFusionOptions):
     supcon_temperature: float = 0.1
     #: SupCon form: ``in`` (L_in, the VLSP 2025 paper's eq. 3) or ``out`` (L_out); see ``tdnn_ser``.
     supcon_variant: Literal["paper", "in", "out"] = "paper"
+
+    def __post_init__(self) -> None:
+        check_ranges(self, dim="[1, inf)", embed_dim="[1, inf)", dropout="[0, 1)", label_smoothing="[0, 1)",
+                     supcon_weight="[0, 1]", supcon_temperature="(0, inf)")
+        super().__post_init__()
 
 
 @register_model("ssl_ser", SSLSERConfig)

@@ -21,6 +21,7 @@ from speechser.data.specaug import FreqWarp, SpecAugConfig, SpecAugment, TimeStr
 from speechser.losses.classification import cross_entropy
 from speechser.losses.contrastive import hybrid_ce_supcon
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
+from speechser.config import check_ranges
 from speechser.models.abs_model import AbsModel, Evaluator
 from speechser.models.registry import register_model
 from speechser.nets.cnn2d import CNN2dFrontend
@@ -56,6 +57,15 @@ class TDNNSERConfig:
     #: inside the log (Khosla et al.'s L_in, the VLSP 2025 paper's eq. 3), ``out`` averages their
     #: log-probabilities outside it (L_out; what configs used before issue 9).
     supcon_variant: Literal["paper", "in", "out"] = "paper"
+
+    def __post_init__(self) -> None:
+        check_ranges(self, channels="[1, inf)", cnn_channels="[1, inf)", stem_kernel="[1, inf)",
+                     stem_stride="[1, inf)", dilations="[1, inf)", kernel_size="[1, inf)", embed_dim="[1, inf)",
+                     dropout="[0, 1)", label_smoothing="[0, 1)", mixup_alpha="[0, inf)", freq_warp="[0, 1)",
+                     time_stretch="[0, 1)", supcon_weight="[0, 1]", supcon_temperature="(0, inf)")
+        parent = getattr(super(), "__post_init__", None)  # a mixed-in options class (tdnn_asr_fusion)
+        if parent is not None:
+            parent()
 
 
 class ClassificationEvaluator(Evaluator):

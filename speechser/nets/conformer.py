@@ -15,6 +15,8 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from speechser.config import check_ranges
+
 
 @dataclass
 class ConformerConfig:
@@ -26,6 +28,11 @@ class ConformerConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.1
     subsampling_channels: int = 0  # 0 = d_model
+
+    def __post_init__(self) -> None:
+        check_ranges(self, d_model="[1, inf)", num_layers="[0, inf)", num_heads="[1, inf)", ffn_dim="[1, inf)",
+                     conv_kernel="[1, inf)", dropout="[0, 1)", attention_dropout="[0, 1)",
+                     subsampling_channels="[0, inf)")
 
 
 def lengths_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:

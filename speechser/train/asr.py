@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechser.config import ConfigError, from_dict, load_config, read_yaml
+from speechser.config import ConfigError, check_ranges, from_dict, load_config, read_yaml
 from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
@@ -30,6 +30,7 @@ from speechser.text.tokenizer import (
 )
 from speechser.train.checkpoint import load_model_state
 from speechser.train.distributed import DistInfo
+from speechser.train.experiment import Experiment
 from speechser.train.trainer import (
     OptimConfig,
     SchedulerConfig,
@@ -46,6 +47,9 @@ class ASRDataConfig(FeatsDataConfig):
     token_type: str = "char"
     token_list: str = ""
     bpe_model: str = ""
+
+    def __post_init__(self) -> None:
+        check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)")
 
 
 @dataclass
@@ -99,7 +103,15 @@ def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer, unalignable: st
 def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
     """Train an ASR model into ``exp_dir`` (resuming when it holds a checkpoint)."""
     exp_dir = Path(exp_dir)
-    dist = start_experiment(conf, exp_dir)
+    exp = start_experiment(conf, exp_dir)
+    try:
+        return _train_asr(conf, exp, stop_after_epoch)
+    finally:
+        exp.close()
+
+
+def _train_asr(conf: ASRTrainConfig, exp: Experiment, stop_after_epoch: Optional[int]) -> Dict[str, Any]:
+    exp_dir, dist = exp.dir, exp.dist
     if conf.data.cmvn_type == "global" and conf.data.cmvn_stats and dist.is_main:
         # The experiment carries its normalization, so that its encoder can be reused from elsewhere.
         shutil.copyfile(conf.data.cmvn_stats, exp_dir / "cmvn.ark")
@@ -115,7 +127,7 @@ def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
                                             True, conf.seed, dist, d.num_workers)
     valid_loader, _ = bucketed_loader(valid_ds, valid_ds.lengths, collate_asr, d.max_frames, d.max_batch_size,
                                       False, conf.seed, dist, d.num_workers)
-    trainer = Trainer(model, exp_dir, conf.trainer, conf.optim, conf.scheduler, dist)
+    trainer = Trainer(model, exp_dir, conf.trainer, conf.optim, conf.scheduler, dist, exp)
 
     def set_epoch(epoch: int) -> None:  # the batch order and the augmentation draws
         sampler.set_epoch(epoch)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
+import re
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -12,10 +16,26 @@ import numpy as np
 import torch
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read (damaged, truncated, not a checkpoint) or written (disk full);
+    the message names the file and says how to recover."""
+
+
+#: How torch reports a failed write (its C++ stream writer does not raise OSError).
+_WRITE_FAILED = re.compile(r"unexpected pos|file write failed|failed writing|No space left|Disk quota", re.I)
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(err, RuntimeError) and bool(_WRITE_FAILED.search(str(err)))
+
+
 def save_atomic(obj: Any, path: Path | str) -> None:
     """``torch.save`` to a temporary file in the same directory, then rename.
 
-    A kill during the write leaves the previous file intact.
+    A kill during the write leaves the previous file intact; so does a full disk, which is a
+    :class:`CheckpointError` saying so (and where), not torch's ``unexpected pos``.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -24,8 +44,42 @@ def save_atomic(obj: Any, path: Path | str) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if not _is_disk_full(err):
+            raise
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        kept = f"; the previous {path.name} is kept unchanged" if path.exists() else ""
+        raise CheckpointError(f"cannot write {path}: the disk is full (or over quota) on the file system of "
+                              f"{path.parent} ({free}){kept}. Free some space there and run the same "
+                              f"command again to resume. [{type(err).__name__}: {err}]") from err
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path | str) -> Any:
+    """``torch.load`` (to CPU) that turns a damaged file (truncated, empty, bit-flipped, not a checkpoint)
+    into a :class:`CheckpointError` naming it. torch does not check the CRC-32 its zip format stores for
+    each record (a flipped bit in the weights would load silently), so they are checked here first."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            if bad is not None:
+                raise ValueError(f"record '{bad}' fails its CRC-32 check")
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except MemoryError:
+        raise
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ValueError, ... here
+        size = path.stat().st_size
+        what = "an empty file" if size == 0 else f"{size} bytes"
+        raise CheckpointError(f"{path}: damaged or not a checkpoint ({what}; {type(err).__name__}: "
+                              f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})") from err
 
 
 def rng_state() -> Dict[str, Any]:
@@ -55,7 +109,7 @@ def seed_everything(seed: int) -> None:
 
 def load_model_state(path: Path | str) -> Dict[str, torch.Tensor]:
     """The model weights of a checkpoint: an epoch/averaged file or a full ``checkpoint.pt``."""
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = load_checkpoint(path)
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         return obj["model"]
     return obj

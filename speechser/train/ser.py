@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechser.config import ConfigError, from_dict, load_config, read_yaml
+from speechser.config import ConfigError, check_ranges, from_dict, load_config, read_yaml
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import read_label_list
@@ -22,6 +22,7 @@ from speechser.losses.classification import class_weights_from_counts
 from speechser.models.registry import ModelSection, build_model, model_config_dict
 from speechser.train.checkpoint import load_model_state
 from speechser.train.distributed import DistInfo
+from speechser.train.experiment import Experiment
 from speechser.train.trainer import (
     OptimConfig,
     SchedulerConfig,
@@ -45,6 +46,10 @@ class SERDataConfig(FeatsDataConfig):
     class_weight_power: float = 0.0
     #: Also load each utterance's 16 kHz waveform (``wav.scp``) into the batch, for models that read audio.
     load_audio: bool = False
+
+    def __post_init__(self) -> None:
+        check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)",
+                     crop_frames="[0, inf)", class_weight_power="[0, inf)")
 
 
 @dataclass
@@ -83,7 +88,15 @@ def _loader(ds: FeatsLabelDataset, conf: SERDataConfig, shuffle: bool, seed: int
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
     """Train an SER model as ``conf`` says into ``exp_dir`` (resuming when it holds a checkpoint)."""
     exp_dir = Path(exp_dir)
-    dist = start_experiment(conf, exp_dir)
+    exp = start_experiment(conf, exp_dir)
+    try:
+        return _train_ser(conf, exp, stop_after_epoch)
+    finally:
+        exp.close()
+
+
+def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional[int]) -> Dict[str, Any]:
+    exp_dir, dist = exp.dir, exp.dist
     labels = read_label_list(conf.data.label_list)
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
     train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment)
@@ -98,7 +111,7 @@ def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
                         class_weights=weights)
     train_loader, train_sampler = _loader(train_ds, conf.data, True, conf.seed, dist)
     valid_loader, _ = _loader(valid_ds, conf.data, False, conf.seed, dist)
-    trainer = Trainer(model, exp_dir, conf.trainer, conf.optim, conf.scheduler, dist)
+    trainer = Trainer(model, exp_dir, conf.trainer, conf.optim, conf.scheduler, dist, exp)
 
     def set_epoch(epoch: int) -> None:  # the batch order and the augmentation draws
         train_sampler.set_epoch(epoch)

@@ -7,7 +7,7 @@ directory. Every epoch it writes, in this order: ``<N>epoch.pt`` (weights),
 ``valid.<metric>.best.pt`` when the epoch is the best so far, and
 ``checkpoint.pt`` (weights, optimizer, scheduler, AMP scaler, RNG states,
 epoch, n-best list) — each atomically, so a kill at any moment leaves a
-resumable directory. Only the ``keep_nbest`` best epoch files are kept. At the
+resumable directory. Only the ``keep_nbest`` best epoch files and the last one are kept. At the
 end the n best are averaged into ``valid.<metric>.ave_<n>best.pt``.
 """
 
@@ -26,15 +26,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from speechser.config import ConfigValueError, check_choice, check_ranges
 from speechser.models.abs_model import AbsModel
 from speechser.train.checkpoint import (
+    CheckpointError,
     average_checkpoints,
+    load_checkpoint,
     load_init_params,
     rng_state,
     save_atomic,
     set_rng_state,
 )
 from speechser.train.distributed import DistInfo
+from speechser.train.experiment import Experiment, ExperimentError, open_experiment
 from speechser.train.scheduler import build_scheduler
 
 
@@ -46,6 +50,10 @@ class OptimConfig:
     betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-8
 
+    def __post_init__(self) -> None:
+        check_choice(self, name=("adamw", "adam", "sgd"))
+        check_ranges(self, lr="(0, inf)", weight_decay="[0, inf)", betas="[0, 1)", eps="(0, inf)")
+
 
 @dataclass
 class SchedulerConfig:
@@ -54,6 +62,9 @@ class SchedulerConfig:
     #: Warm-up given in epochs (converted with the number of updates per epoch); used when > 0.
     warmup_epochs: float = 0.0
     min_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_ranges(self, warmup_steps="[0, inf)", warmup_epochs="[0, inf)", min_lr_ratio="[0, 1]")
 
 
 @dataclass
@@ -74,6 +85,17 @@ class TrainerConfig:
     #: Initialize weights before the first epoch from other experiments: ``path[:src_prefix[:dst_prefix]]``
     #: (see :func:`speechser.train.checkpoint.load_init_params`); ignored when resuming.
     init_param: List[str] = field(default_factory=list)
+    #: Resume even though the config (or the data) differs from what the experiment was started with
+    #: (the stored ``config.yaml`` is replaced only once the checkpoint has loaded).
+    allow_config_change: bool = False
+
+    def __post_init__(self) -> None:
+        check_ranges(self, max_epochs="[1, inf)", grad_clip="(0, inf]", accum_grad="[1, inf)",
+                     keep_nbest="[1, inf)", average_nbest="[1, inf)", patience="[0, inf)", log_interval="[0, inf)")
+        check_choice(self, best_mode=("max", "min"), amp_dtype=("bfloat16", "float16"))
+        if self.average_nbest > self.keep_nbest:
+            raise ConfigValueError("average_nbest", f"{self.average_nbest} is more than keep_nbest "
+                                   f"({self.keep_nbest}): only the kept epoch files can be averaged")
 
 
 def build_optimizer(conf: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -105,9 +127,11 @@ class Trainer:
         optim_conf: OptimConfig,
         sched_conf: SchedulerConfig,
         dist_info: DistInfo = DistInfo(),
+        experiment: Optional[Experiment] = None,
     ) -> None:
         self.conf = trainer_conf
         self.exp_dir = Path(exp_dir)
+        self.experiment = experiment
         self.dist = dist_info
         if trainer_conf.best_mode not in ("max", "min"):
             raise ValueError("trainer.best_mode must be 'max' or 'min'")
@@ -156,17 +180,62 @@ class Trainer:
         path = self.exp_dir / "checkpoint.pt"
         if not (self.conf.resume and path.is_file()):
             return
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        assert self.scheduler is not None
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.nbest = [tuple(x) for x in state["nbest"]]  # type: ignore[misc]
-        self.history = list(state.get("history", []))
-        set_rng_state(state["rng"])
+        try:
+            state = load_checkpoint(path)
+            if not isinstance(state, dict) or "model" not in state or "optimizer" not in state:
+                raise CheckpointError(f"{path}: not a resumable checkpoint (no model and optimizer state)")
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}. {self._recovery_hint()}") from err
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            assert self.scheduler is not None
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.epoch = int(state["epoch"])
+            self.nbest = [tuple(x) for x in state["nbest"]]  # type: ignore[misc]
+            self.history = list(state.get("history", []))
+            set_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExperimentError(
+                f"{path} does not fit the model and optimizer this config builds ({first}); "
+                f"{self.exp_dir / 'config.yaml'} is unchanged. Train the changed model into a new --exp-dir, "
+                "or start over here with --trainer.resume false (the old run is moved into backup.<time>/)."
+            ) from err
+        if self.experiment is not None:
+            self.experiment.resumed()
         logging.info("resumed from %s at the end of epoch %d", path, self.epoch)
+
+    def _epoch_files(self) -> List[Tuple[int, Path]]:
+        out = []
+        for p in self.exp_dir.glob("*epoch.pt"):
+            stem = p.name[: -len("epoch.pt")]
+            if stem.isdigit():
+                out.append((int(stem), p))
+        return sorted(out)
+
+    def _recovery_hint(self) -> str:
+        """How to go on when ``checkpoint.pt`` is damaged: from the newest epoch file that loads."""
+        files = self._epoch_files()
+        if not files:
+            return (f"There is no epoch file in {self.exp_dir} to start again from: start over with "
+                    "--trainer.resume false (the damaged run is moved into backup.<time>/).")
+        names = ", ".join(p.name for _, p in files)
+        good = None
+        for _, p in reversed(files):
+            try:
+                load_checkpoint(p)
+                good = p
+                break
+            except CheckpointError:
+                continue
+        if good is None:
+            return f"The epoch files in {self.exp_dir} ({names}) are damaged too: start over with --trainer.resume false."
+        return (f"The epoch files in {self.exp_dir}: {names}. To go on from the weights of the last good one "
+                f"(the optimizer state is lost), run the same command with --trainer.resume false "
+                f"--trainer.init_param '[{good}]': the damaged run is moved into {self.exp_dir}/backup.<time>/, "
+                "not deleted.")
 
     def _save_epoch(self, metric: float) -> None:
         if not self.dist.is_main:
@@ -176,13 +245,15 @@ class Trainer:
         self.nbest.append((metric, self.epoch))
         sign = -1.0 if self.conf.best_mode == "max" else 1.0
         self.nbest.sort(key=lambda me: (sign * me[0], me[1]))
-        dropped = self.nbest[self.conf.keep_nbest :]
         self.nbest = self.nbest[: self.conf.keep_nbest]
         if is_best:
             save_atomic(self.model.state_dict(), self.exp_dir / f"valid.{self.metric_name}.best.pt")
         save_atomic(self._state(), self.exp_dir / "checkpoint.pt")
-        for _, ep in dropped:
-            (self.exp_dir / f"{ep}epoch.pt").unlink(missing_ok=True)
+        # Kept: the n best (to average) and the last epoch (to go on from should checkpoint.pt be damaged).
+        keep = {ep for _, ep in self.nbest} | {self.epoch}
+        for ep, p in self._epoch_files():
+            if ep not in keep:
+                p.unlink(missing_ok=True)
 
     def _write_stats(self, path: Path) -> None:
         """Rewrite ``train_stats.tsv`` from the history kept in ``checkpoint.pt`` (so a
@@ -326,16 +397,37 @@ class Trainer:
         return {"epochs": self.epoch, "nbest": self.nbest, "averaged": str(averaged) if averaged else None}
 
 
-def start_experiment(conf: Any, exp_dir: Path) -> DistInfo:
-    """What every training entry does first: join the process group (under torchrun),
-    create ``exp_dir``, write the resolved ``config.yaml`` (rank 0), seed every RNG."""
-    from speechser.config import dump_config
+def start_experiment(conf: Any, exp_dir: Path) -> Experiment:
+    """What every training entry does first: join the process group (under torchrun), create and
+    lock ``exp_dir``, check that a resume is compatible with the stored config and data, write the
+    resolved ``config.yaml`` when starting (rank 0; see :mod:`speechser.train.experiment`), seed
+    every RNG. The caller hands the result to :class:`Trainer` and closes it when done."""
     from speechser.train.checkpoint import seed_everything
     from speechser.train.distributed import init_distributed
 
     dist = init_distributed(conf.trainer.device)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    if dist.is_main:
-        dump_config(conf, exp_dir / "config.yaml")
+    try:
+        exp: Optional[Experiment] = open_experiment(conf, Path(exp_dir), dist)
+    except Exception:
+        _all_ranks_ok(dist, False)  # the other ranks stop too rather than wait for this one in DDP
+        raise
+    if not _all_ranks_ok(dist, True):
+        assert exp is not None
+        exp.close()
+        raise ExperimentError(f"another process of this distributed training refused to start in {exp_dir} "
+                              "(its error is in its output, rank 0's in train.log)")
     seed_everything(conf.seed)
-    return dist
+    assert exp is not None
+    return exp
+
+
+def _all_ranks_ok(dist: DistInfo, ok: bool) -> bool:
+    """Under DDP, whether every rank got ``ok`` (a collective: every rank must call it)."""
+    if not dist.enabled:
+        return ok
+    import torch.distributed as tdist
+
+    nccl = tdist.get_backend() == "nccl"
+    flag = torch.tensor([0 if ok else 1], device=torch.device("cuda", dist.local_rank) if nccl else "cpu")
+    tdist.all_reduce(flag)
+    return int(flag.item()) == 0

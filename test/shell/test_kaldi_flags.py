@@ -144,10 +144,13 @@ def test_fix_utt_extra_files(make_data_dir):
     assert keys(d / "utt2lang") == kept  # filtered to the kept utterances and sorted
     assert (d / ".backup/utt2lang").read_text().startswith("spkB-u2 de\n")
     assert "OK (5 utterances)" in validate("--no-feats", d).stdout
-    # without the option the extra file is left alone (as Kaldi: only the files it knows)
-    (d / "utt2lang").write_text("spkZ-u9 en\n")
+    # without the option an utt2* file is filtered all the same (issue 10: as Kaldi does utt2lang;
+    # nothing per-utterance is left unfiltered), while a file of another name is left alone
+    (d / "utt2lang").write_text("spkZ-u9 en\nspkA-u0 de\n")
+    (d / "lang_notes").write_text("spkZ-u9 en\n")
     run(UTILS / "fix_data_dir.sh", d)
-    assert (d / "utt2lang").read_text() == "spkZ-u9 en\n"
+    assert (d / "utt2lang").read_text() == "spkA-u0 de\n"
+    assert (d / "lang_notes").read_text() == "spkZ-u9 en\n"
 
 
 def test_fix_spk_extra_files(make_data_dir):
@@ -255,8 +258,14 @@ def test_combine_extra_files(make_data_dir, tmp_path: Path):
     run(UTILS / "combine_data.sh", "--extra-files", "utt2lang", tmp_path / "c", a, tmp_path / "b2")
     assert len(keys(tmp_path / "c/utt2lang")) == 12
     assert keys(tmp_path / "c/utt2lang") == keys(tmp_path / "c/utt2spk")
+    # issue 10: an utt2* file is combined without being named; other files only when named
+    for d in (a, tmp_path / "b2"):
+        dd.write_kv(d / "spk2age", {s: "30" for s in keys(d / "spk2utt")})
     run(UTILS / "combine_data.sh", tmp_path / "plain", a, tmp_path / "b2")
-    assert not (tmp_path / "plain/utt2lang").exists()
+    assert keys(tmp_path / "plain/utt2lang") == keys(tmp_path / "plain/utt2spk")
+    assert not (tmp_path / "plain/spk2age").exists()
+    run(UTILS / "combine_data.sh", "--extra-files", "spk2age", tmp_path / "named", a, tmp_path / "b2")
+    assert len(keys(tmp_path / "named/spk2age")) == 4
 
 
 def test_combine_runs_fix_unless_skip_fix(make_data_dir, tmp_path: Path):

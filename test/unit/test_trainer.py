@@ -36,9 +36,10 @@ def test_resume_equals_uninterrupted(make_feats_dir, tmp_path: Path, train_seed)
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["nbest"] == b["nbest"]
-    # only the n best epoch files are kept, plus the best and the average
+    # only the n best epoch files and the last one are kept, plus the best and the average
     kept = sorted(p.name for p in full.glob("*epoch.pt"))
-    assert len(kept) == 2
+    assert kept == sorted({f"{ep}epoch.pt" for _, ep in a["nbest"]} | {"4epoch.pt"})
+    assert kept == sorted(p.name for p in part.glob("*epoch.pt"))
     assert (full / "valid.ua.best.pt").is_file() and (full / "valid.ua.ave_2best.pt").is_file()
     assert (full / "config.yaml").is_file()
     assert [ln.split("\t")[0] for ln in (part / "train_stats.tsv").read_text().splitlines()] == ["epoch", "1", "2", "3", "4"]

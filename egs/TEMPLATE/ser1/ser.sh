@@ -123,10 +123,15 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "Stage 6: inference with ${inference_model} on folds ${folds}"
     stage_start=${SECONDS}
+    # Every job's exit status counts (a bare "wait" would return 0 and let an old hyp pass for a new one),
+    # and the outputs of a previous run are removed first so a failed job cannot leave them in place.
+    pids=(); pid_logs=()
     for k in ${folds}; do
+        rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/knn/test/hyp"
         ${infer_cmd} --num-threads "${threads_per_job}" "${exp}/logs/infer.fold${k}.log" \
             speechser-infer-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
             --data-dir "data/${protocol}/fold${k}/test" --out-dir "${exp}/fold${k}/decode_test" &
+        pids+=($!); pid_logs+=("${exp}/logs/infer.fold${k}.log")
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         if [ "${knn}" = true ]; then
             d=data/${protocol}/fold${k}
@@ -134,10 +139,13 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
                 speechser-knn-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
                 --train-dir "${d}/train" --valid-dir "${d}/valid" --test-dir "${d}/test" \
                 --out-dir "${exp}/fold${k}/knn" --backend "${knn_backend}" &
+            pids+=($!); pid_logs+=("${exp}/logs/knn.fold${k}.log")
             while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         fi
     done
-    wait
+    failed_logs=""
+    for i in "${!pids[@]}"; do wait "${pids[${i}]}" || failed_logs="${failed_logs} ${pid_logs[${i}]}"; done
+    [ -z "${failed_logs}" ] || { log "Error: inference job(s) failed; see${failed_logs}"; exit 1; }
     for k in ${folds}; do
         [ -f "${exp}/fold${k}/decode_test/hyp" ] || { log "Error: inference failed for fold ${k}; see ${exp}/logs/infer.fold${k}.log"; exit 1; }
         if [ "${knn}" = true ] && [ ! -f "${exp}/fold${k}/knn/test/hyp" ]; then
