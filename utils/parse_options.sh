@@ -56,5 +56,9 @@ for __po_name in stage stop_stage nj train_jobs threads_per_job max_jobs_run; do
         exit 1
     fi
 done
+if [ -n "${stage+set}" ] && [ -n "${stop_stage+set}" ] && [ "$((10#${stage}))" -gt "$((10#${stop_stage}))" ]; then
+    echo "$0: --stage ${stage} is after --stop_stage ${stop_stage}: no stage would run" >&2
+    exit 1
+fi
 unset __po_args __po_opt __po_val __po_name __po_min
 true

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
+import sys
+
 from speechser.features.extract import write_cmvn
+from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
 
 
@@ -17,7 +20,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     setup_logging()
     log_command_line()
-    path = write_cmvn(a.data_dir, a.per_speaker, a.out)
+    try:
+        path = write_cmvn(a.data_dir, a.per_speaker, a.out)
+    except DataDirError as err:
+        print(f"speechser-compute-cmvn: error: {err}", file=sys.stderr)
+        return 1
     print(f"speechser-compute-cmvn: wrote {path}")
     return 0
 

@@ -6,12 +6,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from speechser.train.asr import DECODERS, decode_asr
+    from speechser.train.checkpoint import CheckpointError  # a damaged model file: named, no traceback
 
     p = argparse.ArgumentParser(prog="speechser-decode-asr", description=decode_asr.__doc__)
     p.add_argument("--exp-dir", required=True, help="reads its config.yaml")
@@ -26,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_command_line()
     try:
         decode_asr(a.exp_dir, a.checkpoint, a.data_dir, a.out_dir, a.decoder, a.beam, a.device)
-    except DataDirError as err:
+    except (DataDirError, CheckpointError, ConfigError) as err:
         print(f"speechser-decode-asr: error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -26,6 +26,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out-dir", required=True, help="round<r>/..., rounds.tsv")
     a, overrides = p.parse_known_args(argv)
     from speechser.filter.loop import load_filter_loop_config, run_filter_loop
+    from speechser.train.checkpoint import CheckpointError
+    from speechser.train.experiment import ExperimentError
 
     setup_logging(Path(a.out_dir) / "filter_loop.log")
     log_command_line()
@@ -33,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         conf = load_filter_loop_config(a.config, overrides)
         rows = run_filter_loop(conf, a.asr_exp, a.checkpoint, a.train_dir, a.valid_dir, a.test_dir, a.out_dir)
-    except (ConfigError, DataDirError) as err:
+    except (ConfigError, DataDirError, CheckpointError, ExperimentError) as err:
         print(f"speechser-filter-loop: error: {err}", file=sys.stderr)
         return 1
     print(f"speechser-filter-loop: {len(rows) - 1} round(s) in {time.time() - start:.0f}s -> {a.out_dir}/rounds.tsv")

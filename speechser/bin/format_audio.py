@@ -19,11 +19,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--audio-dir", required=True, help="where the formatted WAV files go")
     p.add_argument("--rate", type=int, default=16000)
     p.add_argument("--min-duration", type=float, default=0.5, help="seconds; shorter utterances are skipped")
+    p.add_argument("--skip-truncated", action="store_true",
+                   help="skip (logged, counted in format.log) audio files cut short, instead of stopping")
     a = p.parse_args(argv)
     setup_logging()
     log_command_line()
     try:
-        report = format_data_dir(a.src, a.dst, a.audio_dir, a.rate, a.min_duration)
+        report = format_data_dir(a.src, a.dst, a.audio_dir, a.rate, a.min_duration, a.skip_truncated)
     except (AudioError, DataDirError) as err:
         print(f"speechser-format-audio: error: {err}", file=sys.stderr)
         return 1

@@ -6,11 +6,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from speechser.train.checkpoint import CheckpointError  # a damaged model file: named, no traceback
+
     p = argparse.ArgumentParser(prog="speechser-infer-ser")
     p.add_argument("--exp-dir", required=True, help="reads its config.yaml")
     p.add_argument("--checkpoint", required=True, help="weights file, e.g. exp/x/valid.ua.ave_5best.pt")
@@ -24,7 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_command_line()
     try:
         infer_ser(a.exp_dir, a.checkpoint, a.data_dir, a.out_dir, a.device)
-    except DataDirError as err:
+    except (DataDirError, CheckpointError, ConfigError) as err:
         print(f"speechser-infer-ser: error: {err}", file=sys.stderr)
         return 1
     return 0

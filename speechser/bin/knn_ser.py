@@ -7,11 +7,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from speechser.train.checkpoint import CheckpointError  # a damaged model file: named, no traceback
+
     p = argparse.ArgumentParser(prog="speechser-knn-ser", description=__doc__)
     p.add_argument("--exp-dir", required=True, help="reads its config.yaml")
     p.add_argument("--checkpoint", required=True)
@@ -28,7 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_command_line()
     try:
         knn_decode_ser(a.exp_dir, a.checkpoint, a.train_dir, a.valid_dir, a.test_dir, a.out_dir, a.backend, a.device)
-    except DataDirError as err:
+    except (DataDirError, CheckpointError, ConfigError) as err:
         print(f"speechser-knn-ser: error: {err}", file=sys.stderr)
         return 1
     return 0

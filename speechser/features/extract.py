@@ -106,7 +106,14 @@ def compute_cmvn_stats(data_dir: Path | str, per_speaker: bool) -> Dict[str, np.
     """Kaldi-layout statistics over ``data_dir/feats.scp``: ``{"global": stats}``
     or one entry per speaker of ``spk2utt``."""
     data_dir = Path(data_dir)
-    feats = kaldiio.load_scp(str(data_dir / "feats.scp"))
+    scp = data_dir / "feats.scp"
+    if not scp.is_file():
+        raise DataDirError(f"{scp}: no such file (CMVN statistics need features: run the feature stage first)")
+    feats = kaldiio.load_scp(str(scp))
+    lacking = [k for k in read_kv(data_dir / "utt2spk") if k not in feats]
+    if lacking:
+        raise DataDirError(f"{scp}: no features for {len(lacking)} utterance(s) of utt2spk, first '{lacking[0]}' "
+                           "(utils/fix_data_dir.sh keeps the utterances that have them)")
     if not per_speaker:
         keys = list(read_kv(data_dir / "utt2spk"))
         return {"global": accumulate_cmvn(feats[k] for k in keys)}

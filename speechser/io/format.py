@@ -12,7 +12,7 @@ from typing import Dict, List
 import soundfile
 from tqdm import tqdm
 
-from speechser.io.audio import AudioError, AudioReader, EmptyAudioError, speed_perturb
+from speechser.io.audio import AudioError, AudioReader, EmptyAudioError, TruncatedAudioError, speed_perturb
 from speechser.io.datadir import (
     PER_SPK_FILES,
     PER_UTT_FILES,
@@ -35,10 +35,12 @@ class FormatReport:
     kept: int = 0
     skipped_empty: List[str] = field(default_factory=list)
     skipped_short: List[str] = field(default_factory=list)
+    skipped_truncated: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"kept {self.kept}, skipped {len(self.skipped_empty)} empty and "
-                f"{len(self.skipped_short)} shorter than the minimum")
+        out = (f"kept {self.kept}, skipped {len(self.skipped_empty)} empty and "
+               f"{len(self.skipped_short)} shorter than the minimum")
+        return out + (f", {len(self.skipped_truncated)} truncated" if self.skipped_truncated else "")
 
 
 def format_data_dir(
@@ -47,6 +49,7 @@ def format_data_dir(
     audio_dir: Path | str,
     rate: int = 16000,
     min_duration: float = 0.5,
+    skip_truncated: bool = False,
 ) -> FormatReport:
     """Write every utterance of ``src`` as ``audio_dir/<utt>.wav`` at ``rate``
     and a data directory ``dst`` pointing at them (segments are cut out).
@@ -54,7 +57,9 @@ def format_data_dir(
     Policy: audio that cannot be read (missing, 0-byte, corrupt file, failing
     command) is an error naming ``wav.scp`` and its line; audio with no
     samples or shorter than ``min_duration`` seconds is skipped, each skip
-    logged and counted in the returned report and in ``dst/format.log``.
+    logged and counted in the returned report and in ``dst/format.log``. A
+    file cut short (its header promises more samples than it holds) is an
+    error too, unless ``skip_truncated``: then it is a logged, counted skip.
     """
     src, dst, audio_dir = Path(src), Path(dst), Path(audio_dir)
     check_not_nested(src, dst, "format_data_dir")
@@ -83,6 +88,12 @@ def format_data_dir(
         except EmptyAudioError:
             logging.warning("skip %s: empty audio (%s)", utt, where)
             report.skipped_empty.append(utt)
+            continue
+        except TruncatedAudioError as err:
+            if not skip_truncated:
+                raise AudioError(f"{where}: {err} (pass --skip-truncated to skip such files, counted)") from None
+            logging.warning("skip %s: truncated audio (%s): %s", utt, where, err)
+            report.skipped_truncated.append(utt)
             continue
         except AudioError as err:
             raise AudioError(f"{where}: {err}") from None
@@ -119,6 +130,7 @@ def format_data_dir(
         f.write(report.summary() + "\n")
         f.writelines(f"skipped_empty {u}\n" for u in report.skipped_empty)
         f.writelines(f"skipped_short {u}\n" for u in report.skipped_short)
+        f.writelines(f"skipped_truncated {u}\n" for u in report.skipped_truncated)
     logging.info("format %s -> %s: %s", src, dst, report.summary())
     return report
 

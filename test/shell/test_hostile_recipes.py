@@ -78,6 +78,32 @@ def test_stage_script_with_non_integer_stage_fails(tmp_path: Path, template: str
     assert "integer expression expected" not in out and "Successfully finished" not in out
 
 
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_stage_after_stop_stage_is_an_error(tmp_path: Path, template: str):
+    """Beyond the issue's cases: --stage 9 --stop_stage 3 ran nothing and exited 2 with no message (SER)."""
+    r = make_recipe(tmp_path, {})
+    proc = run(["bash", f"{template}.sh", "--stage", "9", "--stop_stage", "3"], cwd=r)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "--stage 9 is after --stop_stage 3" in out, out
+
+
+def test_ser_training_stage_without_folds_says_so(tmp_path: Path):
+    """Beyond the issue's cases: a training stage with no folds made died silently with rc 2 (ls under pipefail)."""
+    r = make_recipe(tmp_path, {})
+    proc = run(["bash", "ser.sh", "--stage", "6", "--stop_stage", "6", "--protocol", "random10"], cwd=r)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "no folds in data/random10/" in out, out
+
+
+def test_decode_asr_without_an_experiment_names_its_config(tmp_path: Path):
+    """Beyond the issue's cases: speechser-decode-asr on a missing experiment ended in a ConfigError traceback."""
+    proc = run([sys.executable, "-c", "import sys; from speechser.bin.decode_asr import main; sys.exit(main())",
+                "--exp-dir", str(tmp_path / "none"), "--checkpoint", "x", "--data-dir", str(tmp_path),
+                "--out-dir", str(tmp_path / "o")], cwd=tmp_path)
+    assert proc.returncode == 1 and "none/config.yaml: no such config file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 # --- 6. a failed inference job fails its stage ----------------------------------------------------------
 
 def _ser_stage6(tmp_path: Path, infer_body: str):

@@ -67,6 +67,10 @@ def test_format_stage_stops_on_truncated_audio(tmp_path: Path):
     write_lines(src / "spk2utt", {"s": "a b"})
     with pytest.raises(AudioError, match=r"wav.scp:2: .*cut\.wav' is truncated"):
         format_data_dir(src, tmp_path / "dst", tmp_path / "audio")
+    # asked for, a truncated file is a logged, counted skip instead
+    report = format_data_dir(src, tmp_path / "dst", tmp_path / "audio", skip_truncated=True)
+    assert report.kept == 1 and report.skipped_truncated == ["b"] and "1 truncated" in report.summary()
+    assert "skipped_truncated b" in (tmp_path / "dst" / "format.log").read_text()
 
 
 # --- 2. float audio beyond [-1, 1] -------------------------------------------------------------------

@@ -259,3 +259,14 @@ def test_segment_end_beyond_recording_is_an_error(tmp_path: Path):
 def test_segment_end_within_recording_passes(tmp_path: Path):
     d = segments_dir(tmp_path, 2.0)
     assert dd.validate_data_dir(d) == 2
+
+
+def test_cmvn_without_features_names_the_file(make_data_dir, capsys):
+    """Found while trying more hostile cases: speechser-compute-cmvn on a directory without feats.scp
+    ended in a bare FileNotFoundError traceback."""
+    from speechser.bin.compute_cmvn import main
+
+    d = make_data_dir(n_spk=1, n_utt=2)
+    assert main([str(d)]) == 1
+    err = capsys.readouterr().err
+    assert f"{d}/feats.scp: no such file" in err and "Traceback" not in err

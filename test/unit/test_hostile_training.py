@@ -298,3 +298,27 @@ def test_ddp_locked_directory_stops_every_rank(make_feats_dir, tmp_path: Path, t
     assert "in use by another training" in proc.stderr
     assert "another process of this distributed training refused" in proc.stderr
     assert not (exp / "checkpoint.pt").exists()
+
+
+def test_inference_tools_name_a_damaged_checkpoint_without_a_traceback(tmp_path, make_feats_dir, capsys):
+    """decode-asr and infer-ser catch CheckpointError: exit 1 with the file named, no traceback."""
+    from speechser.bin.decode_asr import main as decode_main
+    from speechser.bin.infer_ser import main as infer_main
+
+    d = make_feats_dir(n_spk=1, n_utt=2)
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"PK\x03\x04 this is not a torch checkpoint")
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(
+        f"data:\n  train_dir: {d}\n  valid_dir: {d}\n  token_list: {d}/tokens.txt\n  cmvn_type: none\n")
+    (d / "tokens.txt").write_text("<blank>\n<unk>\n<space>\nh\n")
+    rc = decode_main(["--exp-dir", str(exp), "--checkpoint", str(bad), "--data-dir", str(d),
+                      "--out-dir", str(tmp_path / "dec")])
+    err = capsys.readouterr().err
+    assert rc == 1 and str(bad) in err and "Traceback" not in err
+    (exp / "config.yaml").write_text(f"data:\n  train_dir: {d}\n  valid_dir: {d}\n  label_list: {d}/emotions.txt\n")
+    rc = infer_main(["--exp-dir", str(exp), "--checkpoint", str(bad), "--data-dir", str(d),
+                     "--out-dir", str(tmp_path / "inf")])
+    err = capsys.readouterr().err
+    assert rc == 1 and str(bad) in err and "Traceback" not in err

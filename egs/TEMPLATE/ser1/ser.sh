@@ -92,8 +92,11 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     fi
 fi
 
-all_folds=$(ls -d data/${protocol}/fold* 2>/dev/null | sed 's/.*fold//' | sort -n | tr '\n' ' ')
+all_folds=$( (ls -d data/${protocol}/fold* 2>/dev/null || true) | sed 's/.*fold//' | sort -n | tr '\n' ' ')
 [ -n "${folds}" ] || folds=${all_folds}
+if [ ${stop_stage} -ge 5 ] && [ -z "${folds}" ]; then
+    log "Error: no folds in data/${protocol}/ (run stage 4 first, or check --protocol)"; exit 1
+fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: training folds ${folds}(${train_jobs} at a time, ${threads_per_job} thread(s) each) -> ${exp}"
