@@ -27,8 +27,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging()
     log_command_line()
     keys = list(read_kv(a.utt_list)) if a.utt_list else None
-    opts = FbankOptions(a.num_mel_bins, a.frame_length_ms, a.frame_shift_ms, a.sample_rate)
     try:
+        opts = FbankOptions(a.num_mel_bins, a.frame_length_ms, a.frame_shift_ms, a.sample_rate)
         extract_fbank(a.data_dir, a.out_prefix, keys, opts)
     except (AudioError, DataDirError, ValueError) as err:
         print(f"speechser-compute-fbank: error: {err}", file=sys.stderr)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
+from speechser.config import check_ranges
+
 
 @dataclass(frozen=True)
 class FbankOptions:
@@ -26,6 +28,11 @@ class FbankOptions:
     frame_shift_ms: float = 10.0
     sample_rate: int = 16000
     dither: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Kaldi's fbank needs at least 3 mel bins (triangles between neighbours)
+        check_ranges(self, num_mel_bins="[3, inf)", frame_length_ms="(0, inf)", frame_shift_ms="(0, inf)",
+                     sample_rate="(0, inf)", dither="[0, inf)")
 
 
 def compute_fbank(samples: np.ndarray, rate: int, opts: FbankOptions = FbankOptions()) -> np.ndarray:

@@ -270,3 +270,15 @@ def test_cmvn_without_features_names_the_file(make_data_dir, capsys):
     assert main([str(d)]) == 1
     err = capsys.readouterr().err
     assert f"{d}/feats.scp: no such file" in err and "Traceback" not in err
+
+
+def test_fbank_options_out_of_range_name_the_option(make_data_dir, tmp_path, capsys):
+    """--num-mel-bins 0 ended in torchaudio's bare AssertionError ("Must have at least 3 mel bins")."""
+    from speechser.bin.compute_fbank import main
+
+    d = make_data_dir(n_spk=1, n_utt=1)
+    assert main([str(d), str(tmp_path / "raw"), "--num-mel-bins", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "'num_mel_bins': 0 is out of range" in err and "Traceback" not in err
+    assert main([str(d), str(tmp_path / "raw"), "--frame-shift-ms", "-10"]) == 1
+    assert "'frame_shift_ms'" in capsys.readouterr().err
