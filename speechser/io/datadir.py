@@ -130,6 +130,9 @@ class Entry:
     lineno: int
 
 
+_KEY_SPLIT = re.compile(r"[ \t]+")
+
+
 def read_entries(path: Path | str, allow_empty_value: Optional[bool] = None) -> List[Entry]:
     """Read a ``key value`` file in file order.
 
@@ -149,7 +152,9 @@ def read_entries(path: Path | str, allow_empty_value: Optional[bool] = None) -> 
             line = raw.rstrip("\n").rstrip("\r")
             if not line.strip():
                 raise DataDirError(f"{path}:{lineno}: empty line")
-            parts = line.split(maxsplit=1)
+            # Kaldi's rule: the key ends at the first space or tab. Other white space (a no-break space,
+            # say) is part of the key, where validation reports it, rather than a silent split point.
+            parts = _KEY_SPLIT.split(line.strip(" \t"), maxsplit=1)
             key = parts[0]
             value = parts[1].strip() if len(parts) > 1 else ""
             if not value and not allow_empty_value:

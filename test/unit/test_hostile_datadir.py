@@ -282,3 +282,14 @@ def test_fbank_options_out_of_range_name_the_option(make_data_dir, tmp_path, cap
     assert "'num_mel_bins': 0 is out of range" in err and "Traceback" not in err
     assert main([str(d), str(tmp_path / "raw"), "--frame-shift-ms", "-10"]) == 1
     assert "'frame_shift_ms'" in capsys.readouterr().err
+
+
+def test_a_no_break_space_after_a_key_is_not_a_silent_split(make_data_dir):
+    """Beyond the issue's cases: Python's split() cut 's1\\xa0x HELLO' into key 's1' and text 'x HELLO',
+    so validation passed and the transcript silently gained a word. Kaldi's keys end at a space or tab."""
+    d = make_data_dir(n_spk=1, n_utt=2)
+    text = (d / "text").read_text().splitlines()
+    text[0] = text[0].replace(" ", "\u00a0x ", 1)
+    (d / "text").write_text("\n".join(text) + "\n")
+    with pytest.raises(dd.DataDirError, match=r"text:1: bad key .*white space in a key"):
+        dd.validate_data_dir(d)
