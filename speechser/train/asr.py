@@ -103,11 +103,8 @@ def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer, unalignable: st
 def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
     """Train an ASR model into ``exp_dir`` (resuming when it holds a checkpoint)."""
     exp_dir = Path(exp_dir)
-    exp = start_experiment(conf, exp_dir)
-    try:
+    with start_experiment(conf, exp_dir) as exp:
         return _train_asr(conf, exp, stop_after_epoch)
-    finally:
-        exp.close()
 
 
 def _train_asr(conf: ASRTrainConfig, exp: Experiment, stop_after_epoch: Optional[int]) -> Dict[str, Any]:

@@ -249,6 +249,12 @@ class Experiment:
         if self.lock is not None:
             self.lock.release()
 
+    def __enter__(self) -> "Experiment":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()  # the lock is released however training ends
+
 
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")

@@ -88,11 +88,8 @@ def _loader(ds: FeatsLabelDataset, conf: SERDataConfig, shuffle: bool, seed: int
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
     """Train an SER model as ``conf`` says into ``exp_dir`` (resuming when it holds a checkpoint)."""
     exp_dir = Path(exp_dir)
-    exp = start_experiment(conf, exp_dir)
-    try:
+    with start_experiment(conf, exp_dir) as exp:
         return _train_ser(conf, exp, stop_after_epoch)
-    finally:
-        exp.close()
 
 
 def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional[int]) -> Dict[str, Any]:
