@@ -50,9 +50,9 @@ class OptimConfig:
     betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-8
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # lr 0 is allowed: it keeps loaded weights fixed (e.g. to test init_param)
         check_choice(self, name=("adamw", "adam", "sgd"))
-        check_ranges(self, lr="(0, inf)", weight_decay="[0, inf)", betas="[0, 1)", eps="(0, inf)")
+        check_ranges(self, lr="[0, inf)", weight_decay="[0, inf)", betas="[0, 1)", eps="(0, inf)")
 
 
 @dataclass

@@ -240,7 +240,7 @@ def test_disk_full_during_training(make_feats_dir, tmp_path: Path, train_seed, m
 # -- 6. out-of-range config values ---------------------------------------------------------------
 @pytest.mark.parametrize("key,value", [
     ("trainer.max_epochs", 0), ("trainer.max_epochs", -1), ("data.max_batch_size", -4), ("data.max_frames", 0),
-    ("data.num_workers", -1), ("optim.lr", 0), ("optim.lr", -0.1), ("optim.weight_decay", -1e-4),
+    ("data.num_workers", -1), ("optim.lr", -0.1), ("optim.weight_decay", -1e-4),
     ("model.conf.dropout", 1.5), ("model.conf.dropout", -0.1), ("trainer.grad_clip", 0),
     ("trainer.keep_nbest", 0), ("trainer.accum_grad", 0), ("model.conf.label_smoothing", 1.0),
     ("trainer.best_mode", "maximum"),
