@@ -29,10 +29,12 @@ from speechser.config import ConfigError, dump_config, read_yaml, to_dict
 from speechser.train.distributed import DistInfo
 
 FINGERPRINT = "data_fingerprint.json"
-#: Keys that only say how to run, not what is trained: they may differ on resume.
+#: Keys that only say how to run, not what is trained: they may differ on resume. ``trainer.max_epochs``
+#: is among them because extending a finished run (``--trainer.max_epochs 40`` after 32) is the usual
+#: reason to resume; the change is logged.
 RUN_ONLY_KEYS = frozenset({
     "trainer.device", "trainer.log_interval", "trainer.resume", "trainer.allow_config_change",
-    "trainer.init_param", "data.num_workers",
+    "trainer.init_param", "data.num_workers", "trainer.max_epochs",
 })
 
 
@@ -242,7 +244,7 @@ class Experiment:
             conf, fingerprint = self.pending
             dump_config(conf, self.dir / "config.yaml")
             _write_json(self.dir / FINGERPRINT, fingerprint)
-            logging.warning("%s/config.yaml replaced by the changed config (trainer.allow_config_change)", self.dir)
+            logging.warning("%s/config.yaml now holds the resumed run's config", self.dir)
         self.pending = None
 
     def close(self) -> None:
@@ -295,9 +297,17 @@ def open_experiment(conf: Any, exp_dir: Path, dist: DistInfo) -> Experiment:
                     f"Nothing in {exp_dir} was changed. Train into a new --exp-dir; or start over here with "
                     "--trainer.resume false (the old run is moved into a backup.<time>/ directory); or resume "
                     "anyway with --trainer.allow_config_change true.")
+            run_changes = []
+            if old_conf_path.is_file() and not problems:
+                a, b = _flatten(read_yaml(old_conf_path)), _flatten(to_dict(conf))
+                run_changes = [f"{k}: {a[k]!r} -> {b.get(k)!r}" for k in sorted(RUN_ONLY_KEYS)
+                               if k in a and a[k] != b.get(k)]
             if problems:
                 logging.warning("resuming %s despite differences (trainer.allow_config_change):\n  %s", exp_dir,
                                 "\n  ".join(problems))
+                exp.pending = (conf, fingerprint)
+            elif run_changes:  # e.g. more epochs: config.yaml is updated once the checkpoint has loaded
+                logging.info("resuming %s with: %s", exp_dir, "; ".join(run_changes))
                 exp.pending = (conf, fingerprint)
             elif not old_conf_path.is_file():
                 exp.pending = (conf, fingerprint)  # lost: stored again once the checkpoint has loaded

@@ -69,13 +69,15 @@ def test_resume_with_accepted_change_replaces_config_only_after_loading(make_fea
     d = make_feats_dir()
     exp = tmp_path / "exp"
     _one_epoch(d, exp, train_seed)
-    with pytest.raises(ExperimentError, match=r"trainer\.max_epochs: 2 -> 3"):
-        train_ser(_conf(d, train_seed, epochs=3), exp)
-    out = train_ser(_conf(d, train_seed, epochs=3, **{"trainer.allow_config_change": "true"}), exp)
+    with pytest.raises(ExperimentError, match=r"optim\.weight_decay: .* -> 0\.125"):
+        train_ser(_conf(d, train_seed, epochs=3, **{"optim.weight_decay": 0.125}), exp)
+    out = train_ser(_conf(d, train_seed, epochs=3, **{"optim.weight_decay": 0.125,
+                                                      "trainer.allow_config_change": "true"}), exp)
     assert out["epochs"] == 3
-    assert "max_epochs: 3" in (exp / "config.yaml").read_text()
+    assert "weight_decay: 0.125" in (exp / "config.yaml").read_text()
     # run-only keys (device, workers, logging) are not a difference
-    train_ser(_conf(d, train_seed, epochs=3, **{"trainer.log_interval": 7, "trainer.device": "cpu"}), exp)
+    train_ser(_conf(d, train_seed, epochs=3, **{"optim.weight_decay": 0.125, "trainer.log_interval": 7,
+                                                "trainer.device": "cpu"}), exp)
 
 
 # -- 2. resuming with other data -----------------------------------------------------------------
@@ -324,3 +326,19 @@ def test_inference_tools_name_a_damaged_checkpoint_without_a_traceback(tmp_path,
     proc = cli("infer_ser", "--exp-dir", str(exp), "--checkpoint", str(bad), "--data-dir", str(d),
                "--out-dir", str(tmp_path / "inf"))
     assert proc.returncode == 1 and str(bad) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_extending_a_finished_run_is_a_resume_not_a_config_change(make_feats_dir, tmp_path: Path, train_seed):
+    """More epochs (the usual reason to resume) is allowed, and config.yaml then says how many were run."""
+    from speechser.config import read_yaml
+
+    d = make_feats_dir()
+    exp = tmp_path / "exp"
+    train_ser(_conf(d, train_seed, epochs=1), exp)
+    assert read_yaml(exp / "config.yaml")["trainer"]["max_epochs"] == 1
+    summary = train_ser(_conf(d, train_seed, epochs=2), exp)
+    assert summary["epochs"] == 2
+    assert read_yaml(exp / "config.yaml")["trainer"]["max_epochs"] == 2
+    import torch
+
+    assert torch.load(exp / "checkpoint.pt", weights_only=False)["epoch"] == 2
