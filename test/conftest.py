@@ -66,6 +66,21 @@ def emodb() -> Path:
     return corpus_or_skip("emodb")
 
 
+@pytest.fixture
+def run_main():
+    """``run_main("decode_asr", *args)``: a console script's ``main()`` (``speechser.bin.<module>``) in a fresh
+    process, so that its stderr is whole and no logging state is shared with other tests."""
+    import subprocess
+    import sys
+
+    def run(module: str, *args: object, cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+        code = f"import sys; from speechser.bin.{module} import main; sys.exit(main())"
+        return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                              timeout=120, cwd=cwd)
+
+    return run
+
+
 def write_tone(path: Path, seconds: float, rate: int = 16000, freq: float = 220.0) -> None:
     t = np.arange(int(seconds * rate)) / rate
     soundfile.write(str(path), (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, subtype="PCM_16")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from speechser.filter.corrupt import corrupt_transcripts, detection_scores, read_corrupted_list
-from speechser.io.datadir import DataDirError, copy_data_dir, read_kv, write_kv
+from speechser.io.datadir import DataDirError, check_not_nested, copy_data_dir, read_kv, write_kv
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -28,8 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               "true_positives": s.true_positives, "precision": s.precision, "recall": s.recall}))
             return 0
         src, dst = Path(a.src), Path(a.dst)
-        if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-            raise DataDirError(f"{dst}: the destination must not be {src} or inside it")
+        check_not_nested(src, dst, "speechser-corrupt-transcripts")
         texts = read_kv(src / "text")
         new, corrupted = corrupt_transcripts(texts, a.fraction, a.seed)
         copy_data_dir(src, dst)

@@ -95,11 +95,10 @@ def test_ser_training_stage_without_folds_says_so(tmp_path: Path):
     assert proc.returncode == 1 and "no folds in data/random10/" in out, out
 
 
-def test_decode_asr_without_an_experiment_names_its_config(tmp_path: Path):
+def test_decode_asr_without_an_experiment_names_its_config(tmp_path: Path, run_main):
     """Beyond the issue's cases: speechser-decode-asr on a missing experiment ended in a ConfigError traceback."""
-    proc = run([sys.executable, "-c", "import sys; from speechser.bin.decode_asr import main; sys.exit(main())",
-                "--exp-dir", str(tmp_path / "none"), "--checkpoint", "x", "--data-dir", str(tmp_path),
-                "--out-dir", str(tmp_path / "o")], cwd=tmp_path)
+    proc = run_main("decode_asr", "--exp-dir", tmp_path / "none", "--checkpoint", "x", "--data-dir", tmp_path,
+                    "--out-dir", tmp_path / "o", cwd=tmp_path)
     assert proc.returncode == 1 and "none/config.yaml: no such config file" in proc.stderr
     assert "Traceback" not in proc.stderr
 

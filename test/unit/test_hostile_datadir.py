@@ -261,31 +261,22 @@ def test_segment_end_within_recording_passes(tmp_path: Path):
     assert dd.validate_data_dir(d) == 2
 
 
-def _cli(module: str, *args: str):
-    """Run a console script's main() in a fresh process (its stderr whole, no logging state shared)."""
-    import subprocess
-    import sys
-
-    code = f"import sys; from speechser.bin.{module} import main; sys.exit(main())"
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120)
-
-
-def test_cmvn_without_features_names_the_file(make_data_dir):
+def test_cmvn_without_features_names_the_file(make_data_dir, run_main):
     """Found while trying more hostile cases: speechser-compute-cmvn on a directory without feats.scp
     ended in a bare FileNotFoundError traceback."""
     d = make_data_dir(n_spk=1, n_utt=2)
-    proc = _cli("compute_cmvn", d)
+    proc = run_main("compute_cmvn", d)
     assert proc.returncode == 1
     assert f"{d}/feats.scp: no such file" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_fbank_options_out_of_range_name_the_option(make_data_dir, tmp_path):
+def test_fbank_options_out_of_range_name_the_option(make_data_dir, tmp_path, run_main):
     """--num-mel-bins 0 ended in torchaudio's bare AssertionError ("Must have at least 3 mel bins")."""
     d = make_data_dir(n_spk=1, n_utt=1)
-    proc = _cli("compute_fbank", d, tmp_path / "raw", "--num-mel-bins", "0")
+    proc = run_main("compute_fbank", d, tmp_path / "raw", "--num-mel-bins", "0")
     assert proc.returncode == 1
     assert "'num_mel_bins': 0 is out of range" in proc.stderr and "Traceback" not in proc.stderr
-    proc = _cli("compute_fbank", d, tmp_path / "raw", "--frame-shift-ms", "-10")
+    proc = run_main("compute_fbank", d, tmp_path / "raw", "--frame-shift-ms", "-10")
     assert proc.returncode == 1 and "'frame_shift_ms'" in proc.stderr
 
 

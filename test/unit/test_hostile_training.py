@@ -302,14 +302,8 @@ def test_ddp_locked_directory_stops_every_rank(make_feats_dir, tmp_path: Path, t
     assert not (exp / "checkpoint.pt").exists()
 
 
-def test_inference_tools_name_a_damaged_checkpoint_without_a_traceback(tmp_path, make_feats_dir):
+def test_inference_tools_name_a_damaged_checkpoint_without_a_traceback(tmp_path, make_feats_dir, run_main):
     """decode-asr and infer-ser catch CheckpointError: exit 1 with the file named, no traceback."""
-    import subprocess
-    import sys
-
-    def cli(module: str, *args: str) -> subprocess.CompletedProcess:
-        code = f"import sys; from speechser.bin.{module} import main; sys.exit(main())"
-        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
 
     d = make_feats_dir(n_spk=1, n_utt=2)
     bad = tmp_path / "model.pt"
@@ -319,11 +313,11 @@ def test_inference_tools_name_a_damaged_checkpoint_without_a_traceback(tmp_path,
     (exp / "config.yaml").write_text(
         f"data:\n  train_dir: {d}\n  valid_dir: {d}\n  token_list: {d}/tokens.txt\n  cmvn_type: none\n")
     (d / "tokens.txt").write_text("<blank>\n<unk>\n<space>\nh\n")
-    proc = cli("decode_asr", "--exp-dir", str(exp), "--checkpoint", str(bad), "--data-dir", str(d),
+    proc = run_main("decode_asr", "--exp-dir", str(exp), "--checkpoint", str(bad), "--data-dir", str(d),
                "--out-dir", str(tmp_path / "dec"))
     assert proc.returncode == 1 and str(bad) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     (exp / "config.yaml").write_text(f"data:\n  train_dir: {d}\n  valid_dir: {d}\n  label_list: {d}/emotions.txt\n")
-    proc = cli("infer_ser", "--exp-dir", str(exp), "--checkpoint", str(bad), "--data-dir", str(d),
+    proc = run_main("infer_ser", "--exp-dir", str(exp), "--checkpoint", str(bad), "--data-dir", str(d),
                "--out-dir", str(tmp_path / "inf"))
     assert proc.returncode == 1 and str(bad) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
