@@ -28,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                               "true_positives": s.true_positives, "precision": s.precision, "recall": s.recall}))
             return 0
         src, dst = Path(a.src), Path(a.dst)
-        check_not_nested(src, dst, "speechser-corrupt-transcripts")
+        check_not_nested(src, dst, "the corrupted copy")
         texts = read_kv(src / "text")
         new, corrupted = corrupt_transcripts(texts, a.fraction, a.seed)
         copy_data_dir(src, dst)
