@@ -51,6 +51,7 @@ CONSOLE_SCRIPTS = {
     "speechser-filter-loop": "speechser.bin.filter_loop:main",
     "speechser-score-challenge": "speechser.bin.score_challenge:main",
     "speechser-corrupt-transcripts": "speechser.bin.corrupt_transcripts:main",
+    "speechser-report-filter-rounds": "speechser.bin.report_filter_rounds:main",
 }
 
 setup(

@@ -12,7 +12,7 @@ from speechser.log import log_command_line, setup_logging
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from speechser.train.asr import DECODERS, decode_asr
+    from speechser.tasks.asr import DECODERS, decode_asr
     from speechser.train.checkpoint import CheckpointError  # a damaged model file: named, no traceback
 
     p = argparse.ArgumentParser(prog="speechser-decode-asr", description=decode_asr.__doc__)

@@ -21,7 +21,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out-dir", required=True, help="writes posteriors.tsv, hyp, ref, scores.json")
     p.add_argument("--device", default="auto")
     a = p.parse_args(argv)
-    from speechser.train.ser import infer_ser
+    from speechser.tasks.ser import infer_ser
 
     setup_logging()
     log_command_line()

@@ -1,5 +1,6 @@
 """speechser-knn-ser: k-NN interpolated decoding of a trained SER model (datastore: train + valid;
-beta, k and temperature tuned on valid only)."""
+beta, k and temperature tuned on valid only, over the grid of --config, any key of which can be
+overridden: --ks "[4, 8]" --betas "[0.5, 1.0]")."""
 
 from __future__ import annotations
 
@@ -22,15 +23,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--valid-dir", required=True)
     p.add_argument("--test-dir", action="append", default=[], help="repeatable")
     p.add_argument("--out-dir", required=True, help="knn_params.json, knn_grid.tsv, <test>/...")
-    p.add_argument("--backend", default="torch", choices=["torch", "faiss"])
+    p.add_argument("--config", help="YAML with betas, ks, temperatures, backend (default: the built-in grid)")
+    p.add_argument("--backend", choices=["torch", "faiss"], help="overrides the config's backend")
     p.add_argument("--device", default="auto")
-    a = p.parse_args(argv)
-    from speechser.knn.decode_ser import knn_decode_ser
+    a, overrides = p.parse_known_args(argv)
+    from speechser.knn.decode_ser import knn_decode_ser, load_knn_config
 
     setup_logging()
     log_command_line()
     try:
-        knn_decode_ser(a.exp_dir, a.checkpoint, a.train_dir, a.valid_dir, a.test_dir, a.out_dir, a.backend, a.device)
+        knn = load_knn_config(a.config, overrides + (["--backend", a.backend] if a.backend else []))
+        knn_decode_ser(a.exp_dir, a.checkpoint, a.train_dir, a.valid_dir, a.test_dir, a.out_dir, knn, a.device)
     except (DataDirError, CheckpointError, ConfigError) as err:
         print(f"speechser-knn-ser: error: {err}", file=sys.stderr)
         return 1

@@ -22,7 +22,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--config", help="YAML config")
     p.add_argument("--exp-dir", required=True, help="experiment directory (resumes from its checkpoint.pt)")
     a, overrides = p.parse_known_args(argv)
-    from speechser.train.asr import load_asr_config, train_asr
+    from speechser.tasks.asr import load_asr_config, train_asr
 
     is_main = os.environ.get("RANK", "0") == "0"
     setup_logging(Path(a.exp_dir) / "train.log" if is_main else None)

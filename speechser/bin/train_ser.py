@@ -24,7 +24,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--config", help="YAML config")
     p.add_argument("--exp-dir", required=True, help="experiment directory (resumes from its checkpoint.pt)")
     a, overrides = p.parse_known_args(argv)
-    from speechser.train.ser import load_ser_config, train_ser
+    from speechser.tasks.ser import load_ser_config, train_ser
 
     is_main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes train.log
     setup_logging(Path(a.exp_dir) / "train.log" if is_main else None)

@@ -10,9 +10,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from speechser.data.augment import AugmentConfig
 from speechser.data.dataset import read_cmvn
-from speechser.data.sampler import BucketBatchSampler
+from speechser.data.sampler import BucketBatchSampler, DistInfo
 from speechser.features.fbank import CMVN
-from speechser.train.distributed import DistInfo
 
 
 @dataclass

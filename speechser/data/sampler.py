@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Iterator, List, Sequence
 
 from torch.utils.data import Sampler
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in a distributed run (rank 0 of 1 when not distributed); the sampler shards
+    training batches over ranks with it. :func:`speechser.train.distributed.init_distributed` makes one."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
 
 
 class BucketBatchSampler(Sampler[List[int]]):

@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from speechser.config import load_config
 from speechser.filter.data_filter import FilterBounds, filter_data_dir
 from speechser.io.datadir import read_kv
-from speechser.train.asr import decode_asr, load_asr_config, train_asr
+from speechser.tasks.asr import decode_asr, load_asr_config, train_asr
 
 
 @dataclass

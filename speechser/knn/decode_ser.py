@@ -2,24 +2,55 @@
 
 The datastore is built from the training and validation sets' embeddings;
 ``beta``, ``k`` and the temperature are tuned on the validation set with
-leave-one-out search (a validation utterance never retrieves itself), then
-applied unchanged to every test set.
+leave-one-out search (a validation utterance never retrieves itself) over the
+grid of a :class:`KNNConfig` (a YAML, ``conf/knn.yaml`` in the recipes, each
+key overridable from the command line), then applied unchanged to every test
+set.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import kaldiio
 import torch
 
+from speechser.config import ConfigValueError, check_choice, check_ranges, load_config
 from speechser.io.datadir import write_kv
 from speechser.knn.datastore import KNNDatastore, interpolate, tune_knn
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
-from speechser.train.ser import collect_ser_outputs, load_trained_ser, write_ser_decode
+from speechser.metrics.ser_decode import write_ser_decode
+from speechser.tasks.ser import collect_ser_outputs, load_experiment
+
+
+@dataclass
+class KNNConfig:
+    """The k-NN search: the grid tuned on the validation set and the search backend."""
+
+    #: Interpolation weights of the model's posterior: ``p = beta * p_model + (1 - beta) * p_knn``.
+    betas: List[float] = field(default_factory=lambda: [x / 10 for x in range(11)])
+    #: Numbers of neighbours.
+    ks: List[int] = field(default_factory=lambda: [4, 8, 16, 32])
+    #: Softmax temperatures over the neighbours' cosine similarities.
+    temperatures: List[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.5, 1.0])
+    #: ``torch`` (exact, any device) or ``faiss`` (when installed).
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        for name in ("betas", "ks", "temperatures"):
+            if not getattr(self, name):
+                raise ConfigValueError(name, "the grid needs at least one value")
+        check_ranges(self, betas="[0, 1]", ks="[1, inf)", temperatures="(0, inf)")
+        check_choice(self, backend=("torch", "faiss"))
+
+
+def load_knn_config(path: Optional[Path | str] = None, overrides: Sequence[str] = ()) -> KNNConfig:
+    """A :class:`KNNConfig` from a YAML (optional; the defaults otherwise) and ``--key value`` overrides."""
+    return load_config(KNNConfig, path, overrides)
 
 
 def _ua(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> float:
@@ -33,24 +64,28 @@ def knn_decode_ser(
     valid_dir: Path | str,
     test_dirs: Sequence[Path | str],
     out_dir: Path | str,
-    backend: str = "torch",
+    knn: Optional[KNNConfig] = None,
     device: str = "auto",
 ) -> Dict[str, Any]:
     """Writes ``out_dir/knn_params.json`` (the chosen ``beta, k, temperature`` and the valid UA with
     and without k-NN), ``out_dir/knn_grid.tsv`` (every point of the search), the datastore
     (``out_dir/datastore/embeddings.{ark,scp}``, L2-normalized, and its ``utt2label``) and, per
     test set, ``out_dir/<test name>/`` in :func:`write_ser_decode`'s layout."""
-    model, conf, labels = load_trained_ser(exp_dir, checkpoint, device)
+    knn = knn or KNNConfig()
+    backend = knn.backend
+    ser = load_experiment(exp_dir, checkpoint, device)
+    labels = ser.labels
     C = len(labels)
-    tr = collect_ser_outputs(model, conf, labels, train_dir)
-    va = collect_ser_outputs(model, conf, labels, valid_dir)
+    tr = collect_ser_outputs(ser, train_dir)
+    va = collect_ser_outputs(ser, valid_dir)
     shared = set(tr.keys) & set(va.keys)
     if shared:
         logging.warning("%d utterance(s) are in both %s and %s: the tuning on valid is then optimistic",
                         len(shared), train_dir, valid_dir)
     store = KNNDatastore(torch.cat([tr.emb, va.emb]), tr.labels + va.labels, C, backend)
     own = [len(tr.keys) + i for i in range(len(va.keys))]
-    best, grid = tune_knn(store, va.emb, va.post, va.labels, lambda r, h: _ua(r, h, C), exclude=own)
+    best, grid = tune_knn(store, va.emb, va.post, va.labels, lambda r, h: _ua(r, h, C), betas=knn.betas, ks=knn.ks,
+                          temperatures=knn.temperatures, exclude=own)
     out = Path(out_dir)
     (out / "datastore").mkdir(parents=True, exist_ok=True)
     keys = tr.keys + va.keys
@@ -66,7 +101,7 @@ def knn_decode_ser(
         "backend": backend, "checkpoint": str(checkpoint), "tests": {},
     }
     for d in test_dirs:
-        te = collect_ser_outputs(model, conf, labels, d)
+        te = collect_ser_outputs(ser, d)
         post = interpolate(te.post, store.distribution(te.emb, best.k, best.temperature), best.beta)
         scores = write_ser_decode(out / Path(d).name, te.keys, post, te.labels, labels,
                                   {"checkpoint": str(checkpoint), "knn": {"beta": best.beta, "k": best.k,

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 import jiwer
 
 from speechser.io.datadir import DataDirError
+from speechser.metrics.evaluator import Evaluator
 from speechser.text.normalize import normalize_text
 
 
@@ -182,3 +183,25 @@ def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
         prev = cur
     return prev[-1]
+
+
+class TokenAccuracyEvaluator(Evaluator):
+    """The validation metrics of ASR models: the mean loss and the token accuracy
+    ``1 - edit_distance / ref_tokens`` of the hypotheses ``output["hyps"]`` (token id lists, CTC greedy)
+    against ``batch.targets`` ``(B, L)`` cut at ``batch.target_lengths``."""
+
+    def __init__(self) -> None:
+        self.loss_sum = 0.0
+        self.n_utts = 0
+        self.errors = 0
+        self.ref_tokens = 0
+
+    def update(self, output: Dict[str, Any], batch: Any) -> None:
+        self.loss_sum += float(output["loss"]) * len(batch)
+        self.n_utts += len(batch)
+        for hyp, ref, n in zip(output["hyps"], batch.targets.tolist(), batch.target_lengths.tolist()):
+            self.errors += edit_distance(hyp, ref[:n])
+            self.ref_tokens += n
+
+    def compute(self) -> Dict[str, float]:
+        return {"loss": self.loss_sum / max(self.n_utts, 1), "acc": 1.0 - self.errors / max(self.ref_tokens, 1)}

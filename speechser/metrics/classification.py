@@ -4,9 +4,11 @@ and the mean and sample standard deviation of scores over cross-validation folds
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
+
+from speechser.metrics.evaluator import Evaluator
 
 
 def confusion_matrix(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> np.ndarray:
@@ -107,3 +109,28 @@ def plot_confusion(cm: np.ndarray, labels: List[str], path: Path | str, title: s
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+class ClassificationEvaluator(Evaluator):
+    """The validation metrics of every SER model: a confusion matrix of the argmax of ``output["logits"]``
+    ``(B, C)`` against ``batch.labels`` ``(B,)`` -> ``ua``, ``wa``, ``macro_f1``, ``loss`` (the mean of
+    ``output["loss"]`` weighted by batch size)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.refs: List[int] = []
+        self.hyps: List[int] = []
+        self.loss_sum = 0.0
+        self.count = 0
+
+    def update(self, output: Dict[str, Any], batch: Any) -> None:
+        self.refs += batch.labels.tolist()
+        self.hyps += output["logits"].argmax(-1).tolist()
+        self.loss_sum += float(output["loss"]) * len(batch)
+        self.count += len(batch)
+
+    def compute(self) -> Dict[str, float]:
+        cm = confusion_matrix(self.refs, self.hyps, self.num_classes)
+        scores = scores_from_confusion(cm)
+        scores["loss"] = self.loss_sum / max(self.count, 1)
+        return scores

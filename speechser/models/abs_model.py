@@ -1,4 +1,18 @@
-"""The contract between models and the trainer."""
+"""The contracts between models and the code that trains and uses them.
+
+- :class:`AbsModel`: what the trainer needs of any model: ``forward(batch)``
+  returns a dict with a scalar ``"loss"`` (and whatever its evaluator reads);
+  :meth:`AbsModel.make_evaluator` returns a fresh
+  :class:`~speechser.metrics.evaluator.Evaluator`.
+- :class:`AbsSERModel`: what SER inference, k-NN interpolation and ensembles
+  need of an utterance classifier: :meth:`AbsSERModel.embed_batch` (a batch ->
+  utterance embeddings ``(B, E)``) and :meth:`AbsSERModel.classify`
+  (embeddings -> logits ``(B, C)``). Its head, loss and evaluator are shared
+  (:class:`~speechser.nets.ser_head.SERHead`,
+  :class:`~speechser.metrics.classification.ClassificationEvaluator`); a new
+  SER model writes only ``__init__`` (building ``self.head``) and
+  ``embed_batch``.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +21,41 @@ from typing import Any, Dict
 import torch
 from torch import nn
 
+from speechser.metrics.classification import ClassificationEvaluator
+from speechser.metrics.evaluator import Evaluator
+from speechser.nets.ser_head import SERHead
 
-class Evaluator:
-    """Accumulates a model's outputs over a validation set into metrics."""
-
-    def update(self, output: Dict[str, torch.Tensor], batch: Any) -> None:
-        raise NotImplementedError
-
-    def compute(self) -> Dict[str, float]:
-        raise NotImplementedError
+__all__ = ["AbsModel", "AbsSERModel", "Evaluator"]
 
 
 class AbsModel(nn.Module):
-    """A trainable model: ``forward(batch)`` returns a dict with a scalar ``"loss"``
-    (and whatever its evaluator reads); :meth:`make_evaluator` returns a fresh
-    :class:`Evaluator`. The trainer needs nothing else."""
+    """A trainable model: ``forward(batch)`` -> ``{"loss": scalar, ...}``; ``make_evaluator()``."""
 
     def make_evaluator(self) -> Evaluator:
         raise NotImplementedError
+
+
+class AbsSERModel(AbsModel):
+    """An utterance classifier with the shared :class:`SERHead` (``self.head``, set by ``__init__``)."""
+
+    head: SERHead
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    def embed_batch(self, batch: Any) -> torch.Tensor:
+        """A batch (:class:`speechser.data.dataset.Batch`) -> utterance embeddings ``(B, embed_dim)``."""
+        raise NotImplementedError
+
+    def classify(self, emb: torch.Tensor) -> torch.Tensor:
+        """Utterance embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)``."""
+        return self.head.classify(emb)
+
+    def forward(self, batch: Any) -> Dict[str, Any]:  # type: ignore[override]
+        emb = self.embed_batch(batch)
+        logits = self.classify(emb)
+        return {"loss": self.head.loss(logits, emb, batch.labels), "logits": logits.detach()}
+
+    def make_evaluator(self) -> ClassificationEvaluator:
+        return ClassificationEvaluator(self.num_classes)

@@ -1,11 +1,16 @@
-"""The encoder of a trained ASR experiment as a branch of another model.
+"""The encoder of a trained ASR model as a branch of another model.
 
-``ASREncoderBranch(exp_dir, checkpoint)`` rebuilds the ASR model from
-``exp_dir/config.yaml``, loads ``checkpoint`` and keeps its Conformer
-encoder. It takes 16 kHz waveforms ``(B, S)`` and computes what the ASR model
-was trained on: Kaldi fbank with the ASR model's number of bins, then the
-experiment's global CMVN (``exp_dir/cmvn.ark``, which ASR training writes; older
-experiments fall back to the ``data.cmvn_stats`` path of their config). Output:
+``ASREncoderBranch(asr_model)`` builds the ASR model that ``asr_model``
+describes (the ``model`` section of the ASR experiment's ``config.yaml``:
+``name``, ``conf``, ``input_dim``, ``vocab_size``, which the SER task copies
+into the SER experiment's own config) and keeps its Conformer encoder. The
+weights and the CMVN statistics are not read here: at training time the SER
+task loads the ASR checkpoint's encoder through ``trainer.init_param`` and sets
+the CMVN (:meth:`ASREncoderBranch.set_cmvn`) from the ASR experiment; both are
+then part of every SER checkpoint, so inference reads nothing outside the SER
+experiment. It takes 16 kHz waveforms ``(B, S)`` and computes what the ASR model
+was trained on: Kaldi fbank with the ASR model's number of bins, then its
+global CMVN. Output:
 ``(B, U, d_model)`` with lengths ``(B,)``. Frozen (the default) it stays in
 eval mode and runs without gradients, and, given utterance keys, it caches
 each utterance's output in memory (``cache``): the encoder then runs once
@@ -22,49 +27,35 @@ own features, not the waveform.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-import kaldiio
 import numpy as np
 import torch
 from torch import nn
 
-from speechser.config import check_ranges, from_dict, read_yaml
-from speechser.features.fbank import FbankOptions, cmvn_mean_std, fbank_torch
-from speechser.models.registry import build_model
+from speechser.config import ConfigError, check_ranges, from_dict
+from speechser.features.fbank import FbankOptions, fbank_torch
+from speechser.models.conformer_transducer import ConformerTransducer, ConformerTransducerConfig
 from speechser.nets.fusion import CrossAttentionFusion
-from speechser.train.checkpoint import load_model_state
+
+#: The ASR models whose encoder can be a branch: registry name -> (class, config class).
+ASR_MODELS = {"conformer_transducer": (ConformerTransducer, ConformerTransducerConfig)}
 
 
-def _cmvn_stats_path(exp_dir: Path, configured: str) -> Path:
-    candidates = [exp_dir / "cmvn.ark"]
-    if configured:
-        candidates += [Path(configured), exp_dir.parent.parent / configured]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise FileNotFoundError(f"{exp_dir}: no CMVN statistics (looked for {', '.join(map(str, candidates))})")
-
-
-def load_asr_experiment(exp_dir: Path | str, checkpoint: str) -> Tuple[nn.Module, np.ndarray, np.ndarray]:
-    """The trained ASR model of an experiment, with the mean and standard deviation ``(D,)`` of the
-    global CMVN its features were normalized with. ``checkpoint`` is relative to ``exp_dir`` or absolute."""
-    from speechser.train.asr import ASRTrainConfig
-
-    exp_dir = Path(exp_dir)
-    conf = from_dict(ASRTrainConfig, read_yaml(exp_dir / "config.yaml"), source=str(exp_dir / "config.yaml"))
-    ckpt = Path(checkpoint) if Path(checkpoint).is_absolute() else exp_dir / checkpoint
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"{ckpt}: no such ASR checkpoint")
-    state = load_model_state(ckpt)
-    # The output vocabulary size from the weights (the token list may live elsewhere).
-    vocab = next((int(state[k].shape[0]) for k in ("ctc.weight", "joint.out.weight") if k in state), 0)
-    model = build_model(conf.model.name, conf.model.conf, input_dim=int(state["input_dim"]), vocab_size=vocab)
-    model.load_state_dict(state)
-    mean, std = cmvn_mean_std(kaldiio.load_mat(str(_cmvn_stats_path(exp_dir, conf.data.cmvn_stats))))
-    return model, mean, std
+def build_asr_model(asr_model: Mapping[str, Any]) -> nn.Module:
+    """The (untrained) ASR model an ``asr_model`` section describes: ``{"name", "conf", "input_dim",
+    "vocab_size"}``, as the SER task copies it from an ASR experiment's ``config.yaml``."""
+    missing = [k for k in ("name", "conf", "input_dim", "vocab_size") if k not in asr_model]
+    if missing:
+        raise ConfigError(f"model.conf.asr_model lacks {', '.join(missing)} (it is copied from the ASR experiment "
+                          "named by model.conf.asr_exp_dir when SER training starts)")
+    name = asr_model["name"]
+    if name not in ASR_MODELS:
+        raise ConfigError(f"model.conf.asr_model.name: '{name}' has no encoder branch ({', '.join(ASR_MODELS)})")
+    cls, conf_cls = ASR_MODELS[name]
+    conf = from_dict(conf_cls, asr_model["conf"], "model.conf.asr_model.conf")
+    return cls(conf, input_dim=int(asr_model["input_dim"]), vocab_size=int(asr_model["vocab_size"]))
 
 
 def waveform_digest(wav: torch.Tensor) -> str:
@@ -77,22 +68,32 @@ def waveform_digest(wav: torch.Tensor) -> str:
 
 
 class ASREncoderBranch(nn.Module):
-    def __init__(self, exp_dir: Path | str, checkpoint: str, freeze: bool = True, num_layers: int = 0,
+    def __init__(self, asr_model: Mapping[str, Any], freeze: bool = True, num_layers: int = 0,
                  cache: bool = True) -> None:
         super().__init__()
-        model, mean, std = load_asr_experiment(exp_dir, checkpoint)
+        model = build_asr_model(asr_model)
         self.encoder = model.encoder
         self.num_layers = num_layers or len(self.encoder.layers)
         self.output_dim = self.encoder.output_dim
-        self.fbank_opts = FbankOptions(num_mel_bins=int(model.input_dim))
-        self.register_buffer("cmvn_mean", torch.from_numpy(mean))
-        self.register_buffer("cmvn_istd", 1.0 / torch.from_numpy(std))
+        bins = int(asr_model["input_dim"])
+        self.fbank_opts = FbankOptions(num_mel_bins=bins)
+        # Identity until set_cmvn (training) or a checkpoint (inference) gives the ASR model's statistics.
+        self.register_buffer("cmvn_mean", torch.zeros(bins))
+        self.register_buffer("cmvn_istd", torch.ones(bins))
         self.frozen = freeze
         if freeze:
             self.encoder.requires_grad_(False)
         self.use_cache = cache and freeze
         #: (utterance key, :func:`waveform_digest` of its samples) -> encoder output ``(U, d_model)``.
         self._cache: Dict[Tuple[str, str], torch.Tensor] = {}
+
+    def set_cmvn(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """The global CMVN ``(bins,)`` the ASR model was trained with (its experiment's ``cmvn.ark``)."""
+        if mean.shape != self.cmvn_mean.shape or std.shape != self.cmvn_istd.shape:
+            raise ValueError(f"CMVN statistics of {mean.shape[0]} bins for an ASR encoder of "
+                             f"{self.cmvn_mean.shape[0]} bins")
+        self.cmvn_mean.copy_(torch.from_numpy(np.asarray(mean, dtype=np.float32)))
+        self.cmvn_istd.copy_(1.0 / torch.from_numpy(np.asarray(std, dtype=np.float32)))
 
     def train(self, mode: bool = True) -> "ASREncoderBranch":
         super().train(mode)
@@ -139,10 +140,15 @@ class ASREncoderBranch(nn.Module):
 class ASRFusionOptions:
     """The config fields of a model that attends to a trained ASR encoder (mixed into its config)."""
 
-    #: ASR experiment directory (its config.yaml, cmvn.ark); empty = no ASR branch.
+    #: ASR experiment directory; empty = no ASR branch. Read when SER training starts (never at inference):
+    #: its config.yaml's model section becomes ``asr_model``, its ``cmvn.ark`` the branch's CMVN, and
+    #: ``asr_checkpoint``'s encoder the branch's initial weights.
     asr_exp_dir: str = ""
     #: Checkpoint file, relative to ``asr_exp_dir`` or absolute.
     asr_checkpoint: str = "valid.acc.ave_5best.pt"
+    #: The ASR model (``name``, ``conf``, ``input_dim``, ``vocab_size``), copied from ``asr_exp_dir`` by the
+    #: SER task when training starts; leave it empty in YAML files.
+    asr_model: Dict[str, Any] = field(default_factory=dict)
     freeze_asr: bool = True
     #: Use the first N Conformer layers of the ASR encoder (0 = all).
     asr_num_layers: int = 0
@@ -157,10 +163,22 @@ class ASRFusionOptions:
         check_ranges(self, asr_num_layers="[0, inf)", fusion_heads="[1, inf)", modality_dropout="[0, 1]")
 
 
+def need_audio(batch: Any, name: str) -> None:
+    """A clear error for a batch without waveforms given to a model that reads audio."""
+    if batch.wavs is None or batch.wav_lengths is None:
+        raise ValueError(f"model '{name}' reads audio: set data.load_audio: true in the training config")
+
+
+def uses_asr_branch(opts: ASRFusionOptions) -> bool:
+    return bool(opts.asr_exp_dir or opts.asr_model)
+
+
 def build_asr_fusion(opts: ASRFusionOptions, query_dim: int, dropout: float
                      ) -> Tuple[ASREncoderBranch, CrossAttentionFusion]:
-    """The ASR branch named by ``opts`` and a cross-attention from ``(B, T, query_dim)`` frames to it."""
-    branch = ASREncoderBranch(opts.asr_exp_dir, opts.asr_checkpoint, opts.freeze_asr, opts.asr_num_layers,
-                              opts.cache_asr)
+    """The ASR branch ``opts.asr_model`` describes and a cross-attention from ``(B, T, query_dim)`` frames to it."""
+    if not opts.asr_model:
+        raise ConfigError(f"model.conf.asr_model is empty although asr_exp_dir is '{opts.asr_exp_dir}': build the "
+                          "model through speechser.tasks.ser (it copies the ASR experiment's model section)")
+    branch = ASREncoderBranch(opts.asr_model, opts.freeze_asr, opts.asr_num_layers, opts.cache_asr)
     return branch, CrossAttentionFusion(query_dim, branch.output_dim, opts.fusion_heads, dropout,
                                         opts.modality_dropout)

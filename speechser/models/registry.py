@@ -1,62 +1,62 @@
-"""Model registry: a name in a config -> (model class, its config dataclass).
+"""The model registry: one explicit table from the name a config gives (``model.name``) to the model
+class and its config dataclass. Each registered model lives in ``speechser/models/<name>.py``.
 
-A new model is a new module that decorates its class with
-:func:`register_model`; the trainer and the entry points never name models.
+A new model is one file here, one line in :data:`MODELS` and a YAML that names it; the tasks,
+the trainer and the entry points never name models.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Tuple, Type
+from typing import Any, Dict, Mapping, Tuple, Type
 
 from torch import nn
 
 from speechser.config import ConfigError, from_dict
+from speechser.models.bestrq_conformer import BestRQConfig, BestRQConformer
+from speechser.models.conformer_transducer import ConformerTransducer, ConformerTransducerConfig
+from speechser.models.ssl_ser import SSLSER, SSLSERConfig
+from speechser.models.tdnn_asr_fusion import TDNNASRFusion, TDNNASRFusionConfig
+from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
 
-_MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {}
+#: registry name -> (model class, config dataclass); the file is ``speechser/models/<name>.py``.
+MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
+    "bestrq_conformer": (BestRQConformer, BestRQConfig),          # BEST-RQ pre-training of a Conformer
+    "conformer_transducer": (ConformerTransducer, ConformerTransducerConfig),  # ASR: CTC + RNN-T
+    "ssl_ser": (SSLSER, SSLSERConfig),                             # SER on an SSL encoder (+ ASR fusion)
+    "tdnn_asr_fusion": (TDNNASRFusion, TDNNASRFusionConfig),       # SER: fbank TDNN + ASR fusion
+    "tdnn_ser": (TDNNSER, TDNNSERConfig),                          # SER: fbank TDNN
+}
 
 
 @dataclass
 class ModelSection:
-    """The ``model:`` section of a training config: a registered name and that model's own keys."""
+    """The ``model:`` section of a training config: a registered name, that model's own keys, and the
+    input dimension, which the task fills in from the training data when training starts, so that the
+    experiment's ``config.yaml`` alone rebuilds the model."""
 
     name: str = ""
     conf: Dict[str, Any] = field(default_factory=dict)
-
-
-def register_model(name: str, config_cls: type) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
-    def wrap(cls: Type[nn.Module]) -> Type[nn.Module]:
-        if name in _MODELS:
-            raise ValueError(f"model '{name}' registered twice")
-        _MODELS[name] = (cls, config_cls)
-        return cls
-
-    return wrap
-
-
-def _load_all() -> None:
-    # Importing the modules runs their register_model decorators.
-    from speechser.models import asr_transducer, bestrq, ser_fusion, ser_tdnn  # noqa: F401
+    #: Feature dimension of the input ``(B, T, input_dim)``; 0 in a YAML = from the training data.
+    input_dim: int = 0
 
 
 def model_names() -> list[str]:
-    _load_all()
-    return sorted(_MODELS)
+    return sorted(MODELS)
 
 
 def resolve_model_config(name: str, conf: Mapping[str, Any], where: str = "model.conf") -> Any:
     """Check ``conf`` against the named model's config dataclass (unknown keys are errors)."""
-    _load_all()
-    if name not in _MODELS:
-        raise ConfigError(f"unknown model name '{name}' (registered: {', '.join(sorted(_MODELS))})")
-    return from_dict(_MODELS[name][1], conf, where)
+    if name not in MODELS:
+        raise ConfigError(f"unknown model name '{name}' (registered: {', '.join(sorted(MODELS))})")
+    return from_dict(MODELS[name][1], conf, where)
 
 
 def build_model(name: str, conf: Mapping[str, Any], **kwargs: Any) -> nn.Module:
-    """Build a registered model; ``kwargs`` carry data-dependent sizes (input_dim, num_classes)."""
+    """Build a registered model; ``kwargs`` carry the sizes (input_dim, and vocab_size or num_classes)."""
     cfg = resolve_model_config(name, conf)
-    return _MODELS[name][0](cfg, **kwargs)
+    return MODELS[name][0](cfg, **kwargs)
 
 
 def model_config_dict(name: str, conf: Mapping[str, Any]) -> Dict[str, Any]:

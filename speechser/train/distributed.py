@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from speechser.data.sampler import DistInfo
 
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+__all__ = ["DistInfo", "init_distributed"]
 
 
 def init_distributed(device: str = "auto") -> DistInfo:

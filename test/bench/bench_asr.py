@@ -87,10 +87,11 @@ def main() -> int:
     ratio = rows[0][1] / rows[1][1]
 
     if a.asr_exp:
-        from speechser.models.asr_branch import load_asr_experiment
+        from speechser.tasks.asr import load_experiment
 
         exp = Path(a.asr_exp)
-        model, mean, std = load_asr_experiment(exp, a.checkpoint)
+        asr = load_experiment(exp, a.checkpoint, "cpu")
+        model, (mean, std) = asr.model, asr.cmvn_mean_std()
         mean_t, std_t = torch.from_numpy(mean), torch.from_numpy(std)
         batches = [((((x - mean_t) / std_t) * (torch.arange(x.shape[1])[None, :, None] < n[:, None, None])), n)
                    for x, n in batches]

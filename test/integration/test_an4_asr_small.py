@@ -14,7 +14,7 @@ from speechser.features.fbank import FbankOptions
 from speechser.io.datadir import read_kv, subset_data_dir, write_kv
 from speechser.io.format import format_data_dir
 from speechser.text.tokenizer import GraphemeTokenizer
-from speechser.train.asr import decode_asr, load_asr_config, train_asr
+from speechser.tasks.asr import decode_asr, load_asr_config, train_asr
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -130,30 +130,31 @@ def test_all_stages_run_and_write_what_users_read(vlsp_run):
     tokens = (rdir / "data/token_list/char/tokens.txt").read_text().split("\n")
     assert tokens[:3] == ["<blank>", "<unk>", "<space>"]
     # BEST-RQ initialized the ASR encoder
-    assert "init_param: " in (rdir / "exp/asr/train.log").read_text()
+    assert "init_param: " in (rdir / "exp/asr_char/train.log").read_text()
     # the paper's front-end, recorded with the features; on-the-fly augmentation of the training sets
     assert "minimum 0.5 s" in proc.stdout and "fbank (128 bins)" in proc.stdout
     opts = json.loads(next((rdir / "dump/fbank/train/data").glob("*.fbank.json")).read_text())
     assert opts["num_mel_bins"] == 128 and opts["frame_length_ms"] == 25.0 and opts["frame_shift_ms"] == 10.0
     assert "Augmentation: noise recordings from" in proc.stdout
-    for log in ("exp/asr/train.log", "exp/ser/train.log"):
+    for log in ("exp/asr_char/train.log", "exp/ser/train.log"):
         line = next(x for x in (rdir / log).read_text().splitlines() if "waveform augmentation:" in x)
         assert "pitch p=" in line and "noise p=" in line and "reverb p=" in line, line
-    # the filter loop: one retrained round, its report and table
-    rounds = (rdir / "exp/filter/rounds.tsv").read_text().splitlines()
+    # the filter loop (under the ASR experiment exp/<asr_tag>, as in asr.sh): one retrained round, its report and table
+    rounds = (rdir / "exp/asr_char/filter/rounds.tsv").read_text().splitlines()
     assert rounds[0].startswith("round\tkept") and len(rounds) == 3
-    assert (rdir / "exp/filter/round1/data.report.txt").is_file()
-    final_exp = (rdir / "exp/filter/final_asr").read_text().split()[0]
-    assert final_exp == "exp/filter/round1/asr"
+    assert (rdir / "exp/asr_char/filter/round1/data.report.txt").is_file()
+    final_exp = (rdir / "exp/asr_char/filter/final_asr").read_text().split()[0]
+    assert final_exp == "exp/asr_char/filter/round1/asr"
     ser_conf = (rdir / "exp/ser/config.yaml").read_text()
-    assert "asr_exp_dir: exp/filter/round1/asr" in ser_conf
+    assert "asr_exp_dir: exp/asr_char/filter/round1/asr" in ser_conf
     knn = json.loads((rdir / "exp/ser/knn/knn_params.json").read_text())
     assert {"beta", "k", "temperature", "valid_ua_model", "valid_ua_knn"} <= set(knn)
     results = (rdir / "RESULTS.md").read_text()
     for tag in ("challenge-ser", "challenge-ser+knn", "asr", "filter-rounds"):
         assert f"<!-- begin {tag} -->" in results, tag
     scores = json.loads((rdir / "exp/ser/knn/test/challenge_scores.json").read_text())
-    asr_wer = json.loads((rdir / "exp/decode_asr_test/scores.json").read_text())["wer"]
+    # the final ASR's decode, in its experiment (as asr.sh decodes)
+    asr_wer = json.loads((rdir / f"{final_exp}/decode_ctc_greedy_test/scores.json").read_text())["wer"]
     assert scores["wer"] == asr_wer and scores["n"] == 16
     assert scores["final"] == pytest.approx(0.7 * (1 - scores["wer"]) + 0.3 * scores["acc_ser"])
 

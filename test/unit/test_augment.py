@@ -233,8 +233,8 @@ def test_config_keys_and_values_are_checked(noise_scp):
 
 @pytest.mark.parametrize("task", ["asr", "ser", "ser_tdnn"])
 def test_vlsp_recipe_configs_follow_the_paper_and_need_their_lists(task, noise_scp, rir_scp):
-    from speechser.train.asr import load_asr_config
-    from speechser.train.ser import load_ser_config
+    from speechser.tasks.asr import load_asr_config
+    from speechser.tasks.ser import load_ser_config
 
     path = ROOT / f"egs/vlsp2025/asr_ser1/conf/train_{task}.yaml"
     load = load_asr_config if task == "asr" else load_ser_config
@@ -311,7 +311,7 @@ def test_ser_training_set_augments_wav_and_feats_alike(feats_dir):
 def tiny_asr_conf(feats_dir: Path, augment: dict):
     from speechser.config import load_config
     from speechser.models.registry import model_config_dict
-    from speechser.train.asr import ASRTrainConfig
+    from speechser.tasks.asr import ASRTrainConfig
 
     tokens = feats_dir / "tokens.txt"
     from speechser.text.tokenizer import GraphemeTokenizer
@@ -339,7 +339,7 @@ def capture_run(monkeypatch):
 
 
 def test_asr_training_augments_the_training_set_only(feats_dir, tmp_path, monkeypatch):
-    from speechser.train.asr import train_asr
+    from speechser.tasks.asr import train_asr
 
     capture_run(monkeypatch)
     out = train_asr(tiny_asr_conf(feats_dir, {"pitch": {"prob": 0.5}}), tmp_path / "exp")
@@ -350,17 +350,17 @@ def test_asr_training_augments_the_training_set_only(feats_dir, tmp_path, monkey
 
 
 def test_asr_decoding_is_never_augmented(feats_dir, tmp_path, monkeypatch):
-    import speechser.train.asr as asr
+    import speechser.tasks.asr as asr
     from speechser.config import dump_config
     from speechser.models.registry import build_model
     from speechser.text.tokenizer import GraphemeTokenizer
 
     conf = tiny_asr_conf(feats_dir, {"pitch": {"prob": 1.0}})
+    conf.model.input_dim, conf.model.vocab_size = 40, GraphemeTokenizer(conf.data.token_list).vocab_size
     exp = tmp_path / "exp"
     exp.mkdir()
     dump_config(conf, exp / "config.yaml")  # the experiment's config asks for augmentation
-    model = build_model("conformer_transducer", conf.model.conf, input_dim=40,
-                        vocab_size=GraphemeTokenizer(conf.data.token_list).vocab_size)
+    model = build_model("conformer_transducer", conf.model.conf, input_dim=40, vocab_size=conf.model.vocab_size)
     torch.save(model.state_dict(), exp / "model.pt")
     made = []
     real = asr.FeatsTextDataset
@@ -378,7 +378,7 @@ def test_asr_decoding_is_never_augmented(feats_dir, tmp_path, monkeypatch):
 def test_ser_training_augments_the_training_set_only(feats_dir, tmp_path, monkeypatch):
     from speechser.config import load_config
     from speechser.data.labels import read_label_list
-    from speechser.train.ser import SERTrainConfig, _dataset, train_ser
+    from speechser.tasks.ser import SERTrainConfig, _dataset, train_ser
 
     capture_run(monkeypatch)
     conf = load_config(SERTrainConfig, None, [

@@ -5,7 +5,7 @@ from typing import List
 import pytest
 
 from speechser.config import ConfigError, dump_config, load_config, parse_overrides, read_yaml
-from speechser.train.ser import SERTrainConfig, load_ser_config
+from speechser.tasks.ser import SERTrainConfig, load_ser_config
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from speechser.train.ser import load_ser_config, train_ser
+from speechser.tasks.ser import load_ser_config, train_ser
 
 
 def _args(d: Path, seed: int):

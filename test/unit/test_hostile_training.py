@@ -16,7 +16,7 @@ import torch
 from speechser.config import ConfigError
 from speechser.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_atomic
 from speechser.train.experiment import ExperimentError, ExperimentLock
-from speechser.train.ser import infer_ser, load_ser_config, train_ser
+from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
 
 
 def _args(d: Path, seed: int = 0, epochs: int = 2, **over) -> list:
@@ -255,7 +255,7 @@ def test_out_of_range_value_names_key(key, value):
 
 
 def test_nested_model_key_and_average_more_than_kept():
-    from speechser.train.asr import load_asr_config
+    from speechser.tasks.asr import load_asr_config
 
     with pytest.raises(ConfigError, match=r"config key 'model\.conf\.encoder\.dropout': 1\.5 is out of range"):
         load_asr_config(None, ["--data.train_dir", "a", "--data.valid_dir", "b", "--model.conf.encoder.dropout",

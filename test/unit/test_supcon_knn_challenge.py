@@ -132,7 +132,7 @@ def test_tune_knn_prefers_model_without_evidence_and_knn_when_it_helps():
 
 def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path, train_seed):
     from speechser.knn.decode_ser import knn_decode_ser
-    from speechser.train.ser import load_ser_config, train_ser
+    from speechser.tasks.ser import load_ser_config, train_ser
 
     d = make_feats_dir()
     conf = load_ser_config(None, [
@@ -154,10 +154,32 @@ def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path, train_seed):
     assert len((tmp_path / "knn" / "knn_grid.tsv").read_text().splitlines()) == 1 + 11 * 4 * 5
     rows = (tmp_path / "knn" / d.name / "posteriors.tsv").read_text().splitlines()
     assert len(rows) == 9 and all(abs(sum(map(float, r.split("\t")[1:])) - 1) < 1e-4 for r in rows[1:])
+    # The grid is configuration: a YAML, with a command-line override, searched point by point.
+    from speechser.knn.decode_ser import load_knn_config
+
+    (tmp_path / "knn.yaml").write_text("betas: [0.0, 0.5, 1.0]\nks: [2, 4]\ntemperatures: [0.1]\n")
+    knn = load_knn_config(tmp_path / "knn.yaml", ["--ks", "[3]"])
+    small = knn_decode_ser(exp, None, d, d, [d], tmp_path / "knn_small", knn)  # default: the averaged model
+    grid = (tmp_path / "knn_small" / "knn_grid.tsv").read_text().splitlines()[1:]
+    assert sorted((r.split("\t")[0], r.split("\t")[1], r.split("\t")[2]) for r in grid) == [
+        ("0.00", "3", "0.1"), ("0.50", "3", "0.1"), ("1.00", "3", "0.1")]
+    assert small["k"] == 3 and small["beta"] in (0.0, 0.5, 1.0)
+
+
+def test_knn_config_rejects_an_empty_grid_and_out_of_range_values(tmp_path: Path):
+    from speechser.config import ConfigError
+    from speechser.knn.decode_ser import load_knn_config
+
+    assert load_knn_config().ks == [4, 8, 16, 32]  # the built-in grid
+    for args, key in ((["--ks", "[]"], "ks"), (["--betas", "[0.5, 1.5]"], "betas"),
+                      (["--temperatures", "[0]"], "temperatures"), (["--backend", "annoy"], "backend"),
+                      (["--k", "[4]"], "k")):
+        with pytest.raises(ConfigError, match=key):
+            load_knn_config(None, args)
 
 
 def _write_decode(d: Path, rows, refs):
-    from speechser.train.ser import write_ser_decode
+    from speechser.metrics.ser_decode import write_ser_decode
 
     keys = [f"u{i}" for i in range(len(rows))]
     write_ser_decode(d, keys, np.asarray(rows), refs, ["a", "b", "c"])

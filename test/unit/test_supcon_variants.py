@@ -10,8 +10,9 @@ import torch
 
 from speechser.config import ConfigError, from_dict, read_yaml
 from speechser.losses.contrastive import hybrid_ce_supcon, supervised_contrastive
-from speechser.models.ser_fusion import SSLSERConfig, TDNNASRFusionConfig
-from speechser.models.ser_tdnn import TDNNSERConfig
+from speechser.models.ssl_ser import SSLSERConfig
+from speechser.models.tdnn_asr_fusion import TDNNASRFusionConfig
+from speechser.models.tdnn_ser import TDNNSERConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from speechser.train.checkpoint import average_checkpoints, save_atomic
-from speechser.train.ser import infer_ser, load_ser_config, train_ser
+from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
 
 
 def _conf(d: Path, seed: int, epochs: int = 4, **over):

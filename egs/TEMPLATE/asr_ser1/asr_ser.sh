@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # Shared stage script of the multi-stage ASR + SER system (egs/<corpus>/asr_ser1/run.sh calls it with "$@").
+# It composes the steps of asr.sh and ser.sh: all three call the functions of utils/stage_lib.sh, and use
+# the same option names and layout (--test_sets, experiments in exp/<tag>, decodes in <experiment>/decode_*).
 #
 # Stages (each guarded; run any range with --stage N --stop_stage M):
-#    1  data preparation   local/data.sh -> data/{train,dev,test} (+ data/emotions.txt), validated
+#    1  data preparation   local/data.sh -> data/{train,dev,<test_sets>} (+ data/emotions.txt), validated
 #    2  audio formatting   resample to ${fs} Hz, drop empty and < ${min_duration} s utterances -> dump/raw/<set>
 #    3  features           ${num_mel_bins}-bin fbank over ${nj} jobs; global CMVN of train -> dump/fbank/<set>
 #                          (the paper's front-end: 128 bins, 25 ms / 10 ms, utterances < 0.5 s dropped)
 #    4  token list         grapheme list from the training text -> data/token_list/char/tokens.txt
-#    5  BEST-RQ            self-supervised pre-training of the Conformer encoder -> exp/bestrq
+#    5  BEST-RQ            self-supervised pre-training of the Conformer encoder -> exp/<bestrq_tag>
 #                          (skipped when --bestrq_config is empty)
-#    6  ASR                Conformer CTC + RNN-T, encoder initialized from BEST-RQ -> exp/asr
-#    7  data filter loop   decode train, keep by WER/CTC confidence, retrain -> exp/filter/round<r>, rounds.tsv
-#                          (skipped when --filter_config is empty; the final ASR is then exp/asr)
-#    8  SER                emotion model fused with the final ASR encoder -> exp/ser
-#    9  k-NN               SER decoding with and without k-NN interpolation (tuned on dev) -> exp/ser/{decode_test,knn}
-#   10  ASR decoding       the final ASR model on the test set -> exp/decode_asr_test
-#   11  scoring            WER, ACC_SER (2-class balanced), Final = 0.7 (1 - WER) + 0.3 ACC_SER -> RESULTS.md
+#    6  ASR                Conformer CTC + RNN-T, encoder initialized from BEST-RQ -> exp/<asr_tag>
+#    7  data filter loop   decode train, keep by WER/CTC confidence, retrain -> exp/<asr_tag>/filter/round<r>,
+#                          rounds.tsv (skipped when --filter_config is empty; the final ASR is then exp/<asr_tag>)
+#    8  SER                emotion model fused with the final ASR encoder -> exp/<ser_tag>
+#    9  k-NN               SER decoding of each test set with and without k-NN interpolation (grid: --knn_config,
+#                          tuned on dev) -> exp/<ser_tag>/{decode_<set>,knn/<set>}
+#   10  ASR decoding       the final ASR model on the test sets -> <final ASR experiment>/decode_<asr_decoder>_<set>
+#   11  scoring            WER, ACC_SER (2-class balanced), Final = 0.7 (1 - WER) + 0.3 ACC_SER; the filter
+#                          rounds -> RESULTS.md
+# Tags: <asr_tag> defaults to <asr_config name>_<token_type> (as in asr.sh), <ser_tag> and <bestrq_tag>
+# to their configs' names (as in ser.sh).
 set -euo pipefail
 
 . utils/log.sh
@@ -35,37 +41,49 @@ rir_scp=""            # Kaldi wav.scp of room impulse responses for on-the-fly r
 local_data_opts=""
 train_set=train
 valid_set=dev
-test_set=test
+test_sets=test         # one or more sets, each decoded and scored
+token_type=char        # char | bpe | unigram (as in asr.sh)
+nbpe=30
 bestrq_config=conf/pretrain_bestrq.yaml
 bestrq_args=""
 bestrq_model=valid.acc.ave_5best.pt
+bestrq_tag=""          # default: the config's name
 asr_config=conf/train_asr.yaml
 asr_args=""
 asr_model=valid.acc.ave_5best.pt
+asr_tag=""             # default: <config name>_<token_type>
 filter_config=conf/filter.yaml
 filter_args=""
 ser_config=conf/train_ser.yaml
 ser_args=""
 ser_model=valid.ua.ave_5best.pt
-knn_backend=torch
+ser_tag=""             # default: the config's name
+knn_config=conf/knn.yaml  # the k-NN grid (betas, ks, temperatures) and search backend; "" = the tool's defaults
+knn_backend=""         # torch | faiss: overrides the backend of ${knn_config}
+knn_args=""            # extra --key value overrides of ${knn_config} for speechser-knn-ser, e.g. "--ks [4,8]"
 asr_decoder=ctc_greedy
 beam_size=10
 label_map=conf/label_map.yaml
 results_md=RESULTS.md
 
-help_message="Usage: $0 [--stage N] [--stop_stage M] [--bestrq_config F] [--asr_config F] [--filter_config F] [--ser_config F] [--noise_scp F] [--rir_scp F] [--*_args \"--key value ...\"]"
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--test_sets \"S ...\"] [--bestrq_config F] [--asr_config F] [--filter_config F] [--ser_config F] [--knn_config F] [--noise_scp F] [--rir_scp F] [--*_tag T] [--*_args \"--key value ...\"]"
 
 log "$0 $*"
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
+. utils/stage_lib.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
-sets="${train_set} ${valid_set} ${test_set}"
-token_list=data/token_list/char/tokens.txt
+[ -n "${test_sets}" ] || { log "Error: --test_sets is empty"; exit 2; }
+sets="${train_set} ${valid_set} ${test_sets}"
 feats=${dumpdir}/fbank
-common_asr="--data.train_dir ${feats}/${train_set} --data.valid_dir ${feats}/${valid_set} --data.cmvn_type global
-    --data.cmvn_stats ${feats}/${train_set}/cmvn.ark --data.token_type char --data.token_list ${token_list}"
+[ -n "${bestrq_tag}" ] || bestrq_tag=$(default_tag "${bestrq_config}")
+[ -n "${asr_tag}" ] || asr_tag=$(default_tag "${asr_config}" "${token_type}")
+[ -n "${ser_tag}" ] || ser_tag=$(default_tag "${ser_config}")
+bestrq_exp=${expdir}/${bestrq_tag}
+asr_exp=${expdir}/${asr_tag}
+ser_exp=${expdir}/${ser_tag}
 
 # On-the-fly augmentation lists for ASR (stage 6, and the filter loop's retraining, which reuses its
 # config) and SER (stage 8) training: a transform whose list is not given is turned off (probability 0),
@@ -90,133 +108,103 @@ augment_note() {
         || log "Augmentation: no --rir_scp: reverberation disabled (data.augment.reverb.prob 0)"
 }
 
-# The ASR model later stages use: the filter loop's last retrained round, else exp/asr.
-final_asr() {
-    if [ -n "${filter_config}" ] && [ -f "${expdir}/filter/final_asr" ]; then
-        cat "${expdir}/filter/final_asr"
-    else
-        echo "${expdir}/asr ${expdir}/asr/${asr_model}"
-    fi
-}
+# The ASR model later stages use: "<experiment> <checkpoint>" of the filter loop's last retrained round,
+# else of exp/<asr_tag>.
+final_asr_model() { final_asr "${asr_exp}" "${asr_model}" "${filter_config}"; }
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
-    log "Stage 1: data preparation -> data/{${train_set},${valid_set},${test_set}}"
-    local/data.sh ${local_data_opts}
-    for s in ${sets}; do
-        utils/validate_data_dir.sh --no-feats --labels "utt2emo=data/emotions.txt" "data/${s}"
-    done
+    log "Stage 1: data preparation -> data/{${sets// /,}}"
+    prepare_data "--no-feats --labels utt2emo=data/emotions.txt" ${sets}
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     log "Stage 2: audio formatting (${fs} Hz, minimum ${min_duration} s)"
-    for s in ${sets}; do
-        speechser-format-audio "data/${s}" "${dumpdir}/raw/${s}" --audio-dir "${dumpdir}/raw/${s}/wav" \
-            --rate "${fs}" --min-duration "${min_duration}"
-    done
+    format_audio ${sets}
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "Stage 3: fbank (${num_mel_bins} bins) over ${nj} jobs; global CMVN of ${train_set}"
-    for s in ${sets}; do
-        utils/make_fbank.sh --nj "${nj}" --cmd "${feats_cmd}" --num_mel_bins "${num_mel_bins}" \
-            "${dumpdir}/raw/${s}" "${feats}/${s}"
-    done
-    speechser-compute-cmvn "${feats}/${train_set}"
+    make_features ${train_set} ${sets}
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
-    log "Stage 4: grapheme list from ${train_set} -> ${token_list}"
-    speechser-make-tokens "${dumpdir}/raw/${train_set}/text" "$(dirname "${token_list}")" --token-type char
+    log "Stage 4: ${token_type} token list from ${train_set} -> data/token_list/${token_type}"
+    make_tokens ${train_set} "${token_type}" "${nbpe}"
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${bestrq_config}" ]; then
-    log "Stage 5: BEST-RQ pre-training -> ${expdir}/bestrq"
-    mkdir -p "${expdir}/bestrq/logs"
-    ${train_cmd} --num-threads "${nj}" "${expdir}/bestrq/logs/train.log" \
-        speechser-train-asr --config "${bestrq_config}" --exp-dir "${expdir}/bestrq" ${common_asr} ${bestrq_args}
+    log "Stage 5: BEST-RQ pre-training -> ${bestrq_exp}"
+    train_asr "${bestrq_exp}" "${bestrq_config}" ${train_set} ${valid_set} $(token_args "${token_type}") ${bestrq_args}
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     init=""
     if [ -n "${bestrq_config}" ]; then
-        [ -f "${expdir}/bestrq/${bestrq_model}" ] || { log "Error: ${expdir}/bestrq/${bestrq_model} missing (stage 5)"; exit 1; }
-        init="--trainer.init_param [${expdir}/bestrq/${bestrq_model}:encoder.]"
+        [ -f "${bestrq_exp}/${bestrq_model}" ] || { log "Error: ${bestrq_exp}/${bestrq_model} missing (stage 5)"; exit 1; }
+        init="--trainer.init_param [${bestrq_exp}/${bestrq_model}:encoder.]"
     fi
-    log "Stage 6: ASR training -> ${expdir}/asr ${init:+(encoder from BEST-RQ)}"
+    log "Stage 6: ASR training -> ${asr_exp} ${init:+(encoder from BEST-RQ)}"
     augment_note
-    mkdir -p "${expdir}/asr/logs"
-    ${train_cmd} --num-threads "${nj}" "${expdir}/asr/logs/train.log" \
-        speechser-train-asr --config "${asr_config}" --exp-dir "${expdir}/asr" ${common_asr} ${init} \
+    train_asr "${asr_exp}" "${asr_config}" ${train_set} ${valid_set} $(token_args "${token_type}") ${init} \
         "${augment_args[@]}" ${asr_args}
 fi
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ] && [ -n "${filter_config}" ]; then
-    log "Stage 7: data filter loop -> ${expdir}/filter"
-    mkdir -p "${expdir}/filter/logs"
-    ${train_cmd} --num-threads "${nj}" "${expdir}/filter/logs/filter_loop.log" \
-        speechser-filter-loop --config "${filter_config}" --asr-exp "${expdir}/asr" \
-        --checkpoint "${expdir}/asr/${asr_model}" --train-dir "${feats}/${train_set}" \
-        --valid-dir "${feats}/${valid_set}" --test-dir "${feats}/${test_set}" --out-dir "${expdir}/filter" \
+    log "Stage 7: data filter loop -> ${asr_exp}/filter"
+    filter_loop "${asr_exp}" "${asr_exp}/${asr_model}" "${filter_config}" ${train_set} ${valid_set} "${test_sets}" \
         --checkpoint_name "${asr_model}" ${filter_args}
-    cat "${expdir}/filter/rounds.tsv"
+    cat "${asr_exp}/filter/rounds.tsv"
 fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
-    read -r asr_exp asr_ckpt <<< "$(final_asr)"
-    log "Stage 8: SER training with the ASR encoder of ${asr_ckpt} -> ${expdir}/ser"
+    read -r final_exp final_ckpt <<< "$(final_asr_model)"
+    log "Stage 8: SER training with the ASR encoder of ${final_ckpt} -> ${ser_exp}"
     augment_note
-    mkdir -p "${expdir}/ser/logs"
-    ${train_cmd} --num-threads "${nj}" "${expdir}/ser/logs/train.log" \
-        speechser-train-ser --config "${ser_config}" --exp-dir "${expdir}/ser" \
-        --data.train_dir "${feats}/${train_set}" --data.valid_dir "${feats}/${valid_set}" \
-        --data.label_list data/emotions.txt --data.cmvn_type global --data.cmvn_stats "${feats}/${train_set}/cmvn.ark" \
-        --model.conf.asr_exp_dir "${asr_exp}" --model.conf.asr_checkpoint "$(basename "${asr_ckpt}")" \
+    train_ser "${ser_exp}/logs/train.log" "${nj}" "${ser_exp}" "${ser_config}" "${feats}/${train_set}" \
+        "${feats}/${valid_set}" data/emotions.txt --data.cmvn_type global --data.cmvn_stats "${feats}/${train_set}/cmvn.ark" \
+        --model.conf.asr_exp_dir "${final_exp}" --model.conf.asr_checkpoint "$(basename "${final_ckpt}")" \
         "${augment_args[@]}" ${ser_args}
 fi
 
 if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
-    log "Stage 9: SER decoding of ${test_set}, without and with k-NN interpolation (tuned on ${valid_set})"
-    ${infer_cmd} --num-threads "${nj}" "${expdir}/ser/logs/infer.log" \
-        speechser-infer-ser --exp-dir "${expdir}/ser" --checkpoint "${expdir}/ser/${ser_model}" \
-        --data-dir "${feats}/${test_set}" --out-dir "${expdir}/ser/decode_${test_set}"
-    ${infer_cmd} --num-threads "${nj}" "${expdir}/ser/logs/knn.log" \
-        speechser-knn-ser --exp-dir "${expdir}/ser" --checkpoint "${expdir}/ser/${ser_model}" \
-        --train-dir "${feats}/${train_set}" --valid-dir "${feats}/${valid_set}" --test-dir "${feats}/${test_set}" \
-        --out-dir "${expdir}/ser/knn" --backend "${knn_backend}"
+    log "Stage 9: SER decoding of ${test_sets}, without and with k-NN interpolation (tuned on ${valid_set})"
+    check_knn_config
+    for s in ${test_sets}; do
+        infer_ser "${ser_exp}/logs/infer_${s}.log" "${nj}" "${ser_exp}" "${ser_exp}/${ser_model}" "${feats}/${s}" \
+            "${ser_exp}/decode_${s}"
+    done
+    knn_ser "${ser_exp}/logs/knn.log" "${nj}" "${ser_exp}" "${ser_exp}/${ser_model}" "${feats}/${train_set}" \
+        "${feats}/${valid_set}" "${ser_exp}/knn" $(for s in ${test_sets}; do echo "${feats}/${s}"; done)
 fi
 
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
-    read -r asr_exp asr_ckpt <<< "$(final_asr)"
-    log "Stage 10: ASR decoding (${asr_decoder}) of ${test_set} with ${asr_ckpt}"
-    ${infer_cmd} --num-threads "${nj}" "${expdir}/logs/decode_asr_${test_set}.log" \
-        speechser-decode-asr --exp-dir "${asr_exp}" --checkpoint "${asr_ckpt}" --data-dir "${feats}/${test_set}" \
-        --out-dir "${expdir}/decode_asr_${test_set}" --decoder "${asr_decoder}" --beam "${beam_size}"
+    read -r final_exp final_ckpt <<< "$(final_asr_model)"
+    log "Stage 10: ASR decoding (${asr_decoder}) of ${test_sets} with ${final_ckpt}"
+    decode_asr "${final_exp}" "${final_ckpt}" "${asr_decoder}" ${test_sets}
 fi
 
 if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     log "Stage 11: challenge scores -> ${results_md}"
-    header="# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")"
-    for variant in "decode_${test_set}:ser" "knn/${test_set}:ser+knn"; do
-        dir=${variant%%:*}
-        name=${variant##*:}
-        speechser-score-challenge --asr-dir "${expdir}/decode_asr_${test_set}" --ser-dir "${expdir}/ser/${dir}" \
-            --label-map "${label_map}" --results-md "${results_md}" --tag "challenge-${name}" \
-            --title "${test_set}: ASR ${asr_decoder} + ${name}" --command "${cmdline}" --header "${header}" \
-            --notes "ASR $(final_asr | cut -d' ' -f2); SER ${expdir}/ser/${ser_model}; no language model"
+    read -r final_exp final_ckpt <<< "$(final_asr_model)"
+    ntest=$(echo ${test_sets} | wc -w)
+    for s in ${test_sets}; do
+        suffix=""
+        [ "${ntest}" -eq 1 ] || suffix="-${s}"
+        for variant in "decode_${s}:ser" "knn/${s}:ser+knn"; do
+            dir=${variant%%:*}
+            name=${variant##*:}
+            speechser-score-challenge --asr-dir "${final_exp}/decode_${asr_decoder}_${s}" --ser-dir "${ser_exp}/${dir}" \
+                --label-map "${label_map}" --results-md "${results_md}" --tag "challenge-${name}${suffix}" \
+                --title "${s}: ASR ${asr_decoder} + ${name}" --command "${cmdline}" --header "$(results_header)" \
+                --notes "ASR ${final_ckpt}; SER ${ser_exp}/${ser_model}; no language model"
+        done
     done
     notes="no language model"
-    if [ -f "${expdir}/filter/rounds.tsv" ]; then
-        python3 - "${expdir}/filter/rounds.tsv" "${results_md}" "${header}" <<'PY'
-import sys
-from speechser.filter.loop import rounds_markdown
-from speechser.metrics.report import replace_section
-body = "## data filter rounds (WER of each round's model)\n\n" + rounds_markdown(sys.argv[1])
-replace_section(sys.argv[2], "filter-rounds", body, sys.argv[3])
-PY
+    if [ -n "${filter_config}" ] && [ -f "${asr_exp}/filter/rounds.tsv" ]; then
+        report_filter_rounds "${asr_exp}" "${filter_config}"
         notes="${notes}; data filter rounds: section filter-rounds"
     fi
-    speechser-score-asr --results-md "${results_md}" --tag asr --title "final ASR on ${test_set}" \
-        --command "${cmdline}" --notes "${notes}" --header "${header}" "${expdir}/decode_asr_${test_set}"
+    score_asr asr "final ASR on ${test_sets}" "${notes}" $(decode_dirs "${final_exp}" "${asr_decoder}" ${test_sets})
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,5 +1,1 @@
-# Where the corpora live. Environment variables win; the defaults point at
-# ../shared/corpora beside the project checkout.
-_corpora=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/utils/../.." && pwd)/shared/corpora
-EMODB=${SPEECHSER_EMODB:-${_corpora}/emodb}
-AN4=${SPEECHSER_AN4:-${_corpora}/an4}
+../common/db.sh

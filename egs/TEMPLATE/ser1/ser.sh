@@ -9,8 +9,9 @@
 #   5  SER training          one experiment per fold, ${train_jobs} at a time
 #   6  inference             posteriors and hypotheses on each fold's test set
 #                            (--knn true: also k-NN interpolated, datastore = the fold's train + valid,
-#                            beta/k/temperature tuned on its valid set -> fold<K>/knn/test)
+#                            beta/k/temperature tuned on its valid set over the grid of --knn_config -> fold<K>/knn/test)
 #   7  scoring               per-fold and averaged UA/WA/F1, confusion matrix, RESULTS.md
+# The steps are the functions of utils/stage_lib.sh, shared with asr.sh and asr_ser.sh.
 set -euo pipefail
 
 . utils/log.sh
@@ -27,6 +28,7 @@ dumpdir=dump
 expdir=exp
 fs=16000
 min_duration=0.5     # seconds; shorter utterances are skipped (and counted) at stage 2
+num_mel_bins=128     # fbank channels (25 ms window, 10 ms shift)
 local_data_opts=""
 
 # Protocol options
@@ -43,43 +45,42 @@ label_list=data/all/emotions.txt
 label_file=utt2emo
 inference_model=valid.ua.ave_5best.pt
 knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 scores it as <tag>-<protocol>-knn
-knn_backend=torch    # torch | faiss
+knn_config=conf/knn.yaml  # the k-NN grid (betas, ks, temperatures) and search backend; "" = the tool's defaults
+knn_backend=""       # torch | faiss: overrides the backend of ${knn_config}
+knn_args=""          # extra --key value overrides of ${knn_config} for speechser-knn-ser, e.g. "--ks [4,8]"
 results_md=RESULTS.md
 results_title=""
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10] [--folds \"1 2\"] [options]
-Options: --nj --train_jobs --threads_per_job --train_config --train_args --tag --cmvn_type --inference_model --knn"
+Options: --nj --train_jobs --threads_per_job --train_config --train_args --tag --cmvn_type --inference_model --knn
+         --knn_config --knn_backend --knn_args"
 
 log "$0 $*"
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
+. utils/stage_lib.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
-[ -n "${tag}" ] || tag=$(basename "${train_config}" .yaml)
+[ -n "${tag}" ] || tag=$(default_tag "${train_config}")
 exp=${expdir}/${tag}/${protocol}
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "Stage 1: data preparation -> data/all"
-    local/data.sh ${local_data_opts}
-    utils/validate_data_dir.sh --no-feats --no-text --labels "${label_file}=${label_list}" data/all
+    prepare_data "--no-feats --no-text --labels ${label_file}=${label_list}" all
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     log "Stage 2: audio formatting (${fs} Hz, minimum ${min_duration} s) -> ${dumpdir}/raw/all"
-    speechser-format-audio data/all "${dumpdir}/raw/all" --audio-dir "${dumpdir}/raw/all/wav" \
-        --rate "${fs}" --min-duration "${min_duration}"
+    format_audio all
     utils/validate_data_dir.sh --no-feats --no-text "${dumpdir}/raw/all"
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-    src=${dumpdir}/raw/all
-    dst=${dumpdir}/fbank/all
-    log "Stage 3: fbank features over ${nj} jobs -> ${dst}"
-    utils/make_fbank.sh --nj "${nj}" --cmd "${feats_cmd}" "${src}" "${dst}"
-    speechser-compute-cmvn --per-speaker "${dst}"
-    speechser-compute-cmvn "${dst}"
-    utils/validate_data_dir.sh --no-text "${dst}"
+    log "Stage 3: fbank features (${num_mel_bins} bins) over ${nj} jobs -> ${dumpdir}/fbank/all"
+    make_features all all
+    speechser-compute-cmvn --per-speaker "${dumpdir}/fbank/all"
+    utils/validate_data_dir.sh --no-text "${dumpdir}/fbank/all"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
@@ -108,10 +109,8 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         [ -d "${d}" ] || { log "Error: ${d} does not exist (run stage 4)"; exit 1; }
         cmvn_args=""
         [ "${cmvn_type}" = global ] && cmvn_args="--data.cmvn_stats ${d}/train/cmvn.ark"
-        ${train_cmd} --num-threads "${threads_per_job}" "${exp}/logs/train.fold${k}.log" \
-            speechser-train-ser --config "${train_config}" --exp-dir "${exp}/fold${k}" \
-            --data.train_dir "${d}/train" --data.valid_dir "${d}/valid" \
-            --data.label_list "${label_list}" --data.label_file "${label_file}" \
+        train_ser "${exp}/logs/train.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" "${train_config}" \
+            "${d}/train" "${d}/valid" "${label_list}" --data.label_file "${label_file}" \
             --data.cmvn_type "${cmvn_type}" ${cmvn_args} ${train_args} &
         pids+=($!)
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
@@ -126,22 +125,20 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "Stage 6: inference with ${inference_model} on folds ${folds}"
     stage_start=${SECONDS}
+    [ "${knn}" != true ] || check_knn_config
     # Every job's exit status counts (a bare "wait" would return 0 and let an old hyp pass for a new one),
     # and the outputs of a previous run are removed first so a failed job cannot leave them in place.
     pids=(); pid_logs=()
     for k in ${folds}; do
         rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/knn/test/hyp"
-        ${infer_cmd} --num-threads "${threads_per_job}" "${exp}/logs/infer.fold${k}.log" \
-            speechser-infer-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
-            --data-dir "data/${protocol}/fold${k}/test" --out-dir "${exp}/fold${k}/decode_test" &
+        infer_ser "${exp}/logs/infer.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
+            "${exp}/fold${k}/${inference_model}" "data/${protocol}/fold${k}/test" "${exp}/fold${k}/decode_test" &
         pids+=($!); pid_logs+=("${exp}/logs/infer.fold${k}.log")
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         if [ "${knn}" = true ]; then
             d=data/${protocol}/fold${k}
-            ${infer_cmd} --num-threads "${threads_per_job}" "${exp}/logs/knn.fold${k}.log" \
-                speechser-knn-ser --exp-dir "${exp}/fold${k}" --checkpoint "${exp}/fold${k}/${inference_model}" \
-                --train-dir "${d}/train" --valid-dir "${d}/valid" --test-dir "${d}/test" \
-                --out-dir "${exp}/fold${k}/knn" --backend "${knn_backend}" &
+            knn_ser "${exp}/logs/knn.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
+                "${exp}/fold${k}/${inference_model}" "${d}/train" "${d}/valid" "${exp}/fold${k}/knn" "${d}/test" &
             pids+=($!); pid_logs+=("${exp}/logs/knn.fold${k}.log")
             while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         fi
@@ -168,15 +165,15 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     [ -f "${exp}/logs/infer.elapsed" ] && timing="${timing}; inference $(cat "${exp}/logs/infer.elapsed") s"
     speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
-        --tag "${tag}-${protocol}" --header "# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")" \
+        --tag "${tag}-${protocol}" --header "$(results_header)" \
         --notes "model ${inference_model}; CMVN ${cmvn_type}${timing}; confusion plot ${exp}/scores/confusion.png" \
         ${decode_dirs}
     if [ "${knn}" = true ]; then
         knn_dirs=$(for k in ${folds}; do echo "${exp}/fold${k}/knn/test"; done)
         speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
             --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
-            --tag "${tag}-${protocol}-knn" --header "# RESULTS: $(basename "$(dirname "$PWD")")/$(basename "$PWD")" \
-            --notes "model ${inference_model}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set (fold<K>/knn/knn_params.json)" \
+            --tag "${tag}-${protocol}-knn" --header "$(results_header)" \
+            --notes "model ${inference_model}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
             ${knn_dirs}
     fi
 fi

@@ -38,8 +38,8 @@ from torch import nn
 
 from speechser.config import check_ranges
 from speechser.data.asr_dataset import ASRBatch
-from speechser.models.abs_model import AbsModel, Evaluator
-from speechser.models.registry import register_model
+from speechser.metrics.evaluator import Evaluator
+from speechser.models.abs_model import AbsModel
 from speechser.nets.conformer import ConformerConfig, ConformerEncoder, lengths_mask
 
 
@@ -113,12 +113,10 @@ class MaskedPredictionEvaluator(Evaluator):
         return {"loss": self.loss_sum / max(self.n, 1), "acc": self.correct / max(self.count, 1)}
 
 
-@register_model("bestrq_conformer", BestRQConfig)
 class BestRQConformer(AbsModel):
     def __init__(self, conf: BestRQConfig, input_dim: int, vocab_size: int = 0) -> None:
         super().__init__()  # vocab_size: accepted so the ASR entry points can train it; unused
         self.conf = conf
-        self.register_buffer("input_dim", torch.tensor(input_dim))
         self.quantizer = RandomProjectionQuantizer(input_dim, conf.stack_frames, conf.codebook_size,
                                                    conf.codebook_dim, conf.quantizer_seed)
         self.encoder = ConformerEncoder(input_dim, conf.encoder)

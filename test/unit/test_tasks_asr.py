@@ -13,7 +13,7 @@ from speechser.io.datadir import DataDirError, read_kv
 from speechser.metrics.asr import asr_report, write_asr_scores
 from speechser.models.registry import build_model, model_config_dict
 from speechser.text.tokenizer import GraphemeTokenizer, read_tokenizer_settings, write_tokenizer_settings
-from speechser.train.asr import ASRTrainConfig, build_tokenizer, decode_asr
+from speechser.tasks.asr import ASRTrainConfig, build_tokenizer, decode_asr
 
 # 0.6 s of audio = 60 frames -> 14 frames after 4x subsampling: 20 letters cannot be aligned.
 LONG = "a b c d e f g h i j k l m n o p q r s t"
@@ -47,10 +47,11 @@ def tiny_experiment(tmp_path: Path, data_dir: Path, token_dir: Path) -> tuple[Pa
     conf.model.conf = model_config_dict("conformer_transducer", {
         "encoder": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "conv_kernel": 3},
         "pred_embed_dim": 8, "pred_hidden": 8, "joint_dim": 8})
+    tok = build_tokenizer(conf.data)
+    conf.model.input_dim, conf.model.vocab_size = 40, tok.vocab_size  # what training records
     exp = tmp_path / "exp"
     exp.mkdir()
     dump_config(conf, exp / "config.yaml")
-    tok = build_tokenizer(conf.data)
     torch.manual_seed(0)
     model = build_model("conformer_transducer", conf.model.conf, input_dim=40, vocab_size=tok.vocab_size)
     torch.save(model.state_dict(), exp / "model.pt")

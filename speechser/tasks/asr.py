@@ -1,44 +1,67 @@
-"""ASR training and decoding from a config: tokenizer, data, model, trainer wired together."""
+"""The ASR task: tokenizer, data, model and trainer wired together from a resolved config, and the
+trained model loaded back from its experiment directory (:func:`load_experiment`) for decoding, the
+data filter and fusion into SER models.
+
+A resolved ASR ``config.yaml`` records ``model.input_dim`` (the feature dimension) and
+``model.vocab_size``; training copies the token list or sentencepiece model (with its
+``tokenizer.json``) into ``<exp>/tokens/`` and the global CMVN statistics into ``<exp>/cmvn.ark``.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
+import kaldiio
 import torch
 from tqdm import tqdm
 
-from speechser.config import ConfigError, check_ranges, from_dict, load_config, read_yaml
+from speechser.config import ConfigError, check_ranges, load_config
 from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
-from speechser.io.datadir import read_kv
+from speechser.data.sampler import DistInfo
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
 from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search
+from speechser.features.fbank import cmvn_mean_std
+from speechser.io.datadir import read_kv
 from speechser.metrics.asr import write_asr_scores
+from speechser.models.asr_branch import ASREncoderBranch
 from speechser.models.registry import ModelSection, build_model, model_config_dict
+from speechser.tasks.common import (
+    CMVN_FILE,
+    check_input_dim,
+    copy_global_cmvn,
+    copy_into_experiment,
+    feature_dim,
+    load_trained_model,
+    model_device,
+    read_experiment_config,
+    resolve_checkpoint,
+    train_model,
+    use_experiment_cmvn,
+)
 from speechser.text.tokenizer import (
+    SETTINGS_FILE,
     GraphemeTokenizer,
     SentencePieceTokenizer,
     Tokenizer,
     read_tokenizer_settings,
 )
 from speechser.train.checkpoint import load_model_state
-from speechser.train.distributed import DistInfo
 from speechser.train.experiment import Experiment
 from speechser.train.trainer import (
     OptimConfig,
     SchedulerConfig,
-    Trainer,
     TrainerConfig,
-    resolve_device,
     start_experiment,
 )
+
+#: Where an ASR experiment keeps its copy of the tokenizer files.
+TOKENS_DIR = "tokens"
 
 
 @dataclass
@@ -53,10 +76,16 @@ class ASRDataConfig(FeatsDataConfig):
 
 
 @dataclass
+class ASRModelSection(ModelSection):
+    #: Output vocabulary size (blank included); 0 in a YAML = from the tokenizer.
+    vocab_size: int = 0
+
+
+@dataclass
 class ASRTrainConfig:
     seed: int = 0
     data: ASRDataConfig = field(default_factory=ASRDataConfig)
-    model: ModelSection = field(default_factory=lambda: ModelSection(name="conformer_transducer"))
+    model: ASRModelSection = field(default_factory=lambda: ASRModelSection(name="conformer_transducer"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adam", lr=0.004, weight_decay=1e-6))
     scheduler: SchedulerConfig = field(default_factory=lambda: SchedulerConfig(name="noam", warmup_steps=10000))
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(best_metric="acc", average_nbest=10,
@@ -64,12 +93,25 @@ class ASRTrainConfig:
 
 
 def load_asr_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -> ASRTrainConfig:
+    """Load and resolve a training config: the model's own keys checked, defaults filled in."""
     conf = load_config(ASRTrainConfig, path, overrides)
     conf.model.conf = model_config_dict(conf.model.name, conf.model.conf)
     for name in ("train_dir", "valid_dir"):
         if not getattr(conf.data, name):
             raise ConfigError(f"config key 'data.{name}' is required")
     return conf
+
+
+def resolve_sizes(conf: ASRTrainConfig, tok: Tokenizer) -> None:
+    """Record in ``conf.model`` what the training data and the tokenizer decide: the input dimension
+    and the vocabulary size (a value the config gives must agree)."""
+    dim = feature_dim(conf.data.train_dir)
+    for key, value in (("input_dim", dim), ("vocab_size", tok.vocab_size)):
+        given = getattr(conf.model, key)
+        if given and given != value:
+            raise ConfigError(f"config key 'model.{key}' is {given}, but the training data and tokenizer give "
+                              f"{value}")
+        setattr(conf.model, key, value)
 
 
 def build_tokenizer(conf: ASRDataConfig) -> Tokenizer:
@@ -102,35 +144,117 @@ def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer, unalignable: st
 
 def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
     """Train an ASR model into ``exp_dir`` (resuming when it holds a checkpoint)."""
-    exp_dir = Path(exp_dir)
-    with start_experiment(conf, exp_dir) as exp:
-        return _train_asr(conf, exp, stop_after_epoch)
-
-
-def _train_asr(conf: ASRTrainConfig, exp: Experiment, stop_after_epoch: Optional[int]) -> Dict[str, Any]:
-    exp_dir, dist = exp.dir, exp.dist
-    if conf.data.cmvn_type == "global" and conf.data.cmvn_stats and dist.is_main:
-        # The experiment carries its normalization, so that its encoder can be reused from elsewhere.
-        shutil.copyfile(conf.data.cmvn_stats, exp_dir / "cmvn.ark")
     tok = build_tokenizer(conf.data)
+    resolve_sizes(conf, tok)
+    with start_experiment(conf, Path(exp_dir)) as exp:
+        return _train_asr(conf, exp, tok, stop_after_epoch)
+
+
+def _copy_tokenizer(conf: ASRDataConfig, exp: Experiment) -> None:
+    src = Path(conf.token_list if conf.token_type == "char" else conf.bpe_model)
+    copy_into_experiment(src, exp, f"{TOKENS_DIR}/{src.name}")
+    settings = src.parent / SETTINGS_FILE
+    if settings.is_file():
+        copy_into_experiment(settings, exp, f"{TOKENS_DIR}/{SETTINGS_FILE}")
+
+
+def _train_asr(conf: ASRTrainConfig, exp: Experiment, tok: Tokenizer, stop_after_epoch: Optional[int]
+               ) -> Dict[str, Any]:
+    copy_global_cmvn(conf.data, exp)
+    _copy_tokenizer(conf.data, exp)
     # data.augment: augmented fbank computed on the fly for the training set; valid stays precomputed.
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
     train_ds = _dataset(conf.data, conf.data.train_dir, tok, "skip", augment)
     valid_ds = _dataset(conf.data, conf.data.valid_dir, tok, "skip")
-    input_dim = int(np.asarray(train_ds[0]["feats"]).shape[1])
-    model = build_model(conf.model.name, conf.model.conf, input_dim=input_dim, vocab_size=tok.vocab_size)
+    check_input_dim(conf.model.input_dim, train_ds[0]["feats"], conf.data.train_dir)
+    model = build_model(conf.model.name, conf.model.conf, input_dim=conf.model.input_dim,
+                        vocab_size=conf.model.vocab_size)
+    return train_model(conf, exp, model, train_ds, valid_ds, collate_asr, stop_after_epoch)
+
+
+@dataclass
+class ASRExperiment:
+    """A trained ASR experiment: its resolved config (data paths pointing at the experiment's own
+    copies of CMVN and tokens where it has them), the model (eval mode) and the tokenizer."""
+
+    dir: Path
+    conf: ASRTrainConfig
+    model: torch.nn.Module
+    tokenizer: Tokenizer
+    checkpoint: Path
+
+    def cmvn_mean_std(self) -> tuple:
+        """The mean and standard deviation ``(D,)`` of the global CMVN its features were normalized with."""
+        return experiment_cmvn(self.dir, self.conf)
+
+
+def read_asr_experiment_config(exp_dir: Path | str) -> ASRTrainConfig:
+    """An ASR experiment's resolved config, with its data options pointing at the experiment's own copies
+    of the tokenizer and the CMVN statistics (where it has them: older experiments keep the paths)."""
+    exp_dir = Path(exp_dir)
+    conf = read_experiment_config(ASRTrainConfig, exp_dir)
+    use_experiment_cmvn(conf.data, exp_dir)
     d = conf.data
-    train_loader, sampler = bucketed_loader(train_ds, train_ds.lengths, collate_asr, d.max_frames, d.max_batch_size,
-                                            True, conf.seed, dist, d.num_workers)
-    valid_loader, _ = bucketed_loader(valid_ds, valid_ds.lengths, collate_asr, d.max_frames, d.max_batch_size,
-                                      False, conf.seed, dist, d.num_workers)
-    trainer = Trainer(model, exp_dir, conf.trainer, conf.optim, conf.scheduler, dist, exp)
+    own = exp_dir / TOKENS_DIR / Path(d.token_list if d.token_type == "char" else d.bpe_model).name
+    if own.is_file():
+        if d.token_type == "char":
+            d.token_list = str(own)
+        else:
+            d.bpe_model = str(own)
+    return conf
 
-    def set_epoch(epoch: int) -> None:  # the batch order and the augmentation draws
-        sampler.set_epoch(epoch)
-        train_ds.set_epoch(epoch)
 
-    return trainer.run(train_loader, valid_loader, len(sampler), set_epoch, stop_after_epoch)
+def experiment_cmvn(exp_dir: Path, conf: ASRTrainConfig) -> tuple:
+    """The global CMVN ``(mean, std)`` ``(D,)`` of an ASR experiment: its ``cmvn.ark`` (older experiments:
+    the ``data.cmvn_stats`` path of their config, as given or relative to the recipe directory)."""
+    candidates = [exp_dir / CMVN_FILE]
+    if conf.data.cmvn_stats:
+        candidates += [Path(conf.data.cmvn_stats), exp_dir.parent.parent / conf.data.cmvn_stats]
+    for c in candidates:
+        if c.is_file():
+            return cmvn_mean_std(kaldiio.load_mat(str(c)))
+    raise FileNotFoundError(f"{exp_dir}: no CMVN statistics (looked for {', '.join(map(str, candidates))})")
+
+
+def asr_model_section(exp_dir: Path | str, checkpoint: Optional[Path | str] = None) -> Dict[str, Any]:
+    """What another model needs to rebuild this experiment's ASR model: ``{"name", "conf", "input_dim",
+    "vocab_size"}`` (experiments trained before the sizes were recorded in ``config.yaml`` give them through
+    the weights of ``checkpoint``)."""
+    exp_dir = Path(exp_dir)
+    conf = read_asr_experiment_config(exp_dir)
+    m = conf.model
+    dims = {"input_dim": m.input_dim, "vocab_size": m.vocab_size}
+    if not (m.input_dim and m.vocab_size):
+        state = load_model_state(resolve_checkpoint(exp_dir, checkpoint, conf.trainer))
+        dims = {"input_dim": int(state["input_dim"]),
+                "vocab_size": next(int(state[k].shape[0]) for k in ("ctc.weight", "joint.out.weight") if k in state)}
+    return {"name": m.name, "conf": m.conf, **dims}
+
+
+def load_encoder_branch(exp_dir: Path | str, checkpoint: Optional[Path | str] = None, **options: Any
+                        ) -> ASREncoderBranch:
+    """The encoder of a trained ASR experiment as a branch of another model (its weights and CMVN loaded;
+    ``options``: ``freeze``, ``num_layers``, ``cache``). Training a fusion model does the same in steps:
+    :func:`speechser.tasks.ser.resolve_model` and ``trainer.init_param``."""
+    exp_dir = Path(exp_dir)
+    conf = read_asr_experiment_config(exp_dir)
+    branch = ASREncoderBranch(asr_model_section(exp_dir, checkpoint), **options)
+    state = load_model_state(resolve_checkpoint(exp_dir, checkpoint, conf.trainer))
+    branch.encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+    branch.set_cmvn(*experiment_cmvn(exp_dir, conf))
+    return branch
+
+
+def load_experiment(exp_dir: Path | str, checkpoint: Optional[Path | str] = None, device: str = "auto"
+                    ) -> ASRExperiment:
+    """Rebuild a trained ASR model from ``exp_dir/config.yaml`` and load ``checkpoint`` (a path, or a file
+    name in ``exp_dir``; default: the trainer's averaged model, else its best)."""
+    exp_dir = Path(exp_dir)
+    conf = read_asr_experiment_config(exp_dir)
+    tok = build_tokenizer(conf.data)
+    ckpt = resolve_checkpoint(exp_dir, checkpoint, conf.trainer)
+    model = load_trained_model(conf.model, ckpt, device, vocab_size=conf.model.vocab_size or tok.vocab_size)
+    return ASRExperiment(exp_dir, conf, model, tok, ckpt)
 
 
 DECODERS = ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")
@@ -152,18 +276,13 @@ def decode_asr(
     the scores (``result.wer.md``, ``result.cer.md``, ``alignment.txt``, ``scores.json``)."""
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
-    exp_dir, out = Path(exp_dir), Path(out_dir)
-    conf = from_dict(ASRTrainConfig, read_yaml(exp_dir / "config.yaml"), source=str(exp_dir / "config.yaml"))
-    tok = build_tokenizer(conf.data)
-    state = load_model_state(checkpoint)
-    model = build_model(conf.model.name, conf.model.conf, input_dim=int(state["input_dim"]),
-                        vocab_size=tok.vocab_size)
-    model.load_state_dict(state)
-    model.to(resolve_device(device)).eval()
+    out = Path(out_dir)
+    asr = load_experiment(exp_dir, checkpoint, device)
+    conf, tok, model = asr.conf, asr.tokenizer, asr.model
     ds = _dataset(conf.data, str(data_dir), tok, "keep")
     loader, _ = bucketed_loader(ds, ds.lengths, collate_asr, conf.data.max_frames, conf.data.max_batch_size,
                                 False, 0, DistInfo())
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     hyps: Dict[str, str] = {}
     confs: Dict[str, float] = {}
     for batch in tqdm(loader, desc=f"decode {decoder}", disable=None, leave=False):

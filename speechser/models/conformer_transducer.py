@@ -20,9 +20,8 @@ from speechser.config import check_ranges
 from speechser.data.asr_dataset import ASRBatch
 from speechser.data.specaug import SpecAugConfig, SpecAugment
 from speechser.decode.ctc import ctc_greedy_search
-from speechser.metrics.asr import edit_distance
-from speechser.models.abs_model import AbsModel, Evaluator
-from speechser.models.registry import register_model
+from speechser.metrics.asr import TokenAccuracyEvaluator
+from speechser.models.abs_model import AbsModel
 from speechser.nets.conformer import ConformerConfig, ConformerEncoder
 from speechser.nets.transducer import JointNetwork, LSTMPredictor
 
@@ -46,27 +45,6 @@ class ConformerTransducerConfig:
                      joint_dim="[1, inf)", rnnt_weight="[0, 1]", dropout="[0, 1)")
 
 
-class TokenAccuracyEvaluator(Evaluator):
-    """Valid loss and token accuracy ``1 - edit_distance / ref_tokens`` of CTC greedy hypotheses."""
-
-    def __init__(self) -> None:
-        self.loss_sum = 0.0
-        self.n_utts = 0
-        self.errors = 0
-        self.ref_tokens = 0
-
-    def update(self, output: Dict[str, Any], batch: ASRBatch) -> None:
-        self.loss_sum += float(output["loss"]) * len(batch)
-        self.n_utts += len(batch)
-        for hyp, ref, n in zip(output["hyps"], batch.targets.tolist(), batch.target_lengths.tolist()):
-            self.errors += edit_distance(hyp, ref[:n])
-            self.ref_tokens += n
-
-    def compute(self) -> Dict[str, float]:
-        return {"loss": self.loss_sum / max(self.n_utts, 1), "acc": 1.0 - self.errors / max(self.ref_tokens, 1)}
-
-
-@register_model("conformer_transducer", ConformerTransducerConfig)
 class ConformerTransducer(AbsModel):
     def __init__(self, conf: ConformerTransducerConfig, input_dim: int, vocab_size: int) -> None:
         super().__init__()
@@ -74,7 +52,6 @@ class ConformerTransducer(AbsModel):
             raise ValueError("rnnt_weight must be in [0, 1]")
         self.conf = conf
         self.vocab_size = vocab_size
-        self.register_buffer("input_dim", torch.tensor(input_dim))
         self.specaug = SpecAugment(**vars(conf.specaug)) if conf.use_specaug else None
         self.encoder = ConformerEncoder(input_dim, conf.encoder)
         d = self.encoder.output_dim

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechser.models.bestrq import RandomProjectionQuantizer, span_mask
+from speechser.models.bestrq_conformer import RandomProjectionQuantizer, span_mask
 from speechser.train.checkpoint import load_init_params
 
 

@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from speechser.config import read_yaml
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
-from speechser.models.asr_branch import ASREncoderBranch
 from speechser.models.registry import build_model
 from speechser.nets.fusion import CrossAttentionFusion
 from speechser.text.tokenizer import GraphemeTokenizer
-from speechser.train.asr import load_asr_config, train_asr
+from speechser.tasks.asr import asr_model_section, load_asr_config, load_encoder_branch, train_asr
 from speechser.train.checkpoint import load_model_state
-from speechser.train.ser import infer_ser, load_ser_config, train_ser
+from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def asr_exp(make_feats_dir, tmp_path: Path, train_seed):
 
 def test_asr_branch_matches_the_asr_model_on_extracted_features(asr_exp):
     d, exp = asr_exp
-    branch = ASREncoderBranch(exp, "valid.acc.ave_1best.pt").train()
+    branch = load_encoder_branch(exp, "valid.acc.ave_1best.pt").train()
     assert not branch.encoder.training and not any(p.requires_grad for p in branch.parameters())
     ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
     from speechser.data.dataset import read_cmvn
@@ -109,6 +109,19 @@ def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path, trai
             assert torch.equal(ser_state["asr." + k], v), k  # frozen: unchanged by SER training
     scores = infer_ser(ser_exp, ser_exp / "valid.ua.ave_1best.pt", d, tmp_path / "decode")
     assert 0.0 <= scores["ua"] <= 1.0
+    # Self-contained: the config records the ASR model, the input size and the labels, and inference
+    # gives the same posteriors with the ASR experiment gone.
+    saved = read_yaml(ser_exp / "config.yaml")
+    assert saved["model"]["conf"]["asr_model"] == asr_model_section(exp)
+    assert saved["model"]["input_dim"] == 40 and saved["model"]["labels"] == ["ang", "neu"]
+    moved = tmp_path / "asr_moved"
+    exp.rename(moved)
+    try:
+        again = infer_ser(ser_exp, ser_exp / "valid.ua.ave_1best.pt", d, tmp_path / "decode2")
+    finally:
+        moved.rename(exp)
+    assert again == scores
+    assert (tmp_path / "decode2/posteriors.tsv").read_text() == (tmp_path / "decode/posteriors.tsv").read_text()
     with pytest.raises(ValueError, match="load_audio"):
         bad = load_ser_config(None, [a for a in args if a not in ("--data.load_audio", "true")])
         train_ser(bad, tmp_path / "bad")
@@ -125,7 +138,7 @@ def test_ssl_ser_with_asr_fusion_forward_backward(asr_exp, tmp_path: Path, train
     tf.AutoModel.from_config(conf).save_pretrained(tmp_path / "wavlm")
     model = build_model("ssl_ser", {"ssl": {"name_or_path": str(tmp_path / "wavlm"), "weighted_sum": True},
                                     "dim": 8, "embed_dim": 8, "fusion_heads": 2, "supcon_weight": 0.5,
-                                    "asr_exp_dir": str(exp), "asr_checkpoint": "valid.acc.ave_1best.pt"},
+                                    "asr_model": asr_model_section(exp, "valid.acc.ave_1best.pt")},
                         input_dim=40, num_classes=2).train()
     ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
     batch = collate_feats_labels([ds[i] for i in range(4)])
@@ -138,7 +151,7 @@ def test_ssl_ser_with_asr_fusion_forward_backward(asr_exp, tmp_path: Path, train
 
 def test_frozen_asr_branch_caches_per_utterance(asr_exp):
     d, exp = asr_exp
-    branch = ASREncoderBranch(exp, "valid.acc.ave_1best.pt").eval()
+    branch = load_encoder_branch(exp, "valid.acc.ave_1best.pt").eval()
     ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
     b1 = collate_feats_labels([ds[0], ds[1], ds[2]])
     want, want_lens = branch(b1.wavs, b1.wav_lengths)  # no keys: computed
@@ -151,5 +164,5 @@ def test_frozen_asr_branch_caches_per_utterance(asr_exp):
     got2, lens2 = branch(b2.wavs, b2.wav_lengths, b2.keys)
     ref2, ref_lens2 = original(b2.wavs, b2.wav_lengths)
     assert calls == [3, 1] and torch.equal(lens2, ref_lens2) and torch.allclose(got2, ref2, atol=1e-5)
-    trainable = ASREncoderBranch(exp, "valid.acc.ave_1best.pt", freeze=False)
+    trainable = load_encoder_branch(exp, "valid.acc.ave_1best.pt", freeze=False)
     assert not trainable.use_cache

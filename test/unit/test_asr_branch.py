@@ -1,36 +1,23 @@
 """The frozen ASR branch's output cache is keyed by utterance key and audio content: two sets that share
 utterance ids cannot read each other's cached encoder outputs."""
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
 
-import speechser.models.asr_branch as asr_branch
 from speechser.models.asr_branch import ASREncoderBranch, waveform_digest
-from speechser.nets.conformer import ConformerConfig, ConformerEncoder
 
 BINS = 80
-
-
-class _TinyASR(nn.Module):
-    """What :func:`load_asr_experiment` returns, without an experiment directory: a model with an encoder."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.encoder = ConformerEncoder(BINS, ConformerConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32,
-                                                              conv_kernel=3, dropout=0.0, attention_dropout=0.0))
-        self.register_buffer("input_dim", torch.tensor(BINS))
+#: A tiny ASR model as the SER task copies it into a fusion experiment's config (model.conf.asr_model).
+TINY_ASR = {"name": "conformer_transducer", "input_dim": BINS, "vocab_size": 5,
+            "conf": {"encoder": {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 32, "conv_kernel": 3,
+                                 "dropout": 0.0, "attention_dropout": 0.0},
+                     "pred_embed_dim": 8, "pred_hidden": 8, "joint_dim": 8}}
 
 
 @pytest.fixture
-def branch(monkeypatch):
-    def fake_load(exp_dir, checkpoint):
-        return _TinyASR(), np.zeros(BINS, dtype=np.float32), np.ones(BINS, dtype=np.float32)
-
-    monkeypatch.setattr(asr_branch, "load_asr_experiment", fake_load)
-    b = ASREncoderBranch("unused", "unused.pt").eval()
+def branch():
+    torch.manual_seed(0)
+    b = ASREncoderBranch(TINY_ASR).eval()
     assert b.use_cache
     calls = []
     original = b.encode

@@ -4,33 +4,31 @@ Registry name ``tdnn_ser``. Shapes: features ``(B, T, D)`` -> optional 2-D CNN
 front-end ``(B, T'', C*F')`` -> convolutional
 stem with stride ``stem_stride`` -> ``num_blocks`` residual dilated 1-D conv
 blocks ``(B, C, T')`` -> attentive statistics pooling ``(B, 2C)`` ->
-embedding ``(B, embed_dim)`` -> logits ``(B, num_classes)``.
+embedding ``(B, embed_dim)`` -> logits ``(B, num_classes)`` (the pooling,
+embedding, classifier and hybrid loss are the shared :class:`SERHead`).
 Learns from scratch; small enough to train on a CPU.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 from torch import nn
 
+from speechser.config import check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.data.specaug import FreqWarp, SpecAugConfig, SpecAugment, TimeStretch
 from speechser.losses.classification import cross_entropy
-from speechser.losses.contrastive import hybrid_ce_supcon
-from speechser.metrics.classification import confusion_matrix, scores_from_confusion
-from speechser.config import check_ranges
-from speechser.models.abs_model import AbsModel, Evaluator
-from speechser.models.registry import register_model
+from speechser.models.abs_model import AbsSERModel
 from speechser.nets.cnn2d import CNN2dFrontend
-from speechser.nets.pooling import AttentiveStatsPooling
+from speechser.nets.ser_head import SERHead, SERHeadOptions
 from speechser.nets.tdnn import ResTDNNBlock
 
 
 @dataclass
-class TDNNSERConfig:
+class TDNNSERConfig(SERHeadOptions):
     channels: int = 256
     #: Optional 2-D CNN before the TDNN: channels and (freq, time) strides per stage; empty = none.
     cnn_channels: List[int] = field(default_factory=list)
@@ -39,7 +37,7 @@ class TDNNSERConfig:
     stem_stride: int = 2
     dilations: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
     kernel_size: int = 3
-    embed_dim: int = 192
+    embed_dim: int = 192  # the head's options (SERHeadOptions), with this model's defaults
     dropout: float = 0.2
     label_smoothing: float = 0.1
     #: Mixup of utterance pairs within a batch during training, lambda ~ Beta(a, a); 0 = off.
@@ -50,49 +48,15 @@ class TDNNSERConfig:
     time_stretch: float = 0.0
     use_specaug: bool = True
     specaug: SpecAugConfig = field(default_factory=lambda: SpecAugConfig(freq_width=20, time_width_ratio=0.1))
-    #: Hybrid loss ``(1 - a) * CE + a * SupCon`` on the utterance embeddings; 0 = cross-entropy only.
-    supcon_weight: float = 0.0
-    supcon_temperature: float = 0.1
-    #: SupCon form (:func:`speechser.losses.contrastive.supervised_contrastive`): ``in`` sums the positives
-    #: inside the log (Khosla et al.'s L_in, the VLSP 2025 paper's eq. 3), ``out`` averages their
-    #: log-probabilities outside it (L_out; what configs used before issue 9).
-    supcon_variant: Literal["paper", "in", "out"] = "paper"
 
     def __post_init__(self) -> None:
         check_ranges(self, channels="[1, inf)", cnn_channels="[1, inf)", stem_kernel="[1, inf)",
-                     stem_stride="[1, inf)", dilations="[1, inf)", kernel_size="[1, inf)", embed_dim="[1, inf)",
-                     dropout="[0, 1)", label_smoothing="[0, 1)", mixup_alpha="[0, inf)", freq_warp="[0, 1)",
-                     time_stretch="[0, 1)", supcon_weight="[0, 1]", supcon_temperature="(0, inf)")
-        parent = getattr(super(), "__post_init__", None)  # a mixed-in options class (tdnn_asr_fusion)
-        if parent is not None:
-            parent()
+                     stem_stride="[1, inf)", dilations="[1, inf)", kernel_size="[1, inf)",
+                     mixup_alpha="[0, inf)", freq_warp="[0, 1)", time_stretch="[0, 1)")
+        super().__post_init__()  # the head's options, then any mixed-in options class (tdnn_asr_fusion)
 
 
-class ClassificationEvaluator(Evaluator):
-    """Confusion matrix over the valid set -> ``ua``, ``wa``, ``macro_f1``, ``loss``."""
-
-    def __init__(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.refs: List[int] = []
-        self.hyps: List[int] = []
-        self.loss_sum = 0.0
-        self.count = 0
-
-    def update(self, output: Dict[str, torch.Tensor], batch: Batch) -> None:
-        self.refs += batch.labels.tolist()
-        self.hyps += output["logits"].argmax(-1).tolist()
-        self.loss_sum += float(output["loss"]) * len(batch)
-        self.count += len(batch)
-
-    def compute(self) -> Dict[str, float]:
-        cm = confusion_matrix(self.refs, self.hyps, self.num_classes)
-        scores = scores_from_confusion(cm)
-        scores["loss"] = self.loss_sum / max(self.count, 1)
-        return scores
-
-
-@register_model("tdnn_ser", TDNNSERConfig)
-class TDNNSER(AbsModel):
+class TDNNSER(AbsSERModel):
     def __init__(
         self,
         conf: TDNNSERConfig,
@@ -102,9 +66,6 @@ class TDNNSER(AbsModel):
     ) -> None:
         super().__init__()
         self.conf = conf
-        self.num_classes = num_classes
-        # Recorded so that inference can rebuild the model from config + weights alone.
-        self.register_buffer("input_dim", torch.tensor(input_dim))
         self.specaug = SpecAugment(**vars(conf.specaug)) if conf.use_specaug else None
         self.freq_warp = FreqWarp(conf.freq_warp)
         self.time_stretch = TimeStretch(conf.time_stretch)
@@ -122,14 +83,7 @@ class TDNNSER(AbsModel):
             ResTDNNBlock(C, conf.kernel_size, d, conf.dropout) for d in conf.dilations
         )
         self.merge = nn.Sequential(nn.Conv1d(C * len(conf.dilations), C, 1), nn.BatchNorm1d(C), nn.ReLU(inplace=True))
-        self.pool = AttentiveStatsPooling(C)
-        self.embed = nn.Sequential(
-            nn.Linear(self.pool.output_dim, conf.embed_dim), nn.BatchNorm1d(conf.embed_dim), nn.ReLU(inplace=True)
-        )
-        self.dropout = nn.Dropout(conf.dropout)
-        self.classifier = nn.Linear(conf.embed_dim, num_classes)
-        weight = torch.tensor(class_weights, dtype=torch.float) if class_weights is not None else None
-        self.register_buffer("class_weights", weight, persistent=False)
+        self.head = SERHead(C, num_classes, conf, "batch", class_weights)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         k, s = self.conf.stem_kernel, self.conf.stem_stride
@@ -159,15 +113,11 @@ class TDNNSER(AbsModel):
 
     def pool_embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Frames ``(B, T', C)`` and mask -> attentive statistics pooling -> embeddings ``(B, embed_dim)``."""
-        return self.embed(self.pool(x, mask))
+        return self.head.pool_embed(x, mask)
 
     def logits(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, T, D)``, ``(B,)`` -> ``(B, num_classes)``."""
         return self.classify(self.embed_utterances(feats, lengths))
-
-    def classify(self, emb: torch.Tensor) -> torch.Tensor:
-        """Utterance embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)``."""
-        return self.classifier(self.dropout(emb))
 
     def embed_batch(self, batch: Batch) -> torch.Tensor:
         """The utterance embeddings ``(B, embed_dim)`` of a batch (what a k-NN datastore holds)."""
@@ -176,12 +126,7 @@ class TDNNSER(AbsModel):
     def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
         if self.training and self.conf.mixup_alpha > 0 and len(batch) > 1:
             return self._forward_mixup(batch)
-        emb = self.embed_batch(batch)
-        logits = self.classify(emb)
-        c = self.conf
-        loss = hybrid_ce_supcon(logits, emb, batch.labels, c.supcon_weight, c.supcon_temperature, c.label_smoothing,
-                                self.class_weights, c.supcon_variant)
-        return {"loss": loss, "logits": logits.detach()}
+        return super().forward(batch)
 
     def _forward_mixup(self, batch: Batch) -> Dict[str, Any]:
         """Mix each utterance with another of the batch: features ``lam * x_i + (1 - lam) * x_j``
@@ -193,11 +138,8 @@ class TDNNSER(AbsModel):
         feats = lam * batch.feats + (1 - lam) * batch.feats[perm]
         lengths = torch.maximum(batch.lengths, batch.lengths[perm])
         logits = self.logits(feats, lengths)
-        ls, w = self.conf.label_smoothing, self.class_weights
+        ls, w = self.conf.label_smoothing, self.head.class_weights
         loss = lam * cross_entropy(logits, batch.labels, ls, w) + (1 - lam) * cross_entropy(
             logits, batch.labels[perm], ls, w
         )
         return {"loss": loss, "logits": logits.detach()}
-
-    def make_evaluator(self) -> ClassificationEvaluator:
-        return ClassificationEvaluator(self.num_classes)

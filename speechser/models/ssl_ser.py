@@ -1,0 +1,70 @@
+"""An SSL encoder on the waveform for SER, optionally fused with a trained ASR encoder.
+
+Registry name ``ssl_ser``. Waveforms ``(B, S)`` -> SSL frames ``(B, T, D_ssl)``
+(:mod:`speechser.nets.ssl`: a weighted sum of the layers, or one layer) ->
+``Linear`` ``(B, T, dim)`` [-> cross-attention to the ASR encoder's output
+``(B, U, d_asr)`` when ``asr_exp_dir``/``asr_model`` is set, as in the VLSP 2025
+system] -> the shared head: attentive statistics pooling ``(B, 2 dim)`` ->
+embedding ``(B, embed_dim)`` (LayerNorm) -> logits ``(B, C)``, hybrid
+CE + SupCon loss. The training config needs ``data.load_audio: true``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+from torch import nn
+
+from speechser.config import check_ranges
+from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.models.abs_model import AbsSERModel
+from speechser.models.asr_branch import (
+    ASREncoderBranch,
+    ASRFusionOptions,
+    build_asr_fusion,
+    need_audio,
+    uses_asr_branch,
+)
+from speechser.nets.fusion import CrossAttentionFusion
+from speechser.nets.ser_head import SERHead, SERHeadOptions
+from speechser.nets.ssl import SSLConfig, SSLEncoder
+
+
+@dataclass
+class SSLSERConfig(SERHeadOptions, ASRFusionOptions):
+    """An empty ``asr_exp_dir`` (the default) means SSL only, without the ASR branch."""
+
+    ssl: SSLConfig = field(default_factory=SSLConfig)
+    dim: int = 256
+
+    def __post_init__(self) -> None:
+        check_ranges(self, dim="[1, inf)")
+        super().__post_init__()
+
+
+class SSLSER(AbsSERModel):
+    def __init__(self, conf: SSLSERConfig, input_dim: int, num_classes: int,
+                 class_weights: Optional[List[float]] = None) -> None:
+        super().__init__()  # input_dim (the filterbank's, unused: the SSL encoder reads the waveform)
+        self.conf = conf
+        self.ssl = SSLEncoder(conf.ssl)
+        self.proj = nn.Linear(self.ssl.output_dim, conf.dim)
+        self.asr: Optional[ASREncoderBranch] = None
+        self.fusion: Optional[CrossAttentionFusion] = None
+        if uses_asr_branch(conf):
+            self.asr, self.fusion = build_asr_fusion(conf, conf.dim, conf.dropout)
+        self.head = SERHead(conf.dim, num_classes, conf, "layer", class_weights)
+
+    def embed_batch(self, batch: Batch) -> torch.Tensor:
+        need_audio(batch, "ssl_ser")
+        assert batch.wavs is not None and batch.wav_lengths is not None
+        x, lens = self.ssl(batch.wavs, batch.wav_lengths)
+        mask = lengths_to_mask(lens, x.shape[1])
+        x = self.proj(x)
+        if self.asr is not None and self.fusion is not None:
+            mem, mem_lens = self.asr(batch.wavs, batch.wav_lengths, batch.keys)
+            x = self.fusion(x, mem, lengths_to_mask(mem_lens, mem.shape[1]))
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+        return self.head.pool_embed(x, mask)

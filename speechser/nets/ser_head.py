@@ -1,0 +1,85 @@
+"""The utterance head every SER model shares: pooling, embedding, classifier and the hybrid loss.
+
+Shapes: frames ``(B, T, D)`` and a frame mask ``(B, T)`` -> attentive
+statistics pooling ``(B, 2D)`` -> embedding ``Linear -> norm -> ReLU``
+``(B, embed_dim)`` (what SupCon and the k-NN datastore see) -> dropout ->
+classifier ``(B, C)``. The loss is
+``L = (1 - a) * CE(logits, y) + a * SupCon(embeddings, y)``
+(:func:`speechser.losses.contrastive.hybrid_ce_supcon`; ``a = supcon_weight``,
+``a = 0`` is cross-entropy alone), with label smoothing and optional class
+weights on the cross-entropy.
+
+A model's config mixes in :class:`SERHeadOptions` (so a YAML sets
+``embed_dim``, ``dropout``, ``supcon_weight`` ... at the top of ``model.conf``),
+and the model builds one :class:`SERHead` from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Literal, Optional
+
+import torch
+from torch import nn
+
+from speechser.config import check_ranges
+from speechser.losses.contrastive import hybrid_ce_supcon
+from speechser.nets.pooling import AttentiveStatsPooling
+
+
+@dataclass
+class SERHeadOptions:
+    """The head's config keys (mixed into an SER model's config dataclass; a model may change defaults)."""
+
+    embed_dim: int = 256
+    dropout: float = 0.1
+    label_smoothing: float = 0.0
+    #: Hybrid loss ``(1 - a) * CE + a * SupCon`` on the utterance embeddings; 0 = cross-entropy only.
+    supcon_weight: float = 0.0
+    supcon_temperature: float = 0.1
+    #: SupCon form (:func:`speechser.losses.contrastive.supervised_contrastive`): ``in`` sums the positives
+    #: inside the log (Khosla et al.'s L_in, the VLSP 2025 paper's eq. 3), ``out`` averages their
+    #: log-probabilities outside it (L_out; what configs used before issue 9).
+    supcon_variant: Literal["paper", "in", "out"] = "paper"
+
+    def __post_init__(self) -> None:
+        check_ranges(self, embed_dim="[1, inf)", dropout="[0, 1)", label_smoothing="[0, 1)",
+                     supcon_weight="[0, 1]", supcon_temperature="(0, inf)")
+        parent = getattr(super(), "__post_init__", None)  # the next options class mixed in, if any
+        if parent is not None:
+            parent()
+
+
+class SERHead(nn.Module):
+    """Frames ``(B, T, in_dim)`` + mask ``(B, T)`` -> embeddings ``(B, embed_dim)`` -> logits ``(B, C)``.
+
+    ``norm``: ``batch`` (BatchNorm1d; the filterbank TDNNs) or ``layer`` (LayerNorm; the SSL models) after
+    the embedding's linear layer. ``class_weights`` ``(C,)`` weight the cross-entropy (not stored in
+    checkpoints: a training-set statistic)."""
+
+    def __init__(self, in_dim: int, num_classes: int, opts: SERHeadOptions, norm: Literal["batch", "layer"],
+                 class_weights: Optional[List[float]] = None) -> None:
+        super().__init__()
+        self.opts = opts
+        self.num_classes = num_classes
+        self.pool = AttentiveStatsPooling(in_dim)
+        norm_layer = nn.BatchNorm1d(opts.embed_dim) if norm == "batch" else nn.LayerNorm(opts.embed_dim)
+        self.embed = nn.Sequential(nn.Linear(self.pool.output_dim, opts.embed_dim), norm_layer, nn.ReLU())
+        self.dropout = nn.Dropout(opts.dropout)
+        self.classifier = nn.Linear(opts.embed_dim, num_classes)
+        weight = torch.tensor(class_weights, dtype=torch.float) if class_weights is not None else None
+        self.register_buffer("class_weights", weight, persistent=False)
+
+    def pool_embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B, T, in_dim)`` (zero beyond each length) and mask ``(B, T)`` -> ``(B, embed_dim)``."""
+        return self.embed(self.pool(x, mask))
+
+    def classify(self, emb: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)`` (dropout in training)."""
+        return self.classifier(self.dropout(emb))
+
+    def loss(self, logits: torch.Tensor, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The hybrid loss of logits ``(B, C)`` and embeddings ``(B, embed_dim)`` against labels ``(B,)``."""
+        o = self.opts
+        return hybrid_ce_supcon(logits, emb, labels, o.supcon_weight, o.supcon_temperature, o.label_smoothing,
+                                self.class_weights, o.supcon_variant)

@@ -1,0 +1,153 @@
+"""What every task does the same way: resolve a config's data-dependent sizes, copy into the
+experiment what inference will need, wire datasets, loaders, model and trainer, and load a trained
+model back from an experiment directory alone.
+
+An experiment directory is self-contained: its ``config.yaml`` holds the model's registry name, its
+resolved config and its sizes (``model.input_dim``, and per task the vocabulary size or the label
+list); the files the data options name and inference needs (global CMVN statistics, token lists) are
+copied into it when training starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, Type, TypeVar
+
+import kaldiio
+import numpy as np
+import torch
+from torch import nn
+
+from speechser.config import ConfigError, from_dict, read_yaml
+from speechser.data.loader import bucketed_loader
+from speechser.io.datadir import DataDirError, read_kv
+from speechser.models.registry import build_model
+from speechser.train.checkpoint import load_model_state
+from speechser.train.experiment import Experiment
+from speechser.train.trainer import Trainer, resolve_device
+
+T = TypeVar("T")
+
+#: Where an experiment keeps its copy of the global CMVN statistics (``data.cmvn_type: global``).
+CMVN_FILE = "cmvn.ark"
+
+
+def feature_dim(data_dir: Path | str) -> int:
+    """The feature dimension ``D`` of a data directory: the columns of the first matrix of ``feats.scp``."""
+    scp = Path(data_dir) / "feats.scp"
+    entries = read_kv(scp)
+    if not entries:
+        raise DataDirError(f"{scp}: empty (no features to size the model's input)")
+    key, spec = next(iter(entries.items()))
+    try:
+        mat = np.asarray(kaldiio.load_mat(spec))
+    except Exception as err:  # a corrupt or missing archive: name it
+        raise DataDirError(f"{scp}: the features of '{key}' ({spec}) cannot be read: {err}") from None
+    if mat.ndim != 2:
+        raise DataDirError(f"{scp}: the features of '{key}' are not a (frames, dim) matrix")
+    return int(mat.shape[1])
+
+
+def check_input_dim(expected: int, feats: Any, data_dir: str) -> None:
+    """The first training item's features ``(T, D)`` must have the dimension the config records."""
+    got = int(np.asarray(feats).shape[1])
+    if got != expected:
+        raise ConfigError(f"{data_dir}: features of dimension {got}, but model.input_dim is {expected} "
+                          "(a config from another feature set?)")
+
+
+def copy_into_experiment(src: Path | str, exp: Experiment, name: str) -> Path:
+    """Copy ``src`` to ``exp.dir/name`` (rank 0; through a temporary file, so a crash never leaves half a
+    file); returns the destination."""
+    dst = exp.dir / name
+    if exp.dist.is_main:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    return dst
+
+
+def copy_global_cmvn(data_conf: Any, exp: Experiment) -> None:
+    """With ``data.cmvn_type: global`` the experiment carries its normalization (``cmvn.ark``), so that
+    its model can be used (decoded, fused into another model) without the training data."""
+    if data_conf.cmvn_type == "global" and data_conf.cmvn_stats:
+        copy_into_experiment(data_conf.cmvn_stats, exp, CMVN_FILE)
+
+
+def use_experiment_cmvn(data_conf: Any, exp_dir: Path) -> None:
+    """Point a loaded config's global CMVN at the experiment's own copy, where it has one."""
+    if data_conf.cmvn_type == "global" and (exp_dir / CMVN_FILE).is_file():
+        data_conf.cmvn_stats = str(exp_dir / CMVN_FILE)
+
+
+def read_experiment_config(cls: Type[T], exp_dir: Path | str) -> T:
+    """The resolved config an experiment was trained with (``exp_dir/config.yaml``)."""
+    path = Path(exp_dir) / "config.yaml"
+    return from_dict(cls, read_yaml(path), source=str(path))
+
+
+def resolve_checkpoint(exp_dir: Path | str, checkpoint: Optional[Path | str], trainer_conf: Any) -> Path:
+    """``checkpoint`` as given (a path), or relative to ``exp_dir``; when not given, the averaged model the
+    trainer writes (``valid.<metric>.ave_<n>best.pt``), else the best epoch, else the last checkpoint."""
+    exp_dir = Path(exp_dir)
+    if checkpoint is not None and str(checkpoint):
+        for cand in (Path(checkpoint), exp_dir / checkpoint):
+            if cand.is_file():
+                return cand
+        raise FileNotFoundError(f"{checkpoint}: no such checkpoint (nor in {exp_dir})")
+    m = trainer_conf.best_metric
+    for pattern in (f"valid.{m}.ave_*best.pt", f"valid.{m}.best.pt", "checkpoint.pt"):
+        found = sorted(exp_dir.glob(pattern))
+        if found:
+            return found[-1]
+    raise FileNotFoundError(f"{exp_dir}: no trained model (valid.{m}.ave_<n>best.pt, valid.{m}.best.pt, "
+                            "checkpoint.pt)")
+
+
+def load_trained_model(model_section: Any, checkpoint: Path | str, device: str = "auto",
+                       **sizes: Any) -> nn.Module:
+    """Build the model a resolved ``model`` section describes (``sizes``: ``vocab_size`` or ``num_classes``)
+    and load ``checkpoint`` into it; returns it in eval mode on ``device``. Experiments written before the
+    sizes were recorded in ``config.yaml`` give ``input_dim`` through their checkpoint's buffer."""
+    state = dict(load_model_state(checkpoint))
+    legacy_dim = state.pop("input_dim", None)
+    input_dim = model_section.input_dim or (int(legacy_dim) if legacy_dim is not None else 0)
+    if not input_dim:
+        raise ConfigError(f"{checkpoint}: the experiment's config.yaml has no model.input_dim")
+    model = build_model(model_section.name, model_section.conf, input_dim=input_dim, **sizes)
+    model.load_state_dict(state)
+    return model.to(resolve_device(device)).eval()
+
+
+def train_model(
+    conf: Any,
+    exp: Experiment,
+    model: nn.Module,
+    train_ds: Any,
+    valid_ds: Any,
+    collate: Callable[[Sequence[Any]], Any],
+    stop_after_epoch: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Length-bucketed loaders over the two sets (``conf.data``: ``max_frames``, ``max_batch_size``,
+    ``num_workers``), a :class:`Trainer`, and the epochs; each epoch reseeds the batch order and the
+    training set's augmentation draws."""
+    d = conf.data
+    train_loader, sampler = bucketed_loader(train_ds, train_ds.lengths, collate, d.max_frames, d.max_batch_size,
+                                            True, conf.seed, exp.dist, d.num_workers)
+    valid_loader, _ = bucketed_loader(valid_ds, valid_ds.lengths, collate, d.max_frames, d.max_batch_size,
+                                      False, conf.seed, exp.dist, d.num_workers)
+    trainer = Trainer(model, exp.dir, conf.trainer, conf.optim, conf.scheduler, exp.dist, exp)
+
+    def set_epoch(epoch: int) -> None:
+        sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+
+    return trainer.run(train_loader, valid_loader, len(sampler), set_epoch, stop_after_epoch)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's weights are on."""
+    return next(model.parameters()).device

@@ -1,0 +1,221 @@
+"""The SER task: data, model and trainer wired together from a resolved config, and the trained model
+loaded back from its experiment directory (:func:`load_experiment`) for inference, k-NN interpolation
+and ensembles.
+
+A resolved SER ``config.yaml`` records ``model.input_dim`` and ``model.labels`` (the label list, in
+index order). A model fused with an ASR encoder (``model.conf.asr_exp_dir``) gets, when training
+starts, the ASR experiment's model section copied into ``model.conf.asr_model``, the ASR encoder's
+weights through ``trainer.init_param`` and its CMVN into the branch's buffers: the SER experiment
+then holds everything its inference needs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from speechser.config import ConfigError, check_ranges, load_config
+from speechser.data.augment import WaveformAugmentor
+from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.labels import read_label_list
+from speechser.data.loader import FeatsDataConfig, bucketed_loader
+from speechser.data.sampler import DistInfo
+from speechser.losses.classification import class_weights_from_counts
+from speechser.metrics.ser_decode import write_ser_decode
+from speechser.models.abs_model import AbsSERModel
+from speechser.models.registry import ModelSection, build_model, model_config_dict
+from speechser.tasks import asr as asr_task
+from speechser.tasks.common import (
+    check_input_dim,
+    copy_global_cmvn,
+    feature_dim,
+    load_trained_model,
+    model_device,
+    read_experiment_config,
+    resolve_checkpoint,
+    train_model,
+    use_experiment_cmvn,
+)
+from speechser.train.experiment import Experiment
+from speechser.train.trainer import OptimConfig, SchedulerConfig, TrainerConfig, start_experiment
+
+
+@dataclass
+class SERDataConfig(FeatsDataConfig):
+    #: Label list, one class per line in index order.
+    label_list: str = ""
+    label_file: str = "utt2emo"
+    cmvn_type: str = "speaker"
+    max_frames: int = 6000
+    max_batch_size: int = 32
+    crop_frames: int = 0
+    #: Weight classes by inverse frequency in the training set (power 0 = unweighted).
+    class_weight_power: float = 0.0
+    #: Also load each utterance's 16 kHz waveform (``wav.scp``) into the batch, for models that read audio.
+    load_audio: bool = False
+
+    def __post_init__(self) -> None:
+        check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)",
+                     crop_frames="[0, inf)", class_weight_power="[0, inf)")
+
+
+@dataclass
+class SERModelSection(ModelSection):
+    #: The classes in index order; empty in a YAML = read from ``data.label_list`` when training starts.
+    labels: List[str] = field(default_factory=list)
+
+
+@dataclass
+class SERTrainConfig:
+    seed: int = 0
+    data: SERDataConfig = field(default_factory=SERDataConfig)
+    model: SERModelSection = field(default_factory=lambda: SERModelSection(name="tdnn_ser"))
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def load_ser_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -> SERTrainConfig:
+    """Load and fully resolve a config: the model's own keys are checked and defaults filled in."""
+    conf = load_config(SERTrainConfig, path, overrides)
+    conf.model.conf = model_config_dict(conf.model.name, conf.model.conf)
+    for name in ("train_dir", "valid_dir", "label_list"):
+        if not getattr(conf.data, name):
+            raise ConfigError(f"config key 'data.{name}' is required")
+    return conf
+
+
+def resolve_model(conf: SERTrainConfig) -> None:
+    """Record in ``conf.model`` what the training data decide (``input_dim``, ``labels``) and, for a model
+    fused with an ASR encoder, the ASR experiment's model section (``model.conf.asr_model``) and the
+    ``trainer.init_param`` entry that loads its encoder. A value the config gives must agree."""
+    m = conf.model
+    dim = feature_dim(conf.data.train_dir)
+    if m.input_dim and m.input_dim != dim:
+        raise ConfigError(f"config key 'model.input_dim' is {m.input_dim}, but {conf.data.train_dir} has "
+                          f"features of dimension {dim}")
+    m.input_dim = dim
+    labels = read_label_list(conf.data.label_list)
+    if m.labels and list(m.labels) != labels:
+        raise ConfigError(f"config key 'model.labels' {m.labels} differs from {conf.data.label_list} {labels}")
+    m.labels = labels
+    asr_dir = m.conf.get("asr_exp_dir", "")
+    if asr_dir:
+        asr_conf = asr_task.read_asr_experiment_config(asr_dir)
+        ckpt = resolve_checkpoint(asr_dir, m.conf.get("asr_checkpoint") or None, asr_conf.trainer)
+        m.conf["asr_model"] = asr_task.asr_model_section(asr_dir, ckpt)
+        m.conf = model_config_dict(m.name, m.conf)
+        spec = f"{ckpt.resolve()}:encoder.:asr.encoder."
+        if spec not in conf.trainer.init_param:
+            conf.trainer.init_param = [*conf.trainer.init_param, spec]
+
+
+def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
+             augment: Optional[WaveformAugmentor] = None) -> FeatsLabelDataset:
+    """``augment`` only for the training set (validation, inference and k-NN data are never augmented)."""
+    return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
+                             conf.crop_frames if train else 0, load_audio=conf.load_audio,
+                             augment=augment if train else None)
+
+
+def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
+    """Train an SER model as ``conf`` says into ``exp_dir`` (resuming when it holds a checkpoint)."""
+    resolve_model(conf)
+    with start_experiment(conf, Path(exp_dir)) as exp:
+        return _train_ser(conf, exp, stop_after_epoch)
+
+
+def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional[int]) -> Dict[str, Any]:
+    copy_global_cmvn(conf.data, exp)
+    labels = conf.model.labels
+    augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
+    train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment)
+    valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False)
+    check_input_dim(conf.model.input_dim, train_ds[0]["feats"], conf.data.train_dir)
+    weights = None
+    if conf.data.class_weight_power > 0:
+        counts = Counter(train_ds.utt2label.values())
+        weights = class_weights_from_counts([counts.get(i, 0) for i in range(len(labels))],
+                                            conf.data.class_weight_power).tolist()
+    model = build_model(conf.model.name, conf.model.conf, input_dim=conf.model.input_dim, num_classes=len(labels),
+                        class_weights=weights)
+    asr_dir = conf.model.conf.get("asr_exp_dir", "")
+    if asr_dir:  # the encoder's weights come through trainer.init_param (resolve_model); its CMVN here
+        asr_conf = asr_task.read_asr_experiment_config(asr_dir)
+        model.asr.set_cmvn(*asr_task.experiment_cmvn(Path(asr_dir), asr_conf))
+    return train_model(conf, exp, model, train_ds, valid_ds, collate_feats_labels, stop_after_epoch)
+
+
+@dataclass
+class SERExperiment:
+    """A trained SER experiment: its resolved config, the model (eval mode), the label list."""
+
+    dir: Path
+    conf: SERTrainConfig
+    model: AbsSERModel
+    labels: List[str]
+    checkpoint: Path
+
+
+def load_experiment(exp_dir: Path | str, checkpoint: Optional[Path | str] = None, device: str = "auto"
+                    ) -> SERExperiment:
+    """Rebuild a trained SER model from ``exp_dir/config.yaml`` alone and load ``checkpoint`` (a path, or a
+    file name in ``exp_dir``; default: the trainer's averaged model, else its best)."""
+    exp_dir = Path(exp_dir)
+    conf = read_experiment_config(SERTrainConfig, exp_dir)
+    use_experiment_cmvn(conf.data, exp_dir)
+    labels = list(conf.model.labels) or read_label_list(conf.data.label_list)  # older experiments: the file
+    ckpt = resolve_checkpoint(exp_dir, checkpoint, conf.trainer)
+    model = load_trained_model(conf.model, ckpt, device, num_classes=len(labels))
+    assert isinstance(model, AbsSERModel)
+    return SERExperiment(exp_dir, conf, model, labels, ckpt)
+
+
+@dataclass
+class SEROutputs:
+    """Per-utterance outputs of an SER model, rows in ``keys`` order:
+    ``emb (N, E)`` utterance embeddings, ``post (N, C)`` posteriors, ``labels (N,)`` references."""
+
+    keys: List[str]
+    emb: torch.Tensor
+    post: torch.Tensor
+    labels: List[int]
+
+
+@torch.no_grad()
+def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
+    """Embeddings and posteriors of every utterance of ``data_dir`` (model in eval mode), sorted by key."""
+    model, d = ser.model, ser.conf.data
+    ds = _dataset(d, str(data_dir), ser.labels, train=False)
+    loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
+                                ser.conf.seed, DistInfo())
+    dev = model_device(model)
+    rows: Dict[str, tuple] = {}
+    for batch in tqdm(loader, desc=f"embed {Path(data_dir).name}", disable=None, leave=False):
+        batch = batch.to(dev)
+        emb = model.embed_batch(batch)
+        post = torch.softmax(model.classify(emb).float(), dim=-1)
+        for key, e, p, ref in zip(batch.keys, emb.float().cpu(), post.cpu(), batch.labels.tolist()):
+            rows[key] = (e, p, ref)
+    keys = sorted(rows)
+    return SEROutputs(keys, torch.stack([rows[k][0] for k in keys]), torch.stack([rows[k][1] for k in keys]),
+                      [rows[k][2] for k in keys])
+
+
+def infer_ser(
+    exp_dir: Path | str,
+    checkpoint: Optional[Path | str],
+    data_dir: Path | str,
+    out_dir: Path | str,
+    device: str = "auto",
+) -> Dict[str, float]:
+    """Write ``posteriors.tsv``, ``hyp``, ``ref`` and ``scores.json`` for ``data_dir`` into ``out_dir``
+    (:func:`speechser.metrics.ser_decode.write_ser_decode`); returns the scores."""
+    ser = load_experiment(exp_dir, checkpoint, device)
+    out = collect_ser_outputs(ser, data_dir)
+    return write_ser_decode(out_dir, out.keys, out.post, out.labels, ser.labels, {"checkpoint": str(checkpoint)})

@@ -1,0 +1,218 @@
+"""Recipes compose (ARCHITECTURE.md): the three templates, their setup.sh, the shared stage library
+utils/stage_lib.sh, and no inline Python in any shell script.
+
+The stage scripts run for real (bash) with stand-in console scripts that record their arguments, so
+the tests check what each stage calls and where its outputs go, in well under a second each."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_hostile_recipes import ROOT, TEMPLATES, make_recipe, run
+
+TEMPLATE_DIRS = {"asr1": "asr.sh", "ser1": "ser.sh", "asr_ser1": "asr_ser.sh"}
+LIB = ROOT / "utils/stage_lib.sh"
+# the steps the stage scripts share: only utils/stage_lib.sh runs these tools
+SHARED_TOOLS = ("speechser-format-audio", "utils/make_fbank.sh", "speechser-make-tokens", "speechser-train-asr",
+                "speechser-decode-asr", "speechser-score-asr", "speechser-filter-loop", "speechser-train-ser",
+                "speechser-infer-ser", "speechser-knn-ser", "speechser-report-filter-rounds", "local/data.sh")
+INLINE_PYTHON = re.compile(r"\bpython[0-9.]*\s+-[cm]?(\s|$)|\"\$\{?py\}?\"\s+-c\b|<<-?\s*['\"]?PY['\"]?\s*$", re.M)
+
+
+def shell_scripts():
+    """Every shell script of the project: utils/, the templates, the recipes and their local/ scripts."""
+    found = set(ROOT.glob("utils/*")) | set(ROOT.glob("egs/*/*/*.sh")) | set(ROOT.glob("egs/*/*/local/*.sh"))
+    return sorted(p for p in found if p.is_file() and p.read_bytes()[:2] in (b"#!", b"# "))
+
+
+# --- every template folder is complete, without copies ---------------------------------------------------
+
+@pytest.mark.parametrize("template", sorted(TEMPLATE_DIRS))
+def test_template_folder_has_stage_script_setup_path_cmd_db_and_conf(template: str):
+    t = ROOT / "egs/TEMPLATE" / template
+    for name in ("setup.sh", TEMPLATE_DIRS[template]):
+        assert (t / name).is_file() and (t / name).stat().st_mode & 0o111, name
+    for name in ("path.sh", "cmd.sh", "db.sh"):
+        assert (t / name).is_file(), name
+        # one implementation, linked from each template
+        assert (t / name).resolve() == (ROOT / "egs/TEMPLATE/common" / name).resolve(), name
+    assert sorted((t / "conf").glob("*.yaml")), "no default conf/"
+    for conf in (t / "conf").glob("*.yaml"):
+        assert conf.resolve().is_file(), f"{conf}: broken link"
+
+
+@pytest.mark.parametrize("template", ["ser1", "asr_ser1"])
+def test_knn_grid_is_a_config_file(template: str):
+    import yaml
+
+    for recipe in (ROOT / "egs/TEMPLATE" / template, ROOT / {"ser1": "egs/emodb/ser1",
+                                                              "asr_ser1": "egs/vlsp2025/asr_ser1"}[template]):
+        grid = yaml.safe_load((recipe / "conf/knn.yaml").read_text())
+        assert grid["betas"] == pytest.approx([i / 10 for i in range(11)])
+        assert grid["ks"] == [4, 8, 16, 32] and grid["temperatures"] == [0.05, 0.1, 0.2, 0.5, 1.0]
+        assert grid["backend"] == "torch"
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATE_DIRS))
+def test_setup_makes_a_working_recipe_skeleton(tmp_path: Path, template: str):
+    stage_script = TEMPLATE_DIRS[template]
+    rdir = tmp_path / "egs/mycorpus" / template
+    setup = ROOT / "egs/TEMPLATE" / template / "setup.sh"
+    proc = run([setup, rdir], cwd=tmp_path, check=True)
+    assert "created" in proc.stdout
+    assert (rdir / stage_script).is_symlink() and (rdir / stage_script).resolve() == ROOT / "egs/TEMPLATE" / \
+        template / stage_script
+    assert (rdir / "utils").is_symlink() and (rdir / "utils").resolve() == ROOT / "utils"
+    for name in ("path.sh", "cmd.sh", "db.sh"):  # the recipe's own copies, to edit
+        assert (rdir / name).is_file() and not (rdir / name).is_symlink(), name
+    confs = sorted(p.name for p in (ROOT / "egs/TEMPLATE" / template / "conf").iterdir())
+    assert sorted(p.name for p in (rdir / "conf").iterdir()) == confs
+    assert not any(p.is_symlink() for p in (rdir / "conf").iterdir())
+    for name in ("run.sh", "local/data.sh"):
+        assert (rdir / name).stat().st_mode & 0o111, name
+        subprocess.run(["bash", "-n", str(rdir / name)], check=True)
+    # run.sh reaches the stage script (its help), and stage 1 runs the skeleton's local/data.sh
+    proc = run(["./run.sh", "--help"], cwd=rdir, check=True)
+    assert f"\nUsage: ./{stage_script} " in proc.stdout, proc.stdout
+    proc = run(["./run.sh", "--stage", "1", "--stop_stage", "1"], cwd=rdir)
+    assert proc.returncode != 0 and "fill in the corpus-specific preparation" in proc.stderr
+    # never over an existing recipe; no directory: the usage
+    again = run([setup, rdir], cwd=tmp_path)
+    assert again.returncode != 0 and "not overwriting" in again.stderr
+    usage = run([setup], cwd=tmp_path)
+    assert usage.returncode != 0 and f"{template}/setup.sh egs/<corpus>/<task>" in usage.stderr
+
+
+# --- no inline Python; the steps live in one library --------------------------------------------------------
+
+def test_no_shell_script_holds_inline_python():
+    scripts = shell_scripts()
+    assert len(scripts) >= 20
+    offenders = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}" for p in scripts
+                 for m in [INLINE_PYTHON.search(p.read_text())] if m]
+    assert not offenders, offenders
+
+
+def test_inline_python_pattern_catches_the_forms():
+    for text in ("python3 - a b <<'PY'\n", "x=$(python3 -c \"print(1)\")", "python -c 'import x'",
+                 'exec "${py}" -c \'import sys\'', "cat <<PY\n"):
+        assert INLINE_PYTHON.search(text), text
+    for text in ("python3 local/prepare_an4.py data", "speechser-train-asr --config x"):
+        assert not INLINE_PYTHON.search(text), text
+
+
+def test_stage_scripts_call_the_shared_steps_not_copies():
+    lib = LIB.read_text()
+    for tool in SHARED_TOOLS:
+        assert tool in lib, tool
+    for name, path in TEMPLATES.items():
+        text = re.sub(r"(^|\s)#.*$", "", path.read_text(), flags=re.M)  # code only, not the comments
+        assert ". utils/stage_lib.sh" in text, name
+        for tool in SHARED_TOOLS:
+            assert tool not in text, f"{name}.sh runs {tool} itself instead of calling utils/stage_lib.sh"
+    joint = TEMPLATES["asr_ser"].read_text()
+    for step in ("prepare_data", "format_audio", "make_features", "make_tokens", "train_asr", "filter_loop",
+                 "train_ser", "infer_ser", "knn_ser", "decode_asr", "score_asr", "report_filter_rounds"):
+        assert re.search(rf"^\s+{step} ", joint, re.M), step
+    # and defines none of the library's functions again
+    lib_functions = set(re.findall(r"^([a-z_]+)\(\) *\{", lib, re.M))
+    assert not lib_functions & set(re.findall(r"^([a-z_]+)\(\) *\{", joint, re.M))
+
+
+# --- what the composed stages run (stand-in console scripts) ------------------------------------------------
+
+RECORD = 'printf "%q " "$(basename "$0")" "$@" >> "${PWD}/calls.txt"; echo >> "${PWD}/calls.txt"\n'
+OPT = 'opt() { local k=$1; shift; while [ $# -gt 0 ]; do [ "$1" = "$k" ] && { echo "$2"; return; }; shift; done; }\n'
+FAKES = {
+    "speechser-make-tokens": RECORD,
+    "speechser-train-asr": RECORD + OPT + 'e=$(opt --exp-dir "$@"); mkdir -p "$e"; touch "$e/valid.acc.ave_5best.pt"\n',
+    "speechser-filter-loop": RECORD + OPT + 'o=$(opt --out-dir "$@"); mkdir -p "$o/round1/asr"\n'
+                             'printf "round\\tkept\\n0\\t3\\n1\\t2\\n" > "$o/rounds.tsv"\n'
+                             'echo "$o/round1/asr $o/round1/asr/valid.acc.ave_5best.pt" > "$o/final_asr"\n',
+    "speechser-train-ser": RECORD,
+    "speechser-infer-ser": RECORD + OPT + 'o=$(opt --out-dir "$@"); mkdir -p "$o"; echo "u1 neu" > "$o/hyp"\n',
+    "speechser-knn-ser": RECORD,
+    "speechser-decode-asr": RECORD,
+    "speechser-score-challenge": RECORD,
+    "speechser-score-asr": RECORD,
+    "speechser-report-filter-rounds": RECORD,
+}
+
+
+def calls(r: Path, tool: str) -> list:
+    return [shlex.split(ln)[1:] for ln in (r / "calls.txt").read_text().splitlines() if ln.startswith(tool + " ")]
+
+
+def opt(args: list, name: str):
+    return [args[i + 1] for i, a in enumerate(args) if a == name]
+
+
+def test_asr_ser_stages_compose_with_exp_tag_layout_and_test_sets(tmp_path: Path):
+    r = make_recipe(tmp_path, FAKES)
+    (r / "conf").mkdir()
+    (r / "conf/knn.yaml").write_text("ks: [4]\n")
+    proc = run(["bash", "asr_ser.sh", "--stage", "4", "--test_sets", "test1 test2", "--asr_config", "conf/asr.yaml",
+                "--ser_config", "conf/ser.yaml", "--bestrq_config", "conf/bestrq.yaml", "--knn_backend", "faiss",
+                "--knn_args", "--ks [4,8]"], cwd=r)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for stage in range(4, 12):
+        assert f"Stage {stage}:" in proc.stdout, stage
+    bestrq, asr = [opt(c, "--exp-dir") for c in calls(r, "speechser-train-asr")]
+    assert bestrq == ["exp/bestrq"] and asr == ["exp/asr_char"]
+    asr_call = calls(r, "speechser-train-asr")[1]
+    assert "[exp/bestrq/valid.acc.ave_5best.pt:encoder.]" in asr_call
+    assert opt(asr_call, "--data.token_list") == ["data/token_list/char/tokens.txt"]
+    (loop,) = calls(r, "speechser-filter-loop")
+    assert opt(loop, "--out-dir") == ["exp/asr_char/filter"]
+    assert opt(loop, "--test-dir") == ["dump/fbank/test1", "dump/fbank/test2"]
+    (ser,) = calls(r, "speechser-train-ser")
+    assert opt(ser, "--exp-dir") == ["exp/ser"] and opt(ser, "--model.conf.asr_exp_dir") == ["exp/asr_char/filter/round1/asr"]
+    assert [opt(c, "--out-dir") for c in calls(r, "speechser-infer-ser")] == [["exp/ser/decode_test1"],
+                                                                            ["exp/ser/decode_test2"]]
+    (knn,) = calls(r, "speechser-knn-ser")
+    assert opt(knn, "--config") == ["conf/knn.yaml"] and opt(knn, "--backend") == ["faiss"]
+    assert knn[-2:] == ["--ks", "[4,8]"]  # the overrides come last
+    assert opt(knn, "--test-dir") == ["dump/fbank/test1", "dump/fbank/test2"] and opt(knn, "--out-dir") == ["exp/ser/knn"]
+    assert [opt(c, "--out-dir") for c in calls(r, "speechser-decode-asr")] == [
+        ["exp/asr_char/filter/round1/asr/decode_ctc_greedy_test1"], ["exp/asr_char/filter/round1/asr/decode_ctc_greedy_test2"]]
+    tags = [opt(c, "--tag")[0] for c in calls(r, "speechser-score-challenge")]
+    assert tags == ["challenge-ser-test1", "challenge-ser+knn-test1", "challenge-ser-test2", "challenge-ser+knn-test2"]
+    (rounds,) = calls(r, "speechser-report-filter-rounds")
+    assert rounds[0] == "exp/asr_char/filter/rounds.tsv" and opt(rounds, "--title") == ["data filter loop (conf/filter.yaml)"]
+    (score,) = calls(r, "speechser-score-asr")
+    assert opt(score, "--tag") == ["asr"] and score[-1] == "exp/asr_char/filter/round1/asr/decode_ctc_greedy_test2"
+
+
+def test_ser_knn_uses_the_grid_config_and_fails_early_without_it(tmp_path: Path):
+    r = make_recipe(tmp_path, FAKES)
+    (r / "data/loso/fold1/test").mkdir(parents=True)
+    args = ["bash", "ser.sh", "--stage", "6", "--stop_stage", "6", "--train_config", "conf/train.yaml", "--knn", "true"]
+    proc = run(args, cwd=r)
+    assert proc.returncode == 1 and "--knn_config conf/knn.yaml: no such file" in proc.stdout + proc.stderr
+    assert not (r / "calls.txt").exists()
+    (r / "conf").mkdir()
+    (r / "conf/knn.yaml").write_text("ks: [4]\n")
+    proc = run(args + ["--knn_args", "--temperatures [0.1]"], cwd=r)
+    # the stand-in k-NN writes nothing, so the stage fails after the jobs, naming the fold
+    assert "k-NN decoding failed for fold 1" in proc.stdout + proc.stderr
+    (knn,) = calls(r, "speechser-knn-ser")
+    assert opt(knn, "--config") == ["conf/knn.yaml"] and opt(knn, "--backend") == []
+    assert opt(knn, "--out-dir") == ["exp/train/loso/fold1/knn"] and knn[-2:] == ["--temperatures", "[0.1]"]
+
+
+def test_asr_filter_stage_writes_its_rounds_section_with_the_console_script(tmp_path: Path):
+    r = make_recipe(tmp_path, FAKES)
+    proc = run(["bash", "asr.sh", "--stage", "9", "--train_set", "tr", "--valid_set", "dv", "--test_sets", "t1",
+                "--filter_config", "conf/filter.yaml", "--filter_args", "--max_rounds 1"], cwd=r)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (loop,) = calls(r, "speechser-filter-loop")
+    assert opt(loop, "--asr-exp") == ["exp/train_char"] and loop[-2:] == ["--max_rounds", "1"]
+    assert "--checkpoint_name" not in loop  # asr.sh leaves it to the filter config
+    (rounds,) = calls(r, "speechser-report-filter-rounds")
+    assert rounds[0] == "exp/train_char/filter/rounds.tsv" and opt(rounds, "--header") == [f"# RESULTS: {tmp_path.name}/recipe"]
+    assert opt(rounds, "--command")[0].startswith("asr.sh --stage 9") and opt(rounds, "--wall-time")[0].isdigit()

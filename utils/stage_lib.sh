@@ -1,0 +1,180 @@
+# The steps the recipe stage scripts share (egs/TEMPLATE/{asr1/asr.sh, ser1/ser.sh, asr_ser1/asr_ser.sh}),
+# one bash function per step. Source it after utils/parse_options.sh:  . utils/stage_lib.sh
+# Each stage script keeps its own numbered, guarded stages and calls these; nothing here runs on sourcing.
+#
+# The functions read the stage scripts' common options as globals: nj, dumpdir, fs, min_duration,
+# num_mel_bins, beam_size, local_data_opts, knn_config, knn_backend, knn_args, results_md, cmdline,
+# and cmd.sh's feats_cmd, train_cmd, infer_cmd. Everything step-specific is an argument.
+# Layout: data/<set> -> ${dumpdir}/raw/<set> -> ${dumpdir}/fbank/<set>; experiments under exp/<tag>.
+
+# recipe_name: "<corpus>/<task>" of the recipe directory (the RESULTS.md header names it)
+recipe_name() { echo "$(basename "$(dirname "${PWD}")")/$(basename "${PWD}")"; }
+results_header() { echo "# RESULTS: $(recipe_name)"; }
+
+# default_tag <config> [<suffix>]: an experiment tag from a config's file name (conf/train.yaml char -> train_char)
+default_tag() { echo "$(basename "$1" .yaml)${2:+_$2}"; }
+
+# prepare_data "<validate_data_dir.sh options>" <set>...: local/data.sh ${local_data_opts}, then each data/<set> validated
+prepare_data() {
+    local opts=$1 s; shift
+    local/data.sh ${local_data_opts}
+    for s in "$@"; do utils/validate_data_dir.sh ${opts} "data/${s}"; done
+}
+
+# format_audio <set>...: data/<set> -> ${dumpdir}/raw/<set>, resampled to ${fs} Hz; empty utterances and
+# those shorter than ${min_duration} s are dropped (logged and counted)
+format_audio() {
+    local s
+    for s in "$@"; do
+        speechser-format-audio "data/${s}" "${dumpdir}/raw/${s}" --audio-dir "${dumpdir}/raw/${s}/wav" \
+            --rate "${fs}" --min-duration "${min_duration}"
+    done
+}
+
+# make_features <cmvn_set> <set>...: ${num_mel_bins}-bin fbank of ${dumpdir}/raw/<set> over ${nj} jobs
+# -> ${dumpdir}/fbank/<set>; global CMVN statistics of <cmvn_set> -> ${dumpdir}/fbank/<cmvn_set>/cmvn.ark
+make_features() {
+    local cmvn_set=$1 s; shift
+    for s in "$@"; do
+        utils/make_fbank.sh --nj "${nj}" --cmd "${feats_cmd}" --num_mel_bins "${num_mel_bins}" \
+            "${dumpdir}/raw/${s}" "${dumpdir}/fbank/${s}"
+    done
+    speechser-compute-cmvn "${dumpdir}/fbank/${cmvn_set}"
+}
+
+# make_tokens <set> <token_type> <nbpe>: the token list (char) or sentencepiece model (bpe, unigram)
+# of ${dumpdir}/raw/<set>/text -> data/token_list/<token_type>
+make_tokens() {
+    speechser-make-tokens "${dumpdir}/raw/$1/text" "data/token_list/$2" --token-type "$2" --vocab-size "$3"
+}
+
+# token_args <token_type>: the speechser-train-asr options naming the tokens make_tokens wrote
+token_args() {
+    if [ "$1" = char ]; then
+        echo "--data.token_type char --data.token_list data/token_list/char/tokens.txt"
+    else
+        echo "--data.token_type sentencepiece --data.bpe_model data/token_list/$1/bpe.model"
+    fi
+}
+
+# train_asr <exp> <config> <train_set> <valid_set> [speechser-train-asr options...]: ASR (or BEST-RQ)
+# training on ${dumpdir}/fbank with the training set's global CMVN -> <exp>, log <exp>/logs/train.log,
+# wall time in seconds <exp>/logs/train.elapsed
+train_asr() {
+    local exp=$1 config=$2 train=${dumpdir}/fbank/$3 valid=${dumpdir}/fbank/$4 start=${SECONDS}
+    shift 4
+    mkdir -p "${exp}/logs"
+    ${train_cmd} --num-threads "${nj}" "${exp}/logs/train.log" \
+        speechser-train-asr --config "${config}" --exp-dir "${exp}" \
+        --data.train_dir "${train}" --data.valid_dir "${valid}" \
+        --data.cmvn_type global --data.cmvn_stats "${train}/cmvn.ark" "$@"
+    echo "$((SECONDS - start))" > "${exp}/logs/train.elapsed"
+}
+
+# decode_asr <exp> <checkpoint> "<decoders>" <set>...: every decoder on ${dumpdir}/fbank/<set>
+# -> <exp>/decode_<decoder>_<set> (log <exp>/logs/decode_<decoder>_<set>.log), beam ${beam_size}
+decode_asr() {
+    local exp=$1 ckpt=$2 decoders=$3 dec s
+    shift 3
+    mkdir -p "${exp}/logs"
+    for dec in ${decoders}; do
+        for s in "$@"; do
+            ${infer_cmd} --num-threads "${nj}" "${exp}/logs/decode_${dec}_${s}.log" \
+                speechser-decode-asr --exp-dir "${exp}" --checkpoint "${ckpt}" \
+                --data-dir "${dumpdir}/fbank/${s}" --out-dir "${exp}/decode_${dec}_${s}" \
+                --decoder "${dec}" --beam "${beam_size}"
+        done
+    done
+}
+
+# decode_dirs <exp> "<decoders>" <set>...: the directories decode_asr writes, one a line
+decode_dirs() {
+    local exp=$1 decoders=$2 dec s
+    shift 2
+    for dec in ${decoders}; do for s in "$@"; do echo "${exp}/decode_${dec}_${s}"; done; done
+}
+
+# score_asr <tag> <title> <notes> <decode_dir>...: WER/CER tables -> section <tag> of ${results_md}
+score_asr() {
+    local tag=$1 title=$2 notes=$3
+    shift 3
+    speechser-score-asr --results-md "${results_md}" --tag "${tag}" --title "${title}" --command "${cmdline}" \
+        --notes "${notes}" --header "$(results_header)" "$@"
+}
+
+# filter_loop <asr_exp> <checkpoint> <config> <train_set> <valid_set> "<test_sets>" [speechser-filter-loop options...]:
+# the data filter loop from <asr_exp>/<checkpoint> -> <asr_exp>/filter (round<r>/, rounds.tsv, final_asr);
+# its wall time and command line are kept in <asr_exp>/filter/logs for report_filter_rounds
+filter_loop() {
+    local exp=$1 ckpt=$2 config=$3 train=$4 valid=$5 tests=$6 start=${SECONDS} s
+    shift 6
+    local out=${exp}/filter test_args=()
+    for s in ${tests}; do test_args+=(--test-dir "${dumpdir}/fbank/${s}"); done
+    mkdir -p "${out}/logs"
+    ${train_cmd} --num-threads "${nj}" "${out}/logs/filter_loop.log" \
+        speechser-filter-loop --config "${config}" --asr-exp "${exp}" --checkpoint "${ckpt}" \
+        --train-dir "${dumpdir}/fbank/${train}" --valid-dir "${dumpdir}/fbank/${valid}" "${test_args[@]}" \
+        --out-dir "${out}" "$@"
+    echo "$((SECONDS - start))" > "${out}/logs/filter_loop.elapsed"
+    echo "${cmdline}" > "${out}/logs/filter_loop.command"
+}
+
+# final_asr <asr_exp> <checkpoint> [<filter_config>]: "<experiment> <checkpoint>" of the ASR model later
+# stages use: the filter loop's last retrained round (with a filter config and a finished loop), else the input
+final_asr() {
+    if [ -n "${3:-}" ] && [ -f "$1/filter/final_asr" ]; then
+        cat "$1/filter/final_asr"
+    else
+        echo "$1 $1/$2"
+    fi
+}
+
+# report_filter_rounds <asr_exp> <filter_config>: <asr_exp>/filter/rounds.tsv -> section filter-rounds of ${results_md}
+report_filter_rounds() {
+    local out=$1/filter
+    speechser-report-filter-rounds "${out}/rounds.tsv" --results-md "${results_md}" --header "$(results_header)" \
+        --title "data filter loop ($2)" --command "$(cat "${out}/logs/filter_loop.command" 2>/dev/null || echo "${cmdline}")" \
+        --wall-time "$(cat "${out}/logs/filter_loop.elapsed" 2>/dev/null || echo "")"
+}
+
+# train_ser <log> <threads> <exp> <config> <train_dir> <valid_dir> <label_list> [speechser-train-ser options...]
+train_ser() {
+    local log=$1 threads=$2 exp=$3 config=$4 train=$5 valid=$6 labels=$7
+    shift 7
+    mkdir -p "$(dirname "${log}")"
+    ${train_cmd} --num-threads "${threads}" "${log}" \
+        speechser-train-ser --config "${config}" --exp-dir "${exp}" \
+        --data.train_dir "${train}" --data.valid_dir "${valid}" --data.label_list "${labels}" "$@"
+}
+
+# infer_ser <log> <threads> <exp> <checkpoint> <data_dir> <out_dir>: posteriors, hyp, ref, scores.json -> <out_dir>
+infer_ser() {
+    mkdir -p "$(dirname "$1")"
+    ${infer_cmd} --num-threads "$2" "$1" \
+        speechser-infer-ser --exp-dir "$3" --checkpoint "$4" --data-dir "$5" --out-dir "$6"
+}
+
+# check_knn_config: an error (exit 1) when ${knn_config} is given and is not a file; an empty one
+# leaves speechser-knn-ser's built-in grid
+check_knn_config() {
+    [ -z "${knn_config}" ] || [ -f "${knn_config}" ] || { log "Error: --knn_config ${knn_config}: no such file"; exit 1; }
+}
+
+# knn_ser <log> <threads> <exp> <checkpoint> <train_dir> <valid_dir> <out_dir> <test_dir>...: k-NN interpolated
+# SER decoding (datastore train + valid; beta, k, temperature tuned on valid) -> <out_dir>/<test>/.
+# The grid is ${knn_config} (YAML: betas, ks, temperatures, backend); --knn_backend, when given, overrides
+# its backend, and ${knn_args} (e.g. "--ks [4,8] --betas [0.0,0.5]": split at spaces, so none inside a
+# value) any key, last.
+knn_ser() {
+    local log=$1 threads=$2 exp=$3 ckpt=$4 train=$5 valid=$6 out=$7 t
+    shift 7
+    local opts=() tests=()
+    check_knn_config
+    [ -z "${knn_config}" ] || opts+=(--config "${knn_config}")
+    [ -z "${knn_backend}" ] || opts+=(--backend "${knn_backend}")
+    for t in "$@"; do tests+=(--test-dir "${t}"); done
+    mkdir -p "$(dirname "${log}")"
+    ${infer_cmd} --num-threads "${threads}" "${log}" \
+        speechser-knn-ser --exp-dir "${exp}" --checkpoint "${ckpt}" --train-dir "${train}" --valid-dir "${valid}" \
+        "${tests[@]}" --out-dir "${out}" "${opts[@]}" ${knn_args}
+}
