@@ -24,7 +24,7 @@ from speechser.config import ConfigError, from_dict, read_yaml
 from speechser.data.loader import bucketed_loader
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.models.registry import build_model
-from speechser.train.checkpoint import load_model_state
+from speechser.train.checkpoint import CheckpointError, load_model_state
 from speechser.train.experiment import Experiment
 from speechser.train.trainer import Trainer, resolve_device
 
@@ -97,13 +97,13 @@ def resolve_checkpoint(exp_dir: Path | str, checkpoint: Optional[Path | str], tr
         for cand in (Path(checkpoint), exp_dir / checkpoint):
             if cand.is_file():
                 return cand
-        raise FileNotFoundError(f"{checkpoint}: no such checkpoint (nor in {exp_dir})")
+        raise CheckpointError(f"{checkpoint}: no such checkpoint (nor in {exp_dir})")
     m = trainer_conf.best_metric
     for pattern in (f"valid.{m}.ave_*best.pt", f"valid.{m}.best.pt", "checkpoint.pt"):
         found = sorted(exp_dir.glob(pattern))
         if found:
             return found[-1]
-    raise FileNotFoundError(f"{exp_dir}: no trained model (valid.{m}.ave_<n>best.pt, valid.{m}.best.pt, "
+    raise CheckpointError(f"{exp_dir}: no trained model (valid.{m}.ave_<n>best.pt, valid.{m}.best.pt, "
                             "checkpoint.pt)")
 
 

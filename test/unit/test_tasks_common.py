@@ -8,6 +8,7 @@ import pytest
 from speechser.config import ConfigError, read_yaml
 from speechser.io.datadir import DataDirError
 from speechser.tasks.common import feature_dim, resolve_checkpoint
+from speechser.train.checkpoint import CheckpointError
 from speechser.train.trainer import TrainerConfig
 
 
@@ -23,13 +24,13 @@ def test_feature_dim_reads_the_first_matrix_and_names_a_bad_archive(make_feats_d
 
 def test_resolve_checkpoint_prefers_the_average_then_the_best_then_the_last(tmp_path: Path):
     conf = TrainerConfig(best_metric="ua")
-    with pytest.raises(FileNotFoundError, match="no trained model"):
+    with pytest.raises(CheckpointError, match="no trained model"):
         resolve_checkpoint(tmp_path, None, conf)
     for name in ("checkpoint.pt", "valid.ua.best.pt", "valid.ua.ave_5best.pt"):
         (tmp_path / name).write_bytes(b"")
         assert resolve_checkpoint(tmp_path, None, conf).name == name
     assert resolve_checkpoint(tmp_path, "valid.ua.best.pt", conf) == tmp_path / "valid.ua.best.pt"
-    with pytest.raises(FileNotFoundError, match="nope.pt"):
+    with pytest.raises(CheckpointError, match="nope.pt"):
         resolve_checkpoint(tmp_path, "nope.pt", conf)
 
 
