@@ -34,9 +34,9 @@ for dec in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam"):
 def clean(path: str, text: str) -> str:
     if path.endswith("train_stats.tsv"):
         return "\n".join("\t".join(line.split("\t")[:-1]) for line in text.splitlines())
-    if path.endswith("train.log"):  # the epoch summaries, without their times
+    if path.endswith("train.log"):  # the epoch summaries and the per-batch loss lines, without their times
         return "\n".join(re.sub(r" \| [0-9.]+s$", "", line.split("INFO: ", 1)[1]) for line in text.splitlines()
-                         if re.search(r"INFO: epoch \d+:", line))
+                         if re.search(r"INFO: epoch \d+( \d+/\d+)?:", line))
     if path.endswith(".json"):
         d = json.loads(text)
         for k in ("checkpoint",):
