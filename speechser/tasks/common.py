@@ -32,6 +32,8 @@ T = TypeVar("T")
 
 #: Where an experiment keeps its copy of the global CMVN statistics (``data.cmvn_type: global``).
 CMVN_FILE = "cmvn.ark"
+#: Weight names of SER checkpoints written before the shared head (issue 11) -> their names now.
+LEGACY_SER_HEAD = ("pool.", "embed.", "classifier.")
 
 
 def feature_dim(data_dir: Path | str) -> int:
@@ -111,13 +113,16 @@ def load_trained_model(model_section: Any, checkpoint: Path | str, device: str =
                        **sizes: Any) -> nn.Module:
     """Build the model a resolved ``model`` section describes (``sizes``: ``vocab_size`` or ``num_classes``)
     and load ``checkpoint`` into it; returns it in eval mode on ``device``. Experiments written before the
-    sizes were recorded in ``config.yaml`` give ``input_dim`` through their checkpoint's buffer."""
+    sizes were recorded in ``config.yaml`` give ``input_dim`` through their checkpoint's buffer, and their
+    SER head's weights under the names before the shared head (``pool.*`` for ``head.pool.*``...)."""
     state = dict(load_model_state(checkpoint))
     legacy_dim = state.pop("input_dim", None)
     input_dim = model_section.input_dim or (int(legacy_dim) if legacy_dim is not None else 0)
     if not input_dim:
         raise ConfigError(f"{checkpoint}: the experiment's config.yaml has no model.input_dim")
     model = build_model(model_section.name, model_section.conf, input_dim=input_dim, **sizes)
+    if hasattr(model, "head") and not any(k.startswith("head.") for k in state):
+        state = {("head." + k if k.startswith(LEGACY_SER_HEAD) else k): v for k, v in state.items()}
     model.load_state_dict(state)
     return model.to(resolve_device(device)).eval()
 

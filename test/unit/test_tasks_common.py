@@ -89,3 +89,33 @@ def test_asr_experiment_carries_its_tokens_and_cmvn(make_feats_dir, tmp_path: Pa
     assert asr.tokenizer.vocab_size == saved["vocab_size"]
     assert Path(asr.conf.data.token_list) == exp / "tokens/tokens.txt"
     assert Path(asr.conf.data.cmvn_stats) == exp / "cmvn.ark"
+
+
+def test_an_experiment_from_before_the_restructuring_still_loads(make_feats_dir, tmp_path: Path, train_seed):
+    """Issue 11 moved the SER head's weights (``pool.*`` -> ``head.pool.*``) and the sizes from buffers into
+    config.yaml: an older experiment (an ``input_dim`` buffer, old names, no sizes in its config) loads,
+    with the same outputs."""
+    import torch
+
+    from speechser.config import dump_config
+    from speechser.tasks.ser import infer_ser, load_experiment, load_ser_config, train_ser
+    from speechser.train.checkpoint import load_model_state, save_atomic
+
+    d = make_feats_dir()
+    exp = tmp_path / "exp"
+    train_ser(load_ser_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        "--data.max_frames", "300", "--model.conf.channels", "16", "--model.conf.embed_dim", "8",
+        "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+        "--seed", str(train_seed)]), exp)
+    want = infer_ser(exp, None, d, tmp_path / "new")
+    old = tmp_path / "old"
+    old.mkdir()
+    state = load_model_state(exp / "valid.ua.ave_1best.pt")
+    save_atomic({**{k.replace("head.", "", 1): v for k, v in state.items()}, "input_dim": torch.tensor(40)},
+                old / "valid.ua.ave_1best.pt")
+    conf = load_experiment(exp).conf
+    conf.model.input_dim, conf.model.labels = 0, []
+    dump_config(conf, old / "config.yaml")
+    assert infer_ser(old, None, d, tmp_path / "old_decode") == want
+    assert (tmp_path / "old_decode/posteriors.tsv").read_text() == (tmp_path / "new/posteriors.tsv").read_text()
