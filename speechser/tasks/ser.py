@@ -170,6 +170,9 @@ def load_experiment(exp_dir: Path | str, checkpoint: Optional[Path | str] = None
     conf = read_experiment_config(SERTrainConfig, exp_dir)
     use_experiment_cmvn(conf.data, exp_dir)
     labels = list(conf.model.labels) or read_label_list(conf.data.label_list)  # older experiments: the file
+    m = conf.model.conf
+    if m.get("asr_exp_dir") and not m.get("asr_model"):  # a fused experiment from before issue 11
+        m["asr_model"] = asr_task.asr_model_section(m["asr_exp_dir"], m.get("asr_checkpoint") or None)
     ckpt = resolve_checkpoint(exp_dir, checkpoint, conf.trainer)
     model = load_trained_model(conf.model, ckpt, device, num_classes=len(labels))
     assert isinstance(model, AbsSERModel)

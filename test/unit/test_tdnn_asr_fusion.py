@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from speechser.config import read_yaml
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
@@ -121,6 +122,11 @@ def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path, trai
     finally:
         moved.rename(exp)
     assert again == scores
+    # A fused experiment from before issue 11 (no asr_model in its config) reads the ASR experiment's instead.
+    old = read_yaml(ser_exp / "config.yaml")
+    del old["model"]["conf"]["asr_model"]
+    (ser_exp / "config.yaml").write_text(yaml.safe_dump(old))
+    assert infer_ser(ser_exp, ser_exp / "valid.ua.ave_1best.pt", d, tmp_path / "decode3") == scores
     assert (tmp_path / "decode2/posteriors.tsv").read_text() == (tmp_path / "decode/posteriors.tsv").read_text()
     with pytest.raises(ValueError, match="load_audio"):
         bad = load_ser_config(None, [a for a in args if a not in ("--data.load_audio", "true")])
