@@ -40,3 +40,9 @@ class AttentiveStatsPooling(nn.Module):
         w = torch.softmax(scores, dim=1)
         mean, std = self._stats(x, w)
         return torch.cat([mean, std], dim=-1)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid frames: ``x (B, T, D)``, ``mask (B, T)`` (True = valid) -> ``(B, D)``."""
+    m = mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
