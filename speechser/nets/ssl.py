@@ -8,8 +8,10 @@ samples -> frames ``(B, T, D)`` with ``frame_lengths (B,)`` (20 ms frames for
 all five families).
 
 The representation is one hidden state (``layer``: 0 is the input to the
-first transformer layer, ``L`` the last layer's output, ``-1`` the last) or a
-learned softmax-weighted sum of all ``L + 1`` (``weighted_sum``). With a fixed
+first transformer layer, ``L`` the last layer's output, ``-1`` the last), a
+learned softmax-weighted sum of all ``L + 1`` (``weighted_sum``), or the last
+layer plus a learned residual of the first ``L − 1`` (``ari``, paper 002's
+Augmented Residual Integration, :mod:`speechser.nets.ari`). With a fixed
 ``layer < L`` the layers above it are dropped at load time (they cannot
 contribute), which saves their compute and memory: ``layer: 9`` of wav2vec 2.0
 base (the VLSP 2025 system's SER features) runs 9 of its 12 layers and returns
@@ -37,6 +39,8 @@ class SSLConfig:
     #: Hidden state to use (0 = input of layer 1, -1 = last); ignored with ``weighted_sum``.
     layer: int = -1
     weighted_sum: bool = False
+    #: Augmented Residual Integration: ``h_L + Σ_{l<L} w_l h_l`` (paper 002); excludes ``weighted_sum``.
+    ari: bool = False
     freeze_feature_extractor: bool = True
     #: Freeze the first N transformer layers (and, when N > 0, the positional/input embeddings too).
     freeze_layers: int = 0
@@ -95,7 +99,14 @@ class SSLEncoder(nn.Module):
         else:
             raise ValueError("ssl.normalize_waveform must be auto, true or false")
 
-        if conf.weighted_sum:
+        if conf.weighted_sum and conf.ari:
+            raise ValueError("ssl.weighted_sum and ssl.ari are two ways of combining the layers: choose one")
+        if conf.ari:
+            from speechser.nets.ari import AugmentedResidualIntegration
+
+            self.ari = AugmentedResidualIntegration(self.num_layers)
+            self.layer = self.num_layers
+        elif conf.weighted_sum:
             self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1))
             self.layer = self.num_layers
         else:
@@ -164,7 +175,9 @@ class SSLEncoder(nn.Module):
             kwargs = {"attention_mask": mask.long()} if self.use_attention_mask else {}
             out = self.model(x, output_hidden_states=True, **kwargs)
         hidden = out.hidden_states
-        if self.conf.weighted_sum:
+        if self.conf.ari:
+            feats = self.ari(hidden)
+        elif self.conf.weighted_sum:
             w = torch.softmax(self.layer_weights, dim=0)
             feats = sum(w[i] * hidden[i] for i in range(len(hidden)))
         else:

@@ -13,7 +13,7 @@ def test_the_temporal_gate_differs_per_time_step_and_equals_the_pooled_gate_on_a
     temporal, pooled = TemporalGatedFusion(6), PooledGatedFusion(6)
     pooled.load_state_dict(temporal.state_dict())  # the same f
     s, c = torch.randn(2, 5, 6), torch.randn(2, 5, 6)
-    g = temporal.gate(s, c)  # (B, T, D)
+    g = temporal.gate(s, c).detach()  # (B, T, D)
     assert g.shape == (2, 5, 6) and float((g - g[:, :1]).abs().max()) > 1e-3  # a gate per step
     assert float(g.min()) >= 0 and float(g.max()) <= 1
     out = temporal(s, c)
