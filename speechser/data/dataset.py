@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from speechser.data.augment import WaveformAugmentor
-from speechser.data.labels import read_utt2label
+from speechser.data.labels import read_aux_labels, read_utt2label
 from speechser.features.extract import read_fbank_options
 from speechser.features.fbank import CMVN, compute_fbank
 from speechser.io.audio import AudioReader
@@ -147,6 +147,7 @@ class FeatsLabelDataset(Dataset):
         preload: bool = True,
         load_audio: bool = False,
         augment: Optional[WaveformAugmentor] = None,
+        aux_labels: Optional[Mapping[str, Sequence[str]]] = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -158,6 +159,18 @@ class FeatsLabelDataset(Dataset):
         missing = [k for k in self.keys if k not in self.utt2label]
         if missing:
             raise DataDirError(f"{self.data_dir}/{label_file}: no label for utterance '{missing[0]}'")
+        #: Auxiliary tasks: label file (``utt2gender``...) -> utterance -> class index (UNKNOWN_LABEL outside
+        #: the task's classes).
+        self.aux: Dict[str, Dict[str, int]] = {}
+        for name, classes in (aux_labels or {}).items():
+            path = self.data_dir / name
+            if not path.is_file():
+                raise DataDirError(f"{path}: no such file (an auxiliary task of the model reads it)")
+            table = read_aux_labels(path, list(classes))
+            lost = [k for k in self.keys if k not in table]
+            if lost:
+                raise DataDirError(f"{path}: no label for utterance '{lost[0]}'")
+            self.aux[name] = table
         self.lengths = self._read_lengths()
         self.cmvn = cmvn
         self.crop_frames = crop_frames
@@ -220,6 +233,8 @@ class FeatsLabelDataset(Dataset):
             start = int(torch.randint(0, feats.shape[0] - self.crop_frames + 1, (1,)).item())
             feats = feats[start : start + self.crop_frames]
         item: Dict[str, object] = {"key": key, "feats": feats, "label": self.utt2label[key]}
+        if self.aux:
+            item["aux"] = {name: table[key] for name, table in self.aux.items()}
         if self.load_audio:
             item["wav"] = wav if wav is not None else self.audio[key][0]  # type: ignore[index]
         return item
@@ -228,7 +243,8 @@ class FeatsLabelDataset(Dataset):
 @dataclass
 class Batch:
     """A padded batch: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)``, ``keys``; with audio
-    loaded also ``wavs (B, S)`` (16 kHz, zero-padded) and ``wav_lengths (B,)`` in samples."""
+    loaded also ``wavs (B, S)`` (16 kHz, zero-padded) and ``wav_lengths (B,)`` in samples; with auxiliary
+    tasks ``aux``: label file -> class indices ``(B,)`` (-100 where unknown)."""
 
     keys: List[str]
     feats: torch.Tensor
@@ -236,11 +252,12 @@ class Batch:
     labels: torch.Tensor
     wavs: Optional[torch.Tensor] = None
     wav_lengths: Optional[torch.Tensor] = None
+    aux: Dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.keys, move(self.feats), move(self.lengths), move(self.labels), move(self.wavs),
-                     move(self.wav_lengths))
+                     move(self.wav_lengths), {k: move(v) for k, v in self.aux.items()})
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -257,7 +274,11 @@ def collate_feats_labels(items: Sequence[Dict[str, object]]) -> Batch:
         w = [torch.from_numpy(np.asarray(it["wav"], dtype=np.float32)) for it in items]
         wav_lengths = torch.tensor([x.shape[0] for x in w], dtype=torch.long)
         wavs = torch.nn.utils.rnn.pad_sequence(w, batch_first=True)
-    return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths)
+    aux: Dict[str, torch.Tensor] = {}
+    if "aux" in items[0]:
+        aux = {name: torch.tensor([int(it["aux"][name]) for it in items], dtype=torch.long)  # type: ignore[index]
+               for name in items[0]["aux"]}  # type: ignore[union-attr]
+    return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths, aux)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:

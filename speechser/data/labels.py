@@ -27,6 +27,26 @@ def read_label_list(path: Path | str) -> List[str]:
     return labels
 
 
+#: The class index of an utterance whose auxiliary label is not in the task's list (a speaker never seen
+#: in training, say): losses ignore it (``ignore_index``), accuracies skip it.
+UNKNOWN_LABEL = -100
+
+
+def labels_in_file(path: Path | str) -> List[str]:
+    """The sorted distinct values of an ``utt label`` file (an auxiliary task's classes, from training data)."""
+    values = sorted({e.value for e in read_entries(path)})
+    if not values:
+        raise DataDirError(f"{path}: no labels")
+    return values
+
+
+def read_aux_labels(path: Path | str, labels: List[str]) -> Dict[str, int]:
+    """``utt label`` lines of an auxiliary task -> utterance -> class index, :data:`UNKNOWN_LABEL` for a value
+    outside ``labels`` (test speakers are not training speakers)."""
+    index: Mapping[str, int] = {label: i for i, label in enumerate(labels)}
+    return {e.key: index.get(e.value, UNKNOWN_LABEL) for e in read_entries(path)}
+
+
 def read_utt2label(path: Path | str, labels: List[str]) -> Dict[str, int]:
     """``utt label`` lines -> utterance -> class index; an unknown label names file and line."""
     index: Mapping[str, int] = {label: i for i, label in enumerate(labels)}

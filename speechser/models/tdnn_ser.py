@@ -83,7 +83,11 @@ class TDNNSER(AbsSERModel):
             ResTDNNBlock(C, conf.kernel_size, d, conf.dropout) for d in conf.dilations
         )
         self.merge = nn.Sequential(nn.Conv1d(C * len(conf.dilations), C, 1), nn.BatchNorm1d(C), nn.ReLU(inplace=True))
-        self.head = SERHead(C, num_classes, conf, "batch", class_weights)
+        self.head = SERHead(C, num_classes, conf, "batch", class_weights, extra_dim=self.head_extra_dim())
+
+    def head_extra_dim(self) -> int:
+        """Width a subclass adds to the head's input beside the pooled frames (0 here)."""
+        return 0
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         k, s = self.conf.stem_kernel, self.conf.stem_stride

@@ -55,24 +55,29 @@ class SERHead(nn.Module):
 
     ``norm``: ``batch`` (BatchNorm1d; the filterbank TDNNs) or ``layer`` (LayerNorm; the SSL models) after
     the embedding's linear layer. ``class_weights`` ``(C,)`` weight the cross-entropy (not stored in
-    checkpoints: a training-set statistic)."""
+    checkpoints: a training-set statistic). ``extra_dim``: a vector ``(B, extra_dim)`` the model adds to the
+    pooled frames before the embedding (the co-attention output of ``metadata_ser``)."""
 
     def __init__(self, in_dim: int, num_classes: int, opts: SERHeadOptions, norm: Literal["batch", "layer"],
-                 class_weights: Optional[List[float]] = None) -> None:
+                 class_weights: Optional[List[float]] = None, extra_dim: int = 0) -> None:
         super().__init__()
         self.opts = opts
         self.num_classes = num_classes
         self.pool = AttentiveStatsPooling(in_dim)
         norm_layer = nn.BatchNorm1d(opts.embed_dim) if norm == "batch" else nn.LayerNorm(opts.embed_dim)
-        self.embed = nn.Sequential(nn.Linear(self.pool.output_dim, opts.embed_dim), norm_layer, nn.ReLU())
+        self.embed = nn.Sequential(nn.Linear(self.pool.output_dim + extra_dim, opts.embed_dim), norm_layer,
+                                   nn.ReLU())
         self.dropout = nn.Dropout(opts.dropout)
         self.classifier = nn.Linear(opts.embed_dim, num_classes)
         weight = torch.tensor(class_weights, dtype=torch.float) if class_weights is not None else None
         self.register_buffer("class_weights", weight, persistent=False)
 
-    def pool_embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Frames ``(B, T, in_dim)`` (zero beyond each length) and mask ``(B, T)`` -> ``(B, embed_dim)``."""
-        return self.embed(self.pool(x, mask))
+    def pool_embed(self, x: torch.Tensor, mask: torch.Tensor, extra: Optional[torch.Tensor] = None
+                   ) -> torch.Tensor:
+        """Frames ``(B, T, in_dim)`` (zero beyond each length) and mask ``(B, T)`` [and ``extra``
+        ``(B, extra_dim)``] -> ``(B, embed_dim)``."""
+        pooled = self.pool(x, mask)
+        return self.embed(pooled if extra is None else torch.cat([pooled, extra], dim=-1))
 
     def classify(self, emb: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)`` (dropout in training)."""

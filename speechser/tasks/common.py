@@ -149,6 +149,8 @@ def train_model(
     def set_epoch(epoch: int) -> None:
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
+        if hasattr(model, "set_epoch"):  # models whose training changes with the epoch (a staged schedule)
+            model.set_epoch(epoch)
 
     return trainer.run(train_loader, valid_loader, len(sampler), set_epoch, stop_after_epoch)
 

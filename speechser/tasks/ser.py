@@ -22,7 +22,7 @@ from tqdm import tqdm
 from speechser.config import ConfigError, check_ranges, load_config
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
-from speechser.data.labels import read_label_list
+from speechser.data.labels import labels_in_file, read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.data.sampler import DistInfo
 from speechser.losses.classification import class_weights_from_counts
@@ -68,6 +68,14 @@ class SERDataConfig(FeatsDataConfig):
 class SERModelSection(ModelSection):
     #: The classes in index order; empty in a YAML = read from ``data.label_list`` when training starts.
     labels: List[str] = field(default_factory=list)
+    #: The classes of each auxiliary task the model has (``model.conf.aux_weights``): label file -> the
+    #: sorted values of that file in the training set; filled in when training starts.
+    aux_labels: Dict[str, List[str]] = field(default_factory=dict)
+
+
+def _aux_sizes(m: SERModelSection) -> Dict[str, Any]:
+    """The constructor argument of models with auxiliary tasks: ``aux_classes`` (label file -> class count)."""
+    return {"aux_classes": {k: len(v) for k, v in m.aux_labels.items()}} if m.aux_labels else {}
 
 
 @dataclass
@@ -104,6 +112,12 @@ def resolve_model(conf: SERTrainConfig) -> None:
     if m.labels and list(m.labels) != labels:
         raise ConfigError(f"config key 'model.labels' {m.labels} differs from {conf.data.label_list} {labels}")
     m.labels = labels
+    for name in sorted(m.conf.get("aux_weights") or {}):  # the auxiliary tasks' classes, from training data
+        classes = labels_in_file(Path(conf.data.train_dir) / name)
+        if m.aux_labels.get(name, classes) != classes:
+            raise ConfigError(f"config key 'model.aux_labels.{name}' {m.aux_labels[name]} differs from the classes "
+                              f"of {conf.data.train_dir}/{name} {classes}")
+        m.aux_labels[name] = classes
     asr_dir = m.conf.get("asr_exp_dir", "")
     if asr_dir:
         asr_conf = asr_task.read_asr_experiment_config(asr_dir)
@@ -116,11 +130,13 @@ def resolve_model(conf: SERTrainConfig) -> None:
 
 
 def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
-             augment: Optional[WaveformAugmentor] = None) -> FeatsLabelDataset:
-    """``augment`` only for the training set (validation, inference and k-NN data are never augmented)."""
+             augment: Optional[WaveformAugmentor] = None,
+             aux_labels: Optional[Dict[str, List[str]]] = None) -> FeatsLabelDataset:
+    """``augment`` only for the training set (validation, inference and k-NN data are never augmented);
+    ``aux_labels`` (label file -> classes) for training and validation of models with auxiliary tasks."""
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
                              conf.crop_frames if train else 0, load_audio=conf.load_audio,
-                             augment=augment if train else None)
+                             augment=augment if train else None, aux_labels=aux_labels)
 
 
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
@@ -134,8 +150,9 @@ def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional
     copy_global_cmvn(conf.data, exp)
     labels = conf.model.labels
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
-    train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment)
-    valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False)
+    aux = conf.model.aux_labels or None
+    train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment, aux_labels=aux)
+    valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False, aux_labels=aux)
     check_input_dim(conf.model.input_dim, train_ds[0]["feats"], conf.data.train_dir)
     weights = None
     if conf.data.class_weight_power > 0:
@@ -143,7 +160,7 @@ def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional
         weights = class_weights_from_counts([counts.get(i, 0) for i in range(len(labels))],
                                             conf.data.class_weight_power).tolist()
     model = build_model(conf.model.name, conf.model.conf, input_dim=conf.model.input_dim, num_classes=len(labels),
-                        class_weights=weights)
+                        class_weights=weights, **_aux_sizes(conf.model))
     asr_dir = conf.model.conf.get("asr_exp_dir", "")
     if asr_dir:  # the encoder's weights come through trainer.init_param (resolve_model); its CMVN here
         asr_conf = asr_task.read_asr_experiment_config(asr_dir)
@@ -174,7 +191,7 @@ def load_experiment(exp_dir: Path | str, checkpoint: Optional[Path | str] = None
     if m.get("asr_exp_dir") and not m.get("asr_model"):  # a fused experiment from before issue 11
         m["asr_model"] = asr_task.asr_model_section(m["asr_exp_dir"], m.get("asr_checkpoint") or None)
     ckpt = resolve_checkpoint(exp_dir, checkpoint, conf.trainer)
-    model = load_trained_model(conf.model, ckpt, device, num_classes=len(labels))
+    model = load_trained_model(conf.model, ckpt, device, num_classes=len(labels), **_aux_sizes(conf.model))
     assert isinstance(model, AbsSERModel)
     return SERExperiment(exp_dir, conf, model, labels, ckpt)
 

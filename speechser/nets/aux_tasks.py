@@ -1,0 +1,113 @@
+"""Auxiliary metadata tasks of an SER model and the two-stage schedule (paper 002, sec. II-A3, II-A5).
+
+Each auxiliary task ``k`` (a label file of the data directory: ``utt2gender``, ``utt2spk``,
+``utt2style``) has its own head on the encoder's frames ``(B, T, D)``: masked mean pooling, a hidden
+layer ``a_k = Dropout(ReLU(W_k mp(x)))`` ``(B, H)`` and a classifier ``(B, C_k)``, trained with
+cross-entropy weighted by ``λ_k`` (``aux_weights``). With ``co_attention`` the hidden states ``a_k``
+query the frames (:class:`speechser.nets.co_attention.CoAttention`) and the result joins the SER
+head's input.
+
+Losses (the paper's eq. 1 and 2, whose symbols the text we have lost; their description: stage 1 the
+"weighted sum of the loss functions for all auxiliary tasks", stage 2 adds the SER loss):
+
+    stage 1:  L = Σ_k λ_k L_k                 stage 2:  L = L_SER + Σ_k λ_k L_k
+
+A single-stage model (``stage1_epochs: 0``) trains ``L_SER + Σ_k λ_k L_k`` from the first epoch.
+Utterances whose auxiliary label is not among the task's training classes (index -100: a test
+speaker) are ignored by its loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Mapping, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechser.config import ConfigValueError, check_ranges
+from speechser.data.labels import UNKNOWN_LABEL
+from speechser.nets.co_attention import CoAttention
+from speechser.nets.pooling import masked_mean
+
+
+@dataclass
+class MetadataOptions:
+    """The config keys of the auxiliary tasks and the schedule (mixed into a model's config)."""
+
+    #: Label file -> loss weight λ_k, e.g. ``{utt2gender: 0.3, utt2spk: 0.3}``; the classes are read from the
+    #: training set when training starts (``model.aux_labels`` of the resolved config).
+    aux_weights: Dict[str, float] = field(default_factory=dict)
+    #: Width H of each auxiliary head's hidden layer.
+    aux_hidden: int = 128
+    #: Co-attention of the frames over the auxiliary hidden states, into the SER head (paper 002, II-A5).
+    co_attention: bool = True
+    co_attention_heads: int = 4
+    #: Epochs of stage 1 (auxiliary tasks only); 0 = one stage, SER and auxiliary tasks together.
+    stage1_epochs: int = 0
+    #: Stage 2 freezes the encoder's first N layers (the model says which; the paper: 4 of 12).
+    stage2_freeze: int = 0
+
+    def __post_init__(self) -> None:
+        check_ranges(self, aux_hidden="[1, inf)", co_attention_heads="[1, inf)", stage1_epochs="[0, inf)",
+                     stage2_freeze="[0, inf)")
+        for name, w in self.aux_weights.items():
+            if not w > 0:
+                raise ConfigValueError("aux_weights", f"the weight of '{name}' must be > 0, got {w}")
+        if self.stage1_epochs and not self.aux_weights:
+            raise ConfigValueError("stage1_epochs", "stage 1 trains the auxiliary tasks: set aux_weights")
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:
+            parent()
+
+
+class AuxiliaryTasks(nn.Module):
+    """The auxiliary heads over frames ``(B, T, in_dim)``; ``classes``: label file -> number of classes."""
+
+    def __init__(self, in_dim: int, classes: Mapping[str, int], opts: MetadataOptions, dropout: float) -> None:
+        super().__init__()
+        missing = sorted(set(opts.aux_weights) - set(classes))
+        if missing:
+            raise ValueError(f"auxiliary task '{missing[0]}' has no classes (the SER task reads them from the "
+                             "training set's label file)")
+        self.names = sorted(opts.aux_weights)
+        self.weights = {n: float(opts.aux_weights[n]) for n in self.names}
+        self.hidden = nn.ModuleDict({n: nn.Sequential(nn.Linear(in_dim, opts.aux_hidden), nn.ReLU(),
+                                                      nn.Dropout(dropout)) for n in self.names})
+        self.classifiers = nn.ModuleDict({n: nn.Linear(opts.aux_hidden, int(classes[n])) for n in self.names})
+        self.co: Optional[CoAttention] = None
+        if opts.co_attention and self.names:
+            self.co = CoAttention(in_dim, opts.aux_hidden, len(self.names), opts.co_attention_heads, dropout)
+
+    @staticmethod
+    def co_attention_dim(in_dim: int, opts: MetadataOptions) -> int:
+        """The width the co-attention adds to the SER head's input (0 without it)."""
+        return len(opts.aux_weights) * (in_dim + opts.aux_hidden) if opts.co_attention and opts.aux_weights else 0
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor
+                ) -> Tuple[Optional[torch.Tensor], Dict[str, torch.Tensor]]:
+        """-> (the co-attention features ``(B, K (in_dim + H))`` or None, logits per task ``(B, C_k)``)."""
+        if not self.names:
+            return None, {}
+        pooled = masked_mean(x, mask)
+        states = {n: self.hidden[n](pooled) for n in self.names}
+        logits = {n: self.classifiers[n](states[n]) for n in self.names}
+        co = self.co(x, mask, torch.stack([states[n] for n in self.names], 1)) if self.co is not None else None
+        return co, logits
+
+    def loss(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``Σ_k λ_k CE(logits_k, targets_k)``, unknown labels (-100) ignored (a batch of only unknown labels
+        adds 0)."""
+        total: Optional[torch.Tensor] = None
+        for n in self.names:
+            if n not in targets:
+                raise ValueError(f"the batch has no '{n}' labels (the SER task loads them from the data directory)")
+            y = targets[n]
+            if bool((y != UNKNOWN_LABEL).any()):
+                term = self.weights[n] * F.cross_entropy(logits[n].float(), y, ignore_index=UNKNOWN_LABEL)
+            else:
+                term = logits[n].sum() * 0.0
+            total = term if total is None else total + term
+        assert total is not None
+        return total

@@ -1,0 +1,92 @@
+"""The metadata-enhanced SER system on the TDNN (paper 002's auxiliary tasks, co-attention and two-stage
+fine-tuning): what each stage trains and freezes, the resolved config, and a resume across the switch."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechser.config import read_yaml
+from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.labels import UNKNOWN_LABEL
+from speechser.io.datadir import read_kv
+from speechser.models.registry import build_model
+
+TINY = {"channels": 16, "embed_dim": 8, "dilations": [1, 2, 3], "aux_weights": {"utt2gender": 0.5, "utt2spk": 0.5},
+        "aux_hidden": 8, "co_attention_heads": 2, "stage1_epochs": 1, "stage2_freeze": 1, "dropout": 0.0}
+
+
+def with_gender(d: Path) -> Path:
+    spk = read_kv(d / "utt2spk")
+    (d / "utt2gender").write_text("".join(f"{u} {'f' if s.endswith('A') else 'm'}\n" for u, s in spk.items()))
+    return d
+
+
+def batch_of(d: Path):
+    ds = FeatsLabelDataset(d, ["ang", "neu"], aux_labels={"utt2gender": ["f", "m"], "utt2spk": ["spkA"]})
+    return collate_feats_labels([ds[i] for i in range(len(ds))])
+
+
+def test_stage_1_trains_the_auxiliary_tasks_only_and_stage_2_freezes_the_stem_and_first_blocks(make_feats_dir):
+    torch.manual_seed(0)
+    batch = batch_of(with_gender(make_feats_dir()))
+    assert batch.aux["utt2spk"].tolist().count(UNKNOWN_LABEL) == 4  # spkB is not a known speaker: ignored
+    model = build_model("metadata_tdnn_ser", TINY, input_dim=40, num_classes=2,
+                        aux_classes={"utt2gender": 2, "utt2spk": 1}).train()
+    model.set_epoch(1)
+    assert model.stage == 1
+    model(batch)["loss"].backward()
+    assert model.head.classifier.weight.grad is None  # the SER loss is not in stage 1
+    assert model.aux.classifiers["utt2gender"].weight.grad is not None and model.stem[0].weight.grad is not None
+    model.zero_grad(set_to_none=True)
+    model.set_epoch(2)
+    frozen = {id(p) for m in (model.stem, model.blocks[0]) for p in m.parameters()}
+    for p in model.parameters():
+        assert p.requires_grad == (id(p) not in frozen)
+    assert not model.stem.training and not model.blocks[0].training and model.blocks[1].training
+    model(batch)["loss"].backward()
+    assert model.head.classifier.weight.grad is not None and model.blocks[1].conv1.weight.grad is not None
+    assert all(p.grad is None for m in (model.stem, model.blocks[0]) for p in m.parameters())
+    assert model.aux.co is not None and model.aux.co.query.weight.grad is not None  # co-attention feeds SER
+
+
+def test_without_auxiliary_tasks_it_is_the_tdnn(make_feats_dir):
+    torch.manual_seed(0)
+    plain = build_model("tdnn_ser", {"channels": 16, "embed_dim": 8, "dilations": [1, 2, 3]}, input_dim=40,
+                        num_classes=2)
+    torch.manual_seed(0)
+    meta = build_model("metadata_tdnn_ser", {"channels": 16, "embed_dim": 8, "dilations": [1, 2, 3]},
+                       input_dim=40, num_classes=2)
+    assert meta.load_state_dict(plain.state_dict(), strict=True) is not None
+    batch = batch_of(with_gender(make_feats_dir()))
+    plain.eval(), meta.eval()
+    assert torch.allclose(plain(batch)["logits"], meta(batch)["logits"])
+    with pytest.raises(ValueError, match="stage1_epochs"):
+        build_model("metadata_tdnn_ser", {"stage1_epochs": 2}, input_dim=40, num_classes=2)
+
+
+def test_two_stage_training_records_its_tasks_and_resumes_across_the_switch(make_feats_dir, tmp_path: Path,
+                                                                             train_seed):
+    from speechser.tasks.ser import infer_ser, load_experiment, load_ser_config, train_ser
+    from speechser.train.checkpoint import load_model_state
+
+    d = with_gender(make_feats_dir())
+    args = ["--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+            "--data.max_frames", "300", "--model.name", "metadata_tdnn_ser", "--trainer.keep_nbest", "3",
+            "--trainer.average_nbest", "1", "--seed", str(train_seed)]
+    for k, v in TINY.items():
+        args += [f"--model.conf.{k}", str(v).replace("'", "")]
+    exp = tmp_path / "exp"
+    train_ser(load_ser_config(None, args + ["--trainer.max_epochs", "3"]), exp, stop_after_epoch=2)
+    saved = read_yaml(exp / "config.yaml")["model"]
+    assert saved["aux_labels"] == {"utt2gender": ["f", "m"], "utt2spk": ["spkA", "spkB"]}
+    after2 = load_model_state(exp / "2epoch.pt")
+    train_ser(load_ser_config(None, args + ["--trainer.max_epochs", "3"]), exp)  # resumes in stage 2
+    after3 = load_model_state(exp / "3epoch.pt")
+    for k in after2:
+        if k.startswith(("stem.", "blocks.0.")):
+            assert torch.equal(after2[k], after3[k]), k  # still frozen after the resume
+    assert not torch.equal(after2["blocks.1.conv1.weight"], after3["blocks.1.conv1.weight"])  # the rest trains
+    ser = load_experiment(exp, exp / "3epoch.pt")
+    assert set(ser.model.aux.names) == {"utt2gender", "utt2spk"}
+    assert 0.0 <= infer_ser(exp, exp / "3epoch.pt", d, tmp_path / "decode")["ua"] <= 1.0
