@@ -16,6 +16,7 @@ from torch import nn
 from speechser.config import ConfigError, from_dict
 from speechser.models.bestrq_conformer import BestRQConfig, BestRQConformer
 from speechser.models.conformer_transducer import ConformerTransducer, ConformerTransducerConfig
+from speechser.models.metadata_ssl_ser import MetadataSSLSER, MetadataSSLSERConfig
 from speechser.models.metadata_tdnn_ser import MetadataTDNNSER, MetadataTDNNSERConfig
 from speechser.models.ssl_ser import SSLSER, SSLSERConfig
 from speechser.models.tdnn_asr_fusion import TDNNASRFusion, TDNNASRFusionConfig
@@ -25,6 +26,7 @@ from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
 MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
     "bestrq_conformer": (BestRQConformer, BestRQConfig),          # BEST-RQ pre-training of a Conformer
     "conformer_transducer": (ConformerTransducer, ConformerTransducerConfig),  # ASR: CTC + RNN-T
+    "metadata_ssl_ser": (MetadataSSLSER, MetadataSSLSERConfig),      # SER: SSL (ARI) + metadata tasks
     "metadata_tdnn_ser": (MetadataTDNNSER, MetadataTDNNSERConfig),  # SER: fbank TDNN + metadata tasks
     "ssl_ser": (SSLSER, SSLSERConfig),                             # SER on an SSL encoder (+ ASR fusion)
     "tdnn_asr_fusion": (TDNNASRFusion, TDNNASRFusionConfig),       # SER: fbank TDNN + ASR fusion

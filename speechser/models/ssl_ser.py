@@ -55,9 +55,18 @@ class SSLSER(AbsSERModel):
         self.fusion: Optional[CrossAttentionFusion] = None
         if uses_asr_branch(conf):
             self.asr, self.fusion = build_asr_fusion(conf, conf.dim, conf.dropout)
-        self.head = SERHead(conf.dim, num_classes, conf, "layer", class_weights)
+        self.head = SERHead(conf.dim, num_classes, conf, "layer", class_weights, extra_dim=self.head_extra_dim())
+
+    def head_extra_dim(self) -> int:
+        """Width a subclass adds to the head's input beside the pooled frames (0 here)."""
+        return 0
 
     def embed_batch(self, batch: Batch) -> torch.Tensor:
+        return self.head.pool_embed(*self.ssl_frames(batch))
+
+    def ssl_frames(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms -> frames ``(B, T, dim)`` (zero beyond each length; fused with the ASR encoder when it
+        has one) and their mask ``(B, T)``."""
         need_audio(batch, "ssl_ser")
         assert batch.wavs is not None and batch.wav_lengths is not None
         x, lens = self.ssl(batch.wavs, batch.wav_lengths)
@@ -66,5 +75,4 @@ class SSLSER(AbsSERModel):
         if self.asr is not None and self.fusion is not None:
             mem, mem_lens = self.asr(batch.wavs, batch.wav_lengths, batch.keys)
             x = self.fusion(x, mem, lengths_to_mask(mem_lens, mem.shape[1]))
-        x = x * mask.unsqueeze(-1).to(x.dtype)
-        return self.head.pool_embed(x, mask)
+        return x * mask.unsqueeze(-1).to(x.dtype), mask

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -77,6 +77,12 @@ class SSLEncoder(nn.Module):
             if not hasattr(hf_conf, k):
                 raise ValueError(f"ssl.config_overrides: '{k}' is not a key of {type(hf_conf).__name__}")
             setattr(hf_conf, k, v)
+        if (conf.weighted_sum or conf.ari) and float(getattr(hf_conf, "layerdrop", 0.0) or 0.0) > 0:
+            # LayerDrop skips layers in training, and transformers then returns fewer hidden states: a
+            # combination of every layer's output would mix up the layers. Off, and said so.
+            logging.warning("%s: layerdrop %s set to 0 (ssl.%s combines every layer's output)", conf.name_or_path,
+                            hf_conf.layerdrop, "ari" if conf.ari else "weighted_sum")
+            hf_conf.layerdrop = 0.0
         model = AutoModel.from_pretrained(conf.name_or_path, config=hf_conf)
         self.is_whisper = hf_conf.model_type == "whisper"
         fe = _feature_extractor(conf.name_or_path)
@@ -128,23 +134,22 @@ class SSLEncoder(nn.Module):
             for p in self.model.parameters():
                 p.requires_grad_(False)
             return
-        if conf.freeze_feature_extractor:
-            if self.is_whisper:
-                for m in (self.model.conv1, self.model.conv2):
-                    m.requires_grad_(False)
-            else:
-                self.model.feature_extractor.requires_grad_(False)
-        if conf.freeze_layers > 0:
-            if self.is_whisper:
-                layers, embeds = self.model.layers, [self.model.embed_positions]
-            else:
-                layers = self.model.encoder.layers
-                embeds = [m for m in (getattr(self.model, "feature_projection", None),
-                                      getattr(self.model.encoder, "pos_conv_embed", None)) if m is not None]
-            for m in embeds:
-                m.requires_grad_(False)
-            for layer in list(layers)[: conf.freeze_layers]:
-                layer.requires_grad_(False)
+        for m in self.lower_modules(conf.freeze_layers, cnn=conf.freeze_feature_extractor):
+            m.requires_grad_(False)
+
+    def lower_modules(self, n: int, cnn: bool = True) -> List[nn.Module]:
+        """The modules below transformer layer ``n + 1``: the CNN feature encoder (with ``cnn``), and when
+        ``n > 0`` the input projection and positional embeddings and the first ``n`` transformer layers
+        (``freeze_layers: n`` freezes these; the second stage of paper 002 with ``n = 4``)."""
+        if self.is_whisper:
+            convs: List[nn.Module] = [self.model.conv1, self.model.conv2]
+            layers, embeds = self.model.layers, [self.model.embed_positions]
+        else:
+            convs = [self.model.feature_extractor]
+            layers = self.model.encoder.layers
+            embeds = [m for m in (getattr(self.model, "feature_projection", None),
+                                  getattr(self.model.encoder, "pos_conv_embed", None)) if m is not None]
+        return (convs if cnn else []) + (embeds + list(layers)[:n] if n > 0 else [])
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Samples ``(B,)`` -> encoder frames ``(B,)``."""

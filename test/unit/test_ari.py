@@ -38,6 +38,11 @@ def test_ssl_encoder_with_ari(tmp_path: Path):
     ari = SSLEncoder(SSLConfig(name_or_path=str(tmp_path / "wavlm"), ari=True)).eval()
     (a, an), (b, bn) = last(wav, n), ari(wav, n)
     assert torch.equal(an, bn) and torch.allclose(a, b, atol=1e-6)  # zero weights: the last layer
+    # LayerDrop (0.1 in this config) would drop hidden states in training and misalign the layers: off
+    assert conf.layerdrop > 0 and ari.model.config.layerdrop == 0.0
+    ari.train()
+    assert ari(wav, n)[0].shape == a.shape
+    ari.eval()
     with torch.no_grad():
         ari.ari.weights.fill_(1.0)
     assert not torch.allclose(ari(wav, n)[0], a, atol=1e-3)

@@ -114,7 +114,8 @@ def test_each_registered_model_lives_in_the_file_named_after_it(name: str) -> No
 
 def test_every_model_file_is_registered() -> None:
     """``models/`` holds the registered models plus the shared contracts (abs_model), the table
-    (registry) and the ASR-encoder branch that fusion models share (asr_branch)."""
-    helpers = {"__init__", "abs_model", "registry", "asr_branch"}
+    (registry), the ASR-encoder branch that fusion models share (asr_branch) and the metadata models' shared
+    tasks and schedule (metadata)."""
+    helpers = {"__init__", "abs_model", "registry", "asr_branch", "metadata"}
     files = {p.stem for p in (PKG / "models").glob("*.py")} - helpers
     assert files == set(MODELS)

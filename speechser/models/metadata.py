@@ -1,0 +1,82 @@
+"""What the metadata-enhanced SER models share (paper 002; ``metadata_tdnn_ser``, ``metadata_ssl_ser``):
+auxiliary heads on the encoder's frames, co-attention into the SER head, and the two-stage schedule.
+
+A model mixes :class:`MetadataSERMixin` in before its encoder's SER class and provides
+``encoder_frames(batch) -> (x (B, T, D), mask (B, T))`` and ``frozen_modules()`` (what stage 2
+freezes); the mixin builds nothing itself: the model's ``__init__`` calls :meth:`MetadataSERMixin.init_metadata` after its encoder.
+
+- :meth:`set_epoch` (called by the trainer before each epoch): stage 1 for epochs
+  ``1 .. stage1_epochs`` (auxiliary losses only), stage 2 after (SER loss added, ``frozen_modules()``
+  frozen: no gradients, eval mode). Requires-grad flags are not in checkpoints: the stage follows the
+  epoch, so a resumed run is in the right stage with the right layers frozen.
+- :meth:`forward`: the SER head's input is the pooled frames and, with co-attention, the frames'
+  attention over the auxiliary hidden states.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from torch import nn
+
+from speechser.nets.aux_tasks import AuxiliaryTasks, MetadataOptions
+
+
+class MetadataSERMixin:
+    conf: Any
+    head: Any
+    aux: AuxiliaryTasks
+    stage: int
+    training: bool
+
+    def init_metadata(self, frame_dim: int, aux_classes: Optional[Mapping[str, int]], dropout: float) -> None:
+        self.aux = AuxiliaryTasks(frame_dim, aux_classes or {}, self.conf, dropout)
+        self.stage = 1 if self.conf.stage1_epochs > 0 else 2
+        self._frozen = False
+
+    @staticmethod
+    def extra_head_dim(frame_dim: int, opts: MetadataOptions) -> int:
+        return AuxiliaryTasks.co_attention_dim(frame_dim, opts)
+
+    def encoder_frames(self, batch: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def frozen_modules(self) -> List[nn.Module]:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        self.stage = 1 if epoch <= self.conf.stage1_epochs else 2
+        frozen = self.stage == 2 and self.conf.stage1_epochs > 0 and self.conf.stage2_freeze > 0
+        if frozen:  # stage 1 keeps the config's own freezing (the SSL CNN, say): nothing is unfrozen here
+            for module in self.frozen_modules():
+                module.requires_grad_(False)
+        self._frozen = frozen
+        self.train(self.training)  # type: ignore[attr-defined]
+
+    def train(self, mode: bool = True) -> Any:
+        super().train(mode)  # type: ignore[misc]
+        if getattr(self, "_frozen", False):
+            for module in self.frozen_modules():
+                module.eval()  # frozen layers keep their normalization statistics too
+        return self
+
+    def _embed(self, batch: Any) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        x, mask = self.encoder_frames(batch)
+        co, aux_logits = self.aux(x, mask)
+        return self.head.pool_embed(x, mask, co), aux_logits
+
+    def embed_batch(self, batch: Any) -> torch.Tensor:
+        return self._embed(batch)[0]
+
+    def forward(self, batch: Any) -> Dict[str, Any]:
+        emb, aux_logits = self._embed(batch)
+        logits = self.head.classify(emb)
+        loss_aux = self.aux.loss(aux_logits, batch.aux) if self.aux.names else None
+        if self.stage == 1:
+            assert loss_aux is not None
+            loss = loss_aux
+        else:
+            loss_ser = self.head.loss(logits, emb, batch.labels)
+            loss = loss_ser if loss_aux is None else loss_ser + loss_aux
+        return {"loss": loss, "logits": logits.detach()}
