@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
@@ -148,6 +148,7 @@ class FeatsLabelDataset(Dataset):
         load_audio: bool = False,
         augment: Optional[WaveformAugmentor] = None,
         aux_labels: Optional[Mapping[str, Sequence[str]]] = None,
+        tokenizer: Optional[Any] = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -171,6 +172,18 @@ class FeatsLabelDataset(Dataset):
             if lost:
                 raise DataDirError(f"{path}: no label for utterance '{lost[0]}'")
             self.aux[name] = table
+        #: With a tokenizer (models that read or recognize the transcript): utterance -> normalized text.
+        self.tokenizer = tokenizer
+        self.texts: Dict[str, str] = {}
+        if tokenizer is not None:
+            path = self.data_dir / "text"
+            if not path.is_file():
+                raise DataDirError(f"{path}: no such file (the model reads the transcripts)")
+            table = read_kv(path, allow_empty_value=True)
+            lost = [k for k in self.keys if k not in table]
+            if lost:
+                raise DataDirError(f"{path}: no transcript for utterance '{lost[0]}'")
+            self.texts = {k: tokenizer.normalize(table[k]) for k in self.keys}
         self.lengths = self._read_lengths()
         self.cmvn = cmvn
         self.crop_frames = crop_frames
@@ -235,6 +248,9 @@ class FeatsLabelDataset(Dataset):
         item: Dict[str, object] = {"key": key, "feats": feats, "label": self.utt2label[key]}
         if self.aux:
             item["aux"] = {name: table[key] for name, table in self.aux.items()}
+        if self.tokenizer is not None:
+            item["text"] = self.texts[key]
+            item["tokens"] = self.tokenizer.encode(self.texts[key])
         if self.load_audio:
             item["wav"] = wav if wav is not None else self.audio[key][0]  # type: ignore[index]
         return item
@@ -244,7 +260,8 @@ class FeatsLabelDataset(Dataset):
 class Batch:
     """A padded batch: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)``, ``keys``; with audio
     loaded also ``wavs (B, S)`` (16 kHz, zero-padded) and ``wav_lengths (B,)`` in samples; with auxiliary
-    tasks ``aux``: label file -> class indices ``(B,)`` (-100 where unknown)."""
+    tasks ``aux``: label file -> class indices ``(B,)`` (-100 where unknown); with transcripts ``texts``
+    (normalized strings), ``tokens (B, L)`` (zero-padded token ids) and ``token_lengths (B,)``."""
 
     keys: List[str]
     feats: torch.Tensor
@@ -253,11 +270,15 @@ class Batch:
     wavs: Optional[torch.Tensor] = None
     wav_lengths: Optional[torch.Tensor] = None
     aux: Dict[str, torch.Tensor] = field(default_factory=dict)
+    texts: Optional[List[str]] = None
+    tokens: Optional[torch.Tensor] = None
+    token_lengths: Optional[torch.Tensor] = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.keys, move(self.feats), move(self.lengths), move(self.labels), move(self.wavs),
-                     move(self.wav_lengths), {k: move(v) for k, v in self.aux.items()})
+                     move(self.wav_lengths), {k: move(v) for k, v in self.aux.items()}, self.texts,
+                     move(self.tokens), move(self.token_lengths))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -278,7 +299,15 @@ def collate_feats_labels(items: Sequence[Dict[str, object]]) -> Batch:
     if "aux" in items[0]:
         aux = {name: torch.tensor([int(it["aux"][name]) for it in items], dtype=torch.long)  # type: ignore[index]
                for name in items[0]["aux"]}  # type: ignore[union-attr]
-    return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths, aux)
+    texts = tokens = token_lengths = None
+    if "text" in items[0]:
+        texts = [str(it["text"]) for it in items]
+        seqs = [torch.tensor(it["tokens"], dtype=torch.long) for it in items]  # type: ignore[arg-type]
+        token_lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+        tokens = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True) if max(len(s) for s in seqs) else \
+            torch.zeros(len(seqs), 0, dtype=torch.long)
+    return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths, aux, texts, tokens,
+                 token_lengths)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:

@@ -15,6 +15,7 @@ from torch import nn
 
 from speechser.config import ConfigError, from_dict
 from speechser.models.bestrq_conformer import BestRQConfig, BestRQConformer
+from speechser.models.cmgi_ser import CmGISER, CmGISERConfig
 from speechser.models.conformer_transducer import ConformerTransducer, ConformerTransducerConfig
 from speechser.models.metadata_ssl_ser import MetadataSSLSER, MetadataSSLSERConfig
 from speechser.models.metadata_tdnn_ser import MetadataTDNNSER, MetadataTDNNSERConfig
@@ -25,6 +26,7 @@ from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
 #: registry name -> (model class, config dataclass); the file is ``speechser/models/<name>.py``.
 MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
     "bestrq_conformer": (BestRQConformer, BestRQConfig),          # BEST-RQ pre-training of a Conformer
+    "cmgi_ser": (CmGISER, CmGISERConfig),                          # SER: SSL + CTC, BERT, CmGI (paper 001)
     "conformer_transducer": (ConformerTransducer, ConformerTransducerConfig),  # ASR: CTC + RNN-T
     "metadata_ssl_ser": (MetadataSSLSER, MetadataSSLSERConfig),      # SER: SSL (ARI) + metadata tasks
     "metadata_tdnn_ser": (MetadataTDNNSER, MetadataTDNNSERConfig),  # SER: fbank TDNN + metadata tasks

@@ -63,10 +63,11 @@ class SERHead(nn.Module):
         super().__init__()
         self.opts = opts
         self.num_classes = num_classes
-        self.pool = AttentiveStatsPooling(in_dim)
+        #: ``in_dim`` 0: no frames to pool, the model gives an utterance vector ``(B, extra_dim)`` (CmGI).
+        self.pool: Optional[AttentiveStatsPooling] = AttentiveStatsPooling(in_dim) if in_dim > 0 else None
+        pooled_dim = self.pool.output_dim if self.pool is not None else 0
         norm_layer = nn.BatchNorm1d(opts.embed_dim) if norm == "batch" else nn.LayerNorm(opts.embed_dim)
-        self.embed = nn.Sequential(nn.Linear(self.pool.output_dim + extra_dim, opts.embed_dim), norm_layer,
-                                   nn.ReLU())
+        self.embed = nn.Sequential(nn.Linear(pooled_dim + extra_dim, opts.embed_dim), norm_layer, nn.ReLU())
         self.dropout = nn.Dropout(opts.dropout)
         self.classifier = nn.Linear(opts.embed_dim, num_classes)
         weight = torch.tensor(class_weights, dtype=torch.float) if class_weights is not None else None
@@ -76,8 +77,13 @@ class SERHead(nn.Module):
                    ) -> torch.Tensor:
         """Frames ``(B, T, in_dim)`` (zero beyond each length) and mask ``(B, T)`` [and ``extra``
         ``(B, extra_dim)``] -> ``(B, embed_dim)``."""
+        assert self.pool is not None, "a head without pooling embeds vectors: embed_vector"
         pooled = self.pool(x, mask)
         return self.embed(pooled if extra is None else torch.cat([pooled, extra], dim=-1))
+
+    def embed_vector(self, v: torch.Tensor) -> torch.Tensor:
+        """An utterance vector ``(B, extra_dim)`` -> ``(B, embed_dim)`` (a head built with ``in_dim`` 0)."""
+        return self.embed(v)
 
     def classify(self, emb: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)`` (dropout in training)."""

@@ -77,11 +77,12 @@ class SSLEncoder(nn.Module):
             if not hasattr(hf_conf, k):
                 raise ValueError(f"ssl.config_overrides: '{k}' is not a key of {type(hf_conf).__name__}")
             setattr(hf_conf, k, v)
-        if (conf.weighted_sum or conf.ari) and float(getattr(hf_conf, "layerdrop", 0.0) or 0.0) > 0:
-            # LayerDrop skips layers in training, and transformers then returns fewer hidden states: a
-            # combination of every layer's output would mix up the layers. Off, and said so.
-            logging.warning("%s: layerdrop %s set to 0 (ssl.%s combines every layer's output)", conf.name_or_path,
-                            hf_conf.layerdrop, "ari" if conf.ari else "weighted_sum")
+        if float(getattr(hf_conf, "layerdrop", 0.0) or 0.0) > 0:
+            # LayerDrop skips layers in training, and transformers then returns fewer hidden states: a chosen
+            # layer (``layer``) or a combination of layers (``weighted_sum``, ``ari``) would be the wrong one,
+            # or out of range. Off, and said so.
+            logging.warning("%s: layerdrop %s set to 0 (the encoder reads hidden states by layer index)",
+                            conf.name_or_path, hf_conf.layerdrop)
             hf_conf.layerdrop = 0.0
         model = AutoModel.from_pretrained(conf.name_or_path, config=hf_conf)
         self.is_whisper = hf_conf.model_type == "whisper"

@@ -25,6 +25,7 @@ from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import labels_in_file, read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.data.sampler import DistInfo
+from speechser.io.datadir import read_kv
 from speechser.losses.classification import class_weights_from_counts
 from speechser.metrics.ser_decode import write_ser_decode
 from speechser.models.abs_model import AbsSERModel
@@ -41,6 +42,7 @@ from speechser.tasks.common import (
     train_model,
     use_experiment_cmvn,
 )
+from speechser.text.tokenizer import GraphemeTokenizer
 from speechser.train.experiment import Experiment
 from speechser.train.trainer import OptimConfig, SchedulerConfig, TrainerConfig, start_experiment
 
@@ -58,6 +60,10 @@ class SERDataConfig(FeatsDataConfig):
     class_weight_power: float = 0.0
     #: Also load each utterance's 16 kHz waveform (``wav.scp``) into the batch, for models that read audio.
     load_audio: bool = False
+    #: Also load each utterance's transcript (``text``) and its grapheme tokens, for models that read or
+    #: recognize it (``cmgi_ser``); the tokens are ``token_list``'s, else built from the training text.
+    load_text: bool = False
+    token_list: str = ""
 
     def __post_init__(self) -> None:
         check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)",
@@ -71,11 +77,23 @@ class SERModelSection(ModelSection):
     #: The classes of each auxiliary task the model has (``model.conf.aux_weights``): label file -> the
     #: sorted values of that file in the training set; filled in when training starts.
     aux_labels: Dict[str, List[str]] = field(default_factory=dict)
+    #: Grapheme tokens of the transcripts (``data.load_text``), blank first; filled in when training starts.
+    tokens: List[str] = field(default_factory=list)
 
 
 def _aux_sizes(m: SERModelSection) -> Dict[str, Any]:
-    """The constructor argument of models with auxiliary tasks: ``aux_classes`` (label file -> class count)."""
-    return {"aux_classes": {k: len(v) for k, v in m.aux_labels.items()}} if m.aux_labels else {}
+    """The constructor arguments the recorded sizes give: ``aux_classes`` (label file -> class count) for
+    models with auxiliary tasks, ``tokens`` for models that recognize the transcript."""
+    out: Dict[str, Any] = {}
+    if m.aux_labels:
+        out["aux_classes"] = {k: len(v) for k, v in m.aux_labels.items()}
+    if m.tokens:
+        out["tokens"] = list(m.tokens)
+    return out
+
+
+def _tokenizer(m: SERModelSection) -> Optional[GraphemeTokenizer]:
+    return GraphemeTokenizer(list(m.tokens)) if m.tokens else None
 
 
 @dataclass
@@ -118,6 +136,12 @@ def resolve_model(conf: SERTrainConfig) -> None:
             raise ConfigError(f"config key 'model.aux_labels.{name}' {m.aux_labels[name]} differs from the classes "
                               f"of {conf.data.train_dir}/{name} {classes}")
         m.aux_labels[name] = classes
+    if conf.data.load_text and not m.tokens:
+        if conf.data.token_list:
+            m.tokens = GraphemeTokenizer(conf.data.token_list).tokens
+        else:
+            texts = read_kv(Path(conf.data.train_dir) / "text", allow_empty_value=True).values()
+            m.tokens = GraphemeTokenizer.build_token_list(texts)
     asr_dir = m.conf.get("asr_exp_dir", "")
     if asr_dir:
         asr_conf = asr_task.read_asr_experiment_config(asr_dir)
@@ -131,12 +155,13 @@ def resolve_model(conf: SERTrainConfig) -> None:
 
 def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
              augment: Optional[WaveformAugmentor] = None,
-             aux_labels: Optional[Dict[str, List[str]]] = None) -> FeatsLabelDataset:
+             aux_labels: Optional[Dict[str, List[str]]] = None,
+             tokenizer: Optional[GraphemeTokenizer] = None) -> FeatsLabelDataset:
     """``augment`` only for the training set (validation, inference and k-NN data are never augmented);
     ``aux_labels`` (label file -> classes) for training and validation of models with auxiliary tasks."""
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
                              conf.crop_frames if train else 0, load_audio=conf.load_audio,
-                             augment=augment if train else None, aux_labels=aux_labels)
+                             augment=augment if train else None, aux_labels=aux_labels, tokenizer=tokenizer)
 
 
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
@@ -151,8 +176,10 @@ def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional
     labels = conf.model.labels
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
     aux = conf.model.aux_labels or None
-    train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment, aux_labels=aux)
-    valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False, aux_labels=aux)
+    tok = _tokenizer(conf.model)
+    train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment, aux_labels=aux,
+                        tokenizer=tok)
+    valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False, aux_labels=aux, tokenizer=tok)
     check_input_dim(conf.model.input_dim, train_ds[0]["feats"], conf.data.train_dir)
     weights = None
     if conf.data.class_weight_power > 0:
@@ -211,7 +238,9 @@ class SEROutputs:
 def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
     """Embeddings and posteriors of every utterance of ``data_dir`` (model in eval mode), sorted by key."""
     model, d = ser.model, ser.conf.data
-    ds = _dataset(d, str(data_dir), ser.labels, train=False)
+    # Transcripts where the set has them (a model may read them: eval_text truth); inference needs none.
+    tok = _tokenizer(ser.conf.model) if (Path(data_dir) / "text").is_file() else None
+    ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok)
     loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
                                 ser.conf.seed, DistInfo())
     dev = model_device(model)

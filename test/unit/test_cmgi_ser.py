@@ -1,0 +1,92 @@
+"""CmGI end to end (paper 001): a tiny SSL model and a tiny BERT, built here with random weights, saved
+and loaded back through the path a user's pretrained models take; trained through the SER task with
+the transcript, evaluated on its own CTC hypotheses."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechser.config import read_yaml
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    import transformers as tf
+
+    root = tmp_path_factory.mktemp("pretrained")
+    torch.manual_seed(0)
+    wavlm = tf.WavLMConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                           conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
+                           num_conv_pos_embedding_groups=2)
+    tf.AutoModel.from_config(wavlm).save_pretrained(root / "ssl")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", "the", "a"]
+    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tf.BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root / "bert")
+    bert = tf.BertConfig(vocab_size=len(vocab), hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=24, max_position_embeddings=64)
+    tf.AutoModel.from_config(bert).save_pretrained(root / "bert")
+    return root
+
+
+def args_for(d: Path, root: Path, interaction: str, seed: int) -> list:
+    return ["--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+            "--data.max_frames", "400", "--data.load_audio", "true", "--data.load_text", "true",
+            "--model.name", "cmgi_ser", "--model.conf.ssl.name_or_path", str(root / "ssl"),
+            "--model.conf.text.name_or_path", str(root / "bert"), "--model.conf.cmgi.dim", "8",
+            "--model.conf.cmgi.num_heads", "2", "--model.conf.cmgi.interaction", interaction,
+            "--model.conf.embed_dim", "8", "--trainer.max_epochs", "2", "--trainer.keep_nbest", "1",
+            "--trainer.average_nbest", "1", "--seed", str(seed)]
+
+
+def test_cmgi_trains_on_transcripts_and_infers_from_its_own_hypotheses(pretrained, make_feats_dir, tmp_path: Path,
+                                                                       train_seed, monkeypatch):
+    from speechser.models.cmgi_ser import CmGISER
+    from speechser.tasks.ser import infer_ser, load_experiment, load_ser_config, train_ser
+
+    d = make_feats_dir()
+    exp = tmp_path / "exp"
+    summary = train_ser(load_ser_config(None, args_for(d, pretrained, "cmgi", train_seed)), exp)
+    assert summary is not None
+    saved = read_yaml(exp / "config.yaml")["model"]
+    assert saved["tokens"][:2] == ["<blank>", "<unk>"] and saved["conf"]["asr_weight"] == 0.1
+    assert len((exp / "train_stats.tsv").read_text().splitlines()) == 3  # header + 2 epochs
+    seen = []
+    real = CmGISER.hypotheses
+
+    def spy(self, lp, n):
+        out = real(self, lp, n)
+        seen.extend(out)
+        return out
+
+    monkeypatch.setattr(CmGISER, "hypotheses", spy)
+    scores = infer_ser(exp, None, d, tmp_path / "decode")  # eval_text: hypothesis
+    assert 0.0 <= scores["ua"] <= 1.0 and len(seen) == 8  # every test utterance went through its hypothesis
+    ser = load_experiment(exp)
+    assert ser.model.ssl.model.feature_extractor.conv_layers[0].conv.weight.requires_grad is False  # CNN frozen
+    from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+    from speechser.text.tokenizer import GraphemeTokenizer
+
+    ds = FeatsLabelDataset(d, ser.labels, load_audio=True, tokenizer=GraphemeTokenizer(saved["tokens"]))
+    out = ser.model.train()(collate_feats_labels([ds[i] for i in range(4)]))  # eq. 2: α CTC + (1 − α) CE
+    assert torch.isfinite(out["loss_ctc"]) and float(out["loss_ctc"]) > 0
+
+
+@pytest.mark.parametrize("interaction", ["sa", "ca_gate", "cmgi_pooled"])
+def test_table_2_rows_train(pretrained, make_feats_dir, tmp_path: Path, train_seed, interaction):
+    from speechser.tasks.ser import load_ser_config, train_ser
+
+    d = make_feats_dir()
+    conf = load_ser_config(None, args_for(d, pretrained, interaction, train_seed) + ["--trainer.max_epochs", "1"])
+    train_ser(conf, tmp_path / interaction)
+    assert (tmp_path / interaction / "valid.ua.ave_1best.pt").is_file()
+
+
+def test_cmgi_without_transcripts_is_a_clear_error(pretrained, make_feats_dir, tmp_path: Path):
+    from speechser.tasks.ser import load_ser_config, train_ser
+
+    d = make_feats_dir()
+    args = [a for a in args_for(d, pretrained, "cmgi", 0) if a not in ("--data.load_text",)]
+    args.remove("true") if args.count("true") > 1 else None
+    with pytest.raises(ValueError, match="load_text"):
+        train_ser(load_ser_config(None, args), tmp_path / "bad")
