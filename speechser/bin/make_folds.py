@@ -17,11 +17,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="speechser-make-folds",
         description="Write <out>/foldK/{train,valid,test} data directories. "
                     "loso: test = speaker K, valid = the next speaker, train = the rest; "
+                    "losess: the same with sessions (utt2session, e.g. IEMOCAP's 5); "
                     "randomK: stratified random K folds (seeded), valid = the next fold.",
     )
     p.add_argument("data_dir")
     p.add_argument("out_dir")
-    p.add_argument("--protocol", required=True, help="loso, or random<K> (e.g. random10)")
+    p.add_argument("--protocol", required=True, help="loso, losess, or random<K> (e.g. random10)")
     p.add_argument("--label-file", default="utt2emo", help="labels to stratify random folds by")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
@@ -29,12 +30,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_command_line()
     src = Path(a.data_dir)
     try:
-        if a.protocol == "loso":
-            folds = leave_one_speaker_out(read_kv(src / "utt2spk"))
+        if a.protocol in ("loso", "losess"):
+            folds = leave_one_speaker_out(read_kv(src / ("utt2spk" if a.protocol == "loso" else "utt2session")))
         elif a.protocol.startswith("random") and a.protocol[6:].isdigit():
             folds = stratified_kfold(read_kv(src / a.label_file), int(a.protocol[6:]), a.seed)
         else:
-            raise ValueError(f"unknown protocol '{a.protocol}' (loso, random<K>)")
+            raise ValueError(f"unknown protocol '{a.protocol}' (loso, losess, random<K>)")
         for fold in folds:
             for part in ("train", "valid", "test"):
                 subset_data_dir(src, Path(a.out_dir) / fold.name / part, utt_list=getattr(fold, part))

@@ -22,7 +22,8 @@ def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | 
     """Fold ``k``: test = speaker ``k``, valid = the next speaker (cyclically), train = the rest.
 
     ``speakers`` fixes the order (default: sorted speaker ids); fold names are
-    ``fold1`` .. ``foldN`` in that order.
+    ``fold1`` .. ``foldN`` in that order. Any grouping works in place of speakers (``utt2session``:
+    leave-one-session-out, IEMOCAP's 5 folds with test = session ``k``, valid = session ``k + 1``).
     """
     spks = list(speakers) if speakers is not None else sorted(set(utt2spk.values()))
     if len(spks) < 3:

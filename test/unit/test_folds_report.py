@@ -49,3 +49,20 @@ def test_score_decode_dir_and_results_section(tmp_path: Path):
     replace_section(md, "x", "second", "# R")
     text = md.read_text()
     assert text.startswith("# R") and "second" in text and "first" not in text and "other" in text
+
+
+def test_leave_one_session_out_folds_from_utt2session(make_data_dir, tmp_path: Path):
+    """``--protocol losess``: the folds of IEMOCAP's 5 sessions (here 3), test = session k, valid = k + 1."""
+    from speechser.bin.make_folds import main
+    from speechser.io.datadir import read_kv
+
+    d = make_data_dir(n_spk=3, n_utt=2)
+    utts = sorted(read_kv(d / "utt2spk"))
+    session = {u: f"Ses0{i % 3 + 1}" for i, u in enumerate(utts)}
+    (d / "utt2session").write_text("".join(f"{u} {session[u]}\n" for u in utts))
+    assert main([str(d), str(tmp_path / "losess"), "--protocol", "losess"]) == 0
+    for k in (1, 2, 3):
+        test = set(read_kv(tmp_path / f"losess/fold{k}/test/utt2session").values())
+        valid = set(read_kv(tmp_path / f"losess/fold{k}/valid/utt2session").values())
+        train = set(read_kv(tmp_path / f"losess/fold{k}/train/utt2session").values())
+        assert test == {f"Ses0{k}"} and valid == {f"Ses0{k % 3 + 1}"} and not train & (test | valid)

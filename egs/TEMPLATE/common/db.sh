@@ -3,6 +3,8 @@
 _corpora=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/utils/../.." && pwd)/shared/corpora
 EMODB=${SPEECHSER_EMODB:-${_corpora}/emodb}
 AN4=${SPEECHSER_AN4:-${_corpora}/an4}
+# IEMOCAP is licensed by USC and not among the shared corpora: point this at your IEMOCAP_full_release.
+IEMOCAP=${SPEECHSER_IEMOCAP:-${_corpora}/iemocap/IEMOCAP_full_release}
 # Lists for on-the-fly training augmentation (data.augment in the training configs), Kaldi wav.scp files
 # ("<id> <path>" or "<id> <command> |"): noise recordings and room impulse responses. Empty: that
 # augmentation is off (asr_ser.sh --noise_scp/--rir_scp; it logs so).

@@ -32,7 +32,7 @@ num_mel_bins=128     # fbank channels (25 ms window, 10 ms shift)
 local_data_opts=""
 
 # Protocol options
-protocol=loso        # loso | random10 (random<K>)
+protocol=loso        # loso | losess (utt2session) | random10 (random<K>)
 folds=""             # e.g. "1 2 3"; empty = all
 fold_seed=0
 

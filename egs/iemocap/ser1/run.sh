@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# IEMOCAP emotion recognition, 4 classes (excited merged into happy; 5,531 utterances), UA and WA.
+#   ./run.sh                                          CmGI (paper 001), leave-one-session-out (5 folds)
+#   ./run.sh --train_config conf/train_metadata.yaml --inference_model valid.ua.ave_5best.pt
+#                                                     the metadata-enhanced system (paper 002)
+#   ./run.sh --protocol loso                          leave-one-speaker-out (10 folds)
+# Set SPEECHSER_IEMOCAP (or db.sh) to your IEMOCAP_full_release. The configs are the papers' sizes (GPUs,
+# pretrained models from the hub or local directories).
+set -euo pipefail
+. ./db.sh
+./ser.sh --train_config conf/train_cmgi.yaml --protocol losess --cmvn_type none \
+    --inference_model valid.ua.ave_3best.pt "$@"
