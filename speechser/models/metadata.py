@@ -15,7 +15,7 @@ freezes); the mixin builds nothing itself: the model's ``__init__`` calls :meth:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -30,8 +30,9 @@ class MetadataSERMixin:
     stage: int
     training: bool
 
-    def init_metadata(self, frame_dim: int, aux_classes: Optional[Mapping[str, int]], dropout: float) -> None:
-        self.aux = AuxiliaryTasks(frame_dim, aux_classes or {}, self.conf, dropout)
+    def init_metadata(self, frame_dim: int, aux_classes: Optional[Mapping[str, int]], dropout: float,
+                      tokens: Optional[Sequence[str]] = None) -> None:
+        self.aux = AuxiliaryTasks(frame_dim, aux_classes or {}, self.conf, dropout, len(tokens or ()))
         self.stage = 1 if self.conf.stage1_epochs > 0 else 2
         self._frozen = False
 
@@ -61,18 +62,18 @@ class MetadataSERMixin:
                 module.eval()  # frozen layers keep their normalization statistics too
         return self
 
-    def _embed(self, batch: Any) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    def _embed(self, batch: Any) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         x, mask = self.encoder_frames(batch)
         co, aux_logits = self.aux(x, mask)
-        return self.head.pool_embed(x, mask, co), aux_logits
+        return self.head.pool_embed(x, mask, co), aux_logits, mask
 
     def embed_batch(self, batch: Any) -> torch.Tensor:
         return self._embed(batch)[0]
 
     def forward(self, batch: Any) -> Dict[str, Any]:
-        emb, aux_logits = self._embed(batch)
+        emb, aux_logits, mask = self._embed(batch)
         logits = self.head.classify(emb)
-        loss_aux = self.aux.loss(aux_logits, batch.aux) if self.aux.names else None
+        loss_aux = self.aux.loss(aux_logits, batch, mask) if self.aux.names else None
         if self.stage == 1:
             assert loss_aux is not None
             loss = loss_aux

@@ -8,13 +8,14 @@ trains the auxiliary tasks with the CNN frozen (``ssl.freeze_feature_extractor``
 every transformer layer fine-tuned; stage 2 adds the SER loss and freezes the CNN, the input
 projection, the positional embedding and the first ``stage2_freeze`` transformer layers (the paper: 4
 of 12). TDSA (speed perturbation 0.8 / 1.0 / 1.2, training only) is the data option
-``data.augment.speed``. Not here: the ASR (CTC) auxiliary task.
+``data.augment.speed``. The ASR (CTC) auxiliary task is ``aux_weights: {text: w}`` with
+``data.load_text: true``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional
+from typing import List, Mapping, Optional, Sequence
 
 import torch
 
@@ -31,12 +32,12 @@ class MetadataSSLSERConfig(SSLSERConfig, MetadataOptions):
 
 class MetadataSSLSER(MetadataSERMixin, SSLSER):
     def __init__(self, conf: MetadataSSLSERConfig, input_dim: int, num_classes: int,
-                 class_weights: Optional[List[float]] = None, aux_classes: Optional[Mapping[str, int]] = None
-                 ) -> None:
+                 class_weights: Optional[List[float]] = None, aux_classes: Optional[Mapping[str, int]] = None,
+                 tokens: Optional[Sequence[str]] = None) -> None:
         super().__init__(conf, input_dim, num_classes, class_weights)
         if conf.stage2_freeze > self.ssl.num_layers:
             raise ValueError(f"stage2_freeze {conf.stage2_freeze}: the SSL model has {self.ssl.num_layers} layers")
-        self.init_metadata(conf.dim, aux_classes, conf.dropout)
+        self.init_metadata(conf.dim, aux_classes, conf.dropout, tokens)
 
     def head_extra_dim(self) -> int:
         return self.extra_head_dim(self.conf.dim, self.conf)

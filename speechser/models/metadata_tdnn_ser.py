@@ -10,13 +10,14 @@ and freezes the (optional CNN front-end,) stem and first ``stage2_freeze`` TDNN 
 freezes the CNN and the first 4 of 12 transformer layers of an SSL encoder; this TDNN has a stem and
 4 blocks). Without auxiliary tasks it is ``tdnn_ser`` exactly (same weights, same outputs).
 
-Not here: the SSL encoder with ARI (``metadata_ssl_ser``), and the ASR (CTC) auxiliary task.
+The SSL encoder with ARI is ``metadata_ssl_ser``. The ASR (CTC) auxiliary task is ``aux_weights: {text: w}``
+with ``data.load_text: true``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional
+from typing import List, Mapping, Optional, Sequence
 
 import torch
 
@@ -33,14 +34,14 @@ class MetadataTDNNSERConfig(TDNNSERConfig, MetadataOptions):
 
 class MetadataTDNNSER(MetadataSERMixin, TDNNSER):
     def __init__(self, conf: MetadataTDNNSERConfig, input_dim: int, num_classes: int,
-                 class_weights: Optional[List[float]] = None, aux_classes: Optional[Mapping[str, int]] = None
-                 ) -> None:
+                 class_weights: Optional[List[float]] = None, aux_classes: Optional[Mapping[str, int]] = None,
+                 tokens: Optional[Sequence[str]] = None) -> None:
         if conf.mixup_alpha > 0:
             raise ValueError("model metadata_tdnn_ser does not support mixup (mixed utterances have no metadata)")
         if conf.stage2_freeze > len(conf.dilations):
             raise ValueError(f"stage2_freeze {conf.stage2_freeze}: the TDNN has {len(conf.dilations)} blocks")
         super().__init__(conf, input_dim, num_classes, class_weights)
-        self.init_metadata(conf.channels, aux_classes, conf.dropout)
+        self.init_metadata(conf.channels, aux_classes, conf.dropout, tokens)
 
     def head_extra_dim(self) -> int:
         return self.extra_head_dim(self.conf.channels, self.conf)

@@ -3,7 +3,10 @@
 Each auxiliary task ``k`` (a label file of the data directory: ``utt2gender``, ``utt2spk``,
 ``utt2style``) has its own head on the encoder's frames ``(B, T, D)``: masked mean pooling, a hidden
 layer ``a_k = Dropout(ReLU(W_k mp(x)))`` ``(B, H)`` and a classifier ``(B, C_k)``, trained with
-cross-entropy weighted by ``λ_k`` (``aux_weights``). With ``co_attention`` the hidden states ``a_k``
+cross-entropy weighted by ``λ_k`` (``aux_weights``). The ASR task (name ``text``, the transcripts;
+``data.load_text: true``) has a per-frame hidden layer ``Dropout(ReLU(W x_t))`` ``(B, T, H)`` and a
+CTC output over the grapheme tokens, ``L = CTC`` (summed over the batch, divided by its size); its
+state ``a_text`` for the co-attention is the masked mean of the hidden frames. With ``co_attention`` the hidden states ``a_k``
 query the frames (:class:`speechser.nets.co_attention.CoAttention`) and the result joins the SER
 head's input.
 
@@ -20,7 +23,7 @@ speaker) are ignored by its loss.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +33,9 @@ from speechser.config import ConfigValueError, check_ranges
 from speechser.data.labels import UNKNOWN_LABEL
 from speechser.nets.co_attention import CoAttention
 from speechser.nets.pooling import masked_mean
+
+#: The name of the auxiliary ASR (CTC) task in ``aux_weights``: the data directory's transcripts.
+ASR_TASK = "text"
 
 
 @dataclass
@@ -65,8 +71,15 @@ class MetadataOptions:
 class AuxiliaryTasks(nn.Module):
     """The auxiliary heads over frames ``(B, T, in_dim)``; ``classes``: label file -> number of classes."""
 
-    def __init__(self, in_dim: int, classes: Mapping[str, int], opts: MetadataOptions, dropout: float) -> None:
+    def __init__(self, in_dim: int, classes: Mapping[str, int], opts: MetadataOptions, dropout: float,
+                 vocab_size: int = 0) -> None:
         super().__init__()
+        classes = dict(classes)
+        if ASR_TASK in opts.aux_weights:
+            if vocab_size <= 0:
+                raise ValueError("the auxiliary ASR task ('text') needs the transcripts' tokens: set "
+                                 "data.load_text: true")
+            classes[ASR_TASK] = vocab_size
         missing = sorted(set(opts.aux_weights) - set(classes))
         if missing:
             raise ValueError(f"auxiliary task '{missing[0]}' has no classes (the SER task reads them from the "
@@ -91,19 +104,34 @@ class AuxiliaryTasks(nn.Module):
         if not self.names:
             return None, {}
         pooled = masked_mean(x, mask)
-        states = {n: self.hidden[n](pooled) for n in self.names}
-        logits = {n: self.classifiers[n](states[n]) for n in self.names}
+        states, logits = {}, {}
+        for n in self.names:
+            if n == ASR_TASK:  # per frame: (B, T, H) -> CTC log-probabilities (B, T, V); state = mean over frames
+                h = self.hidden[n](x)
+                logits[n] = torch.log_softmax(self.classifiers[n](h).float(), dim=-1)
+                states[n] = masked_mean(h, mask)
+            else:
+                states[n] = self.hidden[n](pooled)
+                logits[n] = self.classifiers[n](states[n])
         co = self.co(x, mask, torch.stack([states[n] for n in self.names], 1)) if self.co is not None else None
         return co, logits
 
-    def loss(self, logits: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """``Σ_k λ_k CE(logits_k, targets_k)``, unknown labels (-100) ignored (a batch of only unknown labels
-        adds 0)."""
+    def loss(self, logits: Mapping[str, torch.Tensor], batch: Any, mask: torch.Tensor) -> torch.Tensor:
+        """``Σ_k λ_k L_k``: cross-entropy against ``batch.aux[k]`` (unknown labels, -100, ignored; a batch of
+        only unknown labels adds 0), CTC against ``batch.tokens`` for the ASR task (frames from ``mask``)."""
         total: Optional[torch.Tensor] = None
         for n in self.names:
-            if n not in targets:
+            if n == ASR_TASK:
+                if batch.tokens is None or batch.token_lengths is None:
+                    raise ValueError("the auxiliary ASR task needs the transcripts: set data.load_text: true")
+                lp = logits[n]
+                term = self.weights[n] * F.ctc_loss(lp.transpose(0, 1), batch.tokens, mask.sum(1), batch.token_lengths,
+                                                    blank=0, reduction="sum", zero_infinity=True) / lp.shape[0]
+                total = term if total is None else total + term
+                continue
+            if n not in batch.aux:
                 raise ValueError(f"the batch has no '{n}' labels (the SER task loads them from the data directory)")
-            y = targets[n]
+            y = batch.aux[n]
             if bool((y != UNKNOWN_LABEL).any()):
                 term = self.weights[n] * F.cross_entropy(logits[n].float(), y, ignore_index=UNKNOWN_LABEL)
             else:

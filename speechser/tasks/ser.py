@@ -130,7 +130,10 @@ def resolve_model(conf: SERTrainConfig) -> None:
     if m.labels and list(m.labels) != labels:
         raise ConfigError(f"config key 'model.labels' {m.labels} differs from {conf.data.label_list} {labels}")
     m.labels = labels
-    for name in sorted(m.conf.get("aux_weights") or {}):  # the auxiliary tasks' classes, from training data
+    aux_tasks = sorted(m.conf.get("aux_weights") or {})
+    if "text" in aux_tasks and not conf.data.load_text:
+        raise ConfigError("model.conf.aux_weights has the ASR task 'text': set data.load_text: true")
+    for name in (n for n in aux_tasks if n != "text"):  # the classification tasks' classes, from training data
         classes = labels_in_file(Path(conf.data.train_dir) / name)
         if m.aux_labels.get(name, classes) != classes:
             raise ConfigError(f"config key 'model.aux_labels.{name}' {m.aux_labels[name]} differs from the classes "

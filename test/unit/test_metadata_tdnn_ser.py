@@ -90,3 +90,33 @@ def test_two_stage_training_records_its_tasks_and_resumes_across_the_switch(make
     ser = load_experiment(exp, exp / "3epoch.pt")
     assert set(ser.model.aux.names) == {"utt2gender", "utt2spk"}
     assert 0.0 <= infer_ser(exp, exp / "3epoch.pt", d, tmp_path / "decode")["ua"] <= 1.0
+
+
+def test_the_asr_auxiliary_task_is_ctc_over_the_frames(make_feats_dir, tmp_path: Path, train_seed):
+    from speechser.config import ConfigError
+    from speechser.tasks.ser import load_experiment, load_ser_config, train_ser
+    from speechser.text.tokenizer import GraphemeTokenizer
+
+    d = with_gender(make_feats_dir())
+    tokens = GraphemeTokenizer.build_token_list(read_kv(d / "text").values())
+    torch.manual_seed(0)
+    conf = {**TINY, "aux_weights": {"text": 0.5, "utt2gender": 0.5}, "stage1_epochs": 0}
+    model = build_model("metadata_tdnn_ser", conf, input_dim=40, num_classes=2, aux_classes={"utt2gender": 2},
+                        tokens=tokens).train()
+    ds = FeatsLabelDataset(d, ["ang", "neu"], aux_labels={"utt2gender": ["f", "m"]},
+                           tokenizer=GraphemeTokenizer(tokens))
+    batch = collate_feats_labels([ds[i] for i in range(4)])
+    _, aux_logits, mask = model._embed(batch)
+    assert aux_logits["text"].shape[:2] == mask.shape and aux_logits["text"].shape[2] == len(tokens)
+    out = model(batch)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.aux.classifiers["text"].weight.grad is not None
+    args = ["--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+            "--data.max_frames", "300", "--model.name", "metadata_tdnn_ser", "--model.conf.channels", "16",
+            "--model.conf.embed_dim", "8", "--model.conf.aux_weights", "{text: 0.5}", "--model.conf.aux_hidden", "8",
+            "--model.conf.co_attention_heads", "2", "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1",
+            "--trainer.average_nbest", "1", "--seed", str(train_seed)]
+    with pytest.raises(ConfigError, match="load_text"):
+        train_ser(load_ser_config(None, args), tmp_path / "no_text")
+    train_ser(load_ser_config(None, args + ["--data.load_text", "true"]), tmp_path / "exp")
+    assert load_experiment(tmp_path / "exp").model.aux.names == ["text"]
