@@ -17,10 +17,15 @@ Registry name ``cmgi_ser``. Shapes and equations:
 - Loss: ``L = α L_ASR + (1 − α) L_E`` (eq. 2), ``α = asr_weight`` (0.1 in the paper); ``L_E`` is the
   shared SER head's cross-entropy (eq. 7; with ``supcon_weight`` > 0, the hybrid loss).
 
+- Training phases (sec. 3.2), with ``stage1_epochs`` > 0: phase 1 fine-tunes the SSL model alone for
+  SER (a linear classifier on its mean-pooled frames) and ASR, ``L = α L_ASR + (1 − α) CE``; phase 2
+  freezes its CNN and trains the SSL transformer, the text encoder and CmGI for SER, the CTC head
+  still on the SSL model (eq. 2). The phase follows the epoch (:meth:`CmGISER.set_epoch`), so a resumed
+  run is in the right one. ``stage1_epochs: 0`` trains phase 2 only (then ``ssl.freeze_feature_extractor``
+  decides about the CNN).
+
 Departures, and why: the shared SER head puts one embedding layer (Linear, LayerNorm, ReLU) between
 eq. 7's concatenation and the classifier (it is what the k-NN datastore and the SupCon term read).
-Not yet here: the paper's first training phase (HuBERT fine-tuned for SER and ASR alone, before both
-extractors train jointly); this model trains jointly from the start.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from speechser.decode.ctc import ctc_greedy_search
 from speechser.models.abs_model import AbsSERModel
 from speechser.models.asr_branch import need_audio
 from speechser.nets.cmgi import CmGIConfig, CrossModalGatedInteraction
+from speechser.nets.pooling import masked_mean
 from speechser.nets.ser_head import SERHead, SERHeadOptions
 from speechser.nets.ssl import SSLConfig, SSLEncoder
 from speechser.nets.text_encoder import TextEncoder, TextEncoderConfig
@@ -55,9 +61,11 @@ class CmGISERConfig(SERHeadOptions):
     train_text: str = "truth"
     #: ... and in evaluation and inference: the CTC hypothesis (``hypothesis``, speech only) or ``truth``.
     eval_text: str = "hypothesis"
+    #: Epochs of phase 1 (the SSL model alone for SER and ASR); 0 = phase 2 from the start.
+    stage1_epochs: int = 0
 
     def __post_init__(self) -> None:
-        check_ranges(self, asr_weight="[0, 1)")
+        check_ranges(self, asr_weight="[0, 1)", stage1_epochs="[0, inf)")
         check_choice(self, train_text=("truth", "hypothesis"), eval_text=("truth", "hypothesis"))
         super().__post_init__()
 
@@ -76,6 +84,26 @@ class CmGISER(AbsSERModel):
         self.text = TextEncoder(conf.text)
         self.cmgi = CrossModalGatedInteraction(self.ssl.output_dim, self.text.output_dim, conf.cmgi)
         self.head = SERHead(0, num_classes, conf, "layer", class_weights, extra_dim=self.cmgi.output_dim)
+        #: Phase 1's classifier on the mean-pooled SSL frames (paper 001, sec. 3.2).
+        self.acoustic_classifier = nn.Linear(self.ssl.output_dim, num_classes) if conf.stage1_epochs else None
+        self.stage = 1 if conf.stage1_epochs else 2
+        self._cnn_frozen = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Phase 1 for epochs ``1 .. stage1_epochs``; phase 2 after, with the SSL model's CNN frozen."""
+        self.stage = 1 if epoch <= self.conf.stage1_epochs else 2
+        if self.stage == 2 and self.conf.stage1_epochs:
+            for m in self.ssl.lower_modules(0, cnn=True):
+                m.requires_grad_(False)
+            self._cnn_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "CmGISER":
+        super().train(mode)
+        if getattr(self, "_cnn_frozen", False):
+            for m in self.ssl.lower_modules(0, cnn=True):
+                m.eval()
+        return self
 
     def hypotheses(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[str]:
         """CTC greedy hypotheses of log-probabilities ``(B, T, V)``, as text."""
@@ -103,10 +131,22 @@ class CmGISER(AbsSERModel):
     def embed_batch(self, batch: Batch) -> torch.Tensor:
         return self._encode(batch)[0]
 
+    def _phase1(self, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """SSL frames -> (CE of the mean-pooled classifier, its logits, CTC log-probabilities, lengths)."""
+        need_audio(batch, "cmgi_ser")
+        assert batch.wavs is not None and batch.wav_lengths is not None and self.acoustic_classifier is not None
+        xa, alen = self.ssl(batch.wavs, batch.wav_lengths)
+        log_probs = F.log_softmax(self.ctc(xa).float(), dim=-1)
+        logits = self.acoustic_classifier(masked_mean(xa, lengths_to_mask(alen, xa.shape[1])))
+        return F.cross_entropy(logits.float(), batch.labels), logits, log_probs, alen
+
     def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
-        emb, log_probs, alen = self._encode(batch)
-        logits = self.head.classify(emb)
-        loss_e = self.head.loss(logits, emb, batch.labels)
+        if self.stage == 1:
+            loss_e, logits, log_probs, alen = self._phase1(batch)
+        else:
+            emb, log_probs, alen = self._encode(batch)
+            logits = self.head.classify(emb)
+            loss_e = self.head.loss(logits, emb, batch.labels)
         out: Dict[str, Any] = {"logits": logits.detach(), "loss": loss_e}
         a = self.conf.asr_weight
         if a > 0:

@@ -90,3 +90,33 @@ def test_cmgi_without_transcripts_is_a_clear_error(pretrained, make_feats_dir, t
     args.remove("true") if args.count("true") > 1 else None
     with pytest.raises(ValueError, match="load_text"):
         train_ser(load_ser_config(None, args), tmp_path / "bad")
+
+
+def test_phase_1_trains_the_ssl_model_alone_and_phase_2_freezes_its_cnn(pretrained, make_feats_dir):
+    from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+    from speechser.io.datadir import read_kv
+    from speechser.models.registry import build_model
+    from speechser.text.tokenizer import GraphemeTokenizer
+
+    d = make_feats_dir()
+    tokens = GraphemeTokenizer.build_token_list(read_kv(d / "text").values())
+    torch.manual_seed(0)
+    model = build_model("cmgi_ser", {
+        "ssl": {"name_or_path": str(pretrained / "ssl"), "freeze_feature_extractor": False},
+        "text": {"name_or_path": str(pretrained / "bert")}, "cmgi": {"dim": 8, "num_heads": 2}, "embed_dim": 8,
+        "stage1_epochs": 1}, input_dim=40, num_classes=2, tokens=tokens).train()
+    ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True, tokenizer=GraphemeTokenizer(tokens))
+    batch = collate_feats_labels([ds[i] for i in range(4)])
+    cnn = model.ssl.model.feature_extractor
+    model.set_epoch(1)  # phase 1: SER on pooled SSL frames + CTC; no text encoder, no CmGI
+    model(batch)["loss"].backward()
+    assert model.acoustic_classifier.weight.grad is not None and model.ctc.weight.grad is not None
+    assert any(p.grad is not None for p in cnn.parameters())  # the CNN trains in phase 1
+    assert all(p.grad is None for p in model.text.parameters()) and model.head.classifier.weight.grad is None
+    model.zero_grad(set_to_none=True)
+    model.set_epoch(2)  # phase 2: the CNN frozen, the rest joint
+    assert not any(p.requires_grad for p in cnn.parameters()) and not cnn.training
+    out = model(batch)
+    out["loss"].backward()
+    assert all(p.grad is None for p in cnn.parameters()) and model.head.classifier.weight.grad is not None
+    assert model.cmgi.proj_l.weight.grad is not None and torch.isfinite(out["loss_ctc"])
