@@ -68,7 +68,8 @@ def test_cmgi_trains_on_transcripts_and_infers_from_its_own_hypotheses(pretraine
     from speechser.text.tokenizer import GraphemeTokenizer
 
     ds = FeatsLabelDataset(d, ser.labels, load_audio=True, tokenizer=GraphemeTokenizer(saved["tokens"]))
-    out = ser.model.train()(collate_feats_labels([ds[i] for i in range(4)]))  # eq. 2: α CTC + (1 − α) CE
+    batch = collate_feats_labels([ds[i] for i in range(4)]).to(next(ser.model.parameters()).device)
+    out = ser.model.train()(batch)  # eq. 2: α CTC + (1 − α) CE
     assert torch.isfinite(out["loss_ctc"]) and float(out["loss_ctc"]) > 0
 
 
