@@ -39,6 +39,7 @@ from torch import nn
 
 from speechser.config import check_choice, check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.losses.classification import cross_entropy
 from speechser.decode.ctc import ctc_greedy_search
 from speechser.models.abs_model import AbsSERModel
 from speechser.models.asr_branch import need_audio
@@ -138,10 +139,14 @@ class CmGISER(AbsSERModel):
         xa, alen = self.ssl(batch.wavs, batch.wav_lengths)
         log_probs = F.log_softmax(self.ctc(xa).float(), dim=-1)
         logits = self.acoustic_classifier(masked_mean(xa, lengths_to_mask(alen, xa.shape[1])))
-        return F.cross_entropy(logits.float(), batch.labels), logits, log_probs, alen
+        o = self.conf
+        return cross_entropy(logits, batch.labels, o.label_smoothing, self.head.class_weights), logits, log_probs, alen
 
     def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
-        if self.stage == 1:
+        # Validation always scores the network inference uses (SSL + text + CmGI + head): phase-1 epochs
+        # then compete for the n-best checkpoints with the UA they would really have, not the phase-1
+        # classifier's.
+        if self.stage == 1 and self.training:
             loss_e, logits, log_probs, alen = self._phase1(batch)
         else:
             emb, log_probs, alen = self._encode(batch)

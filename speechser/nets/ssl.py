@@ -39,8 +39,10 @@ class SSLConfig:
     #: Hidden state to use (0 = input of layer 1, -1 = last); ignored with ``weighted_sum``.
     layer: int = -1
     weighted_sum: bool = False
-    #: Augmented Residual Integration: ``h_L + Σ_{l<L} w_l h_l`` (paper 002); excludes ``weighted_sum``.
+    #: Augmented Residual Integration: ``h_L + Σ_{l<L} W_l ⊙ h_l`` (paper 002); excludes ``weighted_sum``.
     ari: bool = False
+    #: ARI's weights per layer and channel ``(L − 1, D)`` (the paper's "weighted matrix"), else per layer.
+    ari_per_channel: bool = True
     freeze_feature_extractor: bool = True
     #: Freeze the first N transformer layers (and, when N > 0, the positional/input embeddings too).
     freeze_layers: int = 0
@@ -111,7 +113,7 @@ class SSLEncoder(nn.Module):
         if conf.ari:
             from speechser.nets.ari import AugmentedResidualIntegration
 
-            self.ari = AugmentedResidualIntegration(self.num_layers)
+            self.ari = AugmentedResidualIntegration(self.num_layers, self.output_dim if conf.ari_per_channel else 0)
             self.layer = self.num_layers
         elif conf.weighted_sum:
             self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1))
@@ -150,6 +152,10 @@ class SSLEncoder(nn.Module):
             layers = self.model.encoder.layers
             embeds = [m for m in (getattr(self.model, "feature_projection", None),
                                   getattr(self.model.encoder, "pos_conv_embed", None)) if m is not None]
+            if not getattr(self.model.config, "do_stable_layer_norm", True):
+                # Post-LN (base) models normalize the input of layer 1 (encoder.layer_norm); pre-LN (large)
+                # models use it as the final norm, above every layer: frozen only in the first case.
+                embeds.append(self.model.encoder.layer_norm)
         return (convs if cnn else []) + (embeds + list(layers)[:n] if n > 0 else [])
 
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,9 @@ class TrainerConfig:
     #: Initialize weights before the first epoch from other experiments: ``path[:src_prefix[:dst_prefix]]``
     #: (see :func:`speechser.train.checkpoint.load_init_params`); ignored when resuming.
     init_param: List[str] = field(default_factory=list)
+    #: DistributedDataParallel's ``find_unused_parameters``: needed by models whose loss leaves some weights
+    #: out in some epochs (the staged ``cmgi_ser`` and ``metadata_*`` models); a little slower.
+    find_unused_parameters: bool = False
     #: Resume even though the config (or the data) differs from what the experiment was started with
     #: (the stored ``config.yaml`` is replaced only once the checkpoint has loaded).
     allow_config_change: bool = False
@@ -149,7 +152,8 @@ class Trainer:
         self.wrapped: nn.Module = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.wrapped = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=trainer_conf.find_unused_parameters)
         self.nbest: List[Tuple[float, int]] = []  # (metric, epoch), best first
         self.history: List[Dict[str, float]] = []  # one row per finished epoch (train_stats.tsv)
         self.epoch = 0

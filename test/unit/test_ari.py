@@ -23,6 +23,12 @@ def test_ari_with_zero_weights_is_the_last_layer_and_adds_the_lower_layers_when_
     assert ari.weights.grad is not None and ari.weights.grad.shape == (2,)
     with pytest.raises(ValueError, match="hidden states"):
         ari(hidden[:3])
+    per_channel = AugmentedResidualIntegration(3, dim=4)  # the "weighted matrix" reading: (L - 1, D)
+    assert per_channel.weights.shape == (2, 4) and torch.equal(per_channel(hidden), hidden[3])
+    with torch.no_grad():
+        per_channel.weights[0] = torch.tensor([1.0, 0.0, 0.0, 2.0])
+    want = hidden[3] + hidden[1] * torch.tensor([1.0, 0.0, 0.0, 2.0])
+    assert torch.allclose(per_channel(hidden), want)
 
 
 def test_ssl_encoder_with_ari(tmp_path: Path):
@@ -36,6 +42,7 @@ def test_ssl_encoder_with_ari(tmp_path: Path):
     wav, n = torch.randn(2, 4000), torch.tensor([4000, 3000])
     last = SSLEncoder(SSLConfig(name_or_path=str(tmp_path / "wavlm"), layer=-1)).eval()
     ari = SSLEncoder(SSLConfig(name_or_path=str(tmp_path / "wavlm"), ari=True)).eval()
+    assert ari.ari.weights.shape == (2, 16)  # per layer and channel by default
     (a, an), (b, bn) = last(wav, n), ari(wav, n)
     assert torch.equal(an, bn) and torch.allclose(a, b, atol=1e-6)  # zero weights: the last layer
     # LayerDrop (0.1 in this config) would drop hidden states in training and misalign the layers: off

@@ -114,6 +114,10 @@ def test_phase_1_trains_the_ssl_model_alone_and_phase_2_freezes_its_cnn(pretrain
     assert model.acoustic_classifier.weight.grad is not None and model.ctc.weight.grad is not None
     assert any(p.grad is not None for p in cnn.parameters())  # the CNN trains in phase 1
     assert all(p.grad is None for p in model.text.parameters()) and model.head.classifier.weight.grad is None
+    model.eval()  # validation in phase 1 scores the network inference uses, not the phase-1 classifier
+    with torch.no_grad():
+        assert torch.allclose(model(batch)["logits"], model.classify(model.embed_batch(batch)))
+    model.train()
     model.zero_grad(set_to_none=True)
     model.set_epoch(2)  # phase 2: the CNN frozen, the rest joint
     assert not any(p.requires_grad for p in cnn.parameters()) and not cnn.training

@@ -36,6 +36,7 @@ def test_stage_2_freezes_exactly_the_cnn_the_embeddings_and_the_first_layers(mak
     model.zero_grad(set_to_none=True)
     model.set_epoch(2)  # stage 2
     frozen = [wavlm.feature_extractor, wavlm.feature_projection, wavlm.encoder.pos_conv_embed,
+              wavlm.encoder.layer_norm,  # post-LN (base) models: the norm of layer 1's input
               wavlm.encoder.layers[0], wavlm.encoder.layers[1]]
     frozen_ids = {id(p) for m in frozen for p in m.parameters()}
     for name, p in model.named_parameters():
