@@ -73,3 +73,27 @@ def test_ddp_backend_follows_the_device_and_a_missing_gpu_is_a_clear_error(monke
     monkeypatch.setenv("RANK", "0")
     distributed.init_distributed("cuda")
     assert calls == ["cuda:0", "nccl"]
+
+
+def test_ddp_two_processes_with_a_staged_model(make_feats_dir, tmp_path: Path, train_seed):
+    """metadata_tdnn_ser leaves its SER head out of the loss in stage 1 and freezes layers in stage 2:
+    under DDP that needs trainer.find_unused_parameters (set in the staged configs)."""
+    from speechser.io.datadir import read_kv
+
+    d = make_feats_dir()
+    spk = read_kv(d / "utt2spk")
+    (d / "utt2gender").write_text("".join(f"{u} {'f' if s.endswith('A') else 'm'}\n" for u, s in spk.items()))
+    exp = tmp_path / "exp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    staged = ["--model.name", "metadata_tdnn_ser", "--model.conf.aux_weights", "{utt2gender: 0.5, utt2spk: 0.5}",
+              "--model.conf.aux_hidden", "8", "--model.conf.co_attention_heads", "2", "--model.conf.stage1_epochs", "1",
+              "--model.conf.stage2_freeze", "1", "--trainer.find_unused_parameters", "true", "--trainer.max_epochs", "3"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           "-m", "speechser.bin.train_ser", "--exp-dir", str(exp), *_args(d, train_seed), *staged,
+           "--trainer.device", "cpu"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(exp / "checkpoint.pt", weights_only=False)["epoch"] == 3
+    s2, s3 = (torch.load(exp / f"{e}epoch.pt", weights_only=False) for e in (2, 3))
+    s2, s3 = (s.get("model", s) for s in (s2, s3))
+    assert torch.equal(s2["stem.0.weight"], s3["stem.0.weight"])  # frozen in stage 2 on both ranks
