@@ -64,6 +64,8 @@ class SERDataConfig(FeatsDataConfig):
     #: recognize it (``cmgi_ser``); the tokens are ``token_list``'s, else built from the training text.
     load_text: bool = False
     token_list: str = ""
+    #: Lower-case the transcripts (tokens, CTC targets, and the text encoder's input in training).
+    lowercase_text: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)",
@@ -92,8 +94,9 @@ def _aux_sizes(m: SERModelSection) -> Dict[str, Any]:
     return out
 
 
-def _tokenizer(m: SERModelSection) -> Optional[GraphemeTokenizer]:
-    return GraphemeTokenizer(list(m.tokens)) if m.tokens else None
+def _tokenizer(conf: "SERTrainConfig") -> Optional[GraphemeTokenizer]:
+    m = conf.model
+    return GraphemeTokenizer(list(m.tokens), lowercase=conf.data.lowercase_text) if m.tokens else None
 
 
 @dataclass
@@ -144,7 +147,7 @@ def resolve_model(conf: SERTrainConfig) -> None:
             m.tokens = GraphemeTokenizer(conf.data.token_list).tokens
         else:
             texts = read_kv(Path(conf.data.train_dir) / "text", allow_empty_value=True).values()
-            m.tokens = GraphemeTokenizer.build_token_list(texts)
+            m.tokens = GraphemeTokenizer.build_token_list(texts, lowercase=conf.data.lowercase_text)
     asr_dir = m.conf.get("asr_exp_dir", "")
     if asr_dir:
         asr_conf = asr_task.read_asr_experiment_config(asr_dir)
@@ -179,7 +182,7 @@ def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional
     labels = conf.model.labels
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
     aux = conf.model.aux_labels or None
-    tok = _tokenizer(conf.model)
+    tok = _tokenizer(conf)
     train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment, aux_labels=aux,
                         tokenizer=tok)
     valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False, aux_labels=aux, tokenizer=tok)
@@ -242,7 +245,7 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
     """Embeddings and posteriors of every utterance of ``data_dir`` (model in eval mode), sorted by key."""
     model, d = ser.model, ser.conf.data
     # Transcripts where the set has them (a model may read them: eval_text truth); inference needs none.
-    tok = _tokenizer(ser.conf.model) if (Path(data_dir) / "text").is_file() else None
+    tok = _tokenizer(ser.conf) if (Path(data_dir) / "text").is_file() else None
     ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok)
     loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
                                 ser.conf.seed, DistInfo())

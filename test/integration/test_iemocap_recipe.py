@@ -221,6 +221,7 @@ def test_recipe_trains_end_to_end_with_tiny_models(recipe, pretrained):
     saved = read_yaml(exp / "config.yaml")["model"]
     assert saved["name"] == "cmgi_ser" and saved["labels"] == ["ang", "hap", "neu", "sad"]
     assert saved["tokens"][0] == "<blank>" and "ü" in saved["tokens"]  # graphemes of the German transcripts
+    assert not any(t.isupper() for t in saved["tokens"] if len(t) == 1)  # data.lowercase_text: true
     assert saved["conf"]["ssl"]["name_or_path"] == str(pretrained["ssl"])
     assert len((exp / "train_stats.tsv").read_text().splitlines()) == 3  # header + both phases' epochs
     results = (rdir / "RESULTS.md").read_text()
@@ -246,3 +247,17 @@ def test_recipe_trains_end_to_end_with_tiny_models(recipe, pretrained):
     results = (rdir / "RESULTS.md").read_text()
     assert results.count("<!-- begin train_metadata-losess -->") == 1
     assert results.count("<!-- begin train_cmgi-losess -->") == 1
+
+
+def test_transcripts_lose_their_non_speech_tags(tmp_path):
+    """``[LAUGHTER]``-like tags inside an utterance's transcript are not words (CTC targets, BERT input)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prepare_iemocap", ROOT / "egs/iemocap/ser1/local/prepare_iemocap.py")
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    path = tmp_path / "Ses01F_impro01.txt"
+    path.write_text("Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me [LAUGHTER] now.\n"
+                    "M: [BREATHING]\n"
+                    "Ses01F_impro01_M001 [010.0000-011.0000]: [GARBAGE] Yeah.\n")
+    assert prep.read_transcripts(path) == {"Ses01F_impro01_F000": "Excuse me now.", "Ses01F_impro01_M001": "Yeah."}

@@ -11,7 +11,8 @@ and writes <out_dir>/{wav.scp, utt2spk, spk2utt, utt2emo, text, utt2gender, utt2
 emotions.txt}: the utterances labelled ang, hap, exc (merged into hap), sad or neu -- the common 4-class
 set (5,531 utterances in the full release: hap 1,636, sad 1,084, ang 1,103, neu 1,708). The speaker is
 the session and the gender letter of the utterance's last field (Ses01F_impro01_M012 -> speaker Ses01M,
-gender m); the style is improvised or scripted from the dialog name. A dialog holds both actors' turns
+gender m); the style is improvised or scripted from the dialog name; bracketed non-speech tags
+([LAUGHTER]...) are removed from the transcripts. A dialog holds both actors' turns
 (Ses01F_impro01 has Ses01F_impro01_F000 and Ses01F_impro01_M000), so the release's names do not sort by
 speaker; the utterance ids are the names with the speaker before them, Kaldi's convention
 (Ses01M-Ses01F_impro01_M012), which keeps utt2spk sorted both ways. A malformed line is an error
@@ -28,6 +29,7 @@ from typing import Dict
 LABELS = ["ang", "hap", "neu", "sad"]
 MERGE = {"exc": "hap"}
 EVAL_LINE = re.compile(r"^\[(\d+(?:\.\d+)?) - (\d+(?:\.\d+)?)\]\t(\S+)\t(\S+)\t\[[^\]]*\]\s*$")
+TAG = re.compile(r"\[[A-Za-z]+\]")
 TRANS_LINE = re.compile(r"^(Ses\d\d[FM]_\S+_[FM]\S*) \[[^\]]*\]:\s?(.*)$")
 
 
@@ -53,7 +55,9 @@ def read_transcripts(path: Path) -> Dict[str, str]:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         m = TRANS_LINE.match(line.strip())
         if m is not None:  # other lines (off-turn speech, e.g. "M: [LAUGHTER]" without an id) are not utterances
-            out[m.group(1)] = " ".join(m.group(2).split())
+            # Non-speech tags ([LAUGHTER], [BREATHING], [GARBAGE]...) are not words: they would be CTC targets
+            # and BERT input that speech does not carry.
+            out[m.group(1)] = " ".join(TAG.sub(" ", m.group(2)).split())
     return out
 
 
