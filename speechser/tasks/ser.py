@@ -120,9 +120,10 @@ def load_ser_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -
 
 
 def resolve_model(conf: SERTrainConfig) -> None:
-    """Record in ``conf.model`` what the training data decide (``input_dim``, ``labels``) and, for a model
-    fused with an ASR encoder, the ASR experiment's model section (``model.conf.asr_model``) and the
-    ``trainer.init_param`` entry that loads its encoder. A value the config gives must agree."""
+    """Record in ``conf.model`` what the training data decide: ``input_dim``, ``labels``, the classes of each
+    auxiliary task (``aux_labels``) and, with ``data.load_text``, the transcripts' graphemes (``tokens``);
+    for a model fused with an ASR encoder, the ASR experiment's model section (``model.conf.asr_model``) and
+    the ``trainer.init_param`` entry that loads its encoder. A value the config gives must agree."""
     m = conf.model
     dim = feature_dim(conf.data.train_dir)
     if m.input_dim and m.input_dim != dim:
