@@ -76,12 +76,14 @@ def test_emodb_results_std_is_the_sample_std_of_the_listed_folds():
         mean = re.search(r"^\| \*\*mean\*\* \| \d+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", body, re.M)
         std = re.search(r"^\| \*\*std\*\* \| \d+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", body, re.M)
         assert mean and std, tag
+        # The printed mean is rounded from the unrounded fold scores, the folds are printed rounded: each
+        # rounding moves a value by at most 0.005, so the two can differ by up to 0.01.
         for col, m, s in zip(cols, mean.groups(), std.groups()):
-            assert float(m) == pytest.approx(statistics.mean(col), abs=0.006), tag
-            assert float(s) == pytest.approx(statistics.stdev(col), abs=0.006), tag
+            assert float(m) == pytest.approx(statistics.mean(col), abs=0.0101), tag
+            assert float(s) == pytest.approx(statistics.stdev(col), abs=0.0101), tag
         assert "sample standard deviation" in body, tag
         per_tag[tag] = cols
-    assert len(per_tag) == 6
+    assert len(per_tag) == 7  # the fold tables of the file (train_tdnn_metadata-loso: issue 12)
     rows = {"1. foundation (train_tdnn)": "train_tdnn-loso",
             "3. + hybrid loss 0.5 CE + 0.5 SupCon": "train_tdnn_asr_fusion_supcon-loso",
             "2b. row 2 + modality dropout 0.5": "train_tdnn_asr_fusion_mdrop-loso"}
