@@ -150,3 +150,31 @@ def make_feats_dir(make_data_dir):
 @pytest.fixture(scope="session")
 def an4() -> Path:
     return corpus_or_skip("an4")
+
+
+@pytest.fixture
+def tiny_asr_exp(make_feats_dir, tmp_path: Path, train_seed):
+    """A trained tiny ASR experiment (1 epoch, 2-layer Conformer, global CMVN, grapheme tokens in
+    ``tmp_path/tokens.txt``) on a feature directory: ``(data_dir, exp_dir)``."""
+    d = make_feats_dir()
+    from speechser.features.extract import write_cmvn
+    from speechser.io.datadir import read_kv
+    from speechser.tasks.asr import load_asr_config, train_asr
+    from speechser.text.tokenizer import GraphemeTokenizer
+
+    write_cmvn(d, per_speaker=False)
+    tokens = GraphemeTokenizer.build_token_list(read_kv(d / "text").values())
+    (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    conf = load_asr_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tmp_path / "tokens.txt"),
+        "--data.cmvn_stats", str(d / "cmvn.ark"), "--data.max_frames", "2000",
+        "--model.conf.encoder.d_model", "16", "--model.conf.encoder.num_layers", "2",
+        "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "32",
+        "--model.conf.pred_hidden", "16", "--model.conf.pred_embed_dim", "8", "--model.conf.joint_dim", "16",
+        "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
+        "--seed", str(train_seed),
+    ])
+    exp = tmp_path / "asr"
+    train_asr(conf, exp)
+    assert (exp / "cmvn.ark").is_file()  # the experiment carries its normalization
+    return d, exp

@@ -20,6 +20,7 @@ Deterministic: the same Emo-DB gives the same release, byte for byte.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -28,22 +29,21 @@ import soundfile
 
 from speechser.io.audio import read_audio_source, resample
 
-FEMALE = ["08", "09", "13", "14", "16"]
-MALE = ["03", "10", "11", "12", "15"]
+
+def _emodb_facts():
+    """Speaker genders and sentence texts of Emo-DB, from the Emo-DB recipe's own preparation script."""
+    spec = importlib.util.spec_from_file_location(
+        "prepare_emodb", Path(__file__).resolve().parents[2] / "egs/emodb/ser1/local/prepare_emodb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.GENDER, module.SENTENCES
+
+
+GENDER, SENTENCES = _emodb_facts()
+FEMALE = sorted(s for s, g in GENDER.items() if g == "f")
+MALE = sorted(s for s, g in GENDER.items() if g == "m")
 KEPT = [("W", "ang"), ("F", "hap"), ("T", "sad"), ("N", "neu")]  # per_speaker slots cycle over these
 DROPPED = [("L", "fru"), ("E", "sur"), ("A", "xxx")]
-SENTENCES = {
-    "a01": "Der Lappen liegt auf dem Eisschrank.",
-    "a02": "Das will sie am Mittwoch abgeben.",
-    "a04": "Heute abend könnte ich es ihm sagen.",
-    "a05": "Das schwarze Stück Papier befindet sich da oben neben dem Holzstück.",
-    "a07": "In sieben Stunden wird es soweit sein.",
-    "b01": "Was sind denn das für Tüten, die da unter dem Tisch stehen?",
-    "b02": "Sie haben es gerade hochgetragen und jetzt gehen sie wieder runter.",
-    "b03": "An den Wochenenden bin ich jetzt immer nach Hause gefahren und habe Agnes besucht.",
-    "b09": "Ich will das eben wegbringen und dann mit Karl was trinken gehen.",
-    "b10": "Die wird auf dem Platz sein, wo wir sie immer hinlegen.",
-}
 # the categorical annotators' words and a typical dimensional rating [V, A, D] per code
 WORDS = {"neu": "Neutral", "hap": "Happiness", "exc": "Excited", "ang": "Anger", "sad": "Sadness",
          "fru": "Frustration", "sur": "Surprise", "fea": "Fear", "dis": "Disgust", "oth": "Other"}

@@ -58,33 +58,16 @@ def test_ser_experiment_records_sizes_and_labels_and_loads_from_its_directory(ma
                                                     "--model.input_dim", "80"]), tmp_path / "exp2")
 
 
-def test_asr_experiment_carries_its_tokens_and_cmvn(make_feats_dir, tmp_path: Path, train_seed):
-    from speechser.features.extract import write_cmvn
-    from speechser.io.datadir import read_kv
-    from speechser.tasks.asr import load_asr_config, load_experiment, train_asr
-    from speechser.text.tokenizer import GraphemeTokenizer
+def test_asr_experiment_carries_its_tokens_and_cmvn(tiny_asr_exp, tmp_path: Path):
+    from speechser.tasks.asr import load_experiment
 
-    d = make_feats_dir()
-    write_cmvn(d, per_speaker=False)
-    tok_dir = tmp_path / "tokens"
-    tok_dir.mkdir()
-    (tok_dir / "tokens.txt").write_text("\n".join(GraphemeTokenizer.build_token_list(read_kv(d / "text").values()))
-                                        + "\n")
-    conf = load_asr_config(None, [
-        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tok_dir / "tokens.txt"),
-        "--data.cmvn_stats", str(d / "cmvn.ark"), "--data.max_frames", "2000",
-        "--model.conf.encoder.d_model", "16", "--model.conf.encoder.num_layers", "1",
-        "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "32",
-        "--model.conf.pred_hidden", "8", "--model.conf.pred_embed_dim", "8", "--model.conf.joint_dim", "8",
-        "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
-        "--seed", str(train_seed)])
-    exp = tmp_path / "asr"
-    train_asr(conf, exp)
+    d, exp = tiny_asr_exp
+    token_list = tmp_path / "tokens.txt"
     saved = read_yaml(exp / "config.yaml")["model"]
-    assert saved["input_dim"] == 40 and saved["vocab_size"] == conf.model.vocab_size > 1
-    assert (exp / "tokens/tokens.txt").read_text() == (tok_dir / "tokens.txt").read_text()
+    assert saved["input_dim"] == 40 and saved["vocab_size"] == len(token_list.read_text().split("\n")) - 1 > 1
+    assert (exp / "tokens/tokens.txt").read_text() == token_list.read_text()
     assert (exp / "cmvn.ark").is_file()
-    (tok_dir / "tokens.txt").unlink()  # inference reads the experiment's own copy
+    token_list.unlink()  # inference reads the experiment's own copy
     asr = load_experiment(exp)
     assert asr.tokenizer.vocab_size == saved["vocab_size"]
     assert Path(asr.conf.data.token_list) == exp / "tokens/tokens.txt"

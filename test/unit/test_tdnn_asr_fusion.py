@@ -10,34 +10,14 @@ from speechser.config import read_yaml
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.models.registry import build_model
 from speechser.nets.fusion import CrossAttentionFusion
-from speechser.text.tokenizer import GraphemeTokenizer
-from speechser.tasks.asr import asr_model_section, load_asr_config, load_encoder_branch, train_asr
+from speechser.tasks.asr import asr_model_section, load_encoder_branch
 from speechser.train.checkpoint import load_model_state
 from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
 
 
 @pytest.fixture
-def asr_exp(make_feats_dir, tmp_path: Path, train_seed):
-    d = make_feats_dir()
-    from speechser.features.extract import write_cmvn
-    from speechser.io.datadir import read_kv
-
-    write_cmvn(d, per_speaker=False)
-    tokens = GraphemeTokenizer.build_token_list(read_kv(d / "text").values())
-    (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
-    conf = load_asr_config(None, [
-        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tmp_path / "tokens.txt"),
-        "--data.cmvn_stats", str(d / "cmvn.ark"), "--data.max_frames", "2000",
-        "--model.conf.encoder.d_model", "16", "--model.conf.encoder.num_layers", "2",
-        "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "32",
-        "--model.conf.pred_hidden", "16", "--model.conf.pred_embed_dim", "8", "--model.conf.joint_dim", "16",
-        "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
-        "--seed", str(train_seed),
-    ])
-    exp = tmp_path / "asr"
-    train_asr(conf, exp)
-    assert (exp / "cmvn.ark").is_file()  # the experiment carries its normalization
-    return d, exp
+def asr_exp(tiny_asr_exp):
+    return tiny_asr_exp
 
 
 def test_asr_branch_matches_the_asr_model_on_extracted_features(asr_exp):
