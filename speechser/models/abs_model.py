@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import torch
 from torch import nn
@@ -59,3 +59,32 @@ class AbsSERModel(AbsModel):
 
     def make_evaluator(self) -> ClassificationEvaluator:
         return ClassificationEvaluator(self.num_classes)
+
+
+class StagedFreezing:
+    """Mixin for a model whose later training stage freezes some of its modules (paper 001's phase 2,
+    paper 002's stage 2). The model says which in ``frozen_modules()``; :meth:`set_frozen` turns their
+    gradients off and keeps them in eval mode (dropout off, normalization statistics kept) through every
+    later ``train()``. Freezing is one-way within a run: ``requires_grad`` flags are not in checkpoints,
+    so the model's ``set_epoch`` decides the stage from the epoch and a resumed run freezes again.
+    Put it before ``nn.Module`` in the bases so that its ``train`` runs."""
+
+    _frozen: bool = False
+    training: bool
+
+    def frozen_modules(self) -> List[nn.Module]:
+        raise NotImplementedError
+
+    def set_frozen(self, frozen: bool) -> None:
+        if frozen:
+            for module in self.frozen_modules():
+                module.requires_grad_(False)
+        self._frozen = frozen
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Any:
+        super().train(mode)  # type: ignore[misc]
+        if self._frozen:
+            for module in self.frozen_modules():
+                module.eval()
+        return self

@@ -41,7 +41,7 @@ from speechser.config import check_choice, check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.losses.classification import cross_entropy
 from speechser.decode.ctc import ctc_greedy_search
-from speechser.models.abs_model import AbsSERModel
+from speechser.models.abs_model import AbsSERModel, StagedFreezing
 from speechser.models.asr_branch import need_audio
 from speechser.nets.cmgi import CmGIConfig, CrossModalGatedInteraction
 from speechser.nets.pooling import masked_mean
@@ -71,7 +71,7 @@ class CmGISERConfig(SERHeadOptions):
         super().__post_init__()
 
 
-class CmGISER(AbsSERModel):
+class CmGISER(StagedFreezing, AbsSERModel):
     def __init__(self, conf: CmGISERConfig, input_dim: int, num_classes: int,
                  class_weights: Optional[List[float]] = None, tokens: Optional[Sequence[str]] = None) -> None:
         super().__init__()  # input_dim: the filterbank's, unused (the model reads the waveform)
@@ -88,23 +88,14 @@ class CmGISER(AbsSERModel):
         #: Phase 1's classifier on the mean-pooled SSL frames (paper 001, sec. 3.2).
         self.acoustic_classifier = nn.Linear(self.ssl.output_dim, num_classes) if conf.stage1_epochs else None
         self.stage = 1 if conf.stage1_epochs else 2
-        self._cnn_frozen = False
 
     def set_epoch(self, epoch: int) -> None:
         """Phase 1 for epochs ``1 .. stage1_epochs``; phase 2 after, with the SSL model's CNN frozen."""
         self.stage = 1 if epoch <= self.conf.stage1_epochs else 2
-        if self.stage == 2 and self.conf.stage1_epochs:
-            for m in self.ssl.lower_modules(0, cnn=True):
-                m.requires_grad_(False)
-            self._cnn_frozen = True
-        self.train(self.training)
+        self.set_frozen(self.stage == 2 and self.conf.stage1_epochs > 0)
 
-    def train(self, mode: bool = True) -> "CmGISER":
-        super().train(mode)
-        if getattr(self, "_cnn_frozen", False):
-            for m in self.ssl.lower_modules(0, cnn=True):
-                m.eval()
-        return self
+    def frozen_modules(self) -> List[nn.Module]:
+        return self.ssl.lower_modules(0, cnn=True)
 
     def hypotheses(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> List[str]:
         """CTC greedy hypotheses of log-probabilities ``(B, T, V)``, as text."""

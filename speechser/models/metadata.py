@@ -15,15 +15,15 @@ freezes); the mixin builds nothing itself: the model's ``__init__`` calls :meth:
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
-from torch import nn
 
+from speechser.models.abs_model import StagedFreezing
 from speechser.nets.aux_tasks import AuxiliaryTasks, MetadataOptions
 
 
-class MetadataSERMixin:
+class MetadataSERMixin(StagedFreezing):
     conf: Any
     head: Any
     aux: AuxiliaryTasks
@@ -34,7 +34,6 @@ class MetadataSERMixin:
                       tokens: Optional[Sequence[str]] = None) -> None:
         self.aux = AuxiliaryTasks(frame_dim, aux_classes or {}, self.conf, dropout, len(tokens or ()))
         self.stage = 1 if self.conf.stage1_epochs > 0 else 2
-        self._frozen = False
 
     @staticmethod
     def extra_head_dim(frame_dim: int, opts: MetadataOptions) -> int:
@@ -43,24 +42,10 @@ class MetadataSERMixin:
     def encoder_frames(self, batch: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def frozen_modules(self) -> List[nn.Module]:
-        raise NotImplementedError
-
     def set_epoch(self, epoch: int) -> None:
         self.stage = 1 if epoch <= self.conf.stage1_epochs else 2
-        frozen = self.stage == 2 and self.conf.stage1_epochs > 0 and self.conf.stage2_freeze > 0
-        if frozen:  # stage 1 keeps the config's own freezing (the SSL CNN, say): nothing is unfrozen here
-            for module in self.frozen_modules():
-                module.requires_grad_(False)
-        self._frozen = frozen
-        self.train(self.training)  # type: ignore[attr-defined]
-
-    def train(self, mode: bool = True) -> Any:
-        super().train(mode)  # type: ignore[misc]
-        if getattr(self, "_frozen", False):
-            for module in self.frozen_modules():
-                module.eval()  # frozen layers keep their normalization statistics too
-        return self
+        # stage 1 keeps the config's own freezing (the SSL CNN, say): nothing is unfrozen here
+        self.set_frozen(self.stage == 2 and self.conf.stage1_epochs > 0 and self.conf.stage2_freeze > 0)
 
     def _embed(self, batch: Any) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         x, mask = self.encoder_frames(batch)

@@ -36,8 +36,19 @@ def test_the_pooled_gate_ignores_padded_frames():
 
 def test_the_printed_gate_order_is_available_and_is_not_bounded():
     torch.manual_seed(0)
-    g = TemporalGatedFusion(4, sigmoid_first=True).gate(torch.randn(3, 7, 4) * 5, torch.randn(3, 7, 4) * 5)
-    assert g.shape == (3, 7, 4)  # f(σ(·)): a linear map of a sigmoid, as eq. 6 is printed
+    gate = TemporalGatedFusion(4, sigmoid_first=True).gate
+    s, c = torch.randn(3, 7, 4) * 5, torch.randn(3, 7, 4) * 5
+    g = gate(s, c)
+    # f(σ(·)) as eq. 6 is printed: the linear map applied to the sigmoid of the concatenation
+    assert torch.allclose(g, gate.f(torch.sigmoid(torch.cat([s, c], -1))), atol=1e-6)
+    with torch.no_grad():  # a linear map of a sigmoid is not confined to [0, 1]; the default order is
+        gate.f.weight.fill_(2.0)
+    assert gate(s, c).max() > 1
+    default = TemporalGatedFusion(4).gate
+    with torch.no_grad():
+        default.f.weight.fill_(2.0)
+    out = default(s, c)
+    assert out.min() >= 0 and out.max() <= 1
 
 
 @pytest.mark.parametrize("mode", INTERACTIONS)
