@@ -74,9 +74,12 @@ def environment_line() -> str:
         pass
     import os
 
+    cuda = "no"
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        cuda = f"yes, {count} x {torch.cuda.get_device_name(0)}"
     return (f"python {platform.python_version()}, torch {torch.__version__}, {platform.system()} "
-            f"{platform.machine()}, {os.cpu_count()} CPU core(s) ({cpu}), "
-            f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+            f"{platform.machine()}, {os.cpu_count()} CPU core(s) ({cpu}), CUDA {cuda}")
 
 
 def cv_report(

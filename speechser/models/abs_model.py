@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 from torch import nn
@@ -51,6 +51,12 @@ class AbsSERModel(AbsModel):
     def classify(self, emb: torch.Tensor) -> torch.Tensor:
         """Utterance embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)``."""
         return self.head.classify(emb)
+
+    def utterance_outputs(self, batch: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+        """A batch -> embeddings ``(B, embed_dim)`` and logits ``(B, num_classes)`` (what inference and
+        scoring read; a model that classifies parts of an utterance, PCQ's segments, aggregates here)."""
+        emb = self.embed_batch(batch)
+        return emb, self.classify(emb)
 
     def forward(self, batch: Any) -> Dict[str, Any]:  # type: ignore[override]
         emb = self.embed_batch(batch)

@@ -19,6 +19,7 @@ from speechser.models.cmgi_ser import CmGISER, CmGISERConfig
 from speechser.models.conformer_transducer import ConformerTransducer, ConformerTransducerConfig
 from speechser.models.metadata_ssl_ser import MetadataSSLSER, MetadataSSLSERConfig
 from speechser.models.metadata_tdnn_ser import MetadataTDNNSER, MetadataTDNNSERConfig
+from speechser.models.pcq_ser import PCQSER, PCQSERConfig
 from speechser.models.ssl_ser import SSLSER, SSLSERConfig
 from speechser.models.tdnn_asr_fusion import TDNNASRFusion, TDNNASRFusionConfig
 from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
@@ -30,6 +31,7 @@ MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
     "conformer_transducer": (ConformerTransducer, ConformerTransducerConfig),  # ASR: CTC + RNN-T
     "metadata_ssl_ser": (MetadataSSLSER, MetadataSSLSERConfig),      # SER: SSL (ARI) + metadata tasks
     "metadata_tdnn_ser": (MetadataTDNNSER, MetadataTDNNSERConfig),  # SER: fbank TDNN + metadata tasks
+    "pcq_ser": (PCQSER, PCQSERConfig),                             # SER: MLCNN + SSL queries, CSQ (paper 003)
     "ssl_ser": (SSLSER, SSLSERConfig),                             # SER on an SSL encoder (+ ASR fusion)
     "tdnn_asr_fusion": (TDNNASRFusion, TDNNASRFusionConfig),       # SER: fbank TDNN + ASR fusion
     "tdnn_ser": (TDNNSER, TDNNSERConfig),                          # SER: fbank TDNN

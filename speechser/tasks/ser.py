@@ -254,8 +254,8 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
     rows: Dict[str, tuple] = {}
     for batch in tqdm(loader, desc=f"embed {Path(data_dir).name}", disable=None, leave=False):
         batch = batch.to(dev)
-        emb = model.embed_batch(batch)
-        post = torch.softmax(model.classify(emb).float(), dim=-1)
+        emb, logits = model.utterance_outputs(batch)
+        post = torch.softmax(logits.float(), dim=-1)
         for key, e, p, ref in zip(batch.keys, emb.float().cpu(), post.cpu(), batch.labels.tolist()):
             rows[key] = (e, p, ref)
     keys = sorted(rows)
