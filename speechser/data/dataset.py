@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -12,8 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from speechser.data.audio_mix import MinorityMixer, mix_waveforms
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.labels import read_aux_labels, read_utt2label
+from speechser.data.soft_labels import SoftLabelConfig, annotation_dropout, distribution, read_label_votes
 from speechser.features.extract import read_fbank_options
 from speechser.features.fbank import CMVN, compute_fbank
 from speechser.io.audio import AudioReader
@@ -149,6 +152,9 @@ class FeatsLabelDataset(Dataset):
         augment: Optional[WaveformAugmentor] = None,
         aux_labels: Optional[Mapping[str, Sequence[str]]] = None,
         tokenizer: Optional[Any] = None,
+        soft_labels: Optional[SoftLabelConfig] = None,
+        train: bool = False,
+        seed: int = 0,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -203,11 +209,73 @@ class FeatsLabelDataset(Dataset):
                 raise DataDirError(f"{self.data_dir}/wav.scp: no such file (the model reads audio)")
             if self.augmented is None:  # else the audio comes augmented, with the features
                 self.audio = AudioReader(self.data_dir, target_rate=16000)
+        self._init_soft_labels(soft_labels, list(labels), train, seed)
         self._cache: Dict[str, np.ndarray] = {}
         if preload:
             for k in self.keys:
                 self._cache[k] = self._read(k)
         logging.info("%s: %d utterances, %d frames", self.data_dir, len(self.keys), sum(self.lengths))
+
+    def _init_soft_labels(self, conf: Optional[SoftLabelConfig], labels: List[str], train: bool, seed: int
+                          ) -> None:
+        """Soft labels (``conf.file``) and, for a training set, annotation dropout and audio mixing."""
+        self.votes: Optional[Dict[str, np.ndarray]] = None
+        self.soft_conf = conf
+        self.mixer: Optional[MinorityMixer] = None
+        self.epoch, self.seed = 0, int(seed) % (1 << 32)
+        self.train = train
+        if conf is None or not conf.file:
+            return
+        path = self.data_dir / conf.file
+        if not path.is_file():
+            if train:
+                raise DataDirError(f"{path}: no such file (data.soft_labels.file: the training set's soft labels)")
+            logging.info("%s: no %s; hard labels only for this set", self.data_dir, conf.file)
+            return
+        votes = read_label_votes(path, labels)
+        lost = [k for k in self.keys if k not in votes]
+        if lost:
+            raise DataDirError(f"{path}: no entry for utterance '{lost[0]}'")
+        self.votes = votes
+        unknown = [c for c in conf.majority if c not in labels]
+        if unknown:
+            raise ValueError(f"data.soft_labels.majority: '{unknown[0]}' is not in the label list ({' '.join(labels)})")
+        self.majority = np.array([label in conf.majority for label in labels])
+        if train and conf.mix_prob > 0:
+            if not (self.data_dir / "wav.scp").is_file():
+                raise DataDirError(f"{self.data_dir}/wav.scp: no such file (audio mixing reads the audio)")
+            self.fbank_opts = read_fbank_options(self.data_dir)
+            self.mix_audio = AudioReader(self.data_dir, target_rate=self.fbank_opts.sample_rate)
+            self.mixer = MinorityMixer([self.utt2label[k] for k in self.keys],
+                                       [i for i, m in enumerate(self.majority) if m], len(labels), conf.mix_prob,
+                                       conf.mix_max_seconds, self.fbank_opts.sample_rate, seed)
+
+    def _soft(self, key: str) -> np.ndarray:
+        """The utterance's label distribution (after annotation dropout in training)."""
+        assert self.votes is not None and self.soft_conf is not None
+        votes = self.votes[key]
+        if self.train and self.soft_conf.annotation_dropout > 0:
+            rng = np.random.default_rng([self.seed, self.epoch, zlib.crc32(key.encode("utf-8")), 11])
+            votes = annotation_dropout(votes, self.majority, self.soft_conf.annotation_dropout, rng)
+        return distribution(votes)
+
+    def _waveform(self, key: str) -> np.ndarray:
+        if self.augmented is not None:
+            return self.augmented(key)[0]
+        return self.mix_audio[key][0]
+
+    def _mixed(self, i: int, key: str) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Audio mixing (training): ``(wav, feats, soft)`` of the mixture, or None when not mixed."""
+        draw = self.mixer.draw(i, key) if self.mixer is not None else None
+        if draw is None:
+            return None
+        other = self.keys[draw.partner]
+        a, b = self._waveform(key), self._waveform(other)
+        wav = mix_waveforms(b, a, draw.gap) if draw.partner_first else mix_waveforms(a, b, draw.gap)
+        feats = compute_fbank(wav, self.fbank_opts.sample_rate, self.fbank_opts)
+        if self.cmvn is not None:
+            feats = self.cmvn(key, feats)  # the majority utterance's speaker statistics
+        return wav, feats, (self._soft(key) + self._soft(other)) / 2
 
     def _read_lengths(self) -> List[int]:
         path = self.data_dir / "utt2num_frames"
@@ -229,23 +297,34 @@ class FeatsLabelDataset(Dataset):
         return len(self.keys)
 
     def set_epoch(self, epoch: int) -> None:
-        """The epoch seeds the augmentation draws (a no-op without augmentation)."""
+        """The epoch seeds the augmentation, annotation-dropout and mixing draws."""
+        self.epoch = int(epoch)
         if self.augmented is not None:
             self.augmented.set_epoch(epoch)
+        if self.mixer is not None:
+            self.mixer.set_epoch(epoch)
 
     def __getitem__(self, i: int) -> Dict[str, object]:
         key = self.keys[i]
         wav: Optional[np.ndarray] = None
-        if self.augmented is not None:
+        soft: Optional[np.ndarray] = None
+        mixed = self._mixed(i, key)
+        if mixed is not None:
+            wav, feats, soft = mixed
+        elif self.augmented is not None:
             wav, feats = self.augmented(key)
             if self.cmvn is not None:
                 feats = self.cmvn(key, feats)
         else:
             feats = self._cache[key] if key in self._cache else self._read(key)
+        if soft is None and self.votes is not None:
+            soft = self._soft(key)
         if self.crop_frames > 0 and feats.shape[0] > self.crop_frames:
             start = int(torch.randint(0, feats.shape[0] - self.crop_frames + 1, (1,)).item())
             feats = feats[start : start + self.crop_frames]
         item: Dict[str, object] = {"key": key, "feats": feats, "label": self.utt2label[key]}
+        if soft is not None:
+            item["soft"] = soft
         if self.aux:
             item["aux"] = {name: table[key] for name, table in self.aux.items()}
         if self.tokenizer is not None:
@@ -273,12 +352,14 @@ class Batch:
     texts: Optional[List[str]] = None
     tokens: Optional[torch.Tensor] = None
     token_lengths: Optional[torch.Tensor] = None
+    #: Soft labels (``data.soft_labels``): each utterance's label distribution ``(B, C)``.
+    soft: Optional[torch.Tensor] = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.keys, move(self.feats), move(self.lengths), move(self.labels), move(self.wavs),
                      move(self.wav_lengths), {k: move(v) for k, v in self.aux.items()}, self.texts,
-                     move(self.tokens), move(self.token_lengths))
+                     move(self.tokens), move(self.token_lengths), move(self.soft))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -306,8 +387,11 @@ def collate_feats_labels(items: Sequence[Dict[str, object]]) -> Batch:
         token_lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
         tokens = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True) if max(len(s) for s in seqs) else \
             torch.zeros(len(seqs), 0, dtype=torch.long)
+    soft = None
+    if "soft" in items[0]:
+        soft = torch.from_numpy(np.stack([np.asarray(it["soft"], dtype=np.float32) for it in items]))
     return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths, aux, texts, tokens,
-                 token_lengths)
+                 token_lengths, soft)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from speechser.losses.classification import cross_entropy
+from speechser.losses.classification import cross_entropy, soft_label_kl
 
 #: The forms :func:`supervised_contrastive` computes.
 SUPCON_VARIANTS = ("paper", "in", "out")
@@ -103,14 +103,20 @@ def hybrid_ce_supcon(
     label_smoothing: float = 0.0,
     weight: Optional[torch.Tensor] = None,
     variant: str = "paper",
+    soft_target: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """``L = (1 - alpha) * L_CE + alpha * L_SupCon`` (the VLSP 2025 paper's eq. 4); alpha 0 is plain
-    cross-entropy. ``variant`` picks the SupCon form (see :func:`supervised_contrastive`)."""
+    cross-entropy. ``variant`` picks the SupCon form (see :func:`supervised_contrastive`). With
+    ``soft_target (B, C)`` the first term is the KL divergence to it (:func:`soft_label_kl`; label smoothing
+    and ``weight`` are then unused: a re-weighted target carries the weights) and SupCon uses ``labels``."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must be in [0, 1]")
     if variant not in SUPCON_VARIANTS:
         raise ValueError(f"unknown supervised contrastive variant '{variant}' (known: {', '.join(SUPCON_VARIANTS)})")
-    ce = cross_entropy(logits, labels, label_smoothing, weight)
+    if soft_target is not None:
+        ce = soft_label_kl(logits, soft_target)
+    else:
+        ce = cross_entropy(logits, labels, label_smoothing, weight)
     if alpha == 0.0:
         return ce
     return (1 - alpha) * ce + alpha * supervised_contrastive(embeddings, labels, temperature, variant)

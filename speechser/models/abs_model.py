@@ -61,7 +61,7 @@ class AbsSERModel(AbsModel):
     def forward(self, batch: Any) -> Dict[str, Any]:  # type: ignore[override]
         emb = self.embed_batch(batch)
         logits = self.classify(emb)
-        return {"loss": self.head.loss(logits, emb, batch.labels), "logits": logits.detach()}
+        return {"loss": self.head.loss(logits, emb, batch.labels, batch.soft), "logits": logits.detach()}
 
     def make_evaluator(self) -> ClassificationEvaluator:
         return ClassificationEvaluator(self.num_classes)

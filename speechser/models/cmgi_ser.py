@@ -142,7 +142,7 @@ class CmGISER(StagedFreezing, AbsSERModel):
         else:
             emb, log_probs, alen = self._encode(batch)
             logits = self.head.classify(emb)
-            loss_e = self.head.loss(logits, emb, batch.labels)
+            loss_e = self.head.loss(logits, emb, batch.labels, batch.soft)
         out: Dict[str, Any] = {"logits": logits.detach(), "loss": loss_e}
         a = self.conf.asr_weight
         if a > 0:

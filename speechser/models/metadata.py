@@ -63,6 +63,6 @@ class MetadataSERMixin(StagedFreezing):
             assert loss_aux is not None
             loss = loss_aux
         else:
-            loss_ser = self.head.loss(logits, emb, batch.labels)
+            loss_ser = self.head.loss(logits, emb, batch.labels, batch.soft)
             loss = loss_ser if loss_aux is None else loss_ser + loss_aux
         return {"loss": loss, "logits": logits.detach()}

@@ -130,5 +130,6 @@ class PCQSER(AbsSERModel):
         """Loss over the segments (each with its utterance's label); logits: the utterances' log mean posteriors."""
         emb, owner = self._segment_embeddings(batch)
         seg_logits = self.head.classify(emb)
-        loss = self.head.loss(seg_logits, emb, batch.labels[owner])
+        soft = batch.soft[owner] if batch.soft is not None else None
+        loss = self.head.loss(seg_logits, emb, batch.labels[owner], soft)
         return {"loss": loss, "logits": average_segment_posteriors(seg_logits.detach(), owner, len(batch.keys))}

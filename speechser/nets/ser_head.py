@@ -89,8 +89,14 @@ class SERHead(nn.Module):
         """Embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)`` (dropout in training)."""
         return self.classifier(self.dropout(emb))
 
-    def loss(self, logits: torch.Tensor, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The hybrid loss of logits ``(B, C)`` and embeddings ``(B, embed_dim)`` against labels ``(B,)``."""
+    def loss(self, logits: torch.Tensor, emb: torch.Tensor, labels: torch.Tensor,
+             soft: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The hybrid loss of logits ``(B, C)`` and embeddings ``(B, embed_dim)`` against labels ``(B,)``; with
+        soft labels ``(B, C)`` (``data.soft_labels``) the KL divergence to them replaces the cross-entropy,
+        their targets re-weighted by the class weights in training (``d ∘ w``, SAILER's re-weighting)."""
         o = self.opts
+        target = soft
+        if soft is not None and self.training and self.class_weights is not None:
+            target = soft * self.class_weights.to(soft.device)
         return hybrid_ce_supcon(logits, emb, labels, o.supcon_weight, o.supcon_temperature, o.label_smoothing,
-                                self.class_weights, o.supcon_variant)
+                                self.class_weights, o.supcon_variant, soft_target=target)

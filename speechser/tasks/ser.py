@@ -25,6 +25,7 @@ from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import labels_in_file, read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.data.sampler import DistInfo
+from speechser.data.soft_labels import SoftLabelConfig, distribution
 from speechser.io.datadir import read_kv
 from speechser.losses.classification import class_weights_from_counts
 from speechser.metrics.ser_decode import write_ser_decode
@@ -66,6 +67,9 @@ class SERDataConfig(FeatsDataConfig):
     token_list: str = ""
     #: Lower-case the transcripts (tokens, CTC targets, and the text encoder's input in training).
     lowercase_text: bool = False
+    #: Soft labels, annotation dropout and audio mixing (SAILER, paper 004); with ``class_weight_power``
+    #: the class weights come from the summed training distributions and re-weight the soft targets.
+    soft_labels: SoftLabelConfig = field(default_factory=SoftLabelConfig)
 
     def __post_init__(self) -> None:
         check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)",
@@ -163,12 +167,13 @@ def resolve_model(conf: SERTrainConfig) -> None:
 def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
              augment: Optional[WaveformAugmentor] = None,
              aux_labels: Optional[Dict[str, List[str]]] = None,
-             tokenizer: Optional[GraphemeTokenizer] = None) -> FeatsLabelDataset:
+             tokenizer: Optional[GraphemeTokenizer] = None, seed: int = 0) -> FeatsLabelDataset:
     """``augment`` only for the training set (validation, inference and k-NN data are never augmented);
     ``aux_labels`` (label file -> classes) for training and validation of models with auxiliary tasks."""
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
                              conf.crop_frames if train else 0, load_audio=conf.load_audio,
-                             augment=augment if train else None, aux_labels=aux_labels, tokenizer=tokenizer)
+                             augment=augment if train else None, aux_labels=aux_labels, tokenizer=tokenizer,
+                             soft_labels=conf.soft_labels, train=train, seed=seed)
 
 
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
@@ -185,11 +190,14 @@ def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional
     aux = conf.model.aux_labels or None
     tok = _tokenizer(conf)
     train_ds = _dataset(conf.data, conf.data.train_dir, labels, train=True, augment=augment, aux_labels=aux,
-                        tokenizer=tok)
+                        tokenizer=tok, seed=conf.seed)
     valid_ds = _dataset(conf.data, conf.data.valid_dir, labels, train=False, aux_labels=aux, tokenizer=tok)
     check_input_dim(conf.model.input_dim, train_ds[0]["feats"], conf.data.train_dir)
     weights = None
-    if conf.data.class_weight_power > 0:
+    if conf.data.class_weight_power > 0 and train_ds.votes is not None:  # q: the summed distributions
+        soft_counts = sum(distribution(train_ds.votes[k]).astype(float) for k in train_ds.keys)
+        weights = class_weights_from_counts(list(soft_counts), conf.data.class_weight_power).tolist()
+    elif conf.data.class_weight_power > 0:
         counts = Counter(train_ds.utt2label.values())
         weights = class_weights_from_counts([counts.get(i, 0) for i in range(len(labels))],
                                             conf.data.class_weight_power).tolist()

@@ -5,6 +5,12 @@ File names: SS speaker, TTT sentence code, E emotion letter, V version letter.
 Writes wav.scp, utt2spk, spk2utt, utt2emo, utt2gender, text, spk2gender and
 the label list emotions.txt. A file whose name does not follow the pattern,
 or names an unknown speaker, sentence or emotion, is an error naming it.
+
+Soft labels (``utt2emo_dist``, SAILER's training, issue 13), where the corpus root has the listener test's
+``erkennung.txt`` (tab-separated: number, file name, recognition rate in %, naturalness in %; 20 listeners,
+``erklaerung.txt``): the intended emotion gets ``20 · rate`` votes and the other ``20 · (1 − rate)`` votes
+are spread evenly over the six other emotions (the file gives only the rate, not which emotions the
+listeners chose instead). An utterance without a rate there is an error naming it.
 """
 
 import argparse
@@ -12,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from speechser.data.soft_labels import format_label_votes
 from speechser.io.datadir import utt2spk_to_spk2utt, write_kv, write_spk2utt
 
 EMOTIONS = {"W": "ang", "L": "bor", "E": "dis", "A": "fea", "F": "hap", "T": "sad", "N": "neu"}
@@ -28,6 +35,30 @@ SENTENCES = {
     "b09": "Ich will das eben wegbringen und dann mit Karl was trinken gehen.",
     "b10": "Die wird auf dem Platz sein, wo wir sie immer hinlegen.",
 }
+LISTENERS = 20
+
+
+def read_recognition_rates(path: Path) -> dict:
+    """``erkennung.txt`` -> utterance id -> recognition rate in [0, 1]."""
+    rates = {}
+    for lineno, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
+        fields = [f.replace("\xa0", "").strip() for f in line.split("\t")]
+        if lineno == 1 or not line.strip():
+            continue  # the header: Nr. Satz erkannt natuerlich
+        if len(fields) < 3 or not fields[1].endswith(".wav"):
+            raise ValueError(f"{path}:{lineno}: expected 'number<TAB>file.wav<TAB>rate<TAB>naturalness'")
+        rates[fields[1][: -len(".wav")]] = float(fields[2].replace(",", ".")) / 100.0
+    return rates
+
+
+def listener_votes(emotion: str, rate: float) -> dict:
+    """The intended emotion's votes and the rest spread evenly (see the module docstring)."""
+    others = [e for e in EMOTIONS.values() if e != emotion]
+    votes = {e: LISTENERS * (1.0 - rate) / len(others) for e in others}
+    votes[emotion] = LISTENERS * rate
+    return {e: votes[e] for e in EMOTIONS.values()}
+
+
 NAME = re.compile(r"^(\d\d)([ab]\d\d)([A-Z])([a-z])$")
 
 
@@ -62,6 +93,14 @@ def main() -> int:
     write_spk2utt(out / "spk2utt", utt2spk_to_spk2utt(utt2spk))
     write_kv(out / "spk2gender", {s: GENDER[s] for s in set(utt2spk.values())})
     (out / "emotions.txt").write_text("".join(f"{e}\n" for e in EMOTIONS.values()))
+    rates_file = Path(a.emodb) / "erkennung.txt"
+    if rates_file.is_file():
+        rates = read_recognition_rates(rates_file)
+        lost = [u for u in utt2emo if u not in rates]
+        if lost:
+            print(f"prepare_emodb.py: {rates_file}: no recognition rate for {lost[0]}", file=sys.stderr)
+            return 1
+        write_kv(out / "utt2emo_dist", {u: format_label_votes(listener_votes(e, rates[u])) for u, e in utt2emo.items()})
     print(f"prepare_emodb.py: {len(wav)} utterances, {len(set(utt2spk.values()))} speakers -> {out}")
     return 0
 

@@ -1,0 +1,145 @@
+"""SAILER's training techniques (paper 004): soft labels and their KL loss, annotation dropout, audio
+mixing, distribution re-weighting; each by its defining property, then through a training run."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from speechser.data.audio_mix import MinorityMixer, mix_waveforms
+from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.soft_labels import SoftLabelConfig, annotation_dropout, distribution, read_label_votes
+from speechser.io.datadir import DataDirError
+from speechser.losses.classification import class_weights_from_counts, soft_label_kl
+
+LABELS = ["ang", "neu", "sad"]
+
+
+def test_votes_are_read_in_label_order_and_bad_lines_name_file_and_line(tmp_path: Path):
+    p = tmp_path / "utt2emo_dist"
+    p.write_text("u1 neu:3 ang:1\nu2 sad:0.5 sad:0.5\n")
+    votes = read_label_votes(p, LABELS)
+    assert votes["u1"].tolist() == [1, 3, 0] and votes["u2"].tolist() == [0, 0, 1]
+    assert distribution(votes["u1"]).tolist() == [0.25, 0.75, 0.0]
+    for bad, msg in [("u1 hap:1", r"utt2emo_dist:1: unknown label 'hap'"), ("u1 neu", r":1: 'neu' is not label:votes"),
+                     ("u1 neu:-1", r":1: votes of 'neu' must be"), ("u1 neu:0", r":1: .* no positive vote"),
+                     ("u1 neu:x", r":1: votes 'x'")]:
+        p.write_text(bad + "\n")
+        with pytest.raises(DataDirError, match=msg):
+            read_label_votes(p, LABELS)
+
+
+def test_the_kl_loss_with_one_hot_targets_is_the_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 3, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0])
+    kl = soft_label_kl(logits, F.one_hot(labels, 3).float())
+    assert torch.allclose(kl, F.cross_entropy(logits, labels), atol=1e-6)
+    # a distribution: KL = cross-entropy minus the target's entropy, and 0 at the target itself
+    d = torch.tensor([[0.5, 0.5, 0.0]])
+    assert soft_label_kl(torch.log(d + 1e-20), d).abs() < 1e-6
+
+
+def test_reweighting_weights_average_to_one_over_the_training_set():
+    rng = np.random.default_rng(0)
+    dists = rng.dirichlet([5.0, 1.0, 0.3], size=200)
+    q = dists.mean(0)
+    w = class_weights_from_counts(list(dists.sum(0))).numpy()
+    assert np.allclose(w, 1 / (3 * q)) and abs(float((dists @ w).mean()) - 1.0) < 1e-6
+    assert w[2] > w[1] > w[0]  # the rarer the class, the heavier
+
+
+def test_annotation_dropout_drops_only_majority_annotations_about_at_its_rate_and_never_empties():
+    rng = np.random.default_rng(0)
+    majority = np.array([True, True, False])
+    votes = np.array([10.0, 4.5, 2.0])
+    draws = np.stack([annotation_dropout(votes, majority, 0.2, rng) for _ in range(2000)])
+    assert (draws[:, 2] == 2.0).all() and (draws[:, :2] <= votes[:2]).all()
+    kept = draws[:, :2].sum(1).mean() / votes[:2].sum()
+    assert abs(kept - 0.8) < 0.02
+    only_majority = np.array([1.0, 0.0, 0.0])
+    for _ in range(500):  # rate 0.9: most draws would drop the single annotation
+        out = annotation_dropout(only_majority, majority, 0.9, rng)
+        assert out.sum() > 0
+
+
+@pytest.mark.parametrize("gap, length", [(3, 15), (0, 12), (-4, 8), (-50, 7)])
+def test_mixed_audio_has_the_stated_length(gap, length):
+    a, b = np.arange(1, 8, dtype=np.float32), np.full(5, 10, dtype=np.float32)
+    out = mix_waveforms(a, b, gap)
+    assert len(out) == length
+    if gap > 0:
+        assert not out[7:10].any() and (out[:7] == a).all() and (out[10:] == b).all()
+    if gap == -4:
+        assert out.tolist() == [1, 2, 3, 14, 15, 16, 17, 10]
+
+
+def test_the_mixer_pairs_majority_utterances_with_minority_ones_by_inverse_frequency():
+    labels = [0] * 50 + [1] * 30 + [2] * 2 + [3] * 6  # majority: 0, 1
+    mixer = MinorityMixer(labels, [0, 1], 4, prob=0.5, max_seconds=2.0, rate=100, seed=0)
+    assert np.allclose(mixer.class_prob, [0.75, 0.25])  # 1/2 : 1/6
+    picked, mixed = [], 0
+    for epoch in range(20):
+        mixer.set_epoch(epoch)
+        for i in range(len(labels)):
+            d = mixer.draw(i, f"u{i}")
+            if labels[i] >= 2:
+                assert d is None
+            elif d is not None:
+                mixed += 1
+                picked.append(labels[d.partner])
+                assert abs(d.gap) <= 200
+    assert abs(mixed / (80 * 20) - 0.5) < 0.05
+    assert abs(np.mean(np.array(picked) == 2) - 0.75) < 0.05
+
+
+def write_votes(d: Path) -> None:
+    from speechser.io.datadir import read_kv
+
+    emo = read_kv(d / "utt2emo")
+    (d / "utt2emo_dist").write_text("".join(f"{k} {v}:3 {'neu' if v == 'ang' else 'ang'}:1\n" for k, v in emo.items()))
+
+
+def test_a_mixed_training_item_has_the_mixed_length_and_the_averaged_label(make_feats_dir):
+    d = make_feats_dir(n_spk=2, n_utt=4, seconds=0.6)
+    write_votes(d)
+    conf = SoftLabelConfig(file="utt2emo_dist", majority=["ang"], mix_prob=1.0, mix_max_seconds=0.5)
+    ds = FeatsLabelDataset(d, ["ang", "neu"], soft_labels=conf, train=True, load_audio=True, seed=1)
+    plain = FeatsLabelDataset(d, ["ang", "neu"], soft_labels=SoftLabelConfig(file="utt2emo_dist"), load_audio=True)
+    for i, key in enumerate(ds.keys):
+        item, ref = ds[i], plain[i]
+        if ds.utt2label[key] == 0:  # ang: mixed with a neu utterance (the only minority class)
+            draw = ds.mixer.draw(i, key)
+            n = 9600 + 9600 + (draw.gap if draw.gap >= 0 else -min(-draw.gap, 9600))
+            assert len(item["wav"]) == n
+            assert item["feats"].shape[0] == 1 + (n - 400) // 160  # 25 ms frames every 10 ms, of the mixture
+            assert np.allclose(item["soft"], (np.array([0.75, 0.25]) + np.array([0.25, 0.75])) / 2)
+        else:
+            assert np.allclose(item["soft"], ref["soft"]) and len(item["wav"]) == 9600
+    batch = collate_feats_labels([ds[i] for i in range(len(ds))])
+    assert batch.soft.shape == (len(ds), 2)
+
+
+def test_training_with_soft_labels_dropout_mixing_and_reweighting_runs(make_feats_dir, tmp_path, train_seed):
+    from speechser.tasks.ser import load_ser_config, train_ser
+
+    d = make_feats_dir(n_spk=2, n_utt=4, seconds=0.6)
+    write_votes(d)
+    conf = load_ser_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        "--data.soft_labels.file", "utt2emo_dist", "--data.soft_labels.annotation_dropout", "0.2",
+        "--data.soft_labels.majority", "[ang]", "--data.soft_labels.mix_prob", "0.5",
+        "--data.class_weight_power", "1", "--model.conf.channels", "8", "--model.conf.embed_dim", "8",
+        "--trainer.max_epochs", "2", "--seed", str(train_seed)])
+    summary = train_ser(conf, tmp_path / "exp")
+    assert summary["epochs"] == 2
+    import yaml
+
+    saved = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["soft_labels"]
+    assert saved == {"file": "utt2emo_dist", "annotation_dropout": 0.2, "majority": ["ang"], "mix_prob": 0.5,
+                     "mix_max_seconds": 2.0}
+    with pytest.raises(Exception, match="soft-label file"):
+        load_ser_config(None, ["--data.train_dir", "x", "--data.valid_dir", "y", "--data.label_list", "z",
+                               "--data.soft_labels.mix_prob", "0.5", "--data.soft_labels.majority", "[ang]"])
