@@ -1,4 +1,4 @@
-"""Evaluation protocols: leave-one-speaker-out and stratified random k-fold splits."""
+"""Evaluation protocols: leave-one-speaker-out, stratified random k-fold splits, and a corpus's given split."""
 
 from __future__ import annotations
 
@@ -66,3 +66,22 @@ def stratified_kfold(utt2label: Mapping[str, str], k: int = 10, seed: int = 0) -
         train = sorted(u for j in range(k) if j not in (i, valid_i) for u in parts[j])
         folds.append(Fold(f"fold{i + 1}", train, sorted(parts[valid_i]), sorted(parts[i])))
     return folds
+
+
+def given_split(utt2split: Mapping[str, str], train: str = "Train", valid: str = "Development",
+                test: str = "Test1") -> List[Fold]:
+    """The corpus's own partition (``utt2split``: utterance -> split name, e.g. MSP-Podcast's Train,
+    Development, Test1): one fold ``fold1`` with the utterances of the splits named ``train``, ``valid``
+    and ``test``; utterances of other splits (Test2, ...) are in none of its parts. The three names must
+    differ, and a part without utterances is an error naming the split and the splits there are."""
+    names = {"train": train, "valid": valid, "test": test}
+    if len(set(names.values())) != 3:
+        raise ValueError(f"the train, valid and test splits must differ, got {train}, {valid}, {test}")
+    by_split: Dict[str, List[str]] = defaultdict(list)
+    for utt, split in sorted(utt2split.items()):
+        by_split[split].append(utt)
+    for part, split in names.items():
+        if not by_split.get(split):
+            raise ValueError(f"the {part} part is empty: no utterance of split '{split}' in utt2split "
+                             f"(its splits: {' '.join(sorted(by_split)) or 'none'})")
+    return [Fold("fold1", by_split[train], by_split[valid], by_split[test])]

@@ -111,21 +111,40 @@ def plot_confusion(cm: np.ndarray, labels: List[str], path: Path | str, title: s
     plt.close(fig)
 
 
+def average_precision(scores: Sequence[float], positive: Sequence[bool]) -> float:
+    """Average precision of a ranking: ``Σ_k P@k · [item k positive] / #positives`` over the items sorted
+    by decreasing score (ties in the given order). NaN without positives."""
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    if not pos.any():
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    hits = pos[order]
+    precision_at_k = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float((precision_at_k * hits).sum() / hits.sum())
+
+
 class ClassificationEvaluator(Evaluator):
     """The validation metrics of every SER model: a confusion matrix of the argmax of ``output["logits"]``
     ``(B, C)`` against ``batch.labels`` ``(B,)`` -> ``ua``, ``wa``, ``macro_f1``, ``loss`` (the mean of
-    ``output["loss"]`` weighted by batch size)."""
+    ``output["loss"]`` weighted by batch size). With ``minority`` class indices also ``min_map``: the mean,
+    over those classes that occur in the references, of the one-against-rest average precision of the
+    class's posterior (SAILER's "average precision of minority class prediction", paper 004, sec. 2.4)."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, minority: Sequence[int] = ()) -> None:
         self.num_classes = num_classes
+        self.minority = list(minority)
         self.refs: List[int] = []
         self.hyps: List[int] = []
+        self.posts: List[np.ndarray] = []
         self.loss_sum = 0.0
         self.count = 0
 
     def update(self, output: Dict[str, Any], batch: Any) -> None:
         self.refs += batch.labels.tolist()
         self.hyps += output["logits"].argmax(-1).tolist()
+        if self.minority:
+            self.posts.append(output["logits"].float().softmax(-1).cpu().numpy())
         self.loss_sum += float(output["loss"]) * len(batch)
         self.count += len(batch)
 
@@ -133,4 +152,8 @@ class ClassificationEvaluator(Evaluator):
         cm = confusion_matrix(self.refs, self.hyps, self.num_classes)
         scores = scores_from_confusion(cm)
         scores["loss"] = self.loss_sum / max(self.count, 1)
+        if self.minority:
+            post, refs = np.concatenate(self.posts), np.asarray(self.refs)
+            aps = [average_precision(post[:, c], refs == c) for c in self.minority if (refs == c).any()]
+            scores["min_map"] = float(np.mean(aps)) if aps else 0.0
         return scores

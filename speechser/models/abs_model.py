@@ -63,8 +63,12 @@ class AbsSERModel(AbsModel):
         logits = self.classify(emb)
         return {"loss": self.head.loss(logits, emb, batch.labels, batch.soft), "logits": logits.detach()}
 
+    #: Class indices whose mean average precision validation reports as ``min_map`` (the task sets them from
+    #: ``data.soft_labels.majority``: every other class); not part of the model's weights.
+    minority_classes: Tuple[int, ...] = ()
+
     def make_evaluator(self) -> ClassificationEvaluator:
-        return ClassificationEvaluator(self.num_classes)
+        return ClassificationEvaluator(self.num_classes, self.minority_classes)
 
 
 class StagedFreezing:

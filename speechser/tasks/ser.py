@@ -203,6 +203,8 @@ def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional
                                             conf.data.class_weight_power).tolist()
     model = build_model(conf.model.name, conf.model.conf, input_dim=conf.model.input_dim, num_classes=len(labels),
                         class_weights=weights, **_aux_sizes(conf.model))
+    if conf.data.soft_labels.majority:  # validation reports min_map over the other classes
+        model.minority_classes = tuple(i for i, c in enumerate(labels) if c not in conf.data.soft_labels.majority)
     asr_dir = conf.model.conf.get("asr_exp_dir", "")
     if asr_dir:  # the encoder's weights come through trainer.init_param (resolve_model); its CMVN here
         asr_conf = asr_task.read_asr_experiment_config(asr_dir)

@@ -135,6 +135,7 @@ def test_training_with_soft_labels_dropout_mixing_and_reweighting_runs(make_feat
         "--trainer.max_epochs", "2", "--seed", str(train_seed)])
     summary = train_ser(conf, tmp_path / "exp")
     assert summary["epochs"] == 2
+    assert "valid_min_map" in (tmp_path / "exp" / "train_stats.tsv").read_text().splitlines()[0].split("\t")
     import yaml
 
     saved = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["soft_labels"]
@@ -143,3 +144,24 @@ def test_training_with_soft_labels_dropout_mixing_and_reweighting_runs(make_feat
     with pytest.raises(Exception, match="soft-label file"):
         load_ser_config(None, ["--data.train_dir", "x", "--data.valid_dir", "y", "--data.label_list", "z",
                                "--data.soft_labels.mix_prob", "0.5", "--data.soft_labels.majority", "[ang]"])
+
+
+def test_minority_map_is_the_mean_average_precision_of_the_minority_classes():
+    from speechser.data.dataset import Batch
+    from speechser.metrics.classification import ClassificationEvaluator, average_precision
+
+    assert average_precision([0.9, 0.8, 0.7, 0.1], [True, False, True, False]) == pytest.approx((1 + 2 / 3) / 2)
+    ev = ClassificationEvaluator(3, minority=[1, 2])
+    logits = torch.log(torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.3, 0.5], [0.1, 0.5, 0.4]]))
+    def batch(labels):
+        return Batch(keys=["u0", "u1", "u2", "u3"], feats=torch.zeros(4, 1, 1), lengths=torch.ones(4),
+                     labels=torch.tensor(labels))
+
+    ev.update({"logits": logits, "loss": torch.tensor(1.0)}, batch([0, 1, 2, 2]))
+    out = ev.compute()
+    # class 1: scores .1 .7 .3 .5, positive u1 -> AP 1; class 2: .1 .2 .5 .4, positives u2, u3 -> AP 1
+    assert out["min_map"] == pytest.approx(1.0)
+    ev2 = ClassificationEvaluator(3, minority=[1])
+    ev2.update({"logits": logits, "loss": torch.tensor(1.0)}, batch([0, 2, 2, 1]))
+    # class 1 scores .1 .7 .3 .5 with the positive ranked second -> AP 1/2
+    assert ev2.compute()["min_map"] == pytest.approx(0.5)

@@ -202,3 +202,20 @@ def test_vote_ensemble_majority_and_tie_break(tmp_path: Path):
     _write_decode(tmp_path / "short", [[0.6, 0.3, 0.1]], [0])
     with pytest.raises(DataDirError, match="utterances differ"):
         ensemble_decodes([tmp_path / "m1", tmp_path / "short"], tmp_path / "bad")
+
+
+def test_posterior_averaging_ensemble_takes_the_argmax_of_the_mean_posterior(tmp_path: Path):
+    """SAILER's ensembles (paper 004) average the members' posteriors; the vote can differ from it."""
+    from speechser.decode.ensemble import ensemble_decodes, read_posteriors
+
+    refs = [1]
+    _write_decode(tmp_path / "m1", [[0.40, 0.35, 0.25]], refs)
+    _write_decode(tmp_path / "m2", [[0.40, 0.35, 0.25]], refs)
+    _write_decode(tmp_path / "m3", [[0.02, 0.96, 0.02]], refs)
+    members = [tmp_path / m for m in ("m1", "m2", "m3")]
+    ensemble_decodes(members, tmp_path / "vote")
+    ensemble_decodes(members, tmp_path / "mean", method="mean")
+    assert (tmp_path / "vote" / "hyp").read_text() == "u0 a\n"  # two votes for a
+    assert (tmp_path / "mean" / "hyp").read_text() == "u0 b\n"  # mean: a 0.273, b 0.553
+    _, _, post = read_posteriors(tmp_path / "mean" / "posteriors.tsv")
+    assert np.allclose(post, [[0.82 / 3, 1.66 / 3, 0.52 / 3]], atol=1e-4)

@@ -5,6 +5,9 @@ EMODB=${SPEECHSER_EMODB:-${_corpora}/emodb}
 AN4=${SPEECHSER_AN4:-${_corpora}/an4}
 # IEMOCAP is licensed by USC and not among the shared corpora: point this at your IEMOCAP_full_release.
 IEMOCAP=${SPEECHSER_IEMOCAP:-${_corpora}/iemocap/IEMOCAP_full_release}
+# MSP-Podcast is licensed by UT Dallas (the MSP lab) and not among the shared corpora: point this at your
+# release root, the folder holding Audios/, Labels/ and Transcripts/.
+MSP_PODCAST=${SPEECHSER_MSP_PODCAST:-${_corpora}/msp_podcast}
 # Lists for on-the-fly training augmentation (data.augment in the training configs), Kaldi wav.scp files
 # ("<id> <path>" or "<id> <command> |"): noise recordings and room impulse responses. Empty: that
 # augmentation is off (asr_ser.sh --noise_scp/--rir_scp; it logs so).

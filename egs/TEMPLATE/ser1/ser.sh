@@ -32,7 +32,8 @@ num_mel_bins=128     # fbank channels (25 ms window, 10 ms shift)
 local_data_opts=""
 
 # Protocol options
-protocol=loso        # loso | losess (utt2session) | random10 (random<K>)
+protocol=loso        # loso | losess (utt2session) | random10 (random<K>) | split (utt2split: the corpus's own partition)
+make_folds_opts=""   # extra speechser-make-folds options, e.g. "--test-split Test2" (protocol split)
 folds=""             # e.g. "1 2 3"; empty = all
 fold_seed=0
 
@@ -51,8 +52,8 @@ knn_args=""          # extra --key value overrides of ${knn_config} for speechse
 results_md=RESULTS.md
 results_title=""
 
-help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10] [--folds \"1 2\"] [options]
-Options: --nj --train_jobs --threads_per_job --train_config --train_args --tag --cmvn_type --inference_model --knn
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10|split] [--folds \"1 2\"] [options]
+Options: --nj --train_jobs --threads_per_job --make_folds_opts --train_config --train_args --tag --cmvn_type --inference_model --knn
          --knn_config --knn_backend --knn_args"
 
 log "$0 $*"
@@ -87,7 +88,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     log "Stage 4: ${protocol} folds -> data/${protocol}"
     rm -rf "data/${protocol}"
     speechser-make-folds "${dumpdir}/fbank/all" "data/${protocol}" --protocol "${protocol}" \
-        --label-file "${label_file}" --seed "${fold_seed}"
+        --label-file "${label_file}" --seed "${fold_seed}" ${make_folds_opts}
     if [ "${cmvn_type}" = global ]; then
         for d in data/${protocol}/fold*; do speechser-compute-cmvn "${d}/train"; done
     fi
