@@ -16,7 +16,13 @@ from torch.utils.data import Dataset
 from speechser.data.audio_mix import MinorityMixer, mix_waveforms
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.labels import read_aux_labels, read_utt2label
-from speechser.data.soft_labels import SoftLabelConfig, annotation_dropout, distribution, read_label_votes
+from speechser.data.soft_labels import (
+    SoftLabelConfig,
+    annotation_dropout,
+    distribution,
+    read_attributes,
+    read_label_votes,
+)
 from speechser.features.extract import read_fbank_options
 from speechser.features.fbank import CMVN, compute_fbank
 from speechser.io.audio import AudioReader
@@ -220,7 +226,17 @@ class FeatsLabelDataset(Dataset):
                           ) -> None:
         """Soft labels (``conf.file``) and, for a training set, annotation dropout and audio mixing."""
         self.votes: Optional[Dict[str, np.ndarray]] = None
+        self.secondary: Optional[Dict[str, np.ndarray]] = None
+        self.attributes: Optional[Dict[str, np.ndarray]] = None
+        self.num_labels = len(labels)
         self.soft_conf = conf
+        if conf is not None and conf.secondary_file and (self.data_dir / conf.secondary_file).is_file():
+            self.secondary = read_label_votes(self.data_dir / conf.secondary_file, labels)
+        if conf is not None and conf.attribute_file and (self.data_dir / conf.attribute_file).is_file():
+            self.attributes = read_attributes(self.data_dir / conf.attribute_file)
+            lost = [k for k in self.keys if k not in self.attributes]
+            if lost:
+                raise DataDirError(f"{self.data_dir / conf.attribute_file}: no entry for utterance '{lost[0]}'")
         self.mixer: Optional[MinorityMixer] = None
         self.epoch, self.seed = 0, int(seed) % (1 << 32)
         self.train = train
@@ -325,6 +341,11 @@ class FeatsLabelDataset(Dataset):
         item: Dict[str, object] = {"key": key, "feats": feats, "label": self.utt2label[key]}
         if soft is not None:
             item["soft"] = soft
+        if self.secondary is not None:
+            votes = self.secondary.get(key)
+            item["soft2"] = distribution(votes) if votes is not None else np.zeros(self.num_labels, np.float32)
+        if self.attributes is not None:
+            item["attrs"] = self.attributes[key]
         if self.aux:
             item["aux"] = {name: table[key] for name, table in self.aux.items()}
         if self.tokenizer is not None:
@@ -354,12 +375,17 @@ class Batch:
     token_lengths: Optional[torch.Tensor] = None
     #: Soft labels (``data.soft_labels``): each utterance's label distribution ``(B, C)``.
     soft: Optional[torch.Tensor] = None
+    #: Multi-task targets: secondary-emotion distributions ``(B, C)`` (all zero where an utterance has
+    #: none) and emotion attributes ``(B, 3)``.
+    soft2: Optional[torch.Tensor] = None
+    attrs: Optional[torch.Tensor] = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.keys, move(self.feats), move(self.lengths), move(self.labels), move(self.wavs),
                      move(self.wav_lengths), {k: move(v) for k, v in self.aux.items()}, self.texts,
-                     move(self.tokens), move(self.token_lengths), move(self.soft))
+                     move(self.tokens), move(self.token_lengths), move(self.soft), move(self.soft2),
+                     move(self.attrs))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -387,11 +413,13 @@ def collate_feats_labels(items: Sequence[Dict[str, object]]) -> Batch:
         token_lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
         tokens = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True) if max(len(s) for s in seqs) else \
             torch.zeros(len(seqs), 0, dtype=torch.long)
-    soft = None
-    if "soft" in items[0]:
-        soft = torch.from_numpy(np.stack([np.asarray(it["soft"], dtype=np.float32) for it in items]))
+    def stacked(name: str) -> Optional[torch.Tensor]:
+        if name not in items[0]:
+            return None
+        return torch.from_numpy(np.stack([np.asarray(it[name], dtype=np.float32) for it in items]))
+
     return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths, aux, texts, tokens,
-                 token_lengths, soft)
+                 token_lengths, stacked("soft"), stacked("soft2"), stacked("attrs"))
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:

@@ -49,6 +49,11 @@ class SoftLabelConfig:
     mix_prob: float = 0.0
     #: The longest silence or overlap between the two mixed utterances, in seconds (SAILER: 2).
     mix_max_seconds: float = 2.0
+    #: Multi-task targets (SAILER, sec. 2.4), for models with those heads: the secondary-emotion votes
+    #: (``utt2emo2_dist``, the label list's classes; a partial file: utterances without a line have no
+    #: secondary target) and the emotion attributes (``utt2avd``: arousal, valence, dominance per line).
+    secondary_file: str = ""
+    attribute_file: str = ""
 
     def __post_init__(self) -> None:
         check_ranges(self, annotation_dropout="[0, 1)", mix_prob="[0, 1]", mix_max_seconds="[0, inf)")
@@ -111,3 +116,18 @@ def annotation_dropout(votes: np.ndarray, majority: np.ndarray, rate: float, rng
 def distribution(votes: np.ndarray) -> np.ndarray:
     """Votes ``(C,)`` -> the distribution ``(C,)`` float32."""
     return (votes / votes.sum()).astype(np.float32)
+
+
+def read_attributes(path: Path | str, dim: int = 3) -> Dict[str, np.ndarray]:
+    """``utt a v d`` -> utterance -> ``(dim,)`` float32; errors name file and line."""
+    out: Dict[str, np.ndarray] = {}
+    for e in read_entries(path):
+        fields = e.value.split()
+        try:
+            values = np.array([float(x) for x in fields], dtype=np.float32)
+        except ValueError:
+            raise DataDirError(f"{path}:{e.lineno}: attributes of '{e.key}' are not numbers: {e.value}") from None
+        if len(values) != dim or not np.isfinite(values).all():
+            raise DataDirError(f"{path}:{e.lineno}: expected {dim} finite numbers for '{e.key}', got '{e.value}'")
+        out[e.key] = values
+    return out

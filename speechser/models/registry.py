@@ -20,6 +20,7 @@ from speechser.models.conformer_transducer import ConformerTransducer, Conformer
 from speechser.models.metadata_ssl_ser import MetadataSSLSER, MetadataSSLSERConfig
 from speechser.models.metadata_tdnn_ser import MetadataTDNNSER, MetadataTDNNSERConfig
 from speechser.models.pcq_ser import PCQSER, PCQSERConfig
+from speechser.models.sailer_ser import SAILERSER, SAILERSERConfig
 from speechser.models.ssl_ser import SSLSER, SSLSERConfig
 from speechser.models.tdnn_asr_fusion import TDNNASRFusion, TDNNASRFusionConfig
 from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
@@ -32,6 +33,7 @@ MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
     "metadata_ssl_ser": (MetadataSSLSER, MetadataSSLSERConfig),      # SER: SSL (ARI) + metadata tasks
     "metadata_tdnn_ser": (MetadataTDNNSER, MetadataTDNNSERConfig),  # SER: fbank TDNN + metadata tasks
     "pcq_ser": (PCQSER, PCQSERConfig),                             # SER: MLCNN + SSL queries, CSQ (paper 003)
+    "sailer_ser": (SAILERSER, SAILERSERConfig),                     # SER: SSL + pointwise convs (+ text), SAILER (paper 004)
     "ssl_ser": (SSLSER, SSLSERConfig),                             # SER on an SSL encoder (+ ASR fusion)
     "tdnn_asr_fusion": (TDNNASRFusion, TDNNASRFusionConfig),       # SER: fbank TDNN + ASR fusion
     "tdnn_ser": (TDNNSER, TDNNSERConfig),                          # SER: fbank TDNN

@@ -25,6 +25,9 @@ class TextEncoderConfig:
     max_tokens: int = 128
     #: Keep the text encoder's weights fixed.
     freeze: bool = False
+    #: A learned softmax-weighted average of every layer's output (the embeddings' included) instead of
+    #: the last layer's (SAILER's text branch, paper 004).
+    weighted_sum: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self, max_tokens="[3, inf)")
@@ -45,6 +48,8 @@ class TextEncoder(nn.Module):
         self.max_tokens = min(conf.max_tokens, int(getattr(self.model.config, "max_position_embeddings", 10**9)))
         if conf.freeze:
             self.model.requires_grad_(False)
+        layers = int(self.model.config.num_hidden_layers) + 1
+        self.layer_weights = nn.Parameter(torch.zeros(layers)) if conf.weighted_sum else None
 
     def forward(self, texts: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
         """``B`` strings -> ``(B, U, D)`` states and a ``(B, U)`` boolean mask (True = a real subword)."""
@@ -52,8 +57,11 @@ class TextEncoder(nn.Module):
                              return_tensors="pt")
         device = next(self.model.parameters()).device
         enc = {k: v.to(device) for k, v in enc.items()}
-        out = self.model(**enc).last_hidden_state
-        return out, enc["attention_mask"].bool()
+        if self.layer_weights is None:
+            return self.model(**enc).last_hidden_state, enc["attention_mask"].bool()
+        states = torch.stack(self.model(**enc, output_hidden_states=True).hidden_states)  # (L + 1, B, U, D)
+        w = torch.softmax(self.layer_weights, dim=0).to(states.dtype)
+        return (w[:, None, None, None] * states).sum(0), enc["attention_mask"].bool()
 
     def subwords(self, text: str) -> List[str]:
         return self.tokenizer.tokenize(text)

@@ -140,7 +140,7 @@ def test_training_with_soft_labels_dropout_mixing_and_reweighting_runs(make_feat
 
     saved = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["soft_labels"]
     assert saved == {"file": "utt2emo_dist", "annotation_dropout": 0.2, "majority": ["ang"], "mix_prob": 0.5,
-                     "mix_max_seconds": 2.0}
+                     "mix_max_seconds": 2.0, "secondary_file": "", "attribute_file": ""}
     with pytest.raises(Exception, match="soft-label file"):
         load_ser_config(None, ["--data.train_dir", "x", "--data.valid_dir", "y", "--data.label_list", "z",
                                "--data.soft_labels.mix_prob", "0.5", "--data.soft_labels.majority", "[ang]"])
