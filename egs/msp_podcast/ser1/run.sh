@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# MSP-Podcast (v1.12) emotion recognition, the 2025 challenge's categorical task: 8 classes
+# (neu hap sad ang dis con fea sur), the release's own partition (--protocol split: train = Train,
+# valid = Development, test = Test1), scored by macro-F1 (the challenge's metric), UA and WA.
+#   ./run.sh                                             WavLM-large, weighted sum of layers, soft labels
+#   ./run.sh --make_folds_opts "--test-split Test2" --tag train_ssl_test2     scored on Test2 instead
+#   ./run.sh --local_data_opts "--keep_no_agreement true"  also train on Train's O/X utterances
+#   ./run.sh --train_config conf/train_sailer.yaml --inference_model valid.macro_f1.ave_3best.pt
+#                                                     the SAILER system (model sailer_ser; to become the
+#                                                     default once it has been run here)
+# Set SPEECHSER_MSP_PODCAST (or db.sh) to your release root (Audios/, Labels/, Transcripts/). The config
+# is the paper's size (a GPU, microsoft/wavlm-large from the hub or a local directory).
+set -euo pipefail
+. ./db.sh
+./ser.sh --protocol split --cmvn_type none --train_config conf/train_ssl.yaml \
+    --inference_model valid.macro_f1.ave_5best.pt "$@"
