@@ -9,7 +9,11 @@ The mixture's label distribution is ``d_mix = (d_maj + d_min) / 2``.
 :func:`mix_waveforms` joins two waveforms: with a gap ``g >= 0`` samples, ``a | zeros(g) | b``; with an
 overlap (``g < 0``) of ``o = min(-g, len(a), len(b))`` samples, the end of ``a`` and the start of ``b`` are
 summed. The result has ``len(a) + len(b) + g`` samples (``len(a) + len(b) - o`` for an overlap).
-The "primary" label of an utterance (which classes are majority ones) is its hard label (``utt2emo``).
+The "primary" label of an utterance (which classes are majority ones) is its hard label (``utt2emo``), and
+the class frequencies are those of the hard labels. The dataset (:class:`speechser.data.dataset.FeatsLabelDataset`)
+gives a mixture the mean of the two utterances' secondary-emotion and attribute targets, both transcripts in
+the mixing order, the majority utterance's metadata (gender, speaker) and speaker CMVN; bucketing counts a
+majority-class utterance at its longest possible mixed length.
 """
 
 from __future__ import annotations

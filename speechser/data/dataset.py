@@ -265,6 +265,12 @@ class FeatsLabelDataset(Dataset):
             self.mixer = MinorityMixer([self.utt2label[k] for k in self.keys],
                                        [i for i, m in enumerate(self.majority) if m], len(labels), conf.mix_prob,
                                        conf.mix_max_seconds, self.fbank_opts.sample_rate, seed)
+            # Bucketing sees each majority utterance at its longest mixed length (with the longest minority
+            # partner and the longest silence), so that a batch of mixtures stays within data.max_frames.
+            longest = max((self.lengths[j] for pool in self.mixer.pools for j in pool), default=0)
+            gap = int(round(conf.mix_max_seconds * 1000 / self.fbank_opts.frame_shift_ms))
+            self.lengths = [n + longest + gap if self.majority[self.utt2label[k]] else n
+                            for n, k in zip(self.lengths, self.keys)]
 
     def _soft(self, key: str) -> np.ndarray:
         """The utterance's label distribution (after annotation dropout in training)."""
@@ -280,8 +286,8 @@ class FeatsLabelDataset(Dataset):
             return self.augmented(key)[0]
         return self.mix_audio[key][0]
 
-    def _mixed(self, i: int, key: str) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Audio mixing (training): ``(wav, feats, soft)`` of the mixture, or None when not mixed."""
+    def _mixed(self, i: int, key: str) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, List[str]]]:
+        """Audio mixing (training): ``(wav, feats, soft, keys in mixing order)`` of the mixture, or None."""
         draw = self.mixer.draw(i, key) if self.mixer is not None else None
         if draw is None:
             return None
@@ -291,7 +297,13 @@ class FeatsLabelDataset(Dataset):
         feats = compute_fbank(wav, self.fbank_opts.sample_rate, self.fbank_opts)
         if self.cmvn is not None:
             feats = self.cmvn(key, feats)  # the majority utterance's speaker statistics
-        return wav, feats, (self._soft(key) + self._soft(other)) / 2
+        return wav, feats, (self._soft(key) + self._soft(other)) / 2, [other, key] if draw.partner_first else [key, other]
+
+    def _secondary(self, keys: Sequence[str]) -> np.ndarray:
+        """The mean secondary-emotion distribution of ``keys`` that have one (zeros when none has)."""
+        assert self.secondary is not None
+        dists = [distribution(self.secondary[k]) for k in keys if k in self.secondary]
+        return np.mean(dists, axis=0).astype(np.float32) if dists else np.zeros(self.num_labels, np.float32)
 
     def _read_lengths(self) -> List[int]:
         path = self.data_dir / "utt2num_frames"
@@ -324,9 +336,10 @@ class FeatsLabelDataset(Dataset):
         key = self.keys[i]
         wav: Optional[np.ndarray] = None
         soft: Optional[np.ndarray] = None
+        parts = [key]  # the utterances in the item: two for a mixture (their other targets are averaged)
         mixed = self._mixed(i, key)
         if mixed is not None:
-            wav, feats, soft = mixed
+            wav, feats, soft, parts = mixed
         elif self.augmented is not None:
             wav, feats = self.augmented(key)
             if self.cmvn is not None:
@@ -342,15 +355,15 @@ class FeatsLabelDataset(Dataset):
         if soft is not None:
             item["soft"] = soft
         if self.secondary is not None:
-            votes = self.secondary.get(key)
-            item["soft2"] = distribution(votes) if votes is not None else np.zeros(self.num_labels, np.float32)
+            item["soft2"] = self._secondary(parts)
         if self.attributes is not None:
-            item["attrs"] = self.attributes[key]
-        if self.aux:
+            item["attrs"] = np.mean([self.attributes[k] for k in parts], axis=0).astype(np.float32)
+        if self.aux:  # a mixture keeps the majority utterance's metadata (gender, speaker...)
             item["aux"] = {name: table[key] for name, table in self.aux.items()}
-        if self.tokenizer is not None:
-            item["text"] = self.texts[key]
-            item["tokens"] = self.tokenizer.encode(self.texts[key])
+        if self.tokenizer is not None:  # a mixture's transcript: both, in the mixing order
+            text = " ".join(self.texts[k] for k in parts if self.texts[k])
+            item["text"] = text
+            item["tokens"] = self.tokenizer.encode(text)
         if self.load_audio:
             item["wav"] = wav if wav is not None else self.audio[key][0]  # type: ignore[index]
         return item

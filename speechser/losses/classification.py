@@ -13,7 +13,7 @@ def class_weights_from_counts(counts: Sequence[float], power: float = 1.0) -> to
     With ``power`` 1 and every class present, ``Σ_c (n_c / N) w_c = 1``: the weights average to one over
     the set the counts come from (counts may be fractional: summed soft-label distributions)."""
     c = torch.tensor(counts, dtype=torch.float)
-    w = torch.where(c > 0, c.sum() / (len(counts) * c.clamp(min=1)), torch.zeros_like(c))
+    w = torch.where(c > 0, c.sum() / (len(counts) * c.clamp(min=1e-12)), torch.zeros_like(c))
     return w**power
 
 

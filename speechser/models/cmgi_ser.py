@@ -39,7 +39,6 @@ from torch import nn
 
 from speechser.config import check_choice, check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
-from speechser.losses.classification import cross_entropy
 from speechser.decode.ctc import ctc_greedy_search
 from speechser.models.abs_model import AbsSERModel, StagedFreezing
 from speechser.models.asr_branch import need_audio
@@ -130,8 +129,7 @@ class CmGISER(StagedFreezing, AbsSERModel):
         xa, alen = self.ssl(batch.wavs, batch.wav_lengths)
         log_probs = F.log_softmax(self.ctc(xa).float(), dim=-1)
         logits = self.acoustic_classifier(masked_mean(xa, lengths_to_mask(alen, xa.shape[1])))
-        o = self.conf
-        return cross_entropy(logits, batch.labels, o.label_smoothing, self.head.class_weights), logits, log_probs, alen
+        return self.head.class_loss(logits, batch.labels, batch.soft), logits, log_probs, alen
 
     def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
         # Validation always scores the network inference uses (SSL + text + CmGI + head): phase-1 epochs

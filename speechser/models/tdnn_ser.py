@@ -20,7 +20,6 @@ from torch import nn
 from speechser.config import check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.data.specaug import FreqWarp, SpecAugConfig, SpecAugment, TimeStretch
-from speechser.losses.classification import cross_entropy
 from speechser.models.abs_model import AbsSERModel
 from speechser.nets.cnn2d import CNN2dFrontend
 from speechser.nets.ser_head import SERHead, SERHeadOptions
@@ -135,15 +134,17 @@ class TDNNSER(AbsSERModel):
     def _forward_mixup(self, batch: Batch) -> Dict[str, Any]:
         """Mix each utterance with another of the batch: features ``lam * x_i + (1 - lam) * x_j``
         over the longer of the two lengths, loss ``lam * CE(y_i) + (1 - lam) * CE(y_j)``
-        (cross-entropy only: mixed utterances have no single label for the contrastive term)."""
+        (cross-entropy only: mixed utterances have no single label for the contrastive term); with soft
+        labels the KL divergence to ``lam * d_i + (1 - lam) * d_j``."""
         a = self.conf.mixup_alpha
         lam = float(torch.distributions.Beta(a, a).sample())
         perm = torch.randperm(len(batch), device=batch.feats.device)
         feats = lam * batch.feats + (1 - lam) * batch.feats[perm]
         lengths = torch.maximum(batch.lengths, batch.lengths[perm])
         logits = self.logits(feats, lengths)
-        ls, w = self.conf.label_smoothing, self.head.class_weights
-        loss = lam * cross_entropy(logits, batch.labels, ls, w) + (1 - lam) * cross_entropy(
-            logits, batch.labels[perm], ls, w
-        )
+        if batch.soft is not None:
+            loss = self.head.class_loss(logits, None, lam * batch.soft + (1 - lam) * batch.soft[perm])
+        else:
+            loss = lam * self.head.class_loss(logits, batch.labels) + (1 - lam) * self.head.class_loss(
+                logits, batch.labels[perm])
         return {"loss": loss, "logits": logits.detach()}

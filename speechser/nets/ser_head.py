@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from speechser.config import check_ranges
+from speechser.losses.classification import cross_entropy, soft_label_kl
 from speechser.losses.contrastive import hybrid_ce_supcon
 from speechser.nets.pooling import AttentiveStatsPooling
 
@@ -89,14 +90,32 @@ class SERHead(nn.Module):
         """Embeddings ``(B, embed_dim)`` -> logits ``(B, num_classes)`` (dropout in training)."""
         return self.classifier(self.dropout(emb))
 
+    def training_weights(self) -> Optional[torch.Tensor]:
+        """The class weights while training, None in evaluation (re-weighting is a training device: SAILER,
+        paper 004, sec. 2.4, "unnecessary for validation or testing")."""
+        return self.class_weights if self.training else None
+
+    def target(self, soft: torch.Tensor) -> torch.Tensor:
+        """Soft labels ``(B, C)`` -> the training target: ``d ∘ w`` with class weights in training, else ``d``."""
+        w = self.training_weights()
+        return soft * w.to(soft.device) if w is not None else soft
+
+    def class_loss(self, logits: torch.Tensor, labels: Optional[torch.Tensor],
+                   soft: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The classification term alone (no SupCon): the KL divergence to the (re-weighted) soft labels
+        ``(B, C)`` when given, else the (weighted, smoothed) cross-entropy to ``labels (B,)``."""
+        if soft is not None:
+            return soft_label_kl(logits, self.target(soft))
+        assert labels is not None
+        return cross_entropy(logits, labels, self.opts.label_smoothing, self.training_weights())
+
     def loss(self, logits: torch.Tensor, emb: torch.Tensor, labels: torch.Tensor,
              soft: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The hybrid loss of logits ``(B, C)`` and embeddings ``(B, embed_dim)`` against labels ``(B,)``; with
         soft labels ``(B, C)`` (``data.soft_labels``) the KL divergence to them replaces the cross-entropy,
-        their targets re-weighted by the class weights in training (``d ∘ w``, SAILER's re-weighting)."""
+        their targets re-weighted by the class weights in training (``d ∘ w``, SAILER's re-weighting).
+        Class weights apply in training only."""
         o = self.opts
-        target = soft
-        if soft is not None and self.training and self.class_weights is not None:
-            target = soft * self.class_weights.to(soft.device)
+        target = self.target(soft) if soft is not None else None
         return hybrid_ce_supcon(logits, emb, labels, o.supcon_weight, o.supcon_temperature, o.label_smoothing,
-                                self.class_weights, o.supcon_variant, soft_target=target)
+                                self.training_weights(), o.supcon_variant, soft_target=target)

@@ -165,3 +165,54 @@ def test_minority_map_is_the_mean_average_precision_of_the_minority_classes():
     ev2.update({"logits": logits, "loss": torch.tensor(1.0)}, batch([0, 2, 2, 1]))
     # class 1 scores .1 .7 .3 .5 with the positive ranked second -> AP 1/2
     assert ev2.compute()["min_map"] == pytest.approx(0.5)
+
+
+def test_a_mixture_averages_its_other_targets_and_is_bucketed_at_its_longest(make_feats_dir):
+    d = make_feats_dir(n_spk=2, n_utt=4, seconds=0.6)
+    write_votes(d)
+    from speechser.io.datadir import read_kv
+
+    keys = sorted(read_kv(d / "utt2emo"))
+    (d / "utt2avd").write_text("".join(f"{k} {i} {2 * i} 3\n" for i, k in enumerate(keys)))
+    (d / "utt2emo2_dist").write_text(f"{keys[0]} neu:1\n")  # partial
+    conf = SoftLabelConfig(file="utt2emo_dist", majority=["ang"], mix_prob=1.0, mix_max_seconds=0.5,
+                           secondary_file="utt2emo2_dist", attribute_file="utt2avd")
+    ds = FeatsLabelDataset(d, ["ang", "neu"], soft_labels=conf, train=True, seed=3)
+    plain = FeatsLabelDataset(d, ["ang", "neu"], soft_labels=SoftLabelConfig(file="utt2emo_dist"))
+    for i, key in enumerate(ds.keys):
+        item = ds[i]
+        if ds.utt2label[key] == 0:
+            other = ds.keys[ds.mixer.draw(i, key).partner]
+            j = ds.keys.index(other)
+            assert np.allclose(item["attrs"], [(i + j) / 2, i + j, 3])
+            want = [0, 1] if keys[0] in (key, other) else [0, 0]  # the one secondary target, or none
+            assert np.allclose(item["soft2"], want)
+            assert ds.lengths[i] == plain.lengths[i] + max(plain.lengths[k] for k in range(len(ds))
+                                                           if ds.utt2label[ds.keys[k]] == 1) + 50
+        else:
+            assert ds.lengths[i] == plain.lengths[i] and np.allclose(item["attrs"], [i, 2 * i, 3])
+
+
+def test_class_weights_act_in_training_only_and_mixup_reads_the_soft_labels():
+    from speechser.models.registry import build_model
+
+    torch.manual_seed(0)
+    m = build_model("tdnn_ser", {"channels": 8, "embed_dim": 8, "mixup_alpha": 0.4}, input_dim=10, num_classes=2,
+                    class_weights=[0.5, 2.0])
+    logits, soft = torch.randn(4, 2), torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [1.0, 0.0]])
+    m.train()
+    assert torch.allclose(m.head.class_loss(logits, None, soft), soft_label_kl(logits, soft * torch.tensor([0.5, 2.0])))
+    m.eval()
+    assert torch.allclose(m.head.class_loss(logits, None, soft), soft_label_kl(logits, soft))
+    assert torch.allclose(m.head.class_loss(logits, torch.tensor([0, 1, 1, 0])),
+                          F.cross_entropy(logits, torch.tensor([0, 1, 1, 0]), label_smoothing=m.conf.label_smoothing))
+    from speechser.data.dataset import Batch
+
+    batch = Batch(keys=list("abcd"), feats=torch.randn(4, 30, 10), lengths=torch.full((4,), 30),
+                  labels=torch.tensor([0, 1, 1, 0]), soft=soft)
+    m.train()
+    losses = []
+    for target in (soft, 1 - soft):
+        torch.manual_seed(1)  # the same mixup draw
+        losses.append(m(Batch(**{**batch.__dict__, "soft": target}))["loss"])
+    assert not torch.allclose(losses[0], losses[1])  # the mixup path trains on the soft labels
