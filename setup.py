@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     "PyYAML==6.0.3",
     "tqdm==4.70.1",
     "matplotlib==3.11.2",
+    "opensmile==2.6.0",
+    "scikit-learn==1.9.1",
 ]
 KNN_REQUIRE = ["faiss-cpu==1.15.1"]  # optional k-NN search backend for large datastores
 TESTS_REQUIRE = ["pytest==9.2.0", "ruff==0.17.6"] + KNN_REQUIRE  # ruff: make lint
@@ -35,6 +37,7 @@ CONSOLE_SCRIPTS = {
     # pipeline stages
     "speechser-format-audio": "speechser.bin.format_audio:main",
     "speechser-compute-fbank": "speechser.bin.compute_fbank:main",
+    "speechser-compute-opensmile": "speechser.bin.compute_opensmile:main",
     "speechser-compute-cmvn": "speechser.bin.compute_cmvn:main",
     "speechser-make-folds": "speechser.bin.make_folds:main",
     "speechser-train-ser": "speechser.bin.train_ser:main",

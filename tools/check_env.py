@@ -5,10 +5,10 @@ import importlib
 import importlib.metadata
 import sys
 
-DISTRIBUTIONS = {"yaml": "PyYAML"}
+DISTRIBUTIONS = {"yaml": "PyYAML", "sklearn": "scikit-learn"}
 
 MODULES = ["torch", "torchaudio", "numpy", "soundfile", "kaldiio", "jiwer", "sentencepiece", "transformers",
-           "typeguard", "yaml", "tqdm", "matplotlib", "pytest", "speechser"]
+           "typeguard", "yaml", "tqdm", "matplotlib", "opensmile", "sklearn", "pytest", "speechser"]
 
 
 def main() -> int:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Log-Mel filterbank features of a data directory, split over nj jobs (Kaldi's steps/make_fbank.sh role):
 #   utils/make_fbank.sh [--nj 4] [--cmd utils/run.pl] [--num_mel_bins 128] <src-data-dir> <dst-data-dir>
+# or openSMILE features instead (--feats_type opensmile_functionals|opensmile_lld, --opensmile_set
+# eGeMAPSv02|ComParE_2016): one 1 x D matrix per utterance, or the frame-level descriptors.
 # <dst> gets a copy of <src> plus feats.scp and utt2num_frames; the matrices go to <dst>/data/,
 # one log per job to <dst>/log/.
 # Safety: the options are checked before anything is touched (--nj a whole number >= 1; <dst> not <src>,
@@ -11,9 +13,12 @@ set -euo pipefail
 nj=4
 cmd=utils/run.pl
 num_mel_bins=128
+feats_type=fbank
+opensmile_set=eGeMAPSv02
 . "$(dirname "$0")/parse_options.sh"
 if [ $# -ne 2 ]; then
-    echo "Usage: $0 [--nj N] [--cmd CMD] [--num_mel_bins D] <src-data-dir> <dst-data-dir>" >&2
+    echo "Usage: $0 [--nj N] [--cmd CMD] [--num_mel_bins D] [--feats_type fbank|opensmile_functionals|opensmile_lld]" \
+         "[--opensmile_set eGeMAPSv02|ComParE_2016] <src-data-dir> <dst-data-dir>" >&2
     exit 1
 fi
 src=$1
@@ -24,6 +29,14 @@ die() { echo "$0: error: $*" >&2; exit 1; }
 [[ "${nj}" =~ ^[0-9]+$ ]] && [ "${nj}" -ge 1 ] || die "--nj must be a whole number >= 1, got '${nj}'"
 [[ "${num_mel_bins}" =~ ^[0-9]+$ ]] && [ "${num_mel_bins}" -ge 1 ] \
     || die "--num_mel_bins must be a whole number >= 1, got '${num_mel_bins}'"
+case "${feats_type}" in
+    fbank) extract=(speechser-compute-fbank --num-mel-bins "${num_mel_bins}") ;;
+    opensmile_functionals|opensmile_lld)
+        case "${opensmile_set}" in eGeMAPSv02|ComParE_2016) ;;
+            *) die "--opensmile_set must be eGeMAPSv02 or ComParE_2016, got '${opensmile_set}'" ;; esac
+        extract=(speechser-compute-opensmile --feature-set "${opensmile_set}" --level "${feats_type#opensmile_}") ;;
+    *) die "--feats_type must be fbank, opensmile_functionals or opensmile_lld, got '${feats_type}'" ;;
+esac
 [ -f "${src}/utt2spk" ] || die "${src}/utt2spk: no such file (is ${src} a data directory?)"
 [ -f "${src}/spk2utt" ] || die "${src}/spk2utt: no such file (utils/fix_data_dir.sh makes it)"
 src_abs=$(realpath -m -- "${src}")
@@ -49,18 +62,17 @@ mkdir -p "$(dirname "${dst_abs}")"
 mkdir -p "${tmp}/split${nj}" "${tmp}/data" "${tmp}/log"
 outs=$(for n in $(seq "${nj}"); do echo "${tmp}/split${nj}/utt2spk.${n}"; done)
 "${utils}/split_scp" --utt2spk "${src}/utt2spk" "${src}/utt2spk" ${outs}
-${cmd} JOB=1:"${nj}" "${tmp}/log/fbank.JOB.log" \
-    speechser-compute-fbank "${src}" "${tmp}/data/raw_fbank.JOB" --num-mel-bins "${num_mel_bins}" \
-    --utt-list "${tmp}/split${nj}/utt2spk.JOB"
+${cmd} JOB=1:"${nj}" "${tmp}/log/${feats_type}.JOB.log" \
+    "${extract[@]}" "${src}" "${tmp}/data/raw_${feats_type}.JOB" --utt-list "${tmp}/split${nj}/utt2spk.JOB"
 # the scp files name the archives by absolute path: point them at their final place
 repath() { OLD="${tmp}/" NEW="${dst_abs}/" awk 'BEGIN { o = ENVIRON["OLD"]; n = ENVIRON["NEW"] }
     { i = index($0, o); if (i) $0 = substr($0, 1, i - 1) n substr($0, i + length(o)); print }'; }
 for n in $(seq "${nj}"); do
-    repath < "${tmp}/data/raw_fbank.${n}.scp" > "${tmp}/data/raw_fbank.${n}.scp.tmp"
-    mv "${tmp}/data/raw_fbank.${n}.scp.tmp" "${tmp}/data/raw_fbank.${n}.scp"
+    repath < "${tmp}/data/raw_${feats_type}.${n}.scp" > "${tmp}/data/raw_${feats_type}.${n}.scp.tmp"
+    mv "${tmp}/data/raw_${feats_type}.${n}.scp.tmp" "${tmp}/data/raw_${feats_type}.${n}.scp"
 done
-for n in $(seq "${nj}"); do cat "${tmp}/data/raw_fbank.${n}.scp"; done | LC_ALL=C sort > "${tmp}/feats.scp"
-for n in $(seq "${nj}"); do cat "${tmp}/data/raw_fbank.${n}.num_frames"; done | LC_ALL=C sort > "${tmp}/utt2num_frames"
+for n in $(seq "${nj}"); do cat "${tmp}/data/raw_${feats_type}.${n}.scp"; done | LC_ALL=C sort > "${tmp}/feats.scp"
+for n in $(seq "${nj}"); do cat "${tmp}/data/raw_${feats_type}.${n}.num_frames"; done | LC_ALL=C sort > "${tmp}/utt2num_frames"
 # replace the old destination only now that everything succeeded
 if [ -e "${dst_abs}" ]; then
     mv -- "${dst_abs}" "${old}"

@@ -31,15 +31,17 @@ format_audio() {
     done
 }
 
-# make_features <cmvn_set> <set>...: ${num_mel_bins}-bin fbank of ${dumpdir}/raw/<set> over ${nj} jobs
-# -> ${dumpdir}/fbank/<set>; global CMVN statistics of <cmvn_set> -> ${dumpdir}/fbank/<cmvn_set>/cmvn.ark
+# make_features <cmvn_set> <set>...: ${num_mel_bins}-bin fbank (or ${feats_type} openSMILE ${opensmile_set}
+# features) of ${dumpdir}/raw/<set> over ${nj} jobs -> ${featsdir:-${dumpdir}/fbank}/<set>; global CMVN
+# statistics of <cmvn_set> -> <that dir>/<cmvn_set>/cmvn.ark
 make_features() {
-    local cmvn_set=$1 s; shift
+    local cmvn_set=$1 s dir=${featsdir:-${dumpdir}/fbank}; shift
     for s in "$@"; do
         utils/make_fbank.sh --nj "${nj}" --cmd "${feats_cmd}" --num_mel_bins "${num_mel_bins}" \
-            "${dumpdir}/raw/${s}" "${dumpdir}/fbank/${s}"
+            --feats_type "${feats_type:-fbank}" --opensmile_set "${opensmile_set:-eGeMAPSv02}" \
+            "${dumpdir}/raw/${s}" "${dir}/${s}"
     done
-    speechser-compute-cmvn "${dumpdir}/fbank/${cmvn_set}"
+    speechser-compute-cmvn "${dir}/${cmvn_set}"
 }
 
 # make_tokens <set> <token_type> <nbpe>: the token list (char) or sentencepiece model (bpe, unigram)

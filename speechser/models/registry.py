@@ -17,6 +17,7 @@ from speechser.config import ConfigError, from_dict
 from speechser.models.bestrq_conformer import BestRQConfig, BestRQConformer
 from speechser.models.cmgi_ser import CmGISER, CmGISERConfig
 from speechser.models.conformer_transducer import ConformerTransducer, ConformerTransducerConfig
+from speechser.models.linear_ser import LinearSER, LinearSERConfig
 from speechser.models.metadata_ssl_ser import MetadataSSLSER, MetadataSSLSERConfig
 from speechser.models.metadata_tdnn_ser import MetadataTDNNSER, MetadataTDNNSERConfig
 from speechser.models.pcq_ser import PCQSER, PCQSERConfig
@@ -30,6 +31,7 @@ MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
     "bestrq_conformer": (BestRQConformer, BestRQConfig),          # BEST-RQ pre-training of a Conformer
     "cmgi_ser": (CmGISER, CmGISERConfig),                          # SER: SSL + CTC, BERT, CmGI (paper 001)
     "conformer_transducer": (ConformerTransducer, ConformerTransducerConfig),  # ASR: CTC + RNN-T
+    "linear_ser": (LinearSER, LinearSERConfig),                     # SER: scikit-learn linear model on functionals
     "metadata_ssl_ser": (MetadataSSLSER, MetadataSSLSERConfig),      # SER: SSL (ARI) + metadata tasks
     "metadata_tdnn_ser": (MetadataTDNNSER, MetadataTDNNSERConfig),  # SER: fbank TDNN + metadata tasks
     "pcq_ser": (PCQSER, PCQSERConfig),                             # SER: MLCNN + SSL queries, CSQ (paper 003)

@@ -156,5 +156,9 @@ def train_model(
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device a model's weights are on."""
-    return next(model.parameters()).device
+    """The device a model's weights (or, for a model of buffers only, its buffers) are on."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")

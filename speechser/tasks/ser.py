@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -44,6 +45,7 @@ from speechser.tasks.common import (
     use_experiment_cmvn,
 )
 from speechser.text.tokenizer import GraphemeTokenizer
+from speechser.train.checkpoint import save_atomic
 from speechser.train.experiment import Experiment
 from speechser.train.trainer import OptimConfig, SchedulerConfig, TrainerConfig, start_experiment
 
@@ -205,11 +207,38 @@ def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional
                         class_weights=weights, **_aux_sizes(conf.model))
     if conf.data.soft_labels.majority:  # validation reports min_map over the other classes
         model.minority_classes = tuple(i for i, c in enumerate(labels) if c not in conf.data.soft_labels.majority)
+    if getattr(model, "fits_closed_form", False):  # scikit-learn models: one fit, no epochs
+        return _fit_closed_form(conf, exp, model, train_ds, valid_ds)
     asr_dir = conf.model.conf.get("asr_exp_dir", "")
     if asr_dir:  # the encoder's weights come through trainer.init_param (resolve_model); its CMVN here
         asr_conf = asr_task.read_asr_experiment_config(asr_dir)
         model.asr.set_cmvn(*asr_task.experiment_cmvn(Path(asr_dir), asr_conf))
     return train_model(conf, exp, model, train_ds, valid_ds, collate_feats_labels, stop_after_epoch)
+
+
+def _pooled_matrix(ds: FeatsLabelDataset) -> Tuple[np.ndarray, np.ndarray]:
+    """Every utterance's features averaged over frames ``(N, D)`` and its label ``(N,)``."""
+    rows, labels = [], []
+    for i in range(len(ds)):
+        item = ds[i]
+        rows.append(np.asarray(item["feats"], dtype=np.float64).mean(0))
+        labels.append(int(item["label"]))  # type: ignore[call-overload]
+    return np.stack(rows), np.asarray(labels)
+
+
+def _fit_closed_form(conf: SERTrainConfig, exp: Experiment, model: Any, train_ds: FeatsLabelDataset,
+                     valid_ds: FeatsLabelDataset) -> Dict[str, Any]:
+    """Fit a closed-form model (``linear_ser``) on the training set, its hyper-parameters on the validation
+    set, and save it as ``valid.<best_metric>.best.pt`` (and ``linear_fit.json``, the grid's scores)."""
+    import json
+
+    x_train, y_train = _pooled_matrix(train_ds)
+    x_valid, y_valid = _pooled_matrix(valid_ds)
+    info = model.fit(x_train, y_train, x_valid, y_valid)
+    out = exp.dir / f"valid.{conf.trainer.best_metric}.best.pt"
+    save_atomic(model.state_dict(), out)
+    (exp.dir / "linear_fit.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+    return {"epochs": 0, "fit": info, "model": str(out)}
 
 
 @dataclass
@@ -258,6 +287,12 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
     # Transcripts where the set has them (a model may read them: eval_text truth); inference needs none.
     tok = _tokenizer(ser.conf) if (Path(data_dir) / "text").is_file() else None
     ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok)
+    if len(ds) and ser.conf.model.input_dim:  # features of another front-end than the model was trained on
+        got = int(np.asarray(ds[0]["feats"]).shape[1])
+        if got != ser.conf.model.input_dim:
+            raise ConfigError(f"{data_dir}: features of dimension {got}, but the model in {ser.dir} was trained on "
+                              f"{ser.conf.data.train_dir} with dimension {ser.conf.model.input_dim} (another "
+                              "feature set or front-end?)")
     loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
                                 ser.conf.seed, DistInfo())
     dev = model_device(model)

@@ -91,3 +91,28 @@ def test_training_rejects_unknown_config_key(recipe):
     assert out.returncode != 0
     log = (rdir / "exp/bad/loso/logs/train.fold1.log").read_text()
     assert "unknown config key 'trainer.max_epoch'" in log
+
+
+def test_opensmile_functionals_and_a_linear_model_through_the_recipe(recipe):
+    """Issue 14's classical baseline through the same stages: eGeMAPS functionals (one 1 x 88 matrix per
+    utterance, per-speaker CMVN) and scikit-learn's logistic regression, kept apart from the fbank folds."""
+    rdir, env = recipe
+    shutil.copy(ROOT / "egs/emodb/ser1/conf/train_egemaps_logreg.yaml", rdir / "conf/egemaps.yaml")
+    out = sh(["./run.sh", "--feats_type", "opensmile_functionals", "--opensmile_set", "eGeMAPSv02", "--folds", "1 2",
+              "--train_config", "conf/egemaps.yaml", "--inference_model", "valid.ua.best.pt"], cwd=rdir, env=env)
+    assert "Stage 3: opensmile_functionals features" in out.stdout
+    feats = rdir / "dump/opensmile_functionals_eGeMAPSv02/all"
+    assert (feats / "utt2num_frames").read_text().count(" 1\n") == 535
+    folds = rdir / "data/loso_opensmile_functionals_eGeMAPSv02"
+    assert "opensmile_functionals_eGeMAPSv02" in (folds / "fold1/train/feats.scp").read_text().splitlines()[0]
+    for k in (1, 2):
+        exp = rdir / f"exp/egemaps/loso/fold{k}"
+        assert (exp / "valid.ua.best.pt").is_file() and (exp / "linear_fit.json").is_file()
+        assert (exp / "decode_test/posteriors.tsv").read_text().count("\n") > 30
+    results = (rdir / "RESULTS.md").read_text()
+    assert results.count("<!-- begin egemaps-loso -->") == 1
+    # the fbank folds of the first test are untouched, and a wrong front-end name is refused
+    if (rdir / "data/loso/fold1/train/feats.scp").is_file():
+        assert "/fbank/" in (rdir / "data/loso/fold1/train/feats.scp").read_text().splitlines()[0]
+    bad = sh(["./run.sh", "--feats_type", "mfcc", "--stage", "7"], cwd=rdir, env=env, check=False)
+    assert bad.returncode != 0 and "--feats_type must be fbank, opensmile_functionals or opensmile_lld" in bad.stdout

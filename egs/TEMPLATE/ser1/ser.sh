@@ -4,7 +4,8 @@
 # Stages (each guarded; run any range with --stage N --stop_stage M):
 #   1  data preparation      local/data.sh -> data/all (validated)
 #   2  audio formatting      resample to ${fs} Hz, drop empty/too-short utterances -> dump/raw/all
-#   3  features              log-Mel fbank over ${nj} jobs, CMVN statistics -> dump/fbank/all
+#   3  features              log-Mel fbank (or openSMILE: --feats_type) over ${nj} jobs, CMVN statistics
+#                            -> dump/fbank/all (dump/<feats_type>_<opensmile_set>/all)
 #   4  protocol folds        data/<protocol>/fold<K>/{train,valid,test}
 #   5  SER training          one experiment per fold, ${train_jobs} at a time
 #   6  inference             posteriors and hypotheses on each fold's test set
@@ -29,6 +30,8 @@ expdir=exp
 fs=16000
 min_duration=0.5     # seconds; shorter utterances are skipped (and counted) at stage 2
 num_mel_bins=128     # fbank channels (25 ms window, 10 ms shift)
+feats_type=fbank     # fbank | opensmile_functionals (1 x D per utterance) | opensmile_lld (frame descriptors)
+opensmile_set=eGeMAPSv02  # eGeMAPSv02 | ComParE_2016 (with an opensmile_* feats_type)
 local_data_opts=""
 
 # Protocol options
@@ -53,7 +56,7 @@ results_md=RESULTS.md
 results_title=""
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10|split] [--folds \"1 2\"] [options]
-Options: --nj --train_jobs --threads_per_job --make_folds_opts --train_config --train_args --tag --cmvn_type --inference_model --knn
+Options: --nj --feats_type --opensmile_set --train_jobs --threads_per_job --make_folds_opts --train_config --train_args --tag --cmvn_type --inference_model --knn
          --knn_config --knn_backend --knn_args"
 
 log "$0 $*"
@@ -63,6 +66,12 @@ log "$0 $*"
 . utils/stage_lib.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
+case "${feats_type}" in  # features and folds of each front-end apart: data/<protocol>[_<front-end>]
+    fbank) featsdir=${dumpdir}/fbank; foldsdir=data/${protocol} ;;
+    opensmile_functionals|opensmile_lld)
+        featsdir=${dumpdir}/${feats_type}_${opensmile_set}; foldsdir=data/${protocol}_${feats_type}_${opensmile_set} ;;
+    *) log "Error: --feats_type must be fbank, opensmile_functionals or opensmile_lld, got '${feats_type}'"; exit 2 ;;
+esac
 [ -n "${tag}" ] || tag=$(default_tag "${train_config}")
 exp=${expdir}/${tag}/${protocol}
 
@@ -78,26 +87,26 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-    log "Stage 3: fbank features (${num_mel_bins} bins) over ${nj} jobs -> ${dumpdir}/fbank/all"
+    log "Stage 3: ${feats_type} features over ${nj} jobs -> ${featsdir}/all"
     make_features all all
-    speechser-compute-cmvn --per-speaker "${dumpdir}/fbank/all"
-    utils/validate_data_dir.sh --no-text "${dumpdir}/fbank/all"
+    speechser-compute-cmvn --per-speaker "${featsdir}/all"
+    utils/validate_data_dir.sh --no-text "${featsdir}/all"
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
-    log "Stage 4: ${protocol} folds -> data/${protocol}"
-    rm -rf "data/${protocol}"
-    speechser-make-folds "${dumpdir}/fbank/all" "data/${protocol}" --protocol "${protocol}" \
+    log "Stage 4: ${protocol} folds -> ${foldsdir}"
+    rm -rf "${foldsdir}"
+    speechser-make-folds "${featsdir}/all" "${foldsdir}" --protocol "${protocol}" \
         --label-file "${label_file}" --seed "${fold_seed}" ${make_folds_opts}
     if [ "${cmvn_type}" = global ]; then
-        for d in data/${protocol}/fold*; do speechser-compute-cmvn "${d}/train"; done
+        for d in ${foldsdir}/fold*; do speechser-compute-cmvn "${d}/train"; done
     fi
 fi
 
-all_folds=$( (ls -d data/${protocol}/fold* 2>/dev/null || true) | sed 's/.*fold//' | sort -n | tr '\n' ' ')
+all_folds=$( (ls -d ${foldsdir}/fold* 2>/dev/null || true) | sed 's/.*fold//' | sort -n | tr '\n' ' ')
 [ -n "${folds}" ] || folds=${all_folds}
 if [ ${stop_stage} -ge 5 ] && [ -z "${folds}" ]; then
-    log "Error: no folds in data/${protocol}/ (run stage 4 first, or check --protocol)"; exit 1
+    log "Error: no folds in ${foldsdir}/ (run stage 4 first, or check --protocol)"; exit 1
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
@@ -106,7 +115,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     stage_start=${SECONDS}
     pids=()
     for k in ${folds}; do
-        d=data/${protocol}/fold${k}
+        d=${foldsdir}/fold${k}
         [ -d "${d}" ] || { log "Error: ${d} does not exist (run stage 4)"; exit 1; }
         cmvn_args=""
         [ "${cmvn_type}" = global ] && cmvn_args="--data.cmvn_stats ${d}/train/cmvn.ark"
@@ -133,11 +142,11 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     for k in ${folds}; do
         rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/knn/test/hyp"
         infer_ser "${exp}/logs/infer.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
-            "${exp}/fold${k}/${inference_model}" "data/${protocol}/fold${k}/test" "${exp}/fold${k}/decode_test" &
+            "${exp}/fold${k}/${inference_model}" "${foldsdir}/fold${k}/test" "${exp}/fold${k}/decode_test" &
         pids+=($!); pid_logs+=("${exp}/logs/infer.fold${k}.log")
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         if [ "${knn}" = true ]; then
-            d=data/${protocol}/fold${k}
+            d=${foldsdir}/fold${k}
             knn_ser "${exp}/logs/knn.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
                 "${exp}/fold${k}/${inference_model}" "${d}/train" "${d}/valid" "${exp}/fold${k}/knn" "${d}/test" &
             pids+=($!); pid_logs+=("${exp}/logs/knn.fold${k}.log")

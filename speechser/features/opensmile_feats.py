@@ -1,0 +1,126 @@
+"""openSMILE feature sets as a front-end (the ``opensmile`` package on PyPI, its own binary; issue 14).
+
+Feature sets ``eGeMAPSv02`` (88 functionals, 25 low-level descriptors) and ``ComParE_2016`` (6,373
+functionals, 65 descriptors), at two levels: ``functionals`` (one ``(1, D)`` matrix per utterance, the
+set's statistics over the whole utterance) and ``lld`` (the frame-level low-level descriptors ``(T, D)``,
+10 ms apart). The values are the package's own (``opensmile.Smile.process_signal`` on the 16 kHz
+waveform the audio stage wrote), stored Kaldi-style like the filterbanks, so the per-speaker and global
+normalization statistics, folds and datasets work unchanged.
+
+Beside each archive ``<prefix>.ark``, ``<prefix>.opensmile.json`` records the set, the level and the
+feature names; :func:`read_opensmile_options` reads them back (a directory whose archives disagree is
+an error). Bad input: empty audio, a signal too short for one frame, or non-finite values are errors
+naming the utterance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+import kaldiio
+import numpy as np
+from tqdm import tqdm
+
+from speechser.io.audio import AudioReader
+from speechser.io.datadir import DataDirError, check_key, check_keys, read_entries
+
+FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
+LEVELS = ("functionals", "lld")
+OPTIONS_SUFFIX = ".opensmile.json"
+
+
+@dataclass(frozen=True)
+class OpenSmileOptions:
+    feature_set: str = "eGeMAPSv02"
+    level: str = "functionals"
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        if self.feature_set not in FEATURE_SETS:
+            raise ValueError(f"unknown openSMILE feature set '{self.feature_set}' ({', '.join(FEATURE_SETS)})")
+        if self.level not in LEVELS:
+            raise ValueError(f"unknown openSMILE level '{self.level}' ({', '.join(LEVELS)})")
+
+
+def make_smile(opts: OpenSmileOptions) -> Any:
+    """The ``opensmile.Smile`` extractor of ``opts``."""
+    import opensmile
+
+    level = opensmile.FeatureLevel.Functionals if opts.level == "functionals" else \
+        opensmile.FeatureLevel.LowLevelDescriptors
+    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, opts.feature_set), feature_level=level)
+
+
+def compute_opensmile(samples: np.ndarray, rate: int, smile: Any, key: str = "?") -> np.ndarray:
+    """A waveform ``(S,)`` -> features ``(T, D)`` float32 (``T = 1`` for functionals)."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.size == 0:
+        raise ValueError(f"utterance '{key}': empty audio")
+    feats = smile.process_signal(x, rate).to_numpy(dtype=np.float32)
+    if feats.shape[0] == 0:
+        raise ValueError(f"utterance '{key}': {x.size} samples are too short for one openSMILE frame")
+    if not np.isfinite(feats).all():
+        bad = int((~np.isfinite(feats)).sum())
+        raise ValueError(f"utterance '{key}': openSMILE gave {bad} non-finite value(s) (clipped or silent audio?)")
+    return feats
+
+
+def options_path(ark: Path | str) -> Path:
+    return Path(str(ark)[: -len(".ark")] + OPTIONS_SUFFIX) if str(ark).endswith(".ark") else Path(f"{ark}{OPTIONS_SUFFIX}")
+
+
+def extract_opensmile(data_dir: Path | str, out_prefix: Path | str, keys: Optional[Iterable[str]] = None,
+                      opts: OpenSmileOptions = OpenSmileOptions()) -> int:
+    """Write ``<out_prefix>.ark``/``.scp``/``.num_frames`` and ``.opensmile.json`` for the utterances ``keys``
+    (default: all, in ``utt2spk`` order). Returns the count."""
+    data_dir, out_prefix = Path(data_dir), Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    reader = AudioReader(data_dir, target_rate=opts.sample_rate)
+    if keys is None:
+        entries = read_entries(data_dir / "utt2spk")
+        check_keys(entries, data_dir / "utt2spk")
+        keys = [e.key for e in entries]
+    else:
+        keys = [check_key(k, f"utterance list for {out_prefix}") for k in keys]
+    smile = make_smile(opts)
+    ark = Path(f"{out_prefix}.ark").resolve()
+    scp = Path(f"{out_prefix}.scp").resolve()
+    lengths: Dict[str, int] = {}
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+        for key in tqdm(keys, desc=f"openSMILE {out_prefix.name}", disable=None, leave=False):
+            samples, rate = reader[key]
+            feats = compute_opensmile(samples, rate, smile, key)
+            writer(key, feats)
+            lengths[key] = feats.shape[0]
+    with open(f"{out_prefix}.num_frames", "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {n}\n" for k, n in lengths.items())
+    table = {"extractor": "opensmile", "feature_set": opts.feature_set, "level": opts.level,
+             "sample_rate": opts.sample_rate, "feature_names": list(smile.feature_names)}
+    options_path(ark).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    logging.info("wrote %d openSMILE %s %s matrices to %s", len(keys), opts.feature_set, opts.level, ark)
+    return len(keys)
+
+
+def read_opensmile_options(data_dir: Path | str) -> Optional[Dict[str, Any]]:
+    """The openSMILE settings of ``data_dir/feats.scp`` (set, level, sample rate, feature names), or None
+    when its archives are not openSMILE features; archives that disagree are an error."""
+    scp = Path(data_dir) / "feats.scp"
+    if not scp.is_file():
+        raise DataDirError(f"{scp}: no such file (run the feature stage first)")
+    arks: Dict[str, int] = {}
+    for e in read_entries(scp):
+        arks.setdefault(e.value.rsplit(":", 1)[0], e.lineno)
+    found: List[Dict[str, Any]] = []
+    for ark in arks:
+        path = options_path(ark)
+        if path.is_file():
+            found.append(json.loads(path.read_text(encoding="utf-8")))
+    if not found:
+        return None
+    if len(found) != len(arks) or any(f != found[0] for f in found):
+        raise DataDirError(f"{scp}: its archives were not all extracted with the same openSMILE settings")
+    return found[0]

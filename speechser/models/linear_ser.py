@@ -1,0 +1,137 @@
+"""Linear classifiers over utterance features (openSMILE functionals), fit by scikit-learn (issue 14).
+
+Registry name ``linear_ser``. The field's classical baseline: a functional vector per utterance (the
+data's ``(1, D)`` matrices; frame-level features are averaged over frames), normalized by the data's
+CMVN (per speaker in the Emo-DB recipe), standardized with the training set's mean and deviation, and a
+linear classifier from scikit-learn:
+
+- ``solver: logreg``: multinomial logistic regression (``sklearn.linear_model.LogisticRegression``,
+  lbfgs); the posterior is its ``predict_proba``, ``softmax(W x + b)``;
+- ``solver: linear_svm``: a linear SVM (``sklearn.svm.LinearSVC``, one-against-rest); it has no
+  posterior: ``softmax(W x + b)`` of its decision values stands in (ranks and argmax are the SVM's).
+
+The regularization ``C`` is chosen from ``Cs`` by the UA on the validation set alone (the fold's
+validation speaker); ties go to the smaller ``C``. The fit model is stored as tensors (mean, scale,
+``W``, ``b``) in an ordinary checkpoint, so inference, k-NN (its embedding is the standardized
+vector) and ensembles use it like any other model. Shapes: features ``(B, T, D)`` -> ``(B, D)`` ->
+logits ``(B, C)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from speechser.config import check_choice
+from speechser.data.dataset import Batch
+from speechser.metrics.classification import confusion_matrix, scores_from_confusion
+from speechser.models.abs_model import AbsSERModel
+
+
+@dataclass
+class LinearSERConfig:
+    solver: str = "logreg"
+    #: The regularization grid (inverse strength), searched on the validation set.
+    Cs: List[float] = field(default_factory=lambda: [0.0001, 0.001, 0.01, 0.1, 1.0, 10.0])
+    #: ``balanced``: classes weighted by inverse training frequency (scikit-learn's rule); ``none``.
+    class_weight: str = "balanced"
+    max_iter: int = 5000
+
+    def __post_init__(self) -> None:
+        check_choice(self, solver=("logreg", "linear_svm"), class_weight=("balanced", "none"))
+        if not self.Cs or any(not c > 0 for c in self.Cs):
+            raise ValueError(f"Cs must be positive numbers, got {self.Cs}")
+
+
+class LinearSER(AbsSERModel):
+    #: Fit in closed form by :meth:`fit` (the SER task calls it instead of the gradient trainer).
+    fits_closed_form = True
+
+    def __init__(self, conf: LinearSERConfig, input_dim: int, num_classes: int,
+                 class_weights: Optional[List[float]] = None) -> None:
+        super().__init__()  # class_weights: the data config's; the solver's own are conf.class_weight
+        self.conf = conf
+        self._num_classes = num_classes
+        self.register_buffer("mean", torch.zeros(input_dim))
+        self.register_buffer("scale", torch.ones(input_dim))
+        self.register_buffer("weight", torch.zeros(num_classes, input_dim))
+        self.register_buffer("bias", torch.zeros(num_classes))
+        self.register_buffer("chosen_c", torch.zeros(()))
+
+    @property
+    def num_classes(self) -> int:  # type: ignore[override]
+        return self._num_classes
+
+    @staticmethod
+    def pooled(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, T, D)`` features, ``(B,)`` lengths -> their mean over the valid frames ``(B, D)``."""
+        mask = (torch.arange(feats.shape[1], device=feats.device)[None] < lengths[:, None]).to(feats.dtype)
+        return (feats * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+
+    def embed_batch(self, batch: Batch) -> torch.Tensor:
+        return (self.pooled(batch.feats.float(), batch.lengths) - self.mean) / self.scale
+
+    def classify(self, emb: torch.Tensor) -> torch.Tensor:
+        return emb.float() @ self.weight.T + self.bias
+
+    def forward(self, batch: Batch) -> Dict[str, Any]:  # type: ignore[override]
+        logits = self.classify(self.embed_batch(batch))
+        return {"loss": F.cross_entropy(logits, batch.labels), "logits": logits}
+
+    def _solver(self, c: float) -> Any:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.svm import LinearSVC
+
+        cw = "balanced" if self.conf.class_weight == "balanced" else None
+        if self.conf.solver == "logreg":
+            return LogisticRegression(C=c, class_weight=cw, max_iter=self.conf.max_iter)
+        return LinearSVC(C=c, class_weight=cw, max_iter=self.conf.max_iter)
+
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray
+            ) -> Dict[str, Any]:
+        """Standardize with the training statistics, fit each ``C`` on the training set, keep the one with
+        the best validation UA. ``x (N, D)``, ``y (N,)``. Returns the grid's validation scores."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        mean = x_train.mean(0)
+        scale = x_train.std(0)
+        scale[scale < 1e-8] = 1.0
+        xt, xv = (x_train - mean) / scale, (x_valid - mean) / scale
+        classes = np.arange(self.num_classes)
+        missing = sorted(int(c) for c in set(classes) - set(np.unique(y_train).tolist()))
+        if missing:
+            raise ValueError(f"linear_ser: the training set has no utterance of class(es) {missing}")
+        grid: List[Dict[str, float]] = []
+        best: Optional[tuple] = None
+        for c in sorted(self.conf.Cs):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                clf = self._solver(c).fit(xt, y_train)
+            converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+            hyp = clf.predict(xv)
+            scores = scores_from_confusion(confusion_matrix(y_valid.tolist(), hyp.tolist(), self.num_classes))
+            grid.append({"C": c, "valid_ua": scores["ua"], "valid_wa": scores["wa"], "converged": converged})
+            if best is None or scores["ua"] > best[0] + 1e-12:
+                best = (scores["ua"], c, clf)
+        assert best is not None
+        _, c, clf = best
+        coef = np.asarray(clf.coef_, dtype=np.float64)
+        intercept = np.asarray(clf.intercept_, dtype=np.float64)
+        if coef.shape[0] == 1 and self.num_classes == 2:  # binary: one decision function for class 1
+            coef, intercept = np.stack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+        with torch.no_grad():
+            self.mean.copy_(torch.from_numpy(mean).float())
+            self.scale.copy_(torch.from_numpy(scale).float())
+            self.weight.copy_(torch.from_numpy(coef).float())
+            self.bias.copy_(torch.from_numpy(intercept).float())
+            self.chosen_c.fill_(c)
+        logging.info("linear_ser (%s): C = %g chosen on the validation set (UA %.4f); grid %s",
+                     self.conf.solver, c, best[0], grid)
+        return {"C": c, "valid_ua": best[0], "grid": grid}
