@@ -1,10 +1,11 @@
-"""Shared fixtures: tiny synthetic data directories and the real corpora's locations."""
+"""Shared fixtures: tiny synthetic data directories, tiny pretrained-model directories, and the real
+corpora's locations."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import pytest
@@ -178,3 +179,35 @@ def tiny_asr_exp(make_feats_dir, tmp_path: Path, train_seed):
     train_asr(conf, exp)
     assert (exp / "cmvn.ark").is_file()  # the experiment carries its normalization
     return d, exp
+
+
+BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def save_tiny_wavlm(out: Path, num_hidden_layers: int = 2, **overrides: Any) -> Path:
+    """A tiny WavLM with random weights (hidden 16, 2 heads, a 2-layer CNN of stride 10), written with
+    ``save_pretrained`` to ``out``: what a user's hub name or local directory is, loaded back through the
+    same path. ``overrides``: other ``WavLMConfig`` keys (a slower CNN, say). Seed torch first."""
+    import transformers as tf
+
+    keys: Dict[str, Any] = dict(hidden_size=16, num_hidden_layers=num_hidden_layers, num_attention_heads=2,
+                                intermediate_size=32, conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2),
+                                num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    keys.update(overrides)
+    tf.AutoModel.from_config(tf.WavLMConfig(**keys)).save_pretrained(out)
+    return out
+
+
+def save_tiny_bert(out: Path, words: Sequence[str], num_hidden_layers: int = 1) -> Path:
+    """A tiny BERT (hidden 12, 2 heads) with random weights and a word-piece tokenizer over BERT's special
+    tokens and ``words``, both written to ``out`` with ``save_pretrained``. Seed torch first."""
+    import transformers as tf
+
+    vocab = [*BERT_SPECIAL, *words]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tf.BertTokenizerFast(vocab_file=str(out / "vocab.txt")).save_pretrained(out)
+    conf = tf.BertConfig(vocab_size=len(vocab), hidden_size=12, num_hidden_layers=num_hidden_layers,
+                         num_attention_heads=2, intermediate_size=24, max_position_embeddings=64)
+    tf.AutoModel.from_config(conf).save_pretrained(out)
+    return out

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import kaldiio
 import numpy as np
@@ -21,10 +21,60 @@ FBANK_OPTIONS_SUFFIX = ".fbank.json"
 FBANK_EXTRACTOR = "torchaudio.compliance.kaldi.fbank"
 
 
+def options_path(ark: Path | str, suffix: str) -> Path:
+    """The settings file beside an archive: ``.../raw_fbank.1.ark`` -> ``.../raw_fbank.1<suffix>``."""
+    ark = Path(ark)
+    return ark.with_name((ark.name[:-4] if ark.name.endswith(".ark") else ark.name) + suffix)
+
+
 def fbank_options_path(ark: Path | str) -> Path:
     """``.../raw_fbank.1.ark`` -> ``.../raw_fbank.1.fbank.json``."""
-    ark = Path(ark)
-    return ark.with_name((ark.name[:-4] if ark.name.endswith(".ark") else ark.name) + FBANK_OPTIONS_SUFFIX)
+    return options_path(ark, FBANK_OPTIONS_SUFFIX)
+
+
+def feature_archives(data_dir: Path | str) -> Dict[str, int]:
+    """The archives ``data_dir/feats.scp`` points into -> the first line naming each."""
+    scp = Path(data_dir) / "feats.scp"
+    if not scp.is_file():
+        raise DataDirError(f"{scp}: no such file (run the feature stage first)")
+    arks: Dict[str, int] = {}
+    for e in read_entries(scp):
+        arks.setdefault(e.value.rsplit(":", 1)[0], e.lineno)
+    return arks
+
+
+def write_feature_archive(
+    data_dir: Path | str,
+    out_prefix: Path | str,
+    keys: Optional[Iterable[str]],
+    sample_rate: int,
+    compute: Callable[[str, np.ndarray, int], np.ndarray],
+    desc: str,
+) -> Tuple[int, Path]:
+    """Read each utterance of ``keys`` (default: all, in ``utt2spk`` order) at ``sample_rate``, turn it into a
+    ``(T, D)`` matrix with ``compute(key, samples, rate)``, and write ``<out_prefix>.ark``/``.scp`` and
+    ``.num_frames``. Returns the count and the archive's path (its settings file is the caller's)."""
+    data_dir, out_prefix = Path(data_dir), Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    reader = AudioReader(data_dir, target_rate=sample_rate)
+    if keys is None:
+        entries = read_entries(data_dir / "utt2spk")
+        check_keys(entries, data_dir / "utt2spk")
+        keys = [e.key for e in entries]
+    else:
+        keys = [check_key(k, f"utterance list for {out_prefix}") for k in keys]
+    ark = Path(f"{out_prefix}.ark").resolve()
+    scp = Path(f"{out_prefix}.scp").resolve()
+    lengths: Dict[str, int] = {}
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+        for key in tqdm(keys, desc=f"{desc} {out_prefix.name}", disable=None, leave=False):
+            samples, rate = reader[key]
+            feats = compute(key, samples, rate)
+            writer(key, feats)
+            lengths[key] = feats.shape[0]
+    with open(f"{out_prefix}.num_frames", "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {n}\n" for k, n in lengths.items())
+    return len(lengths), ark
 
 
 def write_fbank_options(ark: Path | str, opts: FbankOptions) -> Path:
@@ -39,11 +89,7 @@ def read_fbank_options(data_dir: Path | str) -> FbankOptions:
     that :func:`extract_fbank` writes beside each archive the scp points into; all must agree,
     so that features computed on the fly (augmented training) match the precomputed ones."""
     scp = Path(data_dir) / "feats.scp"
-    if not scp.is_file():
-        raise DataDirError(f"{scp}: no such file (run the feature stage first)")
-    arks = {}
-    for e in read_entries(scp):
-        arks.setdefault(e.value.rsplit(":", 1)[0], e.lineno)
+    arks = feature_archives(data_dir)
     found: Dict[str, FbankOptions] = {}
     for ark, lineno in arks.items():
         path = fbank_options_path(ark)
@@ -75,31 +121,16 @@ def extract_fbank(
     """Write ``<out_prefix>.ark`` and ``<out_prefix>.scp`` (and ``.num_frames``, and the
     settings ``opts`` to ``.fbank.json``) for the utterances ``keys`` (default: all, in
     ``utt2spk`` order). Returns the count."""
-    data_dir, out_prefix = Path(data_dir), Path(out_prefix)
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    reader = AudioReader(data_dir, target_rate=opts.sample_rate)
-    if keys is None:
-        entries = read_entries(data_dir / "utt2spk")
-        check_keys(entries, data_dir / "utt2spk")
-        keys = [e.key for e in entries]
-    else:
-        keys = [check_key(k, f"utterance list for {out_prefix}") for k in keys]
-    ark = Path(f"{out_prefix}.ark").resolve()
-    scp = Path(f"{out_prefix}.scp").resolve()
-    lengths: Dict[str, int] = {}
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
-        for key in tqdm(keys, desc=f"fbank {out_prefix.name}", disable=None, leave=False):
-            samples, rate = reader[key]
-            feats = compute_fbank(samples, rate, opts)
-            if feats.shape[0] == 0:
-                raise ValueError(f"utterance '{key}': too short for a single frame")
-            writer(key, feats)
-            lengths[key] = feats.shape[0]
-    with open(f"{out_prefix}.num_frames", "w", encoding="utf-8") as f:
-        f.writelines(f"{k} {n}\n" for k, n in lengths.items())
+    def fbank(key: str, samples: np.ndarray, rate: int) -> np.ndarray:
+        feats = compute_fbank(samples, rate, opts)
+        if feats.shape[0] == 0:
+            raise ValueError(f"utterance '{key}': too short for a single frame")
+        return feats
+
+    count, ark = write_feature_archive(data_dir, out_prefix, keys, opts.sample_rate, fbank, "fbank")
     write_fbank_options(ark, opts)
-    logging.info("wrote %d feature matrices to %s", len(keys), ark)
-    return len(keys)
+    logging.info("wrote %d feature matrices to %s", count, ark)
+    return count
 
 
 def compute_cmvn_stats(data_dir: Path | str, per_speaker: bool) -> Dict[str, np.ndarray]:

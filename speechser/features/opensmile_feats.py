@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-import kaldiio
 import numpy as np
-from tqdm import tqdm
 
-from speechser.io.audio import AudioReader
-from speechser.io.datadir import DataDirError, check_key, check_keys, read_entries
+from speechser.features.extract import feature_archives, options_path, write_feature_archive
+from speechser.io.datadir import DataDirError
 
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
 LEVELS = ("functionals", "lld")
@@ -69,54 +67,29 @@ def compute_opensmile(samples: np.ndarray, rate: int, smile: Any, key: str = "?"
     return feats
 
 
-def options_path(ark: Path | str) -> Path:
-    return Path(str(ark)[: -len(".ark")] + OPTIONS_SUFFIX) if str(ark).endswith(".ark") else Path(f"{ark}{OPTIONS_SUFFIX}")
-
-
 def extract_opensmile(data_dir: Path | str, out_prefix: Path | str, keys: Optional[Iterable[str]] = None,
                       opts: OpenSmileOptions = OpenSmileOptions()) -> int:
     """Write ``<out_prefix>.ark``/``.scp``/``.num_frames`` and ``.opensmile.json`` for the utterances ``keys``
     (default: all, in ``utt2spk`` order). Returns the count."""
-    data_dir, out_prefix = Path(data_dir), Path(out_prefix)
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    reader = AudioReader(data_dir, target_rate=opts.sample_rate)
-    if keys is None:
-        entries = read_entries(data_dir / "utt2spk")
-        check_keys(entries, data_dir / "utt2spk")
-        keys = [e.key for e in entries]
-    else:
-        keys = [check_key(k, f"utterance list for {out_prefix}") for k in keys]
     smile = make_smile(opts)
-    ark = Path(f"{out_prefix}.ark").resolve()
-    scp = Path(f"{out_prefix}.scp").resolve()
-    lengths: Dict[str, int] = {}
-    with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
-        for key in tqdm(keys, desc=f"openSMILE {out_prefix.name}", disable=None, leave=False):
-            samples, rate = reader[key]
-            feats = compute_opensmile(samples, rate, smile, key)
-            writer(key, feats)
-            lengths[key] = feats.shape[0]
-    with open(f"{out_prefix}.num_frames", "w", encoding="utf-8") as f:
-        f.writelines(f"{k} {n}\n" for k, n in lengths.items())
+    count, ark = write_feature_archive(
+        data_dir, out_prefix, keys, opts.sample_rate,
+        lambda key, samples, rate: compute_opensmile(samples, rate, smile, key), "openSMILE")
     table = {"extractor": "opensmile", "feature_set": opts.feature_set, "level": opts.level,
              "sample_rate": opts.sample_rate, "feature_names": list(smile.feature_names)}
-    options_path(ark).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
-    logging.info("wrote %d openSMILE %s %s matrices to %s", len(keys), opts.feature_set, opts.level, ark)
-    return len(keys)
+    options_path(ark, OPTIONS_SUFFIX).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    logging.info("wrote %d openSMILE %s %s matrices to %s", count, opts.feature_set, opts.level, ark)
+    return count
 
 
 def read_opensmile_options(data_dir: Path | str) -> Optional[Dict[str, Any]]:
     """The openSMILE settings of ``data_dir/feats.scp`` (set, level, sample rate, feature names), or None
     when its archives are not openSMILE features; archives that disagree are an error."""
     scp = Path(data_dir) / "feats.scp"
-    if not scp.is_file():
-        raise DataDirError(f"{scp}: no such file (run the feature stage first)")
-    arks: Dict[str, int] = {}
-    for e in read_entries(scp):
-        arks.setdefault(e.value.rsplit(":", 1)[0], e.lineno)
+    arks = feature_archives(data_dir)
     found: List[Dict[str, Any]] = []
     for ark in arks:
-        path = options_path(ark)
+        path = options_path(ark, OPTIONS_SUFFIX)
         if path.is_file():
             found.append(json.loads(path.read_text(encoding="utf-8")))
     if not found:

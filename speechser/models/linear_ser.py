@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from speechser.config import check_choice
-from speechser.data.dataset import Batch
+from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.models.abs_model import AbsSERModel
+from speechser.nets.pooling import masked_mean
 
 
 @dataclass
@@ -67,14 +68,9 @@ class LinearSER(AbsSERModel):
     def num_classes(self) -> int:  # type: ignore[override]
         return self._num_classes
 
-    @staticmethod
-    def pooled(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``(B, T, D)`` features, ``(B,)`` lengths -> their mean over the valid frames ``(B, D)``."""
-        mask = (torch.arange(feats.shape[1], device=feats.device)[None] < lengths[:, None]).to(feats.dtype)
-        return (feats * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-
     def embed_batch(self, batch: Batch) -> torch.Tensor:
-        return (self.pooled(batch.feats.float(), batch.lengths) - self.mean) / self.scale
+        pooled = masked_mean(batch.feats.float(), lengths_to_mask(batch.lengths, batch.feats.shape[1]))
+        return (pooled - self.mean) / self.scale
 
     def classify(self, emb: torch.Tensor) -> torch.Tensor:
         return emb.float() @ self.weight.T + self.bias

@@ -114,8 +114,7 @@ class SAILERSER(AbsSERModel):
                 out["loss_secondary"] = sec.detach()
         if self.attributes is not None and batch.attrs is not None:
             lo, hi = self.conf.attribute_range
-            target = (batch.attrs - lo) / (hi - lo)
-            att = F.mse_loss(torch.sigmoid(self.attributes(emb).float()), target.float())
+            att = F.mse_loss(self._attributes_unit(emb), ((batch.attrs - lo) / (hi - lo)).float())
             loss = loss + self.conf.attribute_weight * att
             out["loss_attributes"] = att.detach()
         out["loss"] = loss
@@ -126,4 +125,9 @@ class SAILERSER(AbsSERModel):
         if self.attributes is None:
             return None
         lo, hi = self.conf.attribute_range
-        return lo + (hi - lo) * torch.sigmoid(self.attributes(emb).float())
+        return lo + (hi - lo) * self._attributes_unit(emb)
+
+    def _attributes_unit(self, emb: torch.Tensor) -> torch.Tensor:
+        """The attribute head's predictions on [0, 1] ``(B, 3)``."""
+        assert self.attributes is not None
+        return torch.sigmoid(self.attributes(emb).float())

@@ -35,18 +35,16 @@ def segment_waveforms(wavs: torch.Tensor, lengths: torch.Tensor, segment: int
     return torch.cat(segs), torch.tensor(owner, device=wavs.device, dtype=torch.long)
 
 
-def average_segment_posteriors(logits: torch.Tensor, owner: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Segment logits ``(N, C)`` and owners ``(N,)`` -> utterance log mean posteriors ``(B, C)``."""
-    post = torch.softmax(logits.float(), dim=-1)
-    total = torch.zeros(batch_size, post.shape[1], device=post.device, dtype=post.dtype).index_add_(0, owner, post)
-    count = torch.bincount(owner, minlength=batch_size).clamp(min=1).to(post.dtype)
-    return torch.log((total / count[:, None]).clamp(min=1e-12))
-
-
 def average_segments(x: torch.Tensor, owner: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Segment vectors ``(N, D)`` -> their mean per utterance ``(B, D)``."""
     total = torch.zeros(batch_size, x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, owner, x)
     return total / torch.bincount(owner, minlength=batch_size).clamp(min=1).to(x.dtype)[:, None]
+
+
+def average_segment_posteriors(logits: torch.Tensor, owner: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Segment logits ``(N, C)`` and owners ``(N,)`` -> utterance log mean posteriors ``(B, C)``."""
+    post = average_segments(torch.softmax(logits.float(), dim=-1), owner, batch_size)
+    return torch.log(post.clamp(min=1e-12))
 
 
 class SegmentSpectrogram(nn.Module):

@@ -286,13 +286,13 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
     model, d = ser.model, ser.conf.data
     # Transcripts where the set has them (a model may read them: eval_text truth); inference needs none.
     tok = _tokenizer(ser.conf) if (Path(data_dir) / "text").is_file() else None
-    ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok)
-    if len(ds) and ser.conf.model.input_dim:  # features of another front-end than the model was trained on
-        got = int(np.asarray(ds[0]["feats"]).shape[1])
+    if ser.conf.model.input_dim:  # features of another front-end than the model was trained on
+        got = feature_dim(data_dir)
         if got != ser.conf.model.input_dim:
             raise ConfigError(f"{data_dir}: features of dimension {got}, but the model in {ser.dir} was trained on "
                               f"{ser.conf.data.train_dir} with dimension {ser.conf.model.input_dim} (another "
                               "feature set or front-end?)")
+    ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok)
     loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
                                 ser.conf.seed, DistInfo())
     dev = model_device(model)

@@ -20,26 +20,17 @@ Deterministic: the same Emo-DB gives the same release, byte for byte.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
 import soundfile
 
+from recipe_helpers import emodb_facts
 from speechser.io.audio import read_audio_source, resample
 
 
-def _emodb_facts():
-    """Speaker genders and sentence texts of Emo-DB, from the Emo-DB recipe's own preparation script."""
-    spec = importlib.util.spec_from_file_location(
-        "prepare_emodb", Path(__file__).resolve().parents[2] / "egs/emodb/ser1/local/prepare_emodb.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.GENDER, module.SENTENCES
-
-
-GENDER, SENTENCES = _emodb_facts()
+GENDER, SENTENCES = emodb_facts()
 FEMALE = sorted(s for s, g in GENDER.items() if g == "f")
 MALE = sorted(s for s, g in GENDER.items() if g == "m")
 KEPT = [("W", "ang"), ("F", "hap"), ("T", "sad"), ("N", "neu")]  # per_speaker slots cycle over these

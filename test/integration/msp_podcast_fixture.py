@@ -22,13 +22,13 @@ release, byte for byte.
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import numpy as np
 import soundfile
 
+from recipe_helpers import emodb_facts
 from speechser.io.audio import read_audio_source, resample
 
 RATE = 16000
@@ -68,16 +68,7 @@ AVD = {"N": (4.0, 4.2, 4.0), "H": (5.2, 5.8, 4.6), "S": (2.6, 2.4, 3.0), "A": (5
        "C": (4.0, 3.0, 5.0), "F": (5.0, 2.6, 3.2), "U": (5.6, 4.8, 4.2), "O": (4.0, 4.0, 4.0), "X": (4.4, 3.8, 4.2)}
 
 
-def _emodb_facts():
-    """Speaker genders and sentence texts of Emo-DB, from the Emo-DB recipe's own preparation script."""
-    spec = importlib.util.spec_from_file_location(
-        "prepare_emodb", Path(__file__).resolve().parents[2] / "egs/emodb/ser1/local/prepare_emodb.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.GENDER, module.SENTENCES
-
-
-GENDER, SENTENCES = _emodb_facts()
+GENDER, SENTENCES = emodb_facts()
 
 
 def _plan(emodb_wav: Path) -> List[Tuple[str, str, str, str]]:

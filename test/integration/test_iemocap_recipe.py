@@ -24,23 +24,14 @@ import pytest
 from speechser.config import read_yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipe_helpers import kv, sh  # noqa: E402
 from iemocap_fixture import build_iemocap_release  # noqa: E402
+from conftest import save_tiny_bert, save_tiny_wavlm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs/iemocap/ser1"
 PER_SPEAKER = 6
 EVAL_LINE = re.compile(r"^\[[\d.]+ - [\d.]+\]\t(\S+)\t(\S+)\t\[")
-
-
-def sh(args, cwd, env, check=True, timeout=900):
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def kv(path: Path) -> Dict[str, str]:
-    return dict(ln.split(maxsplit=1) if " " in ln else (ln, "") for ln in path.read_text().splitlines())
 
 
 @pytest.fixture(scope="module")
@@ -155,23 +146,13 @@ def pretrained(tmp_path_factory) -> Dict[str, Path]:
     """A tiny WavLM and a tiny BERT (tokenizer and model in one directory), random weights, saved the way
     a downloaded hub model is, for --model.conf.*.name_or_path."""
     import torch
-    import transformers as tf
 
     root = tmp_path_factory.mktemp("pretrained")
     torch.manual_seed(0)
     # frame rate 200 Hz (stride 80): 400 frames for a 2 s utterance, room for CTC over its characters; a
     # stride of 10 (test/unit/test_cmgi_ser.py's 0.6 s tones) makes self-attention over 3,200 frames 60x slower
-    wavlm = tf.WavLMConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                           conv_dim=(8, 8, 8), conv_kernel=(10, 4, 4), conv_stride=(5, 4, 4),
-                           num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
-    tf.AutoModel.from_config(wavlm).save_pretrained(root / "wavlm")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyzäöüß", "der", "die", "das",
-             "und", "sie", "es"]
-    (root / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tf.BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root / "bert")
-    bert = tf.BertConfig(vocab_size=len(vocab), hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=24, max_position_embeddings=64)
-    tf.AutoModel.from_config(bert).save_pretrained(root / "bert")
+    save_tiny_wavlm(root / "wavlm", conv_dim=(8, 8, 8), conv_kernel=(10, 4, 4), conv_stride=(5, 4, 4))
+    save_tiny_bert(root / "bert", [*"abcdefghijklmnopqrstuvwxyzäöüß", "der", "die", "das", "und", "sie", "es"])
     return {"ssl": root / "wavlm", "text": root / "bert"}
 
 

@@ -25,6 +25,7 @@ import pytest
 from speechser.config import read_yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recipe_helpers import kv, sh  # noqa: E402
 from msp_podcast_fixture import HAND_CHECKED, NO_ANNOTATIONS, UNKNOWN_SPEAKER, build_msp_podcast_release  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,17 +33,6 @@ RECIPE = ROOT / "egs/msp_podcast/ser1"
 PREP = RECIPE / "local/prepare_msp_podcast.py"
 CLASSES = ["neu", "hap", "sad", "ang", "dis", "con", "fea", "sur"]
 CODE = dict(zip("NHSADCFU", CLASSES))
-
-
-def sh(args, cwd, env, check=True, timeout=600):
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def kv(path: Path) -> Dict[str, str]:
-    return dict(ln.split(maxsplit=1) if " " in ln else (ln, "") for ln in path.read_text().splitlines())
 
 
 def prepare(release: Path, out: Path, *opts: str) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import save_tiny_wavlm
 from speechser.nets.ari import AugmentedResidualIntegration
 from speechser.nets.ssl import SSLConfig, SSLEncoder
 
@@ -35,10 +36,8 @@ def test_ssl_encoder_with_ari(tmp_path: Path):
     import transformers as tf
 
     torch.manual_seed(0)
-    conf = tf.WavLMConfig(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32,
-                          conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-                          num_conv_pos_embedding_groups=2)
-    tf.AutoModel.from_config(conf).save_pretrained(tmp_path / "wavlm")
+    save_tiny_wavlm(tmp_path / "wavlm", num_hidden_layers=3)
+    conf = tf.AutoConfig.from_pretrained(tmp_path / "wavlm")
     wav, n = torch.randn(2, 4000), torch.tensor([4000, 3000])
     last = SSLEncoder(SSLConfig(name_or_path=str(tmp_path / "wavlm"), layer=-1)).eval()
     ari = SSLEncoder(SSLConfig(name_or_path=str(tmp_path / "wavlm"), ari=True)).eval()

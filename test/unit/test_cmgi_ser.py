@@ -7,25 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import save_tiny_bert, save_tiny_wavlm
 from speechser.config import read_yaml
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    import transformers as tf
-
     root = tmp_path_factory.mktemp("pretrained")
     torch.manual_seed(0)
-    wavlm = tf.WavLMConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                           conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-                           num_conv_pos_embedding_groups=2)
-    tf.AutoModel.from_config(wavlm).save_pretrained(root / "ssl")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", "the", "a"]
-    (root / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tf.BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root / "bert")
-    bert = tf.BertConfig(vocab_size=len(vocab), hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=24, max_position_embeddings=64)
-    tf.AutoModel.from_config(bert).save_pretrained(root / "bert")
+    save_tiny_wavlm(root / "ssl")
+    save_tiny_bert(root / "bert", [*"abcdefghijklmnopqrstuvwxyz", "the", "a"])
     return root
 
 

@@ -5,19 +5,15 @@ from pathlib import Path
 
 import torch
 
+from conftest import save_tiny_wavlm
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.io.datadir import read_kv
 from speechser.models.registry import build_model
 
 
 def test_stage_2_freezes_exactly_the_cnn_the_embeddings_and_the_first_layers(make_feats_dir, tmp_path: Path):
-    import transformers as tf
-
     torch.manual_seed(0)
-    conf = tf.WavLMConfig(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32,
-                          conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-                          num_conv_pos_embedding_groups=2)
-    tf.AutoModel.from_config(conf).save_pretrained(tmp_path / "wavlm")
+    save_tiny_wavlm(tmp_path / "wavlm", num_hidden_layers=4)
     d = make_feats_dir()
     spk = read_kv(d / "utt2spk")
     (d / "utt2gender").write_text("".join(f"{u} {'f' if s.endswith('A') else 'm'}\n" for u, s in spk.items()))

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import save_tiny_wavlm
 from speechser.data.dataset import Batch, FeatsLabelDataset, collate_feats_labels
 from speechser.models.registry import build_model
 from speechser.nets.csq import ChannelSemanticQuery
@@ -87,15 +88,8 @@ def test_csq_reads_its_query_token():
 
 @pytest.fixture(scope="module")
 def tiny_wavlm(tmp_path_factory) -> Path:
-    import transformers as tf
-
     torch.manual_seed(0)
-    conf = tf.WavLMConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                          conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-                          num_conv_pos_embedding_groups=2)
-    out = tmp_path_factory.mktemp("pcq") / "wavlm"
-    tf.AutoModel.from_config(conf).save_pretrained(out)
-    return out
+    return save_tiny_wavlm(tmp_path_factory.mktemp("pcq") / "wavlm")
 
 
 SMALL = {"channels": [8, 8, 8, 8], "segment_seconds": 0.5, "num_bins": 64, "embed_dim": 8, "dropout": 0.0}

@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import save_tiny_wavlm
 from speechser.config import read_yaml
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.models.registry import build_model
@@ -114,14 +115,9 @@ def test_fusion_trains_infers_and_keeps_asr_frozen(asr_exp, tmp_path: Path, trai
 
 
 def test_ssl_ser_with_asr_fusion_forward_backward(asr_exp, tmp_path: Path, train_seed):
-    import transformers as tf
-
     d, exp = asr_exp
     torch.manual_seed(train_seed)
-    conf = tf.WavLMConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                          conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-                          num_conv_pos_embedding_groups=2)
-    tf.AutoModel.from_config(conf).save_pretrained(tmp_path / "wavlm")
+    save_tiny_wavlm(tmp_path / "wavlm")
     model = build_model("ssl_ser", {"ssl": {"name_or_path": str(tmp_path / "wavlm"), "weighted_sum": True},
                                     "dim": 8, "embed_dim": 8, "fusion_heads": 2, "supcon_weight": 0.5,
                                     "asr_model": asr_model_section(exp, "valid.acc.ave_1best.pt")},

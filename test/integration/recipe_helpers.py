@@ -1,0 +1,32 @@
+"""What the recipe tests and the release-layout fixtures share: a shell runner whose failure shows the
+output, a ``key value`` file reader, and Emo-DB's facts from the Emo-DB recipe's own preparation script."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+from typing import Dict, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sh(args, cwd, env, check=True, timeout=900) -> subprocess.CompletedProcess:
+    """Run ``args``; with ``check`` a non-zero exit fails the test with the end of its stdout and stderr."""
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def kv(path: Path) -> Dict[str, str]:
+    """A ``key value`` file as a dict (an empty value where a line has none)."""
+    return dict(ln.split(maxsplit=1) if " " in ln else (ln, "") for ln in path.read_text().splitlines())
+
+
+def emodb_facts() -> Tuple[Dict[str, str], Dict[str, str]]:
+    """Speaker genders and sentence texts of Emo-DB, from the Emo-DB recipe's own preparation script."""
+    spec = importlib.util.spec_from_file_location("prepare_emodb", ROOT / "egs/emodb/ser1/local/prepare_emodb.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.GENDER, module.SENTENCES
