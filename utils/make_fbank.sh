@@ -73,6 +73,14 @@ for n in $(seq "${nj}"); do
 done
 for n in $(seq "${nj}"); do cat "${tmp}/data/raw_${feats_type}.${n}.scp"; done | LC_ALL=C sort > "${tmp}/feats.scp"
 for n in $(seq "${nj}"); do cat "${tmp}/data/raw_${feats_type}.${n}.num_frames"; done | LC_ALL=C sort > "${tmp}/utt2num_frames"
+# Utterances a front-end skipped (openSMILE: clipped audio) are listed in data/*.skipped: drop them here.
+nskip=$(cat "${tmp}"/data/raw_"${feats_type}".*.skipped 2>/dev/null | wc -l)
+if [ "${nskip}" -gt 0 ]; then
+    echo "$0: warning: ${nskip} utterance(s) skipped by the feature extractor and dropped from ${dst}" \
+         "(reasons in ${dst}/data/raw_${feats_type}.*.skipped):" >&2
+    cat "${tmp}"/data/raw_"${feats_type}".*.skipped | head -n 5 | sed 's/^/  /' >&2
+    "${utils}/fix_data_dir.sh" "${tmp}" >&2
+fi
 # replace the old destination only now that everything succeeded
 if [ -e "${dst_abs}" ]; then
     mv -- "${dst_abs}" "${old}"

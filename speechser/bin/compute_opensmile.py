@@ -22,12 +22,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--feature-set", default="eGeMAPSv02", choices=FEATURE_SETS)
     p.add_argument("--level", default="functionals", choices=LEVELS)
     p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--max-clipped-fraction", type=float, default=OpenSmileOptions.max_clipped_fraction,
+                   help="skip (log, count, list in <prefix>.skipped) an utterance with more of its samples "
+                   "at full scale (default: %(default)s)")
     a = p.parse_args(argv)
     setup_logging()
     log_command_line()
     keys = list(read_kv(a.utt_list)) if a.utt_list else None
     try:
-        extract_opensmile(a.data_dir, a.out_prefix, keys, OpenSmileOptions(a.feature_set, a.level, a.sample_rate))
+        extract_opensmile(a.data_dir, a.out_prefix, keys,
+                          OpenSmileOptions(a.feature_set, a.level, a.sample_rate, a.max_clipped_fraction))
     except (AudioError, DataDirError, ValueError) as err:
         print(f"speechser-compute-opensmile: error: {err}", file=sys.stderr)
         return 1

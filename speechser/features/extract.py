@@ -43,6 +43,11 @@ def feature_archives(data_dir: Path | str) -> Dict[str, int]:
     return arks
 
 
+class SkipUtterance(Exception):
+    """Raised by a front-end's ``compute`` for an utterance it will not describe (say, heavily clipped audio):
+    :func:`write_feature_archive` leaves it out, logs why, counts it and lists it in ``<prefix>.skipped``."""
+
+
 def write_feature_archive(
     data_dir: Path | str,
     out_prefix: Path | str,
@@ -53,7 +58,9 @@ def write_feature_archive(
 ) -> Tuple[int, Path]:
     """Read each utterance of ``keys`` (default: all, in ``utt2spk`` order) at ``sample_rate``, turn it into a
     ``(T, D)`` matrix with ``compute(key, samples, rate)``, and write ``<out_prefix>.ark``/``.scp`` and
-    ``.num_frames``. Returns the count and the archive's path (its settings file is the caller's)."""
+    ``.num_frames``. An utterance whose ``compute`` raises :class:`SkipUtterance` is left out, logged, and
+    listed with its reason in ``<out_prefix>.skipped``. Returns the count written and the archive's path
+    (its settings file is the caller's)."""
     data_dir, out_prefix = Path(data_dir), Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(data_dir, target_rate=sample_rate)
@@ -66,14 +73,25 @@ def write_feature_archive(
     ark = Path(f"{out_prefix}.ark").resolve()
     scp = Path(f"{out_prefix}.scp").resolve()
     lengths: Dict[str, int] = {}
+    skipped: Dict[str, str] = {}
     with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
         for key in tqdm(keys, desc=f"{desc} {out_prefix.name}", disable=None, leave=False):
             samples, rate = reader[key]
-            feats = compute(key, samples, rate)
+            try:
+                feats = compute(key, samples, rate)
+            except SkipUtterance as why:
+                logging.warning("skipping utterance '%s': %s", key, why)
+                skipped[key] = str(why)
+                continue
             writer(key, feats)
             lengths[key] = feats.shape[0]
     with open(f"{out_prefix}.num_frames", "w", encoding="utf-8") as f:
         f.writelines(f"{k} {n}\n" for k, n in lengths.items())
+    with open(f"{out_prefix}.skipped", "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {why}\n" for k, why in skipped.items())
+    if skipped:
+        logging.warning("%s: skipped %d of %d utterance(s); listed in %s.skipped",
+                        desc, len(skipped), len(keys), out_prefix)
     return len(lengths), ark
 
 

@@ -93,3 +93,40 @@ def test_the_feature_stage_writes_opensmile_features_over_jobs(emodb, tmp_path):
     bad = subprocess.run(["bash", str(ROOT / "utils/make_fbank.sh"), "--feats_type", "opensmile", str(d),
                           str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "--feats_type must be fbank, opensmile_functionals or opensmile_lld" in bad.stderr
+
+
+def test_a_clipped_utterance_is_a_counted_skip_that_the_feature_stage_drops(emodb, tmp_path):
+    import soundfile as sf
+
+    smile = make_smile(OpenSmileOptions())
+    t = np.arange(16000) / 16000
+    loud = np.clip(3 * np.sin(2 * np.pi * 220 * t), -1, 1)  # about 80 % of the samples at full scale
+    from speechser.features.extract import SkipUtterance
+
+    with pytest.raises(SkipUtterance, match="clipped"):
+        compute_opensmile(loud, 16000, smile, "u1", max_clipped_fraction=0.01)
+    assert compute_opensmile(loud, 16000, smile, "u1", max_clipped_fraction=1.0).shape == (1, 88)
+    with pytest.raises(ValueError, match="max_clipped_fraction"):
+        OpenSmileOptions(max_clipped_fraction=2.0)
+    # through the feature stage: the real utterances stay, the clipped one is dropped, listed and counted
+    d = emodb_dir(emodb, tmp_path)
+    sf.write(tmp_path / "loud.wav", loud, 16000)
+    with open(d / "wav.scp", "a") as f:
+        f.write(f"08zz {tmp_path / 'loud.wav'}\n")
+    with open(d / "utt2spk", "a") as f:
+        f.write("08zz 08\n")
+    with open(d / "utt2emo", "a") as f:
+        f.write("08zz x\n")
+    (d / "spk2utt").write_text("03 03a01Fa 03a01Nc\n08 08a01Ab 08a01Lc 08zz\n")
+    out = tmp_path / "feats"
+    env = {"PATH": f"{ROOT / '.venv/bin'}:/usr/bin:/bin"}
+    proc = subprocess.run(["bash", str(ROOT / "utils/make_fbank.sh"), "--nj", "2", "--cmd", str(ROOT / "utils/run.pl"),
+                           "--feats_type", "opensmile_functionals", str(d), str(out)],
+                          cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 utterance(s) skipped" in proc.stderr and "08zz" in proc.stderr
+    for name in ("feats.scp", "utt2spk", "utt2emo", "utt2num_frames"):
+        assert [ln.split()[0] for ln in (out / name).read_text().splitlines()] == UTTS, name
+    assert "08zz" not in (out / "spk2utt").read_text()
+    skipped = "".join(p.read_text() for p in sorted((out / "data").glob("*.skipped")))
+    assert skipped.startswith("08zz ") and "clipped" in skipped
