@@ -14,17 +14,19 @@ from speechser.metrics.report import add_report_options, cv_report, publish_repo
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-score-ser")
     p.add_argument("--label-list", required=True)
-    p.add_argument("--out-dir", required=True, help="writes scores.tsv, confusion.txt/.png, report.md")
+    p.add_argument("--out-dir", required=True, help="writes scores.tsv, confusion.txt/.png, report.md "
+                   "(and per_speaker.tsv with --utt2spk)")
     add_report_options(p, title="Results", tag="results")
+    p.add_argument("--utt2spk", help="the utterances' speakers: adds a per-speaker table (and per_speaker.tsv)")
     p.add_argument("decode_dirs", nargs="+")
     a = p.parse_args(argv)
     setup_logging()
     try:
-        folds, labels = score_cv(a.decode_dirs, a.label_list, a.out_dir)
+        folds, labels, speakers = score_cv(a.decode_dirs, a.label_list, a.out_dir, a.utt2spk)
     except DataDirError as err:
         print(f"speechser-score-ser: error: {err}", file=sys.stderr)
         return 1
-    report = cv_report(folds, labels, a.title, a.command, a.notes)
+    report = cv_report(folds, labels, a.title, a.command, a.notes, speakers)
     with open(f"{a.out_dir}/report.md", "w", encoding="utf-8") as f:
         f.write(report)
     publish_report(report, a)

@@ -40,20 +40,26 @@ def read_posteriors(path: Path | str) -> Tuple[List[str], List[str], np.ndarray]
     return labels, keys, np.asarray(rows, dtype=np.float64).reshape(len(keys), len(labels))
 
 
+def read_members(member_dirs: Sequence[Path | str]) -> Tuple[List[str], List[str], np.ndarray]:
+    """The ``posteriors.tsv`` of each decode directory -> (labels, keys, ``(M, N, C)`` posteriors); the
+    members must share labels and utterances (in order), else a :class:`DataDirError` names the two."""
+    members = [read_posteriors(Path(d) / "posteriors.tsv") for d in member_dirs]
+    labels, keys, _ = members[0]
+    for d, (lab, k, _) in zip(member_dirs, members):
+        if lab != labels:
+            raise DataDirError(f"{d}/posteriors.tsv: labels {lab} differ from {member_dirs[0]}'s {labels}")
+        if k != keys:
+            raise DataDirError(f"{d}/posteriors.tsv: its utterances differ from {member_dirs[0]}'s")
+    return labels, keys, np.stack([m[2] for m in members])
+
+
 def ensemble_decodes(member_dirs: Sequence[Path | str], out_dir: Path | str, method: str = "vote") -> Dict[str, float]:
     """Combine member decodes into ``out_dir`` (same layout); members must share labels and utterances."""
     if method not in ("vote", "mean"):
         raise ValueError(f"unknown ensemble method '{method}' (vote, mean)")
     if not member_dirs:
         raise ValueError("an ensemble needs at least one member")
-    members = [read_posteriors(Path(d) / "posteriors.tsv") for d in member_dirs]
-    labels, keys, _ = members[0]
-    for d, (lab, k, _) in zip(member_dirs, members):
-        if lab != labels:
-            raise DataDirError(f"{d}/posteriors.tsv: labels {lab} differ from {labels}")
-        if k != keys:
-            raise DataDirError(f"{d}/posteriors.tsv: its utterances differ from {member_dirs[0]}'s")
-    posts = np.stack([m[2] for m in members])  # (M, N, C)
+    labels, keys, posts = read_members(member_dirs)
     mean = posts.mean(0)
     ref_table = read_kv(Path(member_dirs[0]) / "ref")
     refs = [labels.index(ref_table[k]) for k in keys]

@@ -6,9 +6,9 @@ import argparse
 import datetime
 import platform
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,6 +29,8 @@ class FoldResult:
     n: int
     scores: Dict[str, float]
     cm: np.ndarray
+    #: utterance -> (reference, hypothesis) label indices
+    pairs: Dict[str, Tuple[int, int]] = field(default_factory=dict)
 
 
 def score_decode_dir(decode_dir: Path | str, labels: Sequence[str]) -> FoldResult:
@@ -49,7 +51,32 @@ def score_decode_dir(decode_dir: Path | str, labels: Sequence[str]) -> FoldResul
                 raise DataDirError(f"{d}/{name}: unknown label '{lab}' for utterance '{utt}'")
     keys = sorted(ref)
     cm = confusion_matrix([index[ref[k]] for k in keys], [index[hyp[k]] for k in keys], len(labels))
-    return FoldResult(_fold_name(d), len(keys), scores_from_confusion(cm), cm)
+    return FoldResult(_fold_name(d), len(keys), scores_from_confusion(cm), cm,
+                      {k: (index[ref[k]], index[hyp[k]]) for k in keys})
+
+
+def speaker_results(folds: Sequence[FoldResult], utt2spk: Mapping[str, str], num_labels: int,
+                    source: str = "utt2spk") -> List[FoldResult]:
+    """The test utterances of all folds regrouped by speaker (``utt2spk``), one result per speaker in
+    sorted order; an utterance scored twice, or missing from ``utt2spk``, is a :class:`DataDirError`."""
+    by_spk: Dict[str, Tuple[List[int], List[int]]] = {}
+    seen: Dict[str, str] = {}
+    for f in folds:
+        for utt, (r, h) in f.pairs.items():
+            if utt in seen:
+                raise DataDirError(f"utterance '{utt}' is scored in both {seen[utt]} and {f.name}")
+            seen[utt] = f.name
+            if utt not in utt2spk:
+                raise DataDirError(f"{source}: no speaker for utterance '{utt}' of {f.name}")
+            refs, hyps = by_spk.setdefault(utt2spk[utt], ([], []))
+            refs.append(r)
+            hyps.append(h)
+    out = []
+    for spk in sorted(by_spk):
+        refs, hyps = by_spk[spk]
+        cm = confusion_matrix(refs, hyps, num_labels)
+        out.append(FoldResult(spk, len(refs), scores_from_confusion(cm), cm))
+    return out
 
 
 def _fold_name(d: Path) -> str:
@@ -88,10 +115,12 @@ def cv_report(
     title: str,
     command: str,
     notes: str = "",
+    speakers: Optional[Sequence[FoldResult]] = None,
 ) -> str:
     """A Markdown section: per-fold table, mean and sample std over folds (``n - 1``, see
     :func:`~speechser.metrics.classification.mean_and_sample_std`; ``n/a`` for one fold, and the
-    caption under the table says which std it is), summed confusion matrix."""
+    caption under the table says which std it is), summed confusion matrix, and with ``speakers`` (see
+    :func:`speaker_results`) a per-speaker table (UA there averages the classes a speaker has)."""
     lines = [f"## {title}", ""]
     lines.append(f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M %Z').strip()}")
     lines.append(f"- environment: {environment_line()}")
@@ -113,6 +142,11 @@ def cv_report(
               f"WA {100 * pooled['wa']:.2f} %, macro-F1 {100 * pooled['macro_f1']:.2f} %.", "",
               "Summed confusion matrix (rows: reference, columns: hypothesis):", "", "```",
               format_confusion(total, labels), "```", ""]
+    if speakers:
+        lines += ["Per speaker, pooled over the folds (UA averages over the classes the speaker has):", "",
+                  "| speaker | utts | UA % | WA % |", "| --- | --- | --- | --- |"]
+        lines += [f"| {r.name} | {r.n} | {100 * r.scores['ua']:.2f} | {100 * r.scores['wa']:.2f} |" for r in speakers]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -150,8 +184,10 @@ def score_cv(
     decode_dirs: Sequence[Path | str],
     label_list: Path | str,
     out_dir: Path | str,
-) -> tuple[List[FoldResult], List[str]]:
-    """Score every fold, write ``scores.tsv``, ``confusion.txt`` and ``confusion.png`` into ``out_dir``.
+    utt2spk: Optional[Path | str] = None,
+) -> tuple[List[FoldResult], List[str], List[FoldResult]]:
+    """Score every fold, write ``scores.tsv``, ``confusion.txt`` and ``confusion.png`` into ``out_dir``; with
+    ``utt2spk``, also the per-speaker results (returned third, written to ``per_speaker.tsv``).
     A directory given twice, or two directories with the same fold name, are refused (they would be
     counted twice, or give a ``scores.tsv`` with one fold twice)."""
     from speechser.metrics.decode_dir import unique_dirs
@@ -173,4 +209,13 @@ def score_cv(
     total = sum(r.cm for r in folds)
     (out / "confusion.txt").write_text(format_confusion(total, labels) + "\n")
     plot_confusion(total, labels, out / "confusion.png", title="summed over folds")
-    return folds, labels
+    speakers: List[FoldResult] = []
+    if utt2spk is not None:
+        if not Path(utt2spk).is_file():
+            raise DataDirError(f"{utt2spk}: no such file (--utt2spk: the speakers of the scored utterances)")
+        speakers = speaker_results(folds, read_kv(utt2spk), len(labels), str(utt2spk))
+        with open(out / "per_speaker.tsv", "w") as f:
+            f.write("speaker\tn\tua\twa\tmacro_f1\n")
+            for r in speakers:
+                f.write(f"{r.name}\t{r.n}\t{r.scores['ua']:.5f}\t{r.scores['wa']:.5f}\t{r.scores['macro_f1']:.5f}\n")
+    return folds, labels, speakers

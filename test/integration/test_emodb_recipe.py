@@ -116,3 +116,42 @@ def test_opensmile_functionals_and_a_linear_model_through_the_recipe(recipe):
         assert "/fbank/" in (rdir / "data/loso/fold1/train/feats.scp").read_text().splitlines()[0]
     bad = sh(["./run.sh", "--feats_type", "mfcc", "--stage", "7"], cwd=rdir, env=env, check=False)
     assert bad.returncode != 0 and "--feats_type must be fbank, opensmile_functionals or opensmile_lld" in bad.stdout
+
+
+def test_late_fusion_of_a_tdnn_and_functionals_through_the_recipe(recipe):
+    """Issue 14's late fusion: two systems decode each fold's valid and test sets (stage 6 with
+    --decode_valid true), then --fusion_config averages their posteriors with weights chosen on valid."""
+    import numpy as np
+
+    from speechser.decode.ensemble import read_posteriors
+
+    rdir, env = recipe
+    first = "1" if not (rdir / "data/loso/fold2").is_dir() else "5"  # the stages before training, if not run yet
+    small = ("--trainer.max_epochs 2 --model.conf.channels 32 --model.conf.embed_dim 16 "
+             "--trainer.keep_nbest 2 --trainer.average_nbest 2")
+    sh(["./run.sh", "--stage", first, "--folds", "1 2", "--tag", "tdnn_small", "--train_args", small,
+        "--inference_model", "valid.ua.ave_2best.pt", "--decode_valid", "true"], cwd=rdir, env=env)
+    shutil.copy(ROOT / "egs/emodb/ser1/conf/train_egemaps_logreg.yaml", rdir / "conf/egemaps_fuse.yaml")
+    first = "3" if not (rdir / "dump/opensmile_functionals_eGeMAPSv02/all").is_dir() else "5"
+    sh(["./run.sh", "--stage", first, "--feats_type", "opensmile_functionals", "--opensmile_set", "eGeMAPSv02",
+        "--folds", "1 2", "--train_config", "conf/egemaps_fuse.yaml", "--inference_model", "valid.ua.best.pt",
+        "--decode_valid", "true"], cwd=rdir, env=env)
+    (rdir / "conf/fuse.yaml").write_text("members: [egemaps_fuse, tdnn_small]\nweights: valid\ngrid_step: 0.1\n")
+    out = sh(["./run.sh", "--stage", "5", "--fusion_config", "conf/fuse.yaml", "--folds", "1 2"], cwd=rdir, env=env)
+    assert "Stage 5: nothing to train for the late fusion" in out.stdout
+    for k in (1, 2):
+        fused = rdir / f"exp/fuse/loso/fold{k}"
+        info = __import__("json").loads((fused / "fusion.json").read_text())
+        w = np.array(info["weights"])
+        assert w.sum() == pytest.approx(1) and len(info["grid"]) == 11
+        # the grid holds each member alone, so the chosen weights do at least as well on valid as either
+        assert info["valid_ua"] >= max(info["member_valid_ua"]) - 1e-9
+        _, keys, post = read_posteriors(fused / "decode_test/posteriors.tsv")
+        parts = [read_posteriors(rdir / f"exp/{m}/loso/fold{k}/decode_test/posteriors.tsv") for m in
+                 ("egemaps_fuse", "tdnn_small")]
+        assert all(p[1] == keys for p in parts)
+        np.testing.assert_allclose(post, w[0] * parts[0][2] + w[1] * parts[1][2], atol=2e-6)
+    results = (rdir / "RESULTS.md").read_text()
+    section = results.split("<!-- begin fuse-loso -->")[1].split("<!-- end fuse-loso -->")[0]
+    assert "late fusion conf/fuse.yaml" in section and "| speaker | utts | UA % | WA % |" in section
+    assert (rdir / "exp/fuse/loso/scores/per_speaker.tsv").read_text().count("\n") == 3  # header + 2 speakers

@@ -8,7 +8,11 @@
 #                            -> dump/fbank/all (dump/<feats_type>_<opensmile_set>/all)
 #   4  protocol folds        data/<protocol>/fold<K>/{train,valid,test}
 #   5  SER training          one experiment per fold, ${train_jobs} at a time
-#   6  inference             posteriors and hypotheses on each fold's test set
+#                            (--fusion_config: nothing to train; the members are experiments trained before)
+#   6  inference             posteriors and hypotheses on each fold's test set (--decode_valid true: and on
+#                            its valid set, which late fusion needs)
+#                            (--fusion_config conf/fuse_*.yaml: late fusion of the members' decodes instead,
+#                            weights chosen on each fold's valid set -> exp/<fusion tag>/<protocol>/fold<K>)
 #                            (--knn true: also k-NN interpolated, datastore = the fold's train + valid,
 #                            beta/k/temperature tuned on its valid set over the grid of --knn_config -> fold<K>/knn/test)
 #   7  scoring               per-fold and averaged UA/WA/F1, confusion matrix, RESULTS.md
@@ -48,6 +52,8 @@ cmvn_type=speaker    # none | global | speaker
 label_list=data/all/emotions.txt
 label_file=utt2emo
 inference_model=valid.ua.ave_5best.pt
+decode_valid=false   # true: stage 6 also decodes each fold's valid set (-> fold<K>/decode_valid, for late fusion)
+fusion_config=""     # conf/fuse_*.yaml: stages 6-7 fuse the decodes of the experiments it lists (late fusion)
 knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 scores it as <tag>-<protocol>-knn
 knn_config=conf/knn.yaml  # the k-NN grid (betas, ks, temperatures) and search backend; "" = the tool's defaults
 knn_backend=""       # torch | faiss: overrides the backend of ${knn_config}
@@ -57,7 +63,7 @@ results_title=""
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10|split] [--folds \"1 2\"] [options]
 Options: --nj --feats_type --opensmile_set --train_jobs --threads_per_job --make_folds_opts --train_config --train_args --tag --cmvn_type --inference_model --knn
-         --knn_config --knn_backend --knn_args"
+         --knn_config --knn_backend --knn_args --decode_valid --fusion_config"
 
 log "$0 $*"
 . ./path.sh
@@ -72,6 +78,10 @@ case "${feats_type}" in  # features and folds of each front-end apart: data/<pro
         featsdir=${dumpdir}/${feats_type}_${opensmile_set}; foldsdir=data/${protocol}_${feats_type}_${opensmile_set} ;;
     *) log "Error: --feats_type must be fbank, opensmile_functionals or opensmile_lld, got '${feats_type}'"; exit 2 ;;
 esac
+if [ -n "${fusion_config}" ]; then
+    [ -f "${fusion_config}" ] || { log "Error: --fusion_config ${fusion_config}: no such file"; exit 2; }
+    [ -n "${tag}" ] || tag=$(default_tag "${fusion_config}")
+fi
 [ -n "${tag}" ] || tag=$(default_tag "${train_config}")
 exp=${expdir}/${tag}/${protocol}
 
@@ -109,7 +119,9 @@ if [ ${stop_stage} -ge 5 ] && [ -z "${folds}" ]; then
     log "Error: no folds in ${foldsdir}/ (run stage 4 first, or check --protocol)"; exit 1
 fi
 
-if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${fusion_config}" ]; then
+    log "Stage 5: nothing to train for the late fusion ${fusion_config} (its members are trained by their own runs)"
+elif [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: training folds ${folds}(${train_jobs} at a time, ${threads_per_job} thread(s) each) -> ${exp}"
     mkdir -p "${exp}/logs"
     stage_start=${SECONDS}
@@ -132,7 +144,14 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5 took $((SECONDS - stage_start))s"
 fi
 
-if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ] && [ -n "${fusion_config}" ]; then
+    log "Stage 6: late fusion ${fusion_config} on folds ${folds}-> ${exp}"
+    for k in ${folds}; do rm -f "${exp}/fold${k}/decode_test/hyp"; done
+    mkdir -p "${exp}/logs"
+    speechser-fuse-ser --config "${fusion_config}" --exp-root "${expdir}" --protocol "${protocol}" \
+        --out-tag "${tag}" --folds ${folds} > "${exp}/logs/fuse.log" 2>&1 \
+        || { log "Error: late fusion failed; see ${exp}/logs/fuse.log"; tail -n 3 "${exp}/logs/fuse.log" >&2; exit 1; }
+elif [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "Stage 6: inference with ${inference_model} on folds ${folds}"
     stage_start=${SECONDS}
     [ "${knn}" != true ] || check_knn_config
@@ -140,11 +159,17 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     # and the outputs of a previous run are removed first so a failed job cannot leave them in place.
     pids=(); pid_logs=()
     for k in ${folds}; do
-        rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/knn/test/hyp"
+        rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/decode_valid/hyp" "${exp}/fold${k}/knn/test/hyp"
         infer_ser "${exp}/logs/infer.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
             "${exp}/fold${k}/${inference_model}" "${foldsdir}/fold${k}/test" "${exp}/fold${k}/decode_test" &
         pids+=($!); pid_logs+=("${exp}/logs/infer.fold${k}.log")
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
+        if [ "${decode_valid}" = true ]; then
+            infer_ser "${exp}/logs/infer_valid.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
+                "${exp}/fold${k}/${inference_model}" "${foldsdir}/fold${k}/valid" "${exp}/fold${k}/decode_valid" &
+            pids+=($!); pid_logs+=("${exp}/logs/infer_valid.fold${k}.log")
+            while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
+        fi
         if [ "${knn}" = true ]; then
             d=${foldsdir}/fold${k}
             knn_ser "${exp}/logs/knn.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
@@ -158,6 +183,9 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     [ -z "${failed_logs}" ] || { log "Error: inference job(s) failed; see${failed_logs}"; exit 1; }
     for k in ${folds}; do
         [ -f "${exp}/fold${k}/decode_test/hyp" ] || { log "Error: inference failed for fold ${k}; see ${exp}/logs/infer.fold${k}.log"; exit 1; }
+        if [ "${decode_valid}" = true ] && [ ! -f "${exp}/fold${k}/decode_valid/hyp" ]; then
+            log "Error: inference on the valid set failed for fold ${k}; see ${exp}/logs/infer_valid.fold${k}.log"; exit 1
+        fi
         if [ "${knn}" = true ] && [ ! -f "${exp}/fold${k}/knn/test/hyp" ]; then
             log "Error: k-NN decoding failed for fold ${k}; see ${exp}/logs/knn.fold${k}.log"; exit 1
         fi
@@ -173,10 +201,13 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     timing=""
     [ -f "${exp}/logs/train.elapsed" ] && timing="; training wall time $(cat "${exp}/logs/train.elapsed") s (stage 5, ${train_jobs} job(s) x ${threads_per_job} thread(s))"
     [ -f "${exp}/logs/infer.elapsed" ] && timing="${timing}; inference $(cat "${exp}/logs/infer.elapsed") s"
+    system_note="model ${inference_model}; CMVN ${cmvn_type}"
+    [ -z "${fusion_config}" ] || system_note="late fusion ${fusion_config} (weights per fold in ${exp}/fold<K>/fusion.json)"
     speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
         --tag "${tag}-${protocol}" --header "$(results_header)" \
-        --notes "model ${inference_model}; CMVN ${cmvn_type}${timing}; confusion plot ${exp}/scores/confusion.png" \
+        --notes "${system_note}${timing}; confusion plot ${exp}/scores/confusion.png" \
+        --utt2spk data/all/utt2spk \
         ${decode_dirs}
     if [ "${knn}" = true ]; then
         knn_dirs=$(for k in ${folds}; do echo "${exp}/fold${k}/knn/test"; done)
