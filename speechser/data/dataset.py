@@ -6,7 +6,7 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
@@ -27,6 +27,9 @@ from speechser.features.extract import read_fbank_options
 from speechser.features.fbank import CMVN, compute_fbank
 from speechser.io.audio import AudioReader
 from speechser.io.datadir import DataDirError, read_entries, read_kv
+
+if TYPE_CHECKING:
+    from speechser.data.utt_vectors import UttVectors
 
 
 def read_cmvn(data_dir: Path, cmvn_type: str, stats_path: Optional[Path]) -> Optional[CMVN]:
@@ -161,6 +164,7 @@ class FeatsLabelDataset(Dataset):
         soft_labels: Optional[SoftLabelConfig] = None,
         train: bool = False,
         seed: int = 0,
+        vectors: Optional["UttVectors"] = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -196,6 +200,10 @@ class FeatsLabelDataset(Dataset):
             if lost:
                 raise DataDirError(f"{path}: no transcript for utterance '{lost[0]}'")
             self.texts = {k: tokenizer.normalize(table[k]) for k in self.keys}
+        #: Utterance-level vectors beside the frames (early fusion, ``data.vector_dir``): item ``"vector"`` (F,).
+        self.vectors = vectors
+        if vectors is not None:
+            vectors.check_keys(self.keys, self.data_dir)
         self.lengths = self._read_lengths()
         self.cmvn = cmvn
         self.crop_frames = crop_frames
@@ -358,6 +366,8 @@ class FeatsLabelDataset(Dataset):
             item["soft2"] = self._secondary(parts)
         if self.attributes is not None:
             item["attrs"] = np.mean([self.attributes[k] for k in parts], axis=0).astype(np.float32)
+        if self.vectors is not None:  # a mixture keeps the majority utterance's vector, like its metadata
+            item["vector"] = self.vectors[key]
         if self.aux:  # a mixture keeps the majority utterance's metadata (gender, speaker...)
             item["aux"] = {name: table[key] for name, table in self.aux.items()}
         if self.tokenizer is not None:  # a mixture's transcript: both, in the mixing order
@@ -392,13 +402,15 @@ class Batch:
     #: none) and emotion attributes ``(B, 3)``.
     soft2: Optional[torch.Tensor] = None
     attrs: Optional[torch.Tensor] = None
+    #: Utterance-level vectors ``(B, F)`` (``data.vector_dir``: early fusion of functionals).
+    vectors: Optional[torch.Tensor] = None
 
     def to(self, device: torch.device | str) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.keys, move(self.feats), move(self.lengths), move(self.labels), move(self.wavs),
                      move(self.wav_lengths), {k: move(v) for k, v in self.aux.items()}, self.texts,
                      move(self.tokens), move(self.token_lengths), move(self.soft), move(self.soft2),
-                     move(self.attrs))
+                     move(self.attrs), move(self.vectors))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -432,7 +444,7 @@ def collate_feats_labels(items: Sequence[Dict[str, object]]) -> Batch:
         return torch.from_numpy(np.stack([np.asarray(it[name], dtype=np.float32) for it in items]))
 
     return Batch([str(it["key"]) for it in items], padded, lengths, labels, wavs, wav_lengths, aux, texts, tokens,
-                 token_lengths, stacked("soft"), stacked("soft2"), stacked("attrs"))
+                 token_lengths, stacked("soft"), stacked("soft2"), stacked("attrs"), stacked("vector"))
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: Optional[int] = None) -> torch.Tensor:

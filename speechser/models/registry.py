@@ -25,6 +25,7 @@ from speechser.models.sailer_ser import SAILERSER, SAILERSERConfig
 from speechser.models.ssl_ser import SSLSER, SSLSERConfig
 from speechser.models.tdnn_asr_fusion import TDNNASRFusion, TDNNASRFusionConfig
 from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
+from speechser.models.tdnn_vector_ser import TDNNVectorSER, TDNNVectorSERConfig
 
 #: registry name -> (model class, config dataclass); the file is ``speechser/models/<name>.py``.
 MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
@@ -39,6 +40,7 @@ MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
     "ssl_ser": (SSLSER, SSLSERConfig),                             # SER on an SSL encoder (+ ASR fusion)
     "tdnn_asr_fusion": (TDNNASRFusion, TDNNASRFusionConfig),       # SER: fbank TDNN + ASR fusion
     "tdnn_ser": (TDNNSER, TDNNSERConfig),                          # SER: fbank TDNN
+    "tdnn_vector_ser": (TDNNVectorSER, TDNNVectorSERConfig),        # SER: fbank TDNN + functionals (early fusion)
 }
 
 

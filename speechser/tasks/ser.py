@@ -72,6 +72,11 @@ class SERDataConfig(FeatsDataConfig):
     #: Soft labels, annotation dropout and audio mixing (SAILER, paper 004); with ``class_weight_power``
     #: the class weights come from the summed training distributions and re-weight the soft targets.
     soft_labels: SoftLabelConfig = field(default_factory=SoftLabelConfig)
+    #: Early fusion (issue 14): a feature directory of utterance-level vectors, one (1, F) matrix per
+    #: utterance of every set (``dump/opensmile_functionals_ComParE_2016/all``), read beside the frames and
+    #: normalized per speaker with its ``cmvn.scp`` (``cmvn_type`` speaker) or not (none); for models with
+    #: a ``vector_dim`` (``tdnn_vector_ser``), which is filled in from it.
+    vector_dir: str = ""
 
     def __post_init__(self) -> None:
         check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)",
@@ -136,6 +141,7 @@ def resolve_model(conf: SERTrainConfig) -> None:
         raise ConfigError(f"config key 'model.input_dim' is {m.input_dim}, but {conf.data.train_dir} has "
                           f"features of dimension {dim}")
     m.input_dim = dim
+    _resolve_vector_dim(conf)
     labels = read_label_list(conf.data.label_list)
     if m.labels and list(m.labels) != labels:
         raise ConfigError(f"config key 'model.labels' {m.labels} differs from {conf.data.label_list} {labels}")
@@ -166,16 +172,40 @@ def resolve_model(conf: SERTrainConfig) -> None:
             conf.trainer.init_param = [*conf.trainer.init_param, spec]
 
 
+def _resolve_vector_dim(conf: SERTrainConfig) -> None:
+    """``data.vector_dir`` and a model's ``vector_dim`` go together: record the vectors' width in
+    ``model.conf.vector_dim`` (a value the config gives must agree)."""
+    m, reads = conf.model, "vector_dim" in conf.model.conf
+    if conf.data.vector_dir and not reads:
+        raise ConfigError(f"config key 'data.vector_dir' is set, but model '{m.name}' reads no utterance vectors "
+                          "(tdnn_vector_ser does)")
+    if not reads:
+        return
+    if not conf.data.vector_dir:
+        raise ConfigError(f"model '{m.name}' reads utterance vectors: set data.vector_dir (e.g. "
+                          "dump/opensmile_functionals_ComParE_2016/all)")
+    dim = feature_dim(conf.data.vector_dir)
+    if m.conf["vector_dim"] and m.conf["vector_dim"] != dim:
+        raise ConfigError(f"config key 'model.conf.vector_dim' is {m.conf['vector_dim']}, but "
+                          f"{conf.data.vector_dir} has vectors of width {dim}")
+    m.conf["vector_dim"] = dim
+
+
 def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
              augment: Optional[WaveformAugmentor] = None,
              aux_labels: Optional[Dict[str, List[str]]] = None,
              tokenizer: Optional[GraphemeTokenizer] = None, seed: int = 0) -> FeatsLabelDataset:
     """``augment`` only for the training set (validation, inference and k-NN data are never augmented);
     ``aux_labels`` (label file -> classes) for training and validation of models with auxiliary tasks."""
+    vectors = None
+    if conf.vector_dir:
+        from speechser.data.utt_vectors import UttVectors
+
+        vectors = UttVectors(conf.vector_dir, conf.cmvn_type)
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
                              conf.crop_frames if train else 0, load_audio=conf.load_audio,
                              augment=augment if train else None, aux_labels=aux_labels, tokenizer=tokenizer,
-                             soft_labels=conf.soft_labels, train=train, seed=seed)
+                             soft_labels=conf.soft_labels, train=train, seed=seed, vectors=vectors)
 
 
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:

@@ -155,3 +155,30 @@ def test_late_fusion_of_a_tdnn_and_functionals_through_the_recipe(recipe):
     section = results.split("<!-- begin fuse-loso -->")[1].split("<!-- end fuse-loso -->")[0]
     assert "late fusion conf/fuse.yaml" in section and "| speaker | utts | UA % | WA % |" in section
     assert (rdir / "exp/fuse/loso/scores/per_speaker.tsv").read_text().count("\n") == 3  # header + 2 speakers
+
+
+def test_early_fusion_of_fbank_and_functionals_through_the_recipe(recipe):
+    """Issue 14's early fusion: tdnn_vector_ser reads the fold's fbank frames and, from data.vector_dir, the
+    utterance's eGeMAPS functionals (z-normalized per speaker); trained, decoded and scored by stages 5-7."""
+    import yaml
+
+    rdir, env = recipe
+    vec_dir = rdir / "dump/opensmile_functionals_eGeMAPSv02/all"
+    if not vec_dir.is_dir():
+        sh(["./run.sh", "--stage", "1", "--stop_stage", "3", "--feats_type", "opensmile_functionals",
+            "--opensmile_set", "eGeMAPSv02"], cwd=rdir, env=env)
+    first = "1" if not (rdir / "data/loso/fold2").is_dir() else "5"
+    shutil.copy(ROOT / "egs/emodb/ser1/conf/train_tdnn_vector.yaml", rdir / "conf/vec.yaml")
+    small = ("--trainer.max_epochs 2 --model.conf.channels 32 --model.conf.embed_dim 16 --model.conf.vector_hidden 8 "
+             "--trainer.keep_nbest 2 --trainer.average_nbest 2 --data.vector_dir dump/opensmile_functionals_eGeMAPSv02/all")
+    sh(["./run.sh", "--stage", first, "--folds", "1 2", "--train_config", "conf/vec.yaml", "--train_args", small,
+        "--inference_model", "valid.ua.ave_2best.pt"], cwd=rdir, env=env)
+    for k in (1, 2):
+        exp = rdir / f"exp/vec/loso/fold{k}"
+        conf = yaml.safe_load((exp / "config.yaml").read_text())
+        assert conf["model"]["name"] == "tdnn_vector_ser" and conf["model"]["conf"]["vector_dim"] == 88
+        assert conf["model"]["input_dim"] == 128
+        keys = (rdir / f"data/loso/fold{k}/test/utt2spk").read_text().split()[::2]
+        assert (exp / "decode_test/posteriors.tsv").read_text().splitlines()[1:][0].split("\t")[0] == keys[0]
+        assert len((exp / "decode_test/hyp").read_text().splitlines()) == len(keys)
+    assert (rdir / "RESULTS.md").read_text().count("<!-- begin vec-loso -->") == 1
