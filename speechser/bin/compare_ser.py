@@ -3,8 +3,9 @@
     speechser-compare-ser --results-md RESULTS.md --tag ablation \\
         "foundation=exp/train_tdnn/loso/scores/scores.tsv" "+ fusion=exp/train_tdnn_asr_fusion/loso/scores/scores.tsv"
 
-Each row is ``NAME=PATH`` to a ``scores.tsv`` written by ``speechser-score-ser``; the first row is
-the reference. All rows must cover the same folds with the same test utterance counts, and no
+Each row is ``NAME=PATH`` to a ``scores.tsv`` written by ``speechser-score-ser``, or
+``NAME=PATH1,PATH2,...`` for several runs of one system (training seeds): their folds are averaged and the
+table shows each run's UA and the spread across runs. The first row is the reference. All rows must cover the same folds with the same test utterance counts, and no
 file may be given twice.
 """
 
@@ -15,7 +16,7 @@ import sys
 from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
-from speechser.metrics.compare import comparison_markdown, read_fold_scores
+from speechser.metrics.compare import comparison_markdown, read_seed_scores
 from speechser.metrics.decode_dir import unique_dirs
 from speechser.metrics.report import add_report_options, publish_report
 
@@ -34,9 +35,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if not sep or not name or not path:
                 raise DataDirError(f"row '{spec}': expected NAME=PATH")
             specs.append((name, path))
-        unique_dirs([path for _, path in specs], what="scores file")
+        unique_dirs([p for _, path in specs for p in path.split(",")], what="scores file")
         for name, path in specs:
-            rows.append(read_fold_scores(name, path))
+            rows.append(read_seed_scores(name, path.split(",")))
         report = comparison_markdown(rows, a.title, a.command, a.notes)
     except DataDirError as err:
         print(f"speechser-compare-ser: error: {err}", file=sys.stderr)

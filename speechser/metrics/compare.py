@@ -8,6 +8,10 @@ row, the mean and sample standard deviation (``n - 1``; see
 :func:`speechser.metrics.classification.mean_and_sample_std`) over folds of UA and WA, the change of
 the mean UA against the first row, and on how many folds the row's UA beats
 the first row's.
+
+A row may be several runs of one system (training seeds): :func:`read_seed_scores` averages each fold's
+UA and WA over the runs, so the row's mean and fold statistics are those of the seed-averaged folds, and
+keeps each run's mean UA, which the table shows as the spread across seeds (their sample std, ``n - 1``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from speechser.io.datadir import DataDirError
 from speechser.metrics.classification import mean_and_sample_std
@@ -28,6 +32,8 @@ class Row:
     name: str
     path: Path
     folds: Dict[str, Tuple[int, float, float]]  # fold -> (n, ua, wa)
+    #: With several runs (seeds): each run's mean UA over folds; empty for a single run.
+    seed_uas: Tuple[float, ...] = ()
 
 
 def read_fold_scores(name: str, path: Path | str) -> Row:
@@ -53,6 +59,23 @@ def read_fold_scores(name: str, path: Path | str) -> Row:
     if not folds:
         raise DataDirError(f"{path}: no folds")
     return Row(name, path, folds)
+
+
+def read_seed_scores(name: str, paths: Sequence[Path | str]) -> Row:
+    """Several runs of one system (one ``scores.tsv`` each): each fold's UA and WA averaged over the runs.
+    The runs must cover the same folds with the same test utterance counts."""
+    runs = [read_fold_scores(name, p) for p in paths]
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    for r in runs[1:]:
+        if {k: v[0] for k, v in r.folds.items()} != {k: v[0] for k, v in first.folds.items()}:
+            raise DataDirError(f"{r.path}: its folds or test utterance counts differ from {first.path}'s "
+                               f"(row '{name}': runs of one system on the same folds)")
+    folds = {k: (n, sum(r.folds[k][1] for r in runs) / len(runs), sum(r.folds[k][2] for r in runs) / len(runs))
+             for k, (n, _, _) in first.folds.items()}
+    seed_uas = tuple(sum(v[1] for v in r.folds.values()) / len(r.folds) for r in runs)
+    return Row(name, Path(",".join(str(r.path) for r in runs)), folds, seed_uas)
 
 
 def compare_rows(rows: List[Row]) -> List[Dict[str, float]]:
@@ -94,11 +117,20 @@ def comparison_markdown(rows: List[Row], title: str, command: str = "", notes: s
               "mean ± sample standard deviation (n − 1) over folds", ""]
     if notes:
         lines += [notes.rstrip(), ""]
-    lines += ["| row | UA % | WA % | Δ UA vs row 1 | folds with higher UA than row 1 | scores |",
-              "| --- | --- | --- | --- | --- | --- |"]
+    seeded = any(r.seed_uas for r in rows)
+    lines += ["| row | UA % | WA % | Δ UA vs row 1 | folds with higher UA than row 1 |"
+              + (" runs: UA % of each (std across runs) |" if seeded else "") + " scores |",
+              "| --- | --- | --- | --- | --- |" + (" --- |" if seeded else "") + " --- |"]
     for r, s in zip(rows, stats):
         delta = "—" if r is rows[0] else f"{100 * s['d_ua']:+.2f}"
         wins = "—" if r is rows[0] else f"{s['wins']} / {s['folds']}"
+        runs = ""
+        if seeded:
+            runs = " 1 |"
+            if r.seed_uas:
+                spread = mean_and_sample_std(list(r.seed_uas))[1]
+                runs = (f" {len(r.seed_uas)}: {' / '.join(f'{100 * u:.2f}' for u in r.seed_uas)} "
+                        f"(± {_pct(spread)}) |")
         lines.append(f"| {r.name} | {100 * s['ua']:.2f} ± {_pct(s['ua_std'])} | "
-                     f"{100 * s['wa']:.2f} ± {_pct(s['wa_std'])} | {delta} | {wins} | `{r.path}` |")
+                     f"{100 * s['wa']:.2f} ± {_pct(s['wa_std'])} | {delta} | {wins} |{runs} `{r.path}` |")
     return "\n".join(lines) + "\n"

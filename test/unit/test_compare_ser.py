@@ -65,3 +65,21 @@ def test_cli_writes_the_section_in_place(tmp_path: Path, capsys):
     assert f"| + x | 80.00 ± 14.14 | 75.00 ± 7.07 | +10.00 | 1 / 2 | `{b}` |" in text
     assert main([f"base={a}", "nameless"]) == 1
     assert "expected NAME=PATH" in capsys.readouterr().err
+
+
+def test_a_row_of_several_seeds_averages_their_folds_and_shows_the_spread(tmp_path):
+    from speechser.metrics.compare import comparison_markdown, read_seed_scores
+
+    base = read_fold_scores("base", _scores(tmp_path / "base.tsv", [("fold1", 10, 0.5, 0.5), ("fold2", 20, 0.5, 0.5)]))
+    s1 = _scores(tmp_path / "s1.tsv", [("fold1", 10, 0.6, 0.6), ("fold2", 20, 0.8, 0.8)])
+    s2 = _scores(tmp_path / "s2.tsv", [("fold1", 10, 0.4, 0.4), ("fold2", 20, 0.6, 0.6)])
+    row = read_seed_scores("tdnn", [s1, s2])
+    assert row.folds["fold1"][1] == pytest.approx(0.5) and row.folds["fold2"][1] == pytest.approx(0.7)
+    assert row.seed_uas == pytest.approx((0.7, 0.5))
+    stats = compare_rows([base, row])
+    assert stats[1]["ua"] == pytest.approx(0.6) and stats[1]["wins"] == 1
+    table = comparison_markdown([base, row], "T")
+    assert "| 2: 70.00 / 50.00 (± 14.14) |" in table and "| 1 |" in table
+    other = _scores(tmp_path / "s3.tsv", [("fold1", 11, 0.6, 0.6), ("fold2", 20, 0.8, 0.8)])
+    with pytest.raises(DataDirError, match="s3.tsv: its folds or test utterance counts differ"):
+        read_seed_scores("tdnn", [s1, other])
