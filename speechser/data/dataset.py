@@ -6,7 +6,7 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
@@ -27,9 +27,6 @@ from speechser.features.extract import read_fbank_options
 from speechser.features.fbank import CMVN, compute_fbank
 from speechser.io.audio import AudioReader
 from speechser.io.datadir import DataDirError, read_entries, read_kv
-
-if TYPE_CHECKING:
-    from speechser.data.utt_vectors import UttVectors
 
 
 def read_cmvn(data_dir: Path, cmvn_type: str, stats_path: Optional[Path]) -> Optional[CMVN]:
@@ -164,7 +161,7 @@ class FeatsLabelDataset(Dataset):
         soft_labels: Optional[SoftLabelConfig] = None,
         train: bool = False,
         seed: int = 0,
-        vectors: Optional["UttVectors"] = None,
+        vectors: Optional[Any] = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -200,7 +197,8 @@ class FeatsLabelDataset(Dataset):
             if lost:
                 raise DataDirError(f"{path}: no transcript for utterance '{lost[0]}'")
             self.texts = {k: tokenizer.normalize(table[k]) for k in self.keys}
-        #: Utterance-level vectors beside the frames (early fusion, ``data.vector_dir``): item ``"vector"`` (F,).
+        #: Utterance-level vectors beside the frames (early fusion, ``data.vector_dir``): a
+        #: :class:`speechser.data.utt_vectors.UttVectors`; item ``"vector"`` ``(F,)``.
         self.vectors = vectors
         if vectors is not None:
             vectors.check_keys(self.keys, self.data_dir)

@@ -22,6 +22,18 @@ ROOT = Path(__file__).resolve().parents[2]
 UTTS = ["03a01Fa", "03a01Nc", "08a01Ab", "08a01Lc"]
 
 
+ENV = {"PATH": f"{ROOT / '.venv/bin'}:/usr/bin:/bin"}
+
+
+def run_make_fbank(d: Path, out: Path, *opts: str) -> subprocess.CompletedProcess:
+    """utils/make_fbank.sh with openSMILE functionals over 2 jobs; asserts it succeeded."""
+    proc = subprocess.run(["bash", str(ROOT / "utils/make_fbank.sh"), "--nj", "2", "--cmd", str(ROOT / "utils/run.pl"),
+                           "--feats_type", "opensmile_functionals", *opts, str(d), str(out)],
+                          cwd=ROOT, capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def emodb_dir(emodb: Path, tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
@@ -70,11 +82,7 @@ def test_bad_audio_is_an_error_naming_the_utterance():
 def test_the_feature_stage_writes_opensmile_features_over_jobs(emodb, tmp_path):
     d = emodb_dir(emodb, tmp_path)
     out = tmp_path / "feats"
-    env = {"PATH": f"{ROOT / '.venv/bin'}:/usr/bin:/bin"}
-    proc = subprocess.run(["bash", str(ROOT / "utils/make_fbank.sh"), "--nj", "2", "--cmd", str(ROOT / "utils/run.pl"),
-                           "--feats_type", "opensmile_functionals", str(d), str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_make_fbank(d, out)
     assert (out / "utt2num_frames").read_text().split() == [x for u in UTTS for x in (u, "1")]
     opts = read_opensmile_options(out)
     assert opts["feature_set"] == "eGeMAPSv02" and opts["level"] == "functionals"
@@ -91,7 +99,7 @@ def test_the_feature_stage_writes_opensmile_features_over_jobs(emodb, tmp_path):
     normed = np.concatenate([cmvn(u, np.array(mats[u])) for u in UTTS[:2]])
     np.testing.assert_allclose(normed.mean(0), 0, atol=1e-3)
     bad = subprocess.run(["bash", str(ROOT / "utils/make_fbank.sh"), "--feats_type", "opensmile", str(d),
-                          str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True, env=env)
+                          str(tmp_path / "x")], cwd=ROOT, capture_output=True, text=True, env=ENV)
     assert bad.returncode != 0 and "--feats_type must be fbank, opensmile_functionals or opensmile_lld" in bad.stderr
 
 
@@ -119,11 +127,7 @@ def test_a_clipped_utterance_is_a_counted_skip_that_the_feature_stage_drops(emod
         f.write("08zz x\n")
     (d / "spk2utt").write_text("03 03a01Fa 03a01Nc\n08 08a01Ab 08a01Lc 08zz\n")
     out = tmp_path / "feats"
-    env = {"PATH": f"{ROOT / '.venv/bin'}:/usr/bin:/bin"}
-    proc = subprocess.run(["bash", str(ROOT / "utils/make_fbank.sh"), "--nj", "2", "--cmd", str(ROOT / "utils/run.pl"),
-                           "--feats_type", "opensmile_functionals", str(d), str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_make_fbank(d, out)
     assert "1 utterance(s) skipped" in proc.stderr and "08zz" in proc.stderr
     for name in ("feats.scp", "utt2spk", "utt2emo", "utt2num_frames"):
         assert [ln.split()[0] for ln in (out / name).read_text().splitlines()] == UTTS, name
