@@ -82,7 +82,7 @@ def test_bad_audio_is_an_error_naming_the_utterance():
 def test_the_feature_stage_writes_opensmile_features_over_jobs(emodb, tmp_path):
     d = emodb_dir(emodb, tmp_path)
     out = tmp_path / "feats"
-    proc = run_make_fbank(d, out)
+    run_make_fbank(d, out)
     assert (out / "utt2num_frames").read_text().split() == [x for u in UTTS for x in (u, "1")]
     opts = read_opensmile_options(out)
     assert opts["feature_set"] == "eGeMAPSv02" and opts["level"] == "functionals"
