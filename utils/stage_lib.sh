@@ -149,11 +149,16 @@ train_ser() {
         --data.train_dir "${train}" --data.valid_dir "${valid}" --data.label_list "${labels}" "$@"
 }
 
-# infer_ser <log> <threads> <exp> <checkpoint> <data_dir> <out_dir>: posteriors, hyp, ref, scores.json -> <out_dir>
+# checkpoint_args <exp> <name>: "--checkpoint <exp>/<name>", or nothing for an empty name (the tools then take
+# the experiment's averaged model, else its best)
+checkpoint_args() { [ -z "$2" ] || echo "--checkpoint $1/$2"; }
+
+# infer_ser <log> <threads> <exp> <checkpoint name in exp, "" = its averaged/best model> <data_dir> <out_dir>:
+# posteriors, hyp, ref, scores.json -> <out_dir>
 infer_ser() {
     mkdir -p "$(dirname "$1")"
     ${infer_cmd} --num-threads "$2" "$1" \
-        speechser-infer-ser --exp-dir "$3" --checkpoint "$4" --data-dir "$5" --out-dir "$6"
+        speechser-infer-ser --exp-dir "$3" $(checkpoint_args "$3" "$4") --data-dir "$5" --out-dir "$6"
 }
 
 # check_knn_config: an error (exit 1) when ${knn_config} is given and is not a file; an empty one
@@ -162,7 +167,7 @@ check_knn_config() {
     [ -z "${knn_config}" ] || [ -f "${knn_config}" ] || { log "Error: --knn_config ${knn_config}: no such file"; exit 1; }
 }
 
-# knn_ser <log> <threads> <exp> <checkpoint> <train_dir> <valid_dir> <out_dir> <test_dir>...: k-NN interpolated
+# knn_ser <log> <threads> <exp> <checkpoint name in exp, "" = its averaged/best model> <train_dir> <valid_dir> <out_dir> <test_dir>...: k-NN interpolated
 # SER decoding (datastore train + valid; beta, k, temperature tuned on valid) -> <out_dir>/<test>/.
 # The grid is ${knn_config} (YAML: betas, ks, temperatures, backend); --knn_backend, when given, overrides
 # its backend, and ${knn_args} (e.g. "--ks [4,8] --betas [0.0,0.5]": split at spaces, so none inside a
@@ -177,6 +182,6 @@ knn_ser() {
     for t in "$@"; do tests+=(--test-dir "${t}"); done
     mkdir -p "$(dirname "${log}")"
     ${infer_cmd} --num-threads "${threads}" "${log}" \
-        speechser-knn-ser --exp-dir "${exp}" --checkpoint "${ckpt}" --train-dir "${train}" --valid-dir "${valid}" \
+        speechser-knn-ser --exp-dir "${exp}" $(checkpoint_args "${exp}" "${ckpt}") --train-dir "${train}" --valid-dir "${valid}" \
         "${tests[@]}" --out-dir "${out}" "${opts[@]}" ${knn_args}
 }

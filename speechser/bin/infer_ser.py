@@ -16,7 +16,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     p = argparse.ArgumentParser(prog="speechser-infer-ser")
     p.add_argument("--exp-dir", required=True, help="reads its config.yaml")
-    p.add_argument("--checkpoint", required=True, help="weights file, e.g. exp/x/valid.ua.ave_5best.pt")
+    p.add_argument("--checkpoint", help="weights file, e.g. exp/x/valid.ua.ave_5best.pt (default: the experiment's "
+                   "averaged model, else its best)")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out-dir", required=True, help="writes posteriors.tsv, hyp, ref, scores.json")
     p.add_argument("--device", default="auto")

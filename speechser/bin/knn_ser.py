@@ -18,7 +18,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     p = argparse.ArgumentParser(prog="speechser-knn-ser", description=__doc__)
     p.add_argument("--exp-dir", required=True, help="reads its config.yaml")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", help="weights file (default: the experiment's averaged model, else its best)")
     p.add_argument("--train-dir", required=True)
     p.add_argument("--valid-dir", required=True)
     p.add_argument("--test-dir", action="append", default=[], help="repeatable")

@@ -59,7 +59,7 @@ def _ua(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> float:
 
 def knn_decode_ser(
     exp_dir: Path | str,
-    checkpoint: Path | str,
+    checkpoint: Optional[Path | str],
     train_dir: Path | str,
     valid_dir: Path | str,
     test_dirs: Sequence[Path | str],
@@ -98,13 +98,13 @@ def knn_decode_ser(
     summary: Dict[str, Any] = {
         "beta": best.beta, "k": best.k, "temperature": best.temperature, "valid_ua_knn": best.score,
         "valid_ua_model": _ua(va.labels, va.post.argmax(1).tolist(), C), "datastore_size": len(store),
-        "backend": backend, "checkpoint": str(checkpoint), "tests": {},
+        "backend": backend, "checkpoint": str(ser.checkpoint), "tests": {},
     }
     for d in test_dirs:
         te = collect_ser_outputs(ser, d)
         post = interpolate(te.post, store.distribution(te.emb, best.k, best.temperature), best.beta)
         scores = write_ser_decode(out / Path(d).name, te.keys, post, te.labels, labels,
-                                  {"checkpoint": str(checkpoint), "knn": {"beta": best.beta, "k": best.k,
+                                  {"checkpoint": str(ser.checkpoint), "knn": {"beta": best.beta, "k": best.k,
                                                                           "temperature": best.temperature}})
         summary["tests"][Path(d).name] = {"ua_knn": scores["ua"],
                                           "ua_model": _ua(te.labels, te.post.argmax(1).tolist(), C)}

@@ -349,4 +349,4 @@ def infer_ser(
     (:func:`speechser.metrics.ser_decode.write_ser_decode`); returns the scores."""
     ser = load_experiment(exp_dir, checkpoint, device)
     out = collect_ser_outputs(ser, data_dir)
-    return write_ser_decode(out_dir, out.keys, out.post, out.labels, ser.labels, {"checkpoint": str(checkpoint)})
+    return write_ser_decode(out_dir, out.keys, out.post, out.labels, ser.labels, {"checkpoint": str(ser.checkpoint)})

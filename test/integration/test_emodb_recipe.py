@@ -134,8 +134,10 @@ def test_late_fusion_of_a_tdnn_and_functionals_through_the_recipe(recipe):
     shutil.copy(ROOT / "egs/emodb/ser1/conf/train_egemaps_logreg.yaml", rdir / "conf/egemaps_fuse.yaml")
     first = "3" if not (rdir / "dump/opensmile_functionals_eGeMAPSv02/all").is_dir() else "5"
     sh(["./run.sh", "--stage", first, "--feats_type", "opensmile_functionals", "--opensmile_set", "eGeMAPSv02",
-        "--folds", "1 2", "--train_config", "conf/egemaps_fuse.yaml", "--inference_model", "valid.ua.best.pt",
-        "--decode_valid", "true"], cwd=rdir, env=env)
+        "--folds", "1 2", "--train_config", "conf/egemaps_fuse.yaml", "--decode_valid", "true"], cwd=rdir, env=env)
+    # no --inference_model: each experiment's averaged model, else its best (a linear fit has only the best)
+    scores = __import__("json").loads((rdir / "exp/egemaps_fuse/loso/fold1/decode_test/scores.json").read_text())
+    assert scores["checkpoint"].endswith("exp/egemaps_fuse/loso/fold1/valid.ua.best.pt")
     (rdir / "conf/fuse.yaml").write_text("members: [egemaps_fuse, tdnn_small]\nweights: valid\ngrid_step: 0.1\n")
     out = sh(["./run.sh", "--stage", "5", "--fusion_config", "conf/fuse.yaml", "--folds", "1 2"], cwd=rdir, env=env)
     assert "Stage 5: nothing to train for the late fusion" in out.stdout

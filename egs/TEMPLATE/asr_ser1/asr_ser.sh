@@ -170,10 +170,10 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
     log "Stage 9: SER decoding of ${test_sets}, without and with k-NN interpolation (tuned on ${valid_set})"
     check_knn_config
     for s in ${test_sets}; do
-        infer_ser "${ser_exp}/logs/infer_${s}.log" "${nj}" "${ser_exp}" "${ser_exp}/${ser_model}" "${feats}/${s}" \
+        infer_ser "${ser_exp}/logs/infer_${s}.log" "${nj}" "${ser_exp}" "${ser_model}" "${feats}/${s}" \
             "${ser_exp}/decode_${s}"
     done
-    knn_ser "${ser_exp}/logs/knn.log" "${nj}" "${ser_exp}" "${ser_exp}/${ser_model}" "${feats}/${train_set}" \
+    knn_ser "${ser_exp}/logs/knn.log" "${nj}" "${ser_exp}" "${ser_model}" "${feats}/${train_set}" \
         "${feats}/${valid_set}" "${ser_exp}/knn" $(for s in ${test_sets}; do echo "${feats}/${s}"; done)
 fi
 

@@ -51,7 +51,7 @@ tag=""               # experiment tag (default: the config's file name)
 cmvn_type=speaker    # none | global | speaker
 label_list=data/all/emotions.txt
 label_file=utt2emo
-inference_model=valid.ua.ave_5best.pt
+inference_model=""   # a checkpoint file of each fold's experiment, e.g. valid.ua.ave_5best.pt; "" = its averaged model, else its best
 decode_valid=false   # true: stage 6 also decodes each fold's valid set (-> fold<K>/decode_valid, for late fusion)
 fusion_config=""     # conf/fuse_*.yaml: stages 6-7 fuse the decodes of the experiments it lists (late fusion)
 knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 scores it as <tag>-<protocol>-knn
@@ -152,7 +152,7 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ] && [ -n "${fusion_config}" ]; t
         --out-tag "${tag}" --folds ${folds} > "${exp}/logs/fuse.log" 2>&1 \
         || { log "Error: late fusion failed; see ${exp}/logs/fuse.log"; tail -n 3 "${exp}/logs/fuse.log" >&2; exit 1; }
 elif [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
-    log "Stage 6: inference with ${inference_model} on folds ${folds}"
+    log "Stage 6: inference with ${inference_model:-the averaged (else best) model of each experiment} on folds ${folds}"
     stage_start=${SECONDS}
     [ "${knn}" != true ] || check_knn_config
     # Every job's exit status counts (a bare "wait" would return 0 and let an old hyp pass for a new one),
@@ -161,19 +161,19 @@ elif [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     for k in ${folds}; do
         rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/decode_valid/hyp" "${exp}/fold${k}/knn/test/hyp"
         infer_ser "${exp}/logs/infer.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
-            "${exp}/fold${k}/${inference_model}" "${foldsdir}/fold${k}/test" "${exp}/fold${k}/decode_test" &
+            "${inference_model}" "${foldsdir}/fold${k}/test" "${exp}/fold${k}/decode_test" &
         pids+=($!); pid_logs+=("${exp}/logs/infer.fold${k}.log")
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         if [ "${decode_valid}" = true ]; then
             infer_ser "${exp}/logs/infer_valid.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
-                "${exp}/fold${k}/${inference_model}" "${foldsdir}/fold${k}/valid" "${exp}/fold${k}/decode_valid" &
+                "${inference_model}" "${foldsdir}/fold${k}/valid" "${exp}/fold${k}/decode_valid" &
             pids+=($!); pid_logs+=("${exp}/logs/infer_valid.fold${k}.log")
             while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         fi
         if [ "${knn}" = true ]; then
             d=${foldsdir}/fold${k}
             knn_ser "${exp}/logs/knn.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
-                "${exp}/fold${k}/${inference_model}" "${d}/train" "${d}/valid" "${exp}/fold${k}/knn" "${d}/test" &
+                "${inference_model}" "${d}/train" "${d}/valid" "${exp}/fold${k}/knn" "${d}/test" &
             pids+=($!); pid_logs+=("${exp}/logs/knn.fold${k}.log")
             while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
         fi
@@ -201,7 +201,7 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     timing=""
     [ -f "${exp}/logs/train.elapsed" ] && timing="; training wall time $(cat "${exp}/logs/train.elapsed") s (stage 5, ${train_jobs} job(s) x ${threads_per_job} thread(s))"
     [ -f "${exp}/logs/infer.elapsed" ] && timing="${timing}; inference $(cat "${exp}/logs/infer.elapsed") s"
-    system_note="model ${inference_model}; CMVN ${cmvn_type}"
+    system_note="model ${inference_model:-averaged (else best) checkpoint}; CMVN ${cmvn_type}"
     [ -z "${fusion_config}" ] || system_note="late fusion ${fusion_config} (weights per fold in ${exp}/fold<K>/fusion.json)"
     speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
@@ -214,7 +214,7 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
         speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
             --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
             --tag "${tag}-${protocol}-knn" --header "$(results_header)" \
-            --notes "model ${inference_model}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
+            --notes "model ${inference_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
             ${knn_dirs}
     fi
 fi
