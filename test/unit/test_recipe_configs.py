@@ -21,3 +21,16 @@ def test_the_recipes_ship_ser_configs():
 def test_a_recipe_ser_config_loads(path: Path):
     conf = load_ser_config(path, ["--data.train_dir", "x", "--data.valid_dir", "y", "--data.label_list", "z"])
     assert conf.model.name and isinstance(conf.model.conf, dict)
+
+
+FUSION_CONFIGS = sorted(ROOT.glob("egs/*/ser1/conf/fuse*.yaml"))
+
+
+@pytest.mark.parametrize("path", FUSION_CONFIGS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_a_recipe_fusion_config_loads_and_names_configs_of_the_recipe(path: Path):
+    """A late-fusion config's members are experiment tags: each must be a training config of the recipe."""
+    from speechser.decode.fusion import load_fusion_config
+
+    conf = load_fusion_config(path)
+    for member in conf.members:
+        assert (path.parent / f"{member}.yaml").is_file(), f"{path}: member '{member}' is no config of the recipe"
