@@ -28,9 +28,13 @@ FUSION_CONFIGS = sorted(ROOT.glob("egs/*/ser1/conf/fuse*.yaml"))
 
 @pytest.mark.parametrize("path", FUSION_CONFIGS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_a_recipe_fusion_config_loads_and_names_configs_of_the_recipe(path: Path):
-    """A late-fusion config's members are experiment tags: each must be a training config of the recipe."""
+    """A late-fusion config's members are experiment tags: each a training config of the recipe, or one
+    trained with another seed (``<config>_seed<N>``, the tag of a seed ensemble's member)."""
+    import re
+
     from speechser.decode.fusion import load_fusion_config
 
     conf = load_fusion_config(path)
     for member in conf.members:
-        assert (path.parent / f"{member}.yaml").is_file(), f"{path}: member '{member}' is no config of the recipe"
+        config = re.sub(r"_seed\d+$", "", member)
+        assert (path.parent / f"{config}.yaml").is_file(), f"{path}: member '{member}' is no config of the recipe"
