@@ -47,6 +47,8 @@ class UttVectors:
                 mat = cmvn(e.key, mat).astype(np.float32)
             self.table[e.key] = mat[0]
         dims = {v.shape[0] for v in self.table.values()}
+        if not dims:
+            raise DataDirError(f"{scp}: no vectors")
         if len(dims) != 1:
             raise DataDirError(f"{scp}: vectors of different widths {sorted(dims)}")
         self.dim = dims.pop()

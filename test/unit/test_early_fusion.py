@@ -54,6 +54,10 @@ def test_vectors_are_normalized_per_speaker_and_bad_ones_are_named(make_feats_di
         UttVectors(tmp_path / "nowhere")
     with pytest.raises(DataDirError, match=r"not one \(1, F\) row.*functionals"):
         UttVectors(write_vectors(tmp_path / "frames", keys, 6, rows=3))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/feats.scp").write_text("")
+    with pytest.raises(DataDirError, match="feats.scp: no vectors"):
+        UttVectors(tmp_path / "empty", cmvn_type="none")
     part = write_vectors(tmp_path / "part", keys[:-1], 6)
     with pytest.raises(DataDirError, match=f"no vector for utterance '{keys[-1]}'"):
         FeatsLabelDataset(feats, ["ang", "neu"], vectors=UttVectors(part))
