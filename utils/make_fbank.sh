@@ -78,7 +78,7 @@ nskip=$(cat "${tmp}"/data/raw_"${feats_type}".*.skipped 2>/dev/null | wc -l)
 if [ "${nskip}" -gt 0 ]; then
     echo "$0: warning: ${nskip} utterance(s) skipped by the feature extractor and dropped from ${dst}" \
          "(reasons in ${dst}/data/raw_${feats_type}.*.skipped):" >&2
-    cat "${tmp}"/data/raw_"${feats_type}".*.skipped | head -n 5 | sed 's/^/  /' >&2
+    head -q -n 5 "${tmp}"/data/raw_"${feats_type}".*.skipped | head -n 5 | sed 's/^/  /' >&2 || true
     "${utils}/fix_data_dir.sh" "${tmp}" >&2
 fi
 # replace the old destination only now that everything succeeded

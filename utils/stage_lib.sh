@@ -149,16 +149,15 @@ train_ser() {
         --data.train_dir "${train}" --data.valid_dir "${valid}" --data.label_list "${labels}" "$@"
 }
 
-# checkpoint_args <exp> <name>: "--checkpoint <exp>/<name>", or nothing for an empty name (the tools then take
-# the experiment's averaged model, else its best)
-checkpoint_args() { [ -z "$2" ] || echo "--checkpoint $1/$2"; }
 
 # infer_ser <log> <threads> <exp> <checkpoint name in exp, "" = its averaged/best model> <data_dir> <out_dir>:
 # posteriors, hyp, ref, scores.json -> <out_dir>
 infer_ser() {
+    local ckpt=()  # none: the experiment's averaged model, else its best
+    [ -z "$4" ] || ckpt=(--checkpoint "$3/$4")
     mkdir -p "$(dirname "$1")"
     ${infer_cmd} --num-threads "$2" "$1" \
-        speechser-infer-ser --exp-dir "$3" $(checkpoint_args "$3" "$4") --data-dir "$5" --out-dir "$6"
+        speechser-infer-ser --exp-dir "$3" "${ckpt[@]}" --data-dir "$5" --out-dir "$6"
 }
 
 # check_knn_config: an error (exit 1) when ${knn_config} is given and is not a file; an empty one
@@ -176,12 +175,13 @@ knn_ser() {
     local log=$1 threads=$2 exp=$3 ckpt=$4 train=$5 valid=$6 out=$7 t
     shift 7
     local opts=() tests=()
+    [ -z "${ckpt}" ] || opts+=(--checkpoint "${exp}/${ckpt}")
     check_knn_config
     [ -z "${knn_config}" ] || opts+=(--config "${knn_config}")
     [ -z "${knn_backend}" ] || opts+=(--backend "${knn_backend}")
     for t in "$@"; do tests+=(--test-dir "${t}"); done
     mkdir -p "$(dirname "${log}")"
     ${infer_cmd} --num-threads "${threads}" "${log}" \
-        speechser-knn-ser --exp-dir "${exp}" $(checkpoint_args "${exp}" "${ckpt}") --train-dir "${train}" --valid-dir "${valid}" \
+        speechser-knn-ser --exp-dir "${exp}" --train-dir "${train}" --valid-dir "${valid}" \
         "${tests[@]}" --out-dir "${out}" "${opts[@]}" ${knn_args}
 }

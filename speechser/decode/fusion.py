@@ -11,11 +11,15 @@ and the hypothesis its argmax. With ``weights: valid`` every ``w`` on the simple
 validation decodes (``<member>/decode_valid``) by ``metric`` (UA), and the best is applied to the test
 decodes (``<member>/decode_test``). UA on one validation speaker (about 50 utterances on Emo-DB) ties
 often, so ties go to the lower validation cross-entropy ``-mean log P(ref)``, then to the weights nearest
-the uniform ones. The test set is never looked at.
+the uniform ones, then to the first in the grid's order (the most weight on the last member). The test set
+is never looked at. The validation UA is optimistic for every member (each chose its checkpoint, or its
+C, on the same speaker), so the weights lean towards the member that fits that speaker best.
 
 A member is an experiment's fold directory, ``<exp_root>/<member>/<protocol>/fold<K>``. Each member must
-have decoded the same utterances with the same label list (its ``posteriors.tsv`` header); anything else is
-a :class:`DataDirError` naming the two directories.
+have decoded the same utterances with the same label list (its ``posteriors.tsv`` header), with references
+that agree, and its valid and test decodes must come from one checkpoint (their ``scores.json``) and be
+complete (a ``hyp`` beside the posteriors: stage 6 removes it before decoding again); anything else is a
+:class:`DataDirError` naming the directories.
 """
 
 from __future__ import annotations
@@ -98,6 +102,18 @@ def choose_weights(posts: np.ndarray, refs: np.ndarray, step: float, metric: str
     return best, -best_key[0], table
 
 
+def _check_same_checkpoint(member_dirs: Sequence[Path], valid_name: str, test_name: str) -> None:
+    """A member's valid and test decodes must name the same checkpoint (a member decoded again on one set
+    only would mix two models)."""
+    from speechser.metrics.decode_dir import read_scores_json
+
+    for d in member_dirs:
+        v, t = (read_scores_json(d / n, required=False) or {} for n in (valid_name, test_name))
+        if v.get("checkpoint") and t.get("checkpoint") and v["checkpoint"] != t["checkpoint"]:
+            raise DataDirError(f"{d / valid_name} was decoded with {v['checkpoint']}, {d / test_name} with "
+                               f"{t['checkpoint']}: decode both sets with one model (stage 6, --decode_valid true)")
+
+
 def _references(decode_dir: Path, keys: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     ref = read_kv(decode_dir / "ref")
     missing = [k for k in keys if k not in ref]
@@ -118,10 +134,13 @@ def fuse_fold(conf: LateFusionConfig, member_dirs: Sequence[Path | str], out_dir
         raise ValueError(f"{len(member_dirs)} member directories for {len(conf.members)} members")
     member_dirs, out_dir = [Path(d) for d in member_dirs], Path(out_dir)
     for d in member_dirs:
-        if not (d / test_name / "posteriors.tsv").is_file():
-            raise DataDirError(f"{d / test_name}/posteriors.tsv: no such file (train and decode member "
-                               f"'{d}' first: stage 5 and 6 of its recipe)")
-    has_valid = all((d / valid_name / "posteriors.tsv").is_file() for d in member_dirs)
+        for f in ("posteriors.tsv", "hyp"):
+            if not (d / test_name / f).is_file():
+                raise DataDirError(f"{d / test_name}/{f}: no such file (train and decode member "
+                                   f"'{d}' first: stage 5 and 6 of its recipe)")
+    has_valid = all((d / valid_name / f).is_file() for d in member_dirs for f in ("posteriors.tsv", "hyp"))
+    if has_valid:
+        _check_same_checkpoint(member_dirs, valid_name, test_name)
     valid: Optional[Tuple[List[str], List[str], np.ndarray]] = None
     if has_valid:
         valid = read_members([d / valid_name for d in member_dirs])
@@ -131,7 +150,7 @@ def fuse_fold(conf: LateFusionConfig, member_dirs: Sequence[Path | str], out_dir
                            "validation decode (re-run its stage 6 with --decode_valid true)")
     labels, keys, test_posts = read_members([d / test_name for d in member_dirs])
     if valid is not None and valid[0] != labels:
-        raise DataDirError(f"{member_dirs[0]}: its valid and test decodes have different labels")
+        raise DataDirError(f"{member_dirs[0] / valid_name} and {member_dirs[0] / test_name}: different labels")
     info: Dict[str, Any] = {"members": [str(d) for d in member_dirs], "mode": conf.weights}
     if conf.weights == "valid":
         assert valid is not None
@@ -148,6 +167,9 @@ def fuse_fold(conf: LateFusionConfig, member_dirs: Sequence[Path | str], out_dir
     sets = [(test_name, keys, test_posts)] + ([(valid_name, valid[1], valid[2])] if valid is not None else [])
     for name, set_keys, posts in sets:
         refs = _references(member_dirs[0] / name, set_keys, labels)
+        for d in member_dirs[1:]:
+            if not np.array_equal(_references(d / name, set_keys, labels), refs):
+                raise DataDirError(f"{d / name}/ref and {member_dirs[0] / name}/ref: the references differ")
         write_ser_decode(out_dir / name, set_keys, np.tensordot(weights, posts, 1), refs.tolist(), list(labels), extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "fusion.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")

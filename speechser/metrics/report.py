@@ -23,6 +23,10 @@ from speechser.metrics.classification import (
 )
 
 
+#: The per-speaker table in a report stops after this many rows (``per_speaker.tsv`` has them all).
+MAX_SPEAKER_ROWS = 50
+
+
 @dataclass
 class FoldResult:
     name: str
@@ -145,7 +149,10 @@ def cv_report(
     if speakers:
         lines += ["Per speaker, pooled over the folds (UA averages over the classes the speaker has):", "",
                   "| speaker | utts | UA % | WA % |", "| --- | --- | --- | --- |"]
-        lines += [f"| {r.name} | {r.n} | {100 * r.scores['ua']:.2f} | {100 * r.scores['wa']:.2f} |" for r in speakers]
+        lines += [f"| {r.name} | {r.n} | {100 * r.scores['ua']:.2f} | {100 * r.scores['wa']:.2f} |"
+                  for r in speakers[:MAX_SPEAKER_ROWS]]
+        if len(speakers) > MAX_SPEAKER_ROWS:
+            lines.append(f"| ({len(speakers) - MAX_SPEAKER_ROWS} more speakers in per_speaker.tsv) | | | |")
         lines.append("")
     return "\n".join(lines)
 

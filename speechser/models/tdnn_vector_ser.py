@@ -9,8 +9,9 @@ through the shared head (embedding ``(B, embed_dim)``, classifier, hybrid or sof
 
 The functionals of the toolkit's linear baseline (ComParE 2016: F = 6,373) are far wider than the
 training set is long (about 430 utterances per Emo-DB fold), so the vector branch is regularized at its
-input (``vector_input_dropout``) as well as after its projection. Mixup is refused (a mixed utterance
-has no vector).
+input (``vector_input_dropout``) as well as after its projection. Mixup of feature batches is refused
+(a mixed pair has no one vector); the dataset's audio mixing (``data.soft_labels.mix_prob``) gives a
+mixture its majority utterance's vector, as it does its metadata.
 """
 
 from __future__ import annotations

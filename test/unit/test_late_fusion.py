@@ -121,3 +121,24 @@ def test_the_command_fuses_every_fold_and_dumps_its_config(tmp_path, capsys):
     assert "fold2/decode_test/posteriors.tsv: no such file" in capsys.readouterr().err
     assert fuse_main(["--config", str(conf), "--exp-root", str(tmp_path), "--protocol", "loso",
                       "--out-tag", "a", "--folds", "1"]) == 1
+
+
+def test_stale_or_mixed_member_decodes_are_refused(tmp_path):
+    """A member decoded again on one set only, or whose decode failed half-way, would mix two models."""
+    import json
+
+    a = make_member(tmp_path, "a", VALID_A, [0, 1, 0, 0], 0.9, VALID_REFS, [0, 1, 2, 2])
+    b = make_member(tmp_path, "b", VALID_B, [2, 2, 2, 2], 0.6, VALID_REFS, [0, 1, 2, 2])
+    conf = LateFusionConfig(members=["a", "b"])
+    for name, ckpt in (("decode_valid", "old.pt"), ("decode_test", "new.pt")):
+        scores = json.loads((b / name / "scores.json").read_text())
+        (b / name / "scores.json").write_text(json.dumps({**scores, "checkpoint": ckpt}))
+    with pytest.raises(DataDirError, match="decoded with old.pt.*with new.pt"):
+        fuse_fold(conf, [a, b], tmp_path / "out")
+    (b / "decode_valid/scores.json").write_text(json.dumps({"checkpoint": "new.pt"}))
+    (b / "decode_test/hyp").unlink()  # stage 6 removes hyp first: a failed decode leaves none
+    with pytest.raises(DataDirError, match="decode_test/hyp: no such file"):
+        fuse_fold(conf, [a, b], tmp_path / "out")
+    c = make_member(tmp_path, "c", VALID_B, [2, 2, 2, 2], 0.6, [0, 0, 1, 1, 2, 1], [0, 1, 2, 2])
+    with pytest.raises(DataDirError, match="the references differ"):
+        fuse_fold(conf, [a, c], tmp_path / "out")

@@ -80,6 +80,7 @@ case "${feats_type}" in  # features and folds of each front-end apart: data/<pro
 esac
 if [ -n "${fusion_config}" ]; then
     [ -f "${fusion_config}" ] || { log "Error: --fusion_config ${fusion_config}: no such file"; exit 2; }
+    [ "${knn}" != true ] || { log "Error: --knn true decodes one model; it cannot be combined with --fusion_config"; exit 2; }
     [ -n "${tag}" ] || tag=$(default_tag "${fusion_config}")
 fi
 [ -n "${tag}" ] || tag=$(default_tag "${train_config}")
