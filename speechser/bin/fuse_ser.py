@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from speechser.config import ConfigError
+from speechser.config import ConfigError, dump_config
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
 
@@ -23,7 +23,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a, overrides = p.parse_known_args(argv)
     setup_logging()
     log_command_line()
-    from speechser.config import dump_config
     from speechser.decode.fusion import fuse_fold, load_fusion_config
 
     try:

@@ -11,6 +11,7 @@ speakers they would leak the test set into the normalization.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Dict, Iterable
 
@@ -62,3 +63,16 @@ class UttVectors:
 
     def __getitem__(self, key: str) -> np.ndarray:
         return self.table[key]
+
+
+@functools.lru_cache(maxsize=4)
+def _load(vector_dir: Path, cmvn_type: str, mtime_ns: int) -> UttVectors:
+    return UttVectors(vector_dir, cmvn_type)
+
+
+def load_utt_vectors(vector_dir: Path | str, cmvn_type: str = "speaker") -> UttVectors:
+    """:class:`UttVectors`, read once per process for the training, validation and k-NN sets alike (read
+    again when the directory's ``feats.scp`` changes)."""
+    path = Path(vector_dir).resolve()
+    scp = path / "feats.scp"
+    return _load(path, cmvn_type, scp.stat().st_mtime_ns if scp.is_file() else 0)

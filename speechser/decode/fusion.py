@@ -29,7 +29,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -126,6 +126,21 @@ def _references(decode_dir: Path, keys: Sequence[str], labels: Sequence[str]) ->
         raise DataDirError(f"{decode_dir}/ref: label '{bad}' is not among the posteriors' {list(labels)}") from None
 
 
+#: A finished decode has both (stage 6 removes ``hyp`` before decoding again).
+DECODE_FILES = ("posteriors.tsv", "hyp")
+
+
+def _read_set(member_dirs: Sequence[Path], name: str) -> Tuple[List[str], List[str], np.ndarray, np.ndarray]:
+    """Every member's decode ``name``: (labels, keys, posteriors ``(M, N, C)``, references ``(N,)``); the
+    members' references must agree."""
+    labels, keys, posts = read_members([d / name for d in member_dirs])
+    refs = _references(member_dirs[0] / name, keys, labels)
+    for d in member_dirs[1:]:
+        if not np.array_equal(_references(d / name, keys, labels), refs):
+            raise DataDirError(f"{d / name}/ref and {member_dirs[0] / name}/ref: the references differ")
+    return labels, keys, posts, refs
+
+
 def fuse_fold(conf: LateFusionConfig, member_dirs: Sequence[Path | str], out_dir: Path | str,
               valid_name: str = "decode_valid", test_name: str = "decode_test") -> Dict[str, Any]:
     """Fuse one fold: choose (or take) the weights, write ``out_dir/decode_test`` (and ``decode_valid`` when
@@ -134,43 +149,35 @@ def fuse_fold(conf: LateFusionConfig, member_dirs: Sequence[Path | str], out_dir
         raise ValueError(f"{len(member_dirs)} member directories for {len(conf.members)} members")
     member_dirs, out_dir = [Path(d) for d in member_dirs], Path(out_dir)
     for d in member_dirs:
-        for f in ("posteriors.tsv", "hyp"):
+        for f in DECODE_FILES:
             if not (d / test_name / f).is_file():
                 raise DataDirError(f"{d / test_name}/{f}: no such file (train and decode member "
                                    f"'{d}' first: stage 5 and 6 of its recipe)")
-    has_valid = all((d / valid_name / f).is_file() for d in member_dirs for f in ("posteriors.tsv", "hyp"))
-    if has_valid:
+    lacking = [d / valid_name / f for d in member_dirs for f in DECODE_FILES if not (d / valid_name / f).is_file()]
+    if lacking and conf.weights == "valid":
+        raise DataDirError(f"{lacking[0]}: no such file; weights: valid needs every member's finished validation "
+                           "decode (re-run its stage 6 with --decode_valid true)")
+    sets = {test_name: _read_set(member_dirs, test_name)}
+    if not lacking:
         _check_same_checkpoint(member_dirs, valid_name, test_name)
-    valid: Optional[Tuple[List[str], List[str], np.ndarray]] = None
-    if has_valid:
-        valid = read_members([d / valid_name for d in member_dirs])
-    elif conf.weights == "valid":
-        lacking = next(d for d in member_dirs if not (d / valid_name / "posteriors.tsv").is_file())
-        raise DataDirError(f"{lacking / valid_name}/posteriors.tsv: no such file; weights: valid needs every member's "
-                           "validation decode (re-run its stage 6 with --decode_valid true)")
-    labels, keys, test_posts = read_members([d / test_name for d in member_dirs])
-    if valid is not None and valid[0] != labels:
-        raise DataDirError(f"{member_dirs[0] / valid_name} and {member_dirs[0] / test_name}: different labels")
+        sets[valid_name] = _read_set(member_dirs, valid_name)
+        if sets[valid_name][0] != sets[test_name][0]:
+            raise DataDirError(f"{member_dirs[0] / valid_name} and {member_dirs[0] / test_name}: different labels")
+    labels = sets[test_name][0]
     info: Dict[str, Any] = {"members": [str(d) for d in member_dirs], "mode": conf.weights}
     if conf.weights == "valid":
-        assert valid is not None
-        refs = _references(member_dirs[0] / valid_name, valid[1], labels)
-        weights, score, table = choose_weights(valid[2], refs, conf.grid_step, conf.metric)
+        _, _, posts, refs = sets[valid_name]
+        weights, score, table = choose_weights(posts, refs, conf.grid_step, conf.metric)
         info.update({f"valid_{conf.metric}": score, "grid_step": conf.grid_step, "grid": table,
-                     f"member_valid_{conf.metric}": [_score(p, refs, conf.metric)[0] for p in valid[2]]})
+                     f"member_valid_{conf.metric}": [_score(p, refs, conf.metric)[0] for p in posts]})
     elif conf.weights == "equal":
         weights = np.full(len(member_dirs), 1 / len(member_dirs))
     else:
         weights = np.asarray(conf.fixed_weights, dtype=np.float64) / sum(conf.fixed_weights)
     info["weights"] = [round(float(x), 6) for x in weights]
     extra = {"fusion": {"members": info["members"], "weights": info["weights"], "mode": conf.weights}}
-    sets = [(test_name, keys, test_posts)] + ([(valid_name, valid[1], valid[2])] if valid is not None else [])
-    for name, set_keys, posts in sets:
-        refs = _references(member_dirs[0] / name, set_keys, labels)
-        for d in member_dirs[1:]:
-            if not np.array_equal(_references(d / name, set_keys, labels), refs):
-                raise DataDirError(f"{d / name}/ref and {member_dirs[0] / name}/ref: the references differ")
-        write_ser_decode(out_dir / name, set_keys, np.tensordot(weights, posts, 1), refs.tolist(), list(labels), extra)
+    for name, (_, keys, posts, refs) in sets.items():
+        write_ser_decode(out_dir / name, keys, np.tensordot(weights, posts, 1), refs.tolist(), list(labels), extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "fusion.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
     logging.info("%s: weights %s (%s)", out_dir, info["weights"], conf.weights)

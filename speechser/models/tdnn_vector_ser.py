@@ -17,7 +17,7 @@ mixture its majority utterance's vector, as it does its metadata.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, cast
 
 import torch
 from torch import nn
@@ -50,7 +50,6 @@ class TDNNVectorSER(TDNNSER):
             raise ValueError("model tdnn_vector_ser needs model.conf.vector_dim (set from data.vector_dir)")
         if conf.mixup_alpha > 0:
             raise ValueError("model tdnn_vector_ser does not support mixup (a mixed utterance has no vector)")
-        self.vector_conf = conf  # head_extra_dim() reads it while the base class builds the head
         super().__init__(conf, input_dim, num_classes, class_weights)
         self.vector_proj = nn.Sequential(
             nn.Dropout(conf.vector_input_dropout),
@@ -60,7 +59,11 @@ class TDNNVectorSER(TDNNSER):
             nn.Dropout(conf.vector_dropout),
         )
 
-    def head_extra_dim(self) -> int:
+    @property
+    def vector_conf(self) -> TDNNVectorSERConfig:
+        return cast(TDNNVectorSERConfig, self.conf)
+
+    def head_extra_dim(self) -> int:  # called while the base class builds the head, after it sets self.conf
         return self.vector_conf.vector_hidden
 
     def embed_batch(self, batch: Batch) -> torch.Tensor:

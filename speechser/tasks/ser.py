@@ -199,9 +199,9 @@ def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
     ``aux_labels`` (label file -> classes) for training and validation of models with auxiliary tasks."""
     vectors = None
     if conf.vector_dir:
-        from speechser.data.utt_vectors import UttVectors
+        from speechser.data.utt_vectors import load_utt_vectors
 
-        vectors = UttVectors(conf.vector_dir, conf.cmvn_type)
+        vectors = load_utt_vectors(conf.vector_dir, conf.cmvn_type)
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
                              conf.crop_frames if train else 0, load_audio=conf.load_audio,
                              augment=augment if train else None, aux_labels=aux_labels, tokenizer=tokenizer,
