@@ -3,16 +3,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHELL := /bin/bash
 
-.PHONY: install test test-fast demo bench lint check-env
+.PHONY: install install-browser test test-fast demo bench lint check-env
 
 install:
 	./tools/install.sh
+
+# Chromium from the OS packages, for the HTML report's browser test.
+install-browser:
+	./tools/install_browser.sh
 
 check-env: install
 	$(PY) tools/check_env.py
 
 # The whole suite: unit, shell-tool and recipe integration tests.
 test: install
+	-./tools/install_browser.sh
 	$(VENV)/bin/pytest -q test/unit test/shell test/integration
 
 test-fast: install
@@ -25,6 +30,7 @@ demo: install
 bench: install
 	$(PY) test/bench/bench_fbank.py
 	$(PY) test/bench/bench_asr.py
+	$(PY) test/bench/bench_infer.py
 
 lint: install
 	$(PY) -m compileall -q speechser test tools

@@ -53,9 +53,13 @@ CONSOLE_SCRIPTS = {
     "speechser-decode-asr": "speechser.bin.decode_asr:main",
     "speechser-score-asr": "speechser.bin.score_asr:main",
     "speechser-filter-loop": "speechser.bin.filter_loop:main",
+    "speechser-model-path": "speechser.bin.model_path:main",
     "speechser-score-challenge": "speechser.bin.score_challenge:main",
     "speechser-corrupt-transcripts": "speechser.bin.corrupt_transcripts:main",
     "speechser-report-filter-rounds": "speechser.bin.report_filter_rounds:main",
+    # packed models and inference on any audio
+    "speechser-pack": "speechser.bin.pack:main",
+    "speechser-infer": "speechser.bin.infer:main",
 }
 
 setup(

@@ -125,7 +125,23 @@ def _run_one(spec: JobSpec, index: int) -> int:
     return proc.returncode
 
 
+#: Lines of a failed job's log repeated on the terminal (its own output, not the runner's "#" lines).
+FAILED_LOG_LINES = 3
+
+
+def log_tail(log: Path, n: int = FAILED_LOG_LINES) -> List[str]:
+    """The last ``n`` non-empty lines of a job's log that the job wrote (the runner's ``#`` header and
+    accounting lines left out); [] for a missing log."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    return [ln for ln in lines if ln.strip() and not ln.startswith("# ")][-n:]
+
+
 def _report(prog: str, spec: JobSpec, codes: dict) -> int:
+    """Name the failed jobs' logs and repeat the end of the first one, so that the error (a missing model,
+    a bad option) shows on the terminal and not only in the log; 1 when a job failed."""
     failed = [i for i, c in codes.items() if c != 0]
     if not failed:
         return 0
@@ -134,6 +150,9 @@ def _report(prog: str, spec: JobSpec, codes: dict) -> int:
         print(f"{prog}: {len(failed)} / {len(codes)} failed, see {logs}", file=sys.stderr)
     else:
         print(f"{prog}: job failed with status {codes[0]}, log is in {spec.log_for(0)}", file=sys.stderr)
+    tail = log_tail(spec.log_for(failed[0]))
+    if tail:
+        print(f"{prog}: the end of {spec.log_for(failed[0])}:", *(f"    {ln}" for ln in tail), sep="\n", file=sys.stderr)
     return 1
 
 

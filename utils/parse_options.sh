@@ -3,12 +3,13 @@
 # (or "--name=value") arguments into assignments of the existing shell
 # variable "name" (dashes become underscores), and leaves the positional
 # arguments in "$@". An option naming no existing variable is an error.
-# "--help" prints $help_message (if set) and exits 0. "--config FILE" sources
+# "--help" prints $help_message (if set), then the script's options with their
+# defaults and end-of-line comments, and exits 0. "--config FILE" sources
 # FILE first (it may hold "name=value" lines).
 # Usage:  stage=1; nj=4; . utils/parse_options.sh || exit 1
 # After parsing, the counters every stage script relies on are checked where
 # the script defines them: stage and stop_stage must be integers >= 0; nj,
-# train_jobs, threads_per_job and max_jobs_run integers >= 1. Anything else is
+# threads, train_jobs, threads_per_job and max_jobs_run integers >= 1. Anything else is
 # an error naming the option (a bad value would otherwise make every
 # "[ ${stage} -le N ]" guard false and run nothing).
 
@@ -17,6 +18,15 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --help|-h)
             echo "${help_message:-no help message}"
+            # Then every option of the script with its default and meaning: the "name=value  # comment"
+            # lines from its first option (stage=) to its help_message, section comments as headings.
+            if [ -f "$0" ] && grep -q "^stage=" "$0"; then
+                echo "Options (--name value; default, meaning):"
+                sed -n '/^stage=/,/^help_message=/p' "$0" | sed '$d' | sed -n \
+                    -e 's/^\([a-z_][a-z0-9_]*\)=\("[^"]*"\|[^ ]*\) *# *\(.*\)$/  --\1 \2\t\3/p' \
+                    -e 's/^\([a-z_][a-z0-9_]*\)=\("[^"]*"\|[^ ]*\) *$/  --\1 \2/p' \
+                    -e 's/^# \(.*\)$/ \1:/p' | expand -t 40
+            fi
             exit 0 ;;
         --config)
             [ $# -ge 2 ] || { echo "$0: option --config needs a file" >&2; exit 1; }
@@ -44,7 +54,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 set -- "${__po_args[@]+"${__po_args[@]}"}"
-for __po_name in stage stop_stage nj train_jobs threads_per_job max_jobs_run; do
+for __po_name in stage stop_stage nj threads train_jobs threads_per_job max_jobs_run; do
     [ -n "${!__po_name+set}" ] || continue
     __po_val=${!__po_name}
     case "${__po_name}" in

@@ -2,7 +2,8 @@
 # one bash function per step. Source it after utils/parse_options.sh:  . utils/stage_lib.sh
 # Each stage script keeps its own numbered, guarded stages and calls these; nothing here runs on sourcing.
 #
-# The functions read the stage scripts' common options as globals: nj, dumpdir, fs, min_duration,
+# The functions read the stage scripts' common options as globals: nj (feature jobs), threads (of each
+# ASR training and decoding job; default 2), dumpdir, fs, min_duration,
 # num_mel_bins, beam_size, local_data_opts, knn_config, knn_backend, knn_args, results_md, cmdline,
 # and cmd.sh's feats_cmd, train_cmd, infer_cmd. Everything step-specific is an argument.
 # Layout: data/<set> -> ${dumpdir}/raw/<set> -> ${dumpdir}/fbank/<set>; experiments under exp/<tag>.
@@ -10,6 +11,13 @@
 # recipe_name: "<corpus>/<task>" of the recipe directory (the RESULTS.md header names it)
 recipe_name() { echo "$(basename "$(dirname "${PWD}")")/$(basename "${PWD}")"; }
 results_header() { echo "# RESULTS: $(recipe_name)"; }
+
+# model_path <exp> <name>: the weights file of <exp> later stages use: <exp>/<name>, or for an empty <name> the
+# model its training wrote (averaged, else best; speechser-model-path). A missing model is an error on the
+# terminal naming it and the models <exp> has. Use as: model=$(model_path "${exp}" "${name}") || exit 1
+model_path() {
+    speechser-model-path --exp-dir "$1" --name "$2" || { log "Error: no model to use in $1 (see above)" >&2; return 1; }
+}
 
 # default_tag <config> [<suffix>]: an experiment tag from a config's file name (conf/train.yaml char -> train_char)
 default_tag() { echo "$(basename "$1" .yaml)${2:+_$2}"; }
@@ -66,7 +74,7 @@ train_asr() {
     local exp=$1 config=$2 train=${dumpdir}/fbank/$3 valid=${dumpdir}/fbank/$4 start=${SECONDS}
     shift 4
     mkdir -p "${exp}/logs"
-    ${train_cmd} --num-threads "${nj}" "${exp}/logs/train.log" \
+    ${train_cmd} --num-threads "${threads:-2}" "${exp}/logs/train.log" \
         speechser-train-asr --config "${config}" --exp-dir "${exp}" \
         --data.train_dir "${train}" --data.valid_dir "${valid}" \
         --data.cmvn_type global --data.cmvn_stats "${train}/cmvn.ark" "$@"
@@ -81,7 +89,7 @@ decode_asr() {
     mkdir -p "${exp}/logs"
     for dec in ${decoders}; do
         for s in "$@"; do
-            ${infer_cmd} --num-threads "${nj}" "${exp}/logs/decode_${dec}_${s}.log" \
+            ${infer_cmd} --num-threads "${threads:-2}" "${exp}/logs/decode_${dec}_${s}.log" \
                 speechser-decode-asr --exp-dir "${exp}" --checkpoint "${ckpt}" \
                 --data-dir "${dumpdir}/fbank/${s}" --out-dir "${exp}/decode_${dec}_${s}" \
                 --decoder "${dec}" --beam "${beam_size}"
@@ -113,7 +121,7 @@ filter_loop() {
     local out=${exp}/filter test_args=()
     for s in ${tests}; do test_args+=(--test-dir "${dumpdir}/fbank/${s}"); done
     mkdir -p "${out}/logs"
-    ${train_cmd} --num-threads "${nj}" "${out}/logs/filter_loop.log" \
+    ${train_cmd} --num-threads "${threads:-2}" "${out}/logs/filter_loop.log" \
         speechser-filter-loop --config "${config}" --asr-exp "${exp}" --checkpoint "${ckpt}" \
         --train-dir "${dumpdir}/fbank/${train}" --valid-dir "${dumpdir}/fbank/${valid}" "${test_args[@]}" \
         --out-dir "${out}" "$@"
@@ -121,13 +129,16 @@ filter_loop() {
     echo "${cmdline}" > "${out}/logs/filter_loop.command"
 }
 
-# final_asr <asr_exp> <checkpoint> [<filter_config>]: "<experiment> <checkpoint>" of the ASR model later
-# stages use: the filter loop's last retrained round (with a filter config and a finished loop), else the input
+# final_asr <asr_exp> <checkpoint name, "" = its averaged model> [<filter_config>]: "<experiment> <checkpoint>" of
+# the ASR model later stages use: the filter loop's last retrained round (with a filter config and a finished
+# loop), else the input
 final_asr() {
+    local model
     if [ -n "${3:-}" ] && [ -f "$1/filter/final_asr" ]; then
         cat "$1/filter/final_asr"
     else
-        echo "$1 $1/$2"
+        model=$(model_path "$1" "$2") || return 1
+        echo "$1 ${model}"
     fi
 }
 

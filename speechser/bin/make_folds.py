@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from speechser.data.folds import given_split, leave_one_speaker_out, stratified_kfold
+from speechser.data.folds import check_folds, given_split, leave_one_speaker_out, stratified_kfold
 from speechser.io.datadir import DataDirError, read_kv, subset_data_dir
 from speechser.log import log_command_line, setup_logging
 
@@ -49,13 +50,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise ValueError(f"{src}/utt2split: {err}") from None
         else:
             raise ValueError(f"unknown protocol '{a.protocol}' (loso, losess, random<K>, split)")
+        labels = read_kv(src / a.label_file) if (src / a.label_file).is_file() else None
+        warnings = check_folds(folds, labels)
+        for w in warnings:
+            logging.warning("%s", w)
         for fold in folds:
             for part in ("train", "valid", "test"):
                 subset_data_dir(src, Path(a.out_dir) / fold.name / part, utt_list=getattr(fold, part))
     except (DataDirError, ValueError) as err:
         print(f"speechser-make-folds: error: {err}", file=sys.stderr)
         return 1
-    print(f"speechser-make-folds: {len(folds)} {a.protocol} folds in {a.out_dir}")
+    print(f"speechser-make-folds: {len(folds)} {a.protocol} folds in {a.out_dir}"
+          + (f" ({len(warnings)} warning(s) above)" if warnings else ""))
     return 0
 
 

@@ -17,6 +17,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--allow-missing", action="store_true",
                    help="report decodes that did not score every utterance of their set (noted in the report) "
                         "instead of refusing them")
+    p.add_argument("--html", default="", help="the HTML page to write (default: <experiment>/report.html when "
+                   "every decode directory is in one experiment)")
     p.add_argument("decode_dirs", nargs="+")
     a = p.parse_args(argv)
     try:
@@ -25,6 +27,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"speechser-score-asr: error: {err}", file=sys.stderr)
         return 1
     publish_report(report, a)
+    from speechser.metrics.html_report import asr_report_html
+
+    asr_report_html(a.decode_dirs, a.title, a.command, a.notes, a.html or None)
     return 0
 
 

@@ -14,8 +14,8 @@ from speechser.metrics.report import add_report_options, cv_report, publish_repo
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-score-ser")
     p.add_argument("--label-list", required=True)
-    p.add_argument("--out-dir", required=True, help="writes scores.tsv, confusion.txt/.png, report.md "
-                   "(and per_speaker.tsv with --utt2spk)")
+    p.add_argument("--out-dir", required=True, help="writes scores.tsv, confusion.txt/.png, report.md, "
+                   "report.html (and per_speaker.tsv with --utt2spk)")
     add_report_options(p, title="Results", tag="results")
     p.add_argument("--utt2spk", help="the utterances' speakers: adds a per-speaker table (and per_speaker.tsv)")
     p.add_argument("decode_dirs", nargs="+")
@@ -29,6 +29,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = cv_report(folds, labels, a.title, a.command, a.notes, speakers)
     with open(f"{a.out_dir}/report.md", "w", encoding="utf-8") as f:
         f.write(report)
+    from speechser.metrics.html_report import ser_report_html
+
+    ser_report_html(folds, labels, a.title, a.command, a.notes, speakers, a.out_dir, a.decode_dirs)
     publish_report(report, a)
     return 0
 

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from speechser.data.audio_mix import MinorityMixer, mix_waveforms
 from speechser.data.augment import WaveformAugmentor
-from speechser.data.labels import read_aux_labels, read_utt2label
+from speechser.data.labels import UNKNOWN_LABEL, read_aux_labels, read_utt2label
 from speechser.data.soft_labels import (
     SoftLabelConfig,
     annotation_dropout,
@@ -162,6 +162,7 @@ class FeatsLabelDataset(Dataset):
         train: bool = False,
         seed: int = 0,
         vectors: Optional[Any] = None,
+        require_labels: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -169,7 +170,11 @@ class FeatsLabelDataset(Dataset):
             raise DataDirError(f"{scp}: no such file (run the feature stage first)")
         self._reader = FeatsScp(scp)
         self.keys: List[str] = list(self._reader.entries)
-        self.utt2label = read_utt2label(self.data_dir / label_file, list(labels))
+        #: Unlabelled inference (``require_labels`` False and no ``label_file``): every label is
+        #: :data:`UNKNOWN_LABEL`, and only posteriors and hypotheses can be written.
+        self.labelled = require_labels or (self.data_dir / label_file).is_file()
+        self.utt2label = read_utt2label(self.data_dir / label_file, list(labels)) if self.labelled else \
+            {k: UNKNOWN_LABEL for k in self.keys}
         missing = [k for k in self.keys if k not in self.utt2label]
         if missing:
             raise DataDirError(f"{self.data_dir}/{label_file}: no label for utterance '{missing[0]}'")

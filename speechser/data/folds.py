@@ -45,9 +45,13 @@ def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | 
 def stratified_kfold(utt2label: Mapping[str, str], k: int = 10, seed: int = 0) -> List[Fold]:
     """Stratified random k-fold: each class's utterances are shuffled (seeded)
     and dealt round-robin into ``k`` parts. Fold ``i``: test = part ``i``,
-    valid = part ``i+1`` (cyclically), train = the other ``k-2`` parts."""
+    valid = part ``i+1`` (cyclically), train = the other ``k-2`` parts. More folds than utterances
+    would leave parts empty: an error."""
     if k < 3:
         raise ValueError("k must be at least 3 (train, valid and test parts)")
+    if k > len(utt2label):
+        raise ValueError(f"random{k} needs at least {k} utterances (one per part); there are {len(utt2label)}: "
+                         f"ask for at most random{max(len(utt2label), 3)}, or use leave-one-speaker-out")
     rng = random.Random(seed)
     parts: List[List[str]] = [[] for _ in range(k)]
     by_label: Dict[str, List[str]] = defaultdict(list)
@@ -85,3 +89,32 @@ def given_split(utt2split: Mapping[str, str], train: str = "Train", valid: str =
             raise ValueError(f"the {part} part is empty: no utterance of split '{split}' in utt2split "
                              f"(its splits: {' '.join(sorted(by_split)) or 'none'})")
     return [Fold("fold1", by_split[train], by_split[valid], by_split[test])]
+
+
+def check_folds(folds: Sequence[Fold], utt2label: Mapping[str, str] | None = None,
+                min_valid_per_class: float = 2.0) -> List[str]:
+    """Refuse folds that cannot be trained or scored and return warnings about folds that can but mislead.
+
+    An empty train, valid or test part is a ``ValueError`` naming the fold and the part. With labels, the
+    warnings name, per fold, the test classes its training part never shows (the model cannot predict
+    them: their recall is 0 by construction), and a validation part with fewer than
+    ``min_valid_per_class`` utterances per class on average (model selection on it is noise)."""
+    for f in folds:
+        for part in ("train", "valid", "test"):
+            if not getattr(f, part):
+                raise ValueError(f"{f.name}: its {part} part is empty ({len(f.train)} train, {len(f.valid)} valid, "
+                                 f"{len(f.test)} test utterances): use fewer folds or more data")
+    if not utt2label:
+        return []
+    classes = sorted(set(utt2label.values()))
+    warnings = []
+    for f in folds:
+        seen = {utt2label[u] for u in f.train if u in utt2label}
+        unseen = sorted({utt2label[u] for u in f.test if u in utt2label} - seen)
+        if unseen:
+            warnings.append(f"{f.name}: test class(es) {', '.join(unseen)} never occur in its training part "
+                            f"({len(f.train)} utterances): their recall is 0 by construction")
+        if len(f.valid) < min_valid_per_class * len(classes):
+            warnings.append(f"{f.name}: {len(f.valid)} validation utterance(s) for {len(classes)} classes: model "
+                            f"selection and averaging on so few are noise")
+    return warnings

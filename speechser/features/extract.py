@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from speechser.features.fbank import FbankOptions, accumulate_cmvn, compute_fbank
-from speechser.io.audio import AudioReader
+from speechser.io.audio import AudioError, AudioReader
 from speechser.io.datadir import DataDirError, check_key, check_keys, read_entries, read_kv, read_spk2utt
 
 #: Beside each archive ``<prefix>.ark``, ``<prefix>.fbank.json`` records the front-end settings.
@@ -55,12 +55,15 @@ def write_feature_archive(
     sample_rate: int,
     compute: Callable[[str, np.ndarray, int], np.ndarray],
     desc: str,
+    skip_unreadable: bool = False,
 ) -> Tuple[int, Path]:
     """Read each utterance of ``keys`` (default: all, in ``utt2spk`` order) at ``sample_rate``, turn it into a
     ``(T, D)`` matrix with ``compute(key, samples, rate)``, and write ``<out_prefix>.ark``/``.scp`` and
     ``.num_frames``. An utterance whose ``compute`` raises :class:`SkipUtterance` is left out, logged, and
-    listed with its reason in ``<out_prefix>.skipped``. Returns the count written and the archive's path
-    (its settings file is the caller's)."""
+    listed with its reason in ``<out_prefix>.skipped``. With ``skip_unreadable`` (inference on a user's
+    files) audio that cannot be read (:class:`AudioError`) and audio too short for the front-end
+    (``ValueError``) are skipped the same way instead of stopping the run. Returns the count written and
+    the archive's path (its settings file is the caller's)."""
     data_dir, out_prefix = Path(data_dir), Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     reader = AudioReader(data_dir, target_rate=sample_rate)
@@ -76,10 +79,12 @@ def write_feature_archive(
     skipped: Dict[str, str] = {}
     with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
         for key in tqdm(keys, desc=f"{desc} {out_prefix.name}", disable=None, leave=False):
-            samples, rate = reader[key]
             try:
+                samples, rate = reader[key]
                 feats = compute(key, samples, rate)
-            except SkipUtterance as why:
+            except (SkipUtterance, AudioError, ValueError) as why:
+                if not (skip_unreadable or isinstance(why, SkipUtterance)):
+                    raise
                 logging.warning("skipping utterance '%s': %s", key, why)
                 skipped[key] = str(why)
                 continue
@@ -135,17 +140,18 @@ def extract_fbank(
     out_prefix: Path | str,
     keys: Optional[Iterable[str]] = None,
     opts: FbankOptions = FbankOptions(),
+    skip_unreadable: bool = False,
 ) -> int:
     """Write ``<out_prefix>.ark`` and ``<out_prefix>.scp`` (and ``.num_frames``, and the
     settings ``opts`` to ``.fbank.json``) for the utterances ``keys`` (default: all, in
-    ``utt2spk`` order). Returns the count."""
+    ``utt2spk`` order). Returns the count. ``skip_unreadable``: see :func:`write_feature_archive`."""
     def fbank(key: str, samples: np.ndarray, rate: int) -> np.ndarray:
         feats = compute_fbank(samples, rate, opts)
         if feats.shape[0] == 0:
             raise ValueError(f"utterance '{key}': too short for a single frame")
         return feats
 
-    count, ark = write_feature_archive(data_dir, out_prefix, keys, opts.sample_rate, fbank, "fbank")
+    count, ark = write_feature_archive(data_dir, out_prefix, keys, opts.sample_rate, fbank, "fbank", skip_unreadable)
     write_fbank_options(ark, opts)
     logging.info("wrote %d feature matrices to %s", count, ark)
     return count
@@ -175,11 +181,18 @@ def write_cmvn(data_dir: Path | str, per_speaker: bool, out: Optional[Path | str
     data_dir = Path(data_dir)
     stats = compute_cmvn_stats(data_dir, per_speaker)
     if per_speaker:
-        ark = (data_dir / "cmvn_spk.ark").resolve()
-        with kaldiio.WriteHelper(f"ark,scp:{ark},{(data_dir / 'cmvn.scp').resolve()}") as w:
-            for spk in sorted(stats):
-                w(spk, stats[spk])
-        return data_dir / "cmvn.scp"
+        return write_speaker_cmvn(data_dir, stats)
     path = Path(out) if out is not None else data_dir / "cmvn.ark"
     kaldiio.save_mat(str(path), stats["global"])
     return path
+
+
+def write_speaker_cmvn(data_dir: Path | str, stats: Dict[str, np.ndarray]) -> Path:
+    """Per-speaker statistics (speaker -> Kaldi-layout matrix) into ``data_dir/cmvn_spk.ark`` and
+    ``data_dir/cmvn.scp``; returns the scp."""
+    data_dir = Path(data_dir)
+    ark = (data_dir / "cmvn_spk.ark").resolve()
+    with kaldiio.WriteHelper(f"ark,scp:{ark},{(data_dir / 'cmvn.scp').resolve()}") as w:
+        for spk in sorted(stats):
+            w(spk, stats[spk])
+    return data_dir / "cmvn.scp"

@@ -84,14 +84,15 @@ def compute_opensmile(samples: np.ndarray, rate: int, smile: Any, key: str = "?"
 
 
 def extract_opensmile(data_dir: Path | str, out_prefix: Path | str, keys: Optional[Iterable[str]] = None,
-                      opts: OpenSmileOptions = OpenSmileOptions()) -> int:
+                      opts: OpenSmileOptions = OpenSmileOptions(), skip_unreadable: bool = False) -> int:
     """Write ``<out_prefix>.ark``/``.scp``/``.num_frames`` and ``.opensmile.json`` for the utterances ``keys``
-    (default: all, in ``utt2spk`` order). Returns the count."""
+    (default: all, in ``utt2spk`` order). Returns the count. ``skip_unreadable``: see
+    :func:`speechser.features.extract.write_feature_archive`."""
     smile = make_smile(opts)
     count, ark = write_feature_archive(
         data_dir, out_prefix, keys, opts.sample_rate,
         lambda key, samples, rate: compute_opensmile(samples, rate, smile, key, opts.max_clipped_fraction),
-        "openSMILE")
+        "openSMILE", skip_unreadable)
     table = {"extractor": "opensmile", "feature_set": opts.feature_set, "level": opts.level,
              "sample_rate": opts.sample_rate, "max_clipped_fraction": opts.max_clipped_fraction,
              "feature_names": list(smile.feature_names)}

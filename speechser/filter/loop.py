@@ -32,6 +32,7 @@ from speechser.config import load_config
 from speechser.filter.data_filter import FilterBounds, filter_data_dir
 from speechser.io.datadir import read_kv
 from speechser.tasks.asr import decode_asr, load_asr_config, train_asr
+from speechser.tasks.common import resolve_checkpoint
 
 
 @dataclass
@@ -46,8 +47,10 @@ class FilterLoopConfig:
     init_from_previous: bool = True
     #: Overrides of the ASR training config for the retraining, e.g. ["--trainer.max_epochs", "5"].
     train_overrides: List[str] = field(default_factory=list)
-    #: Checkpoint file name (in each round's ASR experiment) used for decoding.
-    checkpoint_name: str = "valid.acc.ave_5best.pt"
+    #: Checkpoint file name (in each round's ASR experiment) used for decoding; "" (the default): the model
+    #: the retraining wrote, found as every tool finds it (its averaged model ``valid.acc.ave_<n>best.pt``,
+    #: whatever ``<n>`` the epochs allowed, else its best epoch).
+    checkpoint_name: str = ""
 
 
 def load_filter_loop_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -> FilterLoopConfig:
@@ -113,9 +116,14 @@ def run_filter_loop(
         overrides += ["--trainer.init_param", f"[{prev_ckpt}]" if conf.init_from_previous else "[]"]
         train_conf = load_asr_config(prev_exp / "config.yaml", overrides)
         train_asr(train_conf, exp)
-        ckpt = exp / conf.checkpoint_name
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"{ckpt}: the retrained model has no such checkpoint (filter.checkpoint_name)")
+        if conf.checkpoint_name:
+            ckpt = exp / conf.checkpoint_name
+            if not ckpt.is_file():
+                have = ", ".join(sorted(f.name for f in exp.glob("*.pt"))) or "no *.pt file"
+                raise FileNotFoundError(f"{ckpt}: the retrained model has no such checkpoint (filter.checkpoint_name; "
+                                        f"it has {have}; leave the key empty for its averaged model)")
+        else:
+            ckpt = resolve_checkpoint(exp, None, train_conf.trainer)
         rows.append({**row, **{f"wer_{k}": v for k, v in decode_sets(exp, ckpt).items()}})
         prev_exp, prev_ckpt, prev_keys = exp, ckpt, keys
         _write_rounds(out / "rounds.tsv", rows)

@@ -36,11 +36,22 @@ class FormatReport:
     skipped_empty: List[str] = field(default_factory=list)
     skipped_short: List[str] = field(default_factory=list)
     skipped_truncated: List[str] = field(default_factory=list)
+    #: Audio that cannot be read, with the reason (only with ``skip_unreadable``: inference on a user's files).
+    skipped_unreadable: Dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         out = (f"kept {self.kept}, skipped {len(self.skipped_empty)} empty and "
                f"{len(self.skipped_short)} shorter than the minimum")
-        return out + (f", {len(self.skipped_truncated)} truncated" if self.skipped_truncated else "")
+        out += f", {len(self.skipped_truncated)} truncated" if self.skipped_truncated else ""
+        return out + (f", {len(self.skipped_unreadable)} unreadable" if self.skipped_unreadable else "")
+
+    def skipped(self) -> Dict[str, str]:
+        """Every skipped utterance -> the reason."""
+        out = {u: "empty audio" for u in self.skipped_empty}
+        out.update({u: "shorter than the minimum duration" for u in self.skipped_short})
+        out.update({u: "truncated audio" for u in self.skipped_truncated})
+        out.update(self.skipped_unreadable)
+        return out
 
 
 def format_data_dir(
@@ -50,6 +61,7 @@ def format_data_dir(
     rate: int = 16000,
     min_duration: float = 0.5,
     skip_truncated: bool = False,
+    skip_unreadable: bool = False,
 ) -> FormatReport:
     """Write every utterance of ``src`` as ``audio_dir/<utt>.wav`` at ``rate``
     and a data directory ``dst`` pointing at them (segments are cut out).
@@ -60,6 +72,8 @@ def format_data_dir(
     logged and counted in the returned report and in ``dst/format.log``. A
     file cut short (its header promises more samples than it holds) is an
     error too, unless ``skip_truncated``: then it is a logged, counted skip.
+    ``skip_unreadable`` (inference on a user's files) skips unreadable audio
+    the same way, with its reason (``FormatReport.skipped_unreadable``).
     """
     src, dst, audio_dir = Path(src), Path(dst), Path(audio_dir)
     check_not_nested(src, dst, "format_data_dir")
@@ -96,7 +110,11 @@ def format_data_dir(
             report.skipped_truncated.append(utt)
             continue
         except AudioError as err:
-            raise AudioError(f"{where}: {err}") from None
+            if not skip_unreadable:
+                raise AudioError(f"{where}: {err}") from None
+            logging.warning("skip %s: unreadable audio (%s): %s", utt, where, err)
+            report.skipped_unreadable[utt] = str(err)
+            continue
         duration = samples.shape[0] / rate
         if duration < min_duration:
             logging.warning("skip %s: %.3f s is shorter than %.3f s", utt, duration, min_duration)
@@ -131,6 +149,7 @@ def format_data_dir(
         f.writelines(f"skipped_empty {u}\n" for u in report.skipped_empty)
         f.writelines(f"skipped_short {u}\n" for u in report.skipped_short)
         f.writelines(f"skipped_truncated {u}\n" for u in report.skipped_truncated)
+        f.writelines(f"skipped_unreadable {u}\n" for u in report.skipped_unreadable)
     logging.info("format %s -> %s: %s", src, dst, report.summary())
     return report
 

@@ -14,13 +14,13 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import kaldiio
 import torch
 
 from speechser.config import ConfigValueError, check_choice, check_ranges, load_config
-from speechser.io.datadir import write_kv
+from speechser.io.datadir import read_kv, write_kv
 from speechser.knn.datastore import KNNDatastore, interpolate, tune_knn
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.metrics.ser_decode import write_ser_decode
@@ -53,6 +53,49 @@ def load_knn_config(path: Optional[Path | str] = None, overrides: Sequence[str] 
     return load_config(KNNConfig, path, overrides)
 
 
+#: Neighbours written per test utterance (``neighbours.tsv``), for reports and error analysis.
+NEIGHBOURS_KEPT = 5
+
+
+def utterance_audio(data_dirs: Sequence[Path | str]) -> Dict[str, Tuple[str, float, float]]:
+    """Where each utterance's audio is, over ``data_dirs``: key -> ``(wav.scp source, start, end)`` in
+    seconds (``end`` -1 = to the end; with a ``segments`` file, the segment's bounds in its recording).
+    Relative file paths are made absolute (they are relative to the recipe, where this runs); a directory
+    without ``wav.scp`` (a features-only directory) adds nothing."""
+    out: Dict[str, Tuple[str, float, float]] = {}
+    for d in map(Path, data_dirs):
+        if not (d / "wav.scp").is_file():
+            continue
+        wavs = {k: (v if v.rstrip().endswith("|") or Path(v).is_absolute() else str(Path(v).resolve()))
+                for k, v in read_kv(d / "wav.scp").items()}
+        if (d / "segments").is_file():
+            for utt, v in read_kv(d / "segments").items():
+                rec, start, end = v.split()
+                if rec in wavs:
+                    out[utt] = (wavs[rec], float(start), float(end))
+        else:
+            out.update({k: (v, 0.0, -1.0) for k, v in wavs.items()})
+    return out
+
+
+def write_neighbours(out_dir: Path, keys: Sequence[str], sims: torch.Tensor, idx: torch.Tensor,
+                     store_keys: Sequence[str], store_labels: Sequence[str],
+                     audio: Dict[str, Tuple[str, float, float]]) -> None:
+    """``out_dir/neighbours.tsv`` (``utt rank neighbour label similarity``, best first; ``sims`` and ``idx``
+    ``(N, K)`` from :meth:`KNNDatastore.search`) and ``out_dir/audio.tsv`` (``key source start end`` for
+    the test utterances and their neighbours whose audio is known; read by the HTML report's players)."""
+    shown = set(keys)
+    with open(out_dir / "neighbours.tsv", "w", encoding="utf-8") as f:
+        f.write("utt\trank\tneighbour\tlabel\tsimilarity\n")
+        for key, row_s, row_i in zip(keys, sims.tolist(), idx.tolist()):
+            for rank, (sim, i) in enumerate(zip(row_s, row_i), 1):
+                f.write(f"{key}\t{rank}\t{store_keys[i]}\t{store_labels[i]}\t{sim:.4f}\n")
+                shown.add(store_keys[i])
+    with open(out_dir / "audio.tsv", "w", encoding="utf-8") as f:
+        f.write("key\tsource\tstart\tend\n")
+        f.writelines(f"{k}\t{audio[k][0]}\t{audio[k][1]:g}\t{audio[k][2]:g}\n" for k in sorted(shown) if k in audio)
+
+
 def _ua(refs: Sequence[int], hyps: Sequence[int], num_classes: int) -> float:
     return scores_from_confusion(confusion_matrix(list(refs), list(hyps), num_classes))["ua"]
 
@@ -70,7 +113,8 @@ def knn_decode_ser(
     """Writes ``out_dir/knn_params.json`` (the chosen ``beta, k, temperature`` and the valid UA with
     and without k-NN), ``out_dir/knn_grid.tsv`` (every point of the search), the datastore
     (``out_dir/datastore/embeddings.{ark,scp}``, L2-normalized, and its ``utt2label``) and, per
-    test set, ``out_dir/<test name>/`` in :func:`write_ser_decode`'s layout."""
+    test set, ``out_dir/<test name>/`` in :func:`write_ser_decode`'s layout, with each utterance's
+    nearest datastore neighbours (:func:`write_neighbours`)."""
     knn = knn or KNNConfig()
     backend = knn.backend
     ser = load_experiment(exp_dir, checkpoint, device)
@@ -91,7 +135,8 @@ def knn_decode_ser(
     keys = tr.keys + va.keys
     kaldiio.save_ark(str(out / "datastore/embeddings.ark"), {k: store.emb[i].numpy() for i, k in enumerate(keys)},
                      scp=str(out / "datastore/embeddings.scp"))
-    write_kv(out / "datastore/utt2label", {k: labels[int(store.labels[i])] for i, k in enumerate(keys)})
+    store_names = [labels[int(c)] for c in store.labels]
+    write_kv(out / "datastore/utt2label", dict(zip(keys, store_names)))
     with open(out / "knn_grid.tsv", "w") as f:
         f.write("beta\tk\ttemperature\tvalid_ua\n")
         f.writelines(f"{r.beta:.2f}\t{r.k}\t{r.temperature:g}\t{r.score:.6f}\n" for r in grid)
@@ -106,6 +151,9 @@ def knn_decode_ser(
         scores = write_ser_decode(out / Path(d).name, te.keys, post, te.labels, labels,
                                   {"checkpoint": str(ser.checkpoint), "knn": {"beta": best.beta, "k": best.k,
                                                                           "temperature": best.temperature}})
+        sims, idx = store.search(te.emb, min(NEIGHBOURS_KEPT, len(store)))
+        write_neighbours(out / Path(d).name, te.keys, sims, idx, keys, store_names,
+                         utterance_audio([train_dir, valid_dir, d]))
         summary["tests"][Path(d).name] = {"ua_knn": scores["ua"],
                                           "ua_model": _ua(te.labels, te.post.argmax(1).tolist(), C)}
     with open(out / "knn_params.json", "w") as f:

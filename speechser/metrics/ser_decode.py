@@ -20,7 +20,9 @@ def write_ser_decode(out_dir: Path | str, keys: Sequence[str], post: Any, refs: 
                      hyps: Optional[Sequence[int]] = None) -> Dict[str, float]:
     """Write the decode directory ``out_dir`` of posteriors ``post`` ``(N, C)`` (rows in ``keys`` order,
     a tensor or an array) and references ``refs`` ``(N,)`` (label indices into ``labels``); returns the
-    scores. The hypotheses are the posteriors' argmax unless ``hyps`` gives them."""
+    scores. The hypotheses are the posteriors' argmax unless ``hyps`` gives them. A set without references
+(every ``refs`` entry negative, :data:`speechser.data.labels.UNKNOWN_LABEL`) gets no ``ref`` and no scores:
+``scores.json`` says ``"labelled": false``, and the returned scores are empty."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     post = np.asarray(post, dtype=np.float64)
@@ -31,6 +33,14 @@ def write_ser_decode(out_dir: Path | str, keys: Sequence[str], post: Any, refs: 
     hyps = post.argmax(1).tolist() if hyps is None else list(hyps)
     with open(out_dir / "hyp", "w", encoding="utf-8") as f:
         f.writelines(f"{k} {labels[h]}\n" for k, h in zip(keys, hyps))
+    if len(refs) and all(r < 0 for r in refs):  # an unlabelled set: posteriors and hypotheses only
+        (out_dir / "ref").unlink(missing_ok=True)
+        with open(out_dir / "scores.json", "w") as f:
+            json.dump({"n": len(keys), "labelled": False, **(extra or {})}, f, indent=1)
+        logging.info("%s: %d unlabelled utterances (posteriors and hypotheses, no scores)", out_dir, len(keys))
+        return {}
+    if any(r < 0 for r in refs):
+        raise ValueError(f"{out_dir}: some utterances have a reference label and some have none")
     with open(out_dir / "ref", "w", encoding="utf-8") as f:
         f.writelines(f"{k} {labels[r]}\n" for k, r in zip(keys, refs))
     scores = scores_from_confusion(confusion_matrix(list(refs), hyps, len(labels)))

@@ -115,6 +115,18 @@ class ASREncoderBranch(nn.Module):
             feats, flen = self.features(wavs, lengths)
             return self.encoder(feats, flen, num_layers=self.num_layers)
 
+    def remember(self, key: str, wav: torch.Tensor, output: torch.Tensor) -> None:
+        """Store an encoder output ``(U, d_model)`` computed elsewhere for utterance ``key`` with samples
+        ``wav (S,)`` (one-pass joint inference: the ASR model's own encoder ran on the same features, with
+        the same weights); the next forward over that utterance reads it instead of encoding again."""
+        if not self.use_cache:
+            raise RuntimeError("remember() needs a frozen branch with its cache on")
+        self._cache[(key, waveform_digest(wav))] = output.detach()
+
+    def forget(self) -> None:
+        """Empty the cache (inference: a new set of recordings)."""
+        self._cache.clear()
+
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(B, S)``, ``(B,)`` -> ``(B, U, d_model)``, ``(B,)``; ``keys`` name the utterances (cache, keyed
@@ -144,8 +156,9 @@ class ASRFusionOptions:
     #: its config.yaml's model section becomes ``asr_model``, its ``cmvn.ark`` the branch's CMVN, and
     #: ``asr_checkpoint``'s encoder the branch's initial weights.
     asr_exp_dir: str = ""
-    #: Checkpoint file, relative to ``asr_exp_dir`` or absolute.
-    asr_checkpoint: str = "valid.acc.ave_5best.pt"
+    #: Checkpoint file, relative to ``asr_exp_dir`` or absolute; "" (the default): the experiment's averaged
+    #: model, else its best (whatever number of epochs its trainer averaged).
+    asr_checkpoint: str = ""
     #: The ASR model (``name``, ``conf``, ``input_dim``, ``vocab_size``), copied from ``asr_exp_dir`` by the
     #: SER task when training starts; leave it empty in YAML files.
     asr_model: Dict[str, Any] = field(default_factory=dict)

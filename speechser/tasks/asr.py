@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import kaldiio
 import torch
@@ -282,12 +282,43 @@ def decode_asr(
     ds = _dataset(conf.data, str(data_dir), tok, "keep")
     loader, _ = bucketed_loader(ds, ds.lengths, collate_asr, conf.data.max_frames, conf.data.max_batch_size,
                                 False, 0, DistInfo())
+    hyps, confs = transcribe_batches(model, tok, loader, decoder, beam)
+    # The references are the set's whole ``text``, not the dataset's keys, so that an utterance lost on
+    # the way (no features, say) is an error naming it rather than a WER over fewer utterances.
+    refs = {k: tok.normalize(v) for k, v in read_kv(Path(data_dir) / "text", allow_empty_value=True).items()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "text").write_text("".join(f"{k} {hyps[k]}\n" for k in sorted(hyps)), encoding="utf-8")
+    # The references as the tokenizer normalizes them, so that every later comparison (the scorer,
+    # the data filter) uses exactly the text the hypotheses were scored against.
+    (out / "ref").write_text("".join(f"{k} {refs[k]}\n" for k in sorted(refs)), encoding="utf-8")
+    (out / "confidence").write_text("".join(f"{k} {confs[k]:.4f}\n" for k in sorted(confs)))
+    scores = write_asr_scores(refs, hyps, out, allow_missing=allow_missing)
+    (out / "scores.json").write_text(json.dumps({**scores, "decoder": decoder, "n": len(hyps), "n_ref": len(refs),
+                                                 "data_dir": str(data_dir), "checkpoint": str(checkpoint)},
+                                                indent=1))
+    logging.info("%s (%s): WER %.2f%% CER %.2f%%", data_dir, decoder, 100 * scores["wer"], 100 * scores["cer"])
+    return scores
+
+
+@torch.no_grad()
+def transcribe_batches(model: torch.nn.Module, tok: Tokenizer, loader: Any, decoder: str = "ctc_greedy",
+                       beam: int = 10, encode: Optional[Callable[..., Any]] = None
+                       ) -> Tuple[Dict[str, str], Dict[str, float]]:
+    """Hypotheses (text) and CTC confidences (NaN for a model without CTC) of every utterance of the batches
+    of ``loader`` (each with ``keys``, ``feats (B, T, D)`` and ``lengths (B,)``), decoded with ``decoder``.
+    ``encode(feats, lengths, keys) -> (enc, lens)`` replaces ``model.encode`` (one-pass joint inference keeps
+    the encoder outputs)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
     dev = model_device(model)
     hyps: Dict[str, str] = {}
     confs: Dict[str, float] = {}
     for batch in tqdm(loader, desc=f"decode {decoder}", disable=None, leave=False):
         batch = batch.to(dev)
-        enc, lens = model.encode(batch.feats, batch.lengths)
+        if encode is None:
+            enc, lens = model.encode(batch.feats, batch.lengths)
+        else:
+            enc, lens = encode(batch.feats, batch.lengths, batch.keys)
         lp = model.ctc_log_probs(enc) if model.ctc is not None else None
         greedy = ctc_greedy_search(lp, lens) if lp is not None else None
         if decoder == "ctc_greedy":
@@ -305,18 +336,4 @@ def decode_asr(
         for b, key in enumerate(batch.keys):
             hyps[key] = tok.decode(token_lists[b])
             confs[key] = greedy[b].confidence if greedy is not None else float("nan")
-    # The references are the set's whole ``text``, not the dataset's keys, so that an utterance lost on
-    # the way (no features, say) is an error naming it rather than a WER over fewer utterances.
-    refs = {k: tok.normalize(v) for k, v in read_kv(Path(data_dir) / "text", allow_empty_value=True).items()}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "text").write_text("".join(f"{k} {hyps[k]}\n" for k in sorted(hyps)), encoding="utf-8")
-    # The references as the tokenizer normalizes them, so that every later comparison (the scorer,
-    # the data filter) uses exactly the text the hypotheses were scored against.
-    (out / "ref").write_text("".join(f"{k} {refs[k]}\n" for k in sorted(refs)), encoding="utf-8")
-    (out / "confidence").write_text("".join(f"{k} {confs[k]:.4f}\n" for k in sorted(confs)))
-    scores = write_asr_scores(refs, hyps, out, allow_missing=allow_missing)
-    (out / "scores.json").write_text(json.dumps({**scores, "decoder": decoder, "n": len(hyps), "n_ref": len(refs),
-                                                 "data_dir": str(data_dir), "checkpoint": str(checkpoint)},
-                                                indent=1))
-    logging.info("%s (%s): WER %.2f%% CER %.2f%%", data_dir, decoder, 100 * scores["wer"], 100 * scores["cer"])
-    return scores
+    return hyps, confs

@@ -194,7 +194,8 @@ def _resolve_vector_dim(conf: SERTrainConfig) -> None:
 def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
              augment: Optional[WaveformAugmentor] = None,
              aux_labels: Optional[Dict[str, List[str]]] = None,
-             tokenizer: Optional[GraphemeTokenizer] = None, seed: int = 0) -> FeatsLabelDataset:
+             tokenizer: Optional[GraphemeTokenizer] = None, seed: int = 0,
+             require_labels: bool = True) -> FeatsLabelDataset:
     """``augment`` only for the training set (validation, inference and k-NN data are never augmented);
     ``aux_labels`` (label file -> classes) for training and validation of models with auxiliary tasks."""
     vectors = None
@@ -205,7 +206,8 @@ def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
     return FeatsLabelDataset(data_dir, labels, conf.label_file, conf.cmvn_for(data_dir),
                              conf.crop_frames if train else 0, load_audio=conf.load_audio,
                              augment=augment if train else None, aux_labels=aux_labels, tokenizer=tokenizer,
-                             soft_labels=conf.soft_labels, train=train, seed=seed, vectors=vectors)
+                             soft_labels=conf.soft_labels, train=train, seed=seed, vectors=vectors,
+                             require_labels=require_labels)
 
 
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
@@ -311,8 +313,10 @@ class SEROutputs:
 
 
 @torch.no_grad()
-def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
-    """Embeddings and posteriors of every utterance of ``data_dir`` (model in eval mode), sorted by key."""
+def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str, require_labels: bool = True) -> SEROutputs:
+    """Embeddings and posteriors of every utterance of ``data_dir`` (model in eval mode), sorted by key. With
+    ``require_labels`` False a set without the label file (``data.label_file``) is read as unlabelled: its
+    ``labels`` are all ``UNKNOWN_LABEL`` (inference; never a k-NN datastore)."""
     model, d = ser.model, ser.conf.data
     # Transcripts where the set has them (a model may read them: eval_text truth); inference needs none.
     tok = _tokenizer(ser.conf) if (Path(data_dir) / "text").is_file() else None
@@ -322,7 +326,7 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str) -> SEROutputs:
             raise ConfigError(f"{data_dir}: features of dimension {got}, but the model in {ser.dir} was trained on "
                               f"{ser.conf.data.train_dir} with dimension {ser.conf.model.input_dim} (another "
                               "feature set or front-end?)")
-    ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok)
+    ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok, require_labels=require_labels)
     loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
                                 ser.conf.seed, DistInfo())
     dev = model_device(model)
@@ -346,7 +350,8 @@ def infer_ser(
     device: str = "auto",
 ) -> Dict[str, float]:
     """Write ``posteriors.tsv``, ``hyp``, ``ref`` and ``scores.json`` for ``data_dir`` into ``out_dir``
-    (:func:`speechser.metrics.ser_decode.write_ser_decode`); returns the scores."""
+    (:func:`speechser.metrics.ser_decode.write_ser_decode`); returns the scores. A set without the label
+    file is decoded unlabelled: posteriors and hypotheses, no ``ref``, no scores."""
     ser = load_experiment(exp_dir, checkpoint, device)
-    out = collect_ser_outputs(ser, data_dir)
+    out = collect_ser_outputs(ser, data_dir, require_labels=False)
     return write_ser_decode(out_dir, out.keys, out.post, out.labels, ser.labels, {"checkpoint": str(ser.checkpoint)})

@@ -52,3 +52,27 @@ def test_an4_recipe_small(an4, tmp_path):
     assert "<!-- begin filter-rounds -->" in results
     assert re.search(r"^\| 1 \| 180 \| 0 \| 0 \| 0 \| 0.0000 \|", results, re.M)  # round 1 kept all 180
     assert (exp / "filter/round1/asr/valid.acc.ave_1best.pt").is_file()
+
+    # stage 10 packed the model with the decoder of lowest WER on train_dev; the archive transcribes the
+    # test set's audio from a plain list of files as stage 7 did with that decoder
+    import json
+
+    arc = exp / "packed/model.tar"
+    assert arc.is_file()
+    proc = subprocess.run(["tar", "xOf", str(arc), "meta.json"], capture_output=True, text=True, check=True)
+    meta = json.loads(proc.stdout)
+    valid_wer = {d: json.loads((exp / f"decode_{d}_train_dev/scores.json").read_text())["wer"]
+                 for d in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")}
+    assert meta["task"] == "asr" and valid_wer[meta["decoder"]] == min(valid_wer.values())
+    wav = dict(ln.split(" ", 1) for ln in (rdir / "dump/raw/test/wav.scp").read_text().splitlines())
+    (tmp_path / "list.txt").write_text("".join(f"{wav[k]}\n" for k in sorted(wav)))
+    proc = subprocess.run(["speechser-infer", str(tmp_path / "list.txt"), "--model", str(arc), "--out-dir",
+                           str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = dict((ln.split(" ", 1) + [""])[:2] for ln in (tmp_path / "out/text").read_text().splitlines())
+    stage7 = exp / f"decode_{meta['decoder']}_test/text"
+    want = dict((ln.split(" ", 1) + [""])[:2] for ln in stage7.read_text().splitlines())
+    assert got == want and len(got) == 20
+    assert not (tmp_path / "out/utt2emo").exists()
+    rows = (tmp_path / "out/results.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[:7] == ["key", "recording", "start", "end", "emotion", "transcript", "asr_confidence"]

@@ -6,6 +6,7 @@ plumbing and the files a user looks at, not accuracy (RESULTS.md reports accurac
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -157,6 +158,20 @@ def test_late_fusion_of_a_tdnn_and_functionals_through_the_recipe(recipe):
     section = results.split("<!-- begin fuse-loso -->")[1].split("<!-- end fuse-loso -->")[0]
     assert "late fusion conf/fuse.yaml" in section and "| speaker | utts | UA % | WA % |" in section
     assert (rdir / "exp/fuse/loso/scores/per_speaker.tsv").read_text().count("\n") == 3  # header + 2 speakers
+    # stage 8 packed each fused fold (both members and the fold's weights): on the held-back speaker's own
+    # files it gives the fused decode's posteriors
+    arc = rdir / "exp/fuse/loso/packed/fold1.tar"
+    assert arc.is_file()
+    keys = (rdir / "data/loso/fold1/test/utt2spk").read_text().split()[::2]
+    folder = rdir.parent / "fused_input"
+    folder.mkdir(exist_ok=True)
+    for key in keys:
+        shutil.copy(Path(env["SPEECHSER_EMODB"]) / "wav" / f"{key}.wav", folder / f"{key}.wav")
+    sh(["speechser-infer", str(folder), "--model", str(arc), "--out-dir", str(rdir.parent / "fused_out")],
+       cwd=rdir, env=env)
+    got = _posteriors(rdir.parent / "fused_out/results.tsv")
+    want = _posteriors(rdir / "exp/fuse/loso/fold1/decode_test/posteriors.tsv")
+    assert sorted(got) == sorted(want) and max(abs(got[k][c] - want[k][c]) for k in want for c in want[k]) < 2e-6
 
 
 def test_early_fusion_of_fbank_and_functionals_through_the_recipe(recipe):
@@ -173,8 +188,11 @@ def test_early_fusion_of_fbank_and_functionals_through_the_recipe(recipe):
     shutil.copy(ROOT / "egs/emodb/ser1/conf/train_tdnn_vector.yaml", rdir / "conf/vec.yaml")
     small = ("--trainer.max_epochs 2 --model.conf.channels 32 --model.conf.embed_dim 16 --model.conf.vector_hidden 8 "
              "--trainer.keep_nbest 2 --trainer.average_nbest 2 --data.vector_dir dump/opensmile_functionals_eGeMAPSv02/all")
-    sh(["./run.sh", "--stage", first, "--folds", "1 2", "--train_config", "conf/vec.yaml", "--train_args", small,
-        "--inference_model", "valid.ua.ave_2best.pt"], cwd=rdir, env=env)
+    out = sh(["./run.sh", "--stage", first, "--folds", "1 2", "--train_config", "conf/vec.yaml", "--train_args", small,
+              "--inference_model", "valid.ua.ave_2best.pt"], cwd=rdir, env=env)
+    # stage 8 says plainly that a model with two front-ends is not packed, and the run still succeeds
+    assert "Stage 8: not packed" in out.stdout and "data.vector_dir" in out.stdout
+    assert not (rdir / "exp/vec/loso/packed/fold1.tar").exists()
     for k in (1, 2):
         exp = rdir / f"exp/vec/loso/fold{k}"
         conf = yaml.safe_load((exp / "config.yaml").read_text())
@@ -184,3 +202,96 @@ def test_early_fusion_of_fbank_and_functionals_through_the_recipe(recipe):
         assert (exp / "decode_test/posteriors.tsv").read_text().splitlines()[1:][0].split("\t")[0] == keys[0]
         assert len((exp / "decode_test/hyp").read_text().splitlines()) == len(keys)
     assert (rdir / "RESULTS.md").read_text().count("<!-- begin vec-loso -->") == 1
+
+
+def _posteriors(path: Path) -> dict:
+    """``posteriors.tsv`` (``utt`` + classes) or speechser-infer's ``results.tsv`` -> utt -> {class: p}."""
+    lines = path.read_text().splitlines()
+    head = lines[0].split("\t")
+    first = head.index("utt") + 1 if "utt" in head else head.index("asr_confidence") + 1
+    classes = head[first:]
+    return {row.split("\t")[0]: dict(zip(classes, map(float, row.split("\t")[first:]))) for row in lines[1:]}
+
+
+@pytest.mark.parametrize("tag, feats", [("train", "fbank"), ("egemaps", "opensmile_functionals")])
+def test_packed_model_labels_a_plain_folder_as_the_recipe_decoded_it(recipe, emodb, tmp_path, tag, feats):
+    """Issue 15: stage 8 packs each fold; speechser-infer with fold 1's archive on the held-back test speaker's
+    original wav files (22.05 kHz, a plain folder, no labels) gives the posteriors of the recipe's stage 6."""
+    rdir, env = recipe
+    arc = rdir / f"exp/{tag}/loso/packed/fold1.tar"
+    if not arc.is_file():  # this test run alone: train what the earlier tests train
+        small = ("--trainer.max_epochs 2 --model.conf.channels 32 --model.conf.embed_dim 16 "
+                 "--trainer.keep_nbest 2 --trainer.average_nbest 2")
+        cfg = ["--train_config", "conf/egemaps.yaml", "--opensmile_set", "eGeMAPSv02",
+               "--inference_model", "valid.ua.best.pt"] if tag == "egemaps" else \
+            ["--train_args", small, "--inference_model", "valid.ua.ave_2best.pt"]
+        if tag == "egemaps":
+            shutil.copy(ROOT / "egs/emodb/ser1/conf/train_egemaps_logreg.yaml", rdir / "conf/egemaps.yaml")
+        sh(["./run.sh", "--feats_type", feats, "--folds", "1 2", *cfg], cwd=rdir, env=env)
+    assert arc.is_file() and (rdir / f"exp/{tag}/loso/logs/pack.fold1.log").is_file()
+    folds = "loso" if feats == "fbank" else "loso_opensmile_functionals_eGeMAPSv02"
+    keys = (rdir / f"data/{folds}/fold1/test/utt2spk").read_text().split()[::2]
+    folder = tmp_path / "speaker"
+    folder.mkdir()
+    for k in keys:
+        shutil.copy(emodb / "wav" / f"{k}.wav", folder / f"{k}.wav")
+    (folder / "empty.wav").write_bytes(b"")  # a bad file is skipped and listed, never a crash
+    out = sh(["speechser-infer", str(folder), "--model", str(arc), "--out-dir", str(tmp_path / "out")],
+             cwd=tmp_path, env=env)
+    assert "skipped 1 input(s)" in out.stderr
+    assert (tmp_path / "out/skipped").read_text().startswith("empty ")
+    got = _posteriors(tmp_path / "out/results.tsv")
+    want = _posteriors(rdir / f"exp/{tag}/loso/fold1/decode_test/posteriors.tsv")
+    assert sorted(got) == sorted(want) == sorted(keys)
+    assert max(abs(got[k][c] - want[k][c]) for k in keys for c in want[k]) < 2e-6
+    hyp = dict(ln.split() for ln in (rdir / f"exp/{tag}/loso/fold1/decode_test/hyp").read_text().splitlines())
+    assert dict(ln.split() for ln in (tmp_path / "out/utt2emo").read_text().splitlines()) == hyp
+    rows = [json.loads(ln) for ln in (tmp_path / "out/results.jsonl").read_text().splitlines()]
+    assert len(rows) == len(keys) and rows[0]["transcript"] is None and rows[0]["emotion"] == hyp[rows[0]["key"]]
+
+
+def test_python_api_any_rate_and_channels_long_recordings_and_damaged_archives(recipe, emodb, tmp_path):
+    """``Speech2TextEmotion.from_packed(...)(path)`` on one real file; the same audio as 6 channels labels the
+    same; a recording longer than max_seconds is cut into equal segments and labelled as a whole; a damaged
+    archive is refused with the member named."""
+    import numpy as np
+    import soundfile
+
+    from speechser import Speech2TextEmotion
+    from speechser.pack.archive import PackError
+
+    rdir, env = recipe
+    arc = rdir / "exp/train/loso/packed/fold1.tar"
+    if not arc.is_file():
+        pytest.skip("needs the packed fold of test_recipe_runs_end_to_end")
+    model = Speech2TextEmotion.from_packed(arc, device="cpu")
+    src = emodb / "wav/03a01Fa.wav"
+    mono = model(src)
+    assert mono.emotion in model.labels and abs(sum(mono.probabilities.values()) - 1) < 1e-5
+    x, rate = soundfile.read(str(src), dtype="float32")
+    six = model(np.stack([x] * 6, 1), rate=rate)  # mixed down to the same mono signal
+    assert max(abs(six.probabilities[c] - mono.probabilities[c]) for c in model.labels) < 1e-4
+    long_wav = tmp_path / "long.wav"
+    parts = [soundfile.read(str(p), dtype="float32")[0] for p in sorted((emodb / "wav").glob("03a0*.wav"))[:5]]
+    soundfile.write(str(long_wav), np.concatenate(parts), rate)
+    whole = model(long_wav, max_seconds=4.0)
+    assert len(whole.segments) >= 2 and all(s.end - s.start <= 4.0 + 1e-6 for s in whole.segments)
+    assert whole.segments[0].key.startswith("long-0000000-") and whole.end == whole.segments[-1].end
+    weights = np.array([s.end - s.start for s in whole.segments])
+    mean = sum(w * s.probabilities[model.labels[0]] for w, s in zip(weights / weights.sum(), whole.segments))
+    assert abs(whole.probabilities[model.labels[0]] - mean) < 1e-9
+    with pytest.raises(ValueError, match="sample rate"):
+        model(x)
+    import tarfile
+
+    with tarfile.open(arc) as tar:
+        at = tar.getmember("model.pt").offset_data  # damage one byte inside the weights
+    data = bytearray(arc.read_bytes())
+    data[at + 200] ^= 0xFF
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(PackError, match="'model.pt' fails its sha256 check"):
+        Speech2TextEmotion.from_packed(bad)
+    out = sh(["speechser-infer", str(src), "--model", str(bad), "--out-dir", str(tmp_path / "o")], cwd=tmp_path,
+             env=env, check=False)
+    assert out.returncode == 1 and "fails its sha256 check" in out.stderr

@@ -95,9 +95,9 @@ def write_tiny_confs(conf: Path) -> None:
         "trainer": {"max_epochs": 2, "keep_nbest": 1, "average_nbest": 1}}))
 
 
-@pytest.fixture(scope="module")
-def vlsp_run(emodb, an4, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("vlsp")
+def make_recipe(tmp: Path, emodb: Path, an4: Path) -> tuple:
+    """The release fixture, a recipe directory with the tiny configs, and the environment to run it in:
+    ``(recipe dir, env)`` (also used by ``test/bench/bench_infer.py``)."""
     build_release(tmp / "release", emodb, an4)
     rdir = tmp / "egs/vlsp2025/asr_ser1"
     rdir.mkdir(parents=True)
@@ -111,6 +111,12 @@ def vlsp_run(emodb, an4, tmp_path_factory):
     env = dict(os.environ, SPEECHSER_VLSP2025=str(tmp / "release"), SPEECHSER_NOISE_SCP=str(noise_scp),
                SPEECHSER_RIR_SCP=str(rir_scp),
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return rdir, env
+
+
+@pytest.fixture(scope="module")
+def vlsp_run(emodb, an4, tmp_path_factory):
+    rdir, env = make_recipe(tmp_path_factory.mktemp("vlsp"), emodb, an4)
     args = ["./run.sh", "--bestrq_config", "conf/bestrq.yaml", "--bestrq_model", "valid.acc.ave_1best.pt",
             "--asr_config", "conf/asr.yaml", "--asr_model", "valid.acc.ave_1best.pt",
             "--filter_config", "conf/filter.yaml", "--ser_config", "conf/ser.yaml",
@@ -170,3 +176,43 @@ def test_release_errors_name_file_and_line(tmp_path):
     proc = subprocess.run([sys.executable, str(RECIPE / "local/prepare_vlsp2025.py"), str(tmp_path / "rel"),
                            str(tmp_path / "data")], capture_output=True, text=True)
     assert proc.returncode != 0 and "metadata.tsv:1: expected the header" in proc.stderr
+
+
+def test_the_joint_system_is_packed_and_labels_audio_in_one_pass(vlsp_run, tmp_path):
+    """Issue 15: stage 12 packs the final ASR model with the SER model fused with its encoder; one-pass
+    inference over the test set's original audio (a wav.scp, no labels) gives stage 10's transcripts and
+    stage 9's SER posteriors, and the same as two separate passes."""
+    from speechser import Speech2TextEmotion
+
+    rdir, proc = vlsp_run
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "Stage 12: packing" in proc.stdout
+    arc = rdir / "exp/ser/packed/joint.tar"
+    assert arc.is_file()
+    model = Speech2TextEmotion.from_packed(arc, device="cpu")
+    assert model.packed.why_two_passes is None  # the SER branch is the frozen ASR encoder
+    scp = rdir / "data/test/wav.scp"
+    branch = model.packed.ser.ser.model.asr
+    encode = branch.encode
+
+    def must_not_encode(*args, **kwargs):
+        raise AssertionError("the SER branch encoded again in one-pass inference")
+
+    branch.encode = must_not_encode  # one pass: every SER utterance reads the ASR model's encoder output
+    one = model.infer([scp], one_pass=True)
+    branch.encode = encode
+    assert set(model.last_seconds) == {"features", "asr", "ser"}
+    two = model.infer([scp], one_pass=False)
+    final_exp = (rdir / "exp/asr_char/filter/final_asr").read_text().split()[0]
+    stage10 = dict((ln.split(" ", 1) + [""])[:2]
+                   for ln in (rdir / final_exp / "decode_ctc_greedy_test/text").read_text().splitlines())
+    lines = (rdir / "exp/ser/decode_test/posteriors.tsv").read_text().splitlines()
+    classes = lines[0].split("\t")[1:]
+    stage9 = {ln.split("\t")[0]: [float(x) for x in ln.split("\t")[1:]] for ln in lines[1:]}
+    assert len(one.items) == len(stage9) == 16 and not one.skipped
+    for a, b in zip(one.items, two.items):
+        assert a.key == b.key and a.transcript == b.transcript == stage10[a.key]
+        assert max(abs(a.probabilities[c] - p) for c, p in zip(classes, stage9[a.key])) < 1e-4
+        assert max(abs(a.probabilities[c] - b.probabilities[c]) for c in classes) < 1e-4
+        assert a.asr_confidence is not None and a.emotion in classes
+    model.packed.close()

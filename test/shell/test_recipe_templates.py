@@ -126,7 +126,8 @@ def test_stage_scripts_call_the_shared_steps_not_copies():
 
 # --- what the composed stages run (stand-in console scripts) ------------------------------------------------
 
-RECORD = 'printf "%q " "$(basename "$0")" "$@" >> "${PWD}/calls.txt"; echo >> "${PWD}/calls.txt"\n'
+# one line, one write: stages run jobs in parallel, and two writes per call could interleave with another job's
+RECORD = 'line=$(printf "%q " "$(basename "$0")" "$@"); printf "%s\\n" "${line}" >> "${PWD}/calls.txt"\n'
 OPT = 'opt() { local k=$1; shift; while [ $# -gt 0 ]; do [ "$1" = "$k" ] && { echo "$2"; return; }; shift; done; }\n'
 FAKES = {
     "speechser-make-tokens": RECORD,
@@ -141,6 +142,9 @@ FAKES = {
     "speechser-score-challenge": RECORD,
     "speechser-score-asr": RECORD,
     "speechser-report-filter-rounds": RECORD,
+    "speechser-pack": RECORD,
+    # the trainer's averaged model, as speechser-model-path finds it (not recorded: it runs no step)
+    "speechser-model-path": OPT + 'e=$(opt --exp-dir "$@"); n=$(opt --name "$@"); echo "$e/${n:-valid.acc.ave_3best.pt}"\n',
 }
 
 
@@ -160,15 +164,22 @@ def test_asr_ser_stages_compose_with_exp_tag_layout_and_test_sets(tmp_path: Path
                 "--ser_config", "conf/ser.yaml", "--bestrq_config", "conf/bestrq.yaml", "--knn_backend", "faiss",
                 "--knn_args", "--ks [4,8]"], cwd=r)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for stage in range(4, 12):
+    for stage in range(4, 13):
         assert f"Stage {stage}:" in proc.stdout, stage
+    (pack,) = calls(r, "speechser-pack")  # stage 12: the final ASR model and the SER model, one archive
+    assert opt(pack, "--task") == ["asr_ser"] and opt(pack, "--exp-dir") == ["exp/ser"]
+    assert opt(pack, "--asr-exp-dir") == ["exp/asr_char/filter/round1/asr"]
+    assert opt(pack, "--asr-checkpoint") == ["exp/asr_char/filter/round1/asr/valid.acc.ave_5best.pt"]
+    assert opt(pack, "--out") == ["exp/ser/packed/joint.tar"]
     bestrq, asr = [opt(c, "--exp-dir") for c in calls(r, "speechser-train-asr")]
     assert bestrq == ["exp/bestrq"] and asr == ["exp/asr_char"]
     asr_call = calls(r, "speechser-train-asr")[1]
-    assert "[exp/bestrq/valid.acc.ave_5best.pt:encoder.]" in asr_call
+    # the models later stages start from are the ones training wrote (speechser-model-path), not fixed names
+    assert "[exp/bestrq/valid.acc.ave_3best.pt:encoder.]" in asr_call
     assert opt(asr_call, "--data.token_list") == ["data/token_list/char/tokens.txt"]
     (loop,) = calls(r, "speechser-filter-loop")
     assert opt(loop, "--out-dir") == ["exp/asr_char/filter"]
+    assert opt(loop, "--checkpoint") == ["exp/asr_char/valid.acc.ave_3best.pt"]
     assert opt(loop, "--test-dir") == ["dump/fbank/test1", "dump/fbank/test2"]
     (ser,) = calls(r, "speechser-train-ser")
     assert opt(ser, "--exp-dir") == ["exp/ser"] and opt(ser, "--model.conf.asr_exp_dir") == ["exp/asr_char/filter/round1/asr"]
@@ -213,6 +224,29 @@ def test_asr_filter_stage_writes_its_rounds_section_with_the_console_script(tmp_
     (loop,) = calls(r, "speechser-filter-loop")
     assert opt(loop, "--asr-exp") == ["exp/train_char"] and loop[-2:] == ["--max_rounds", "1"]
     assert "--checkpoint_name" not in loop  # asr.sh leaves it to the filter config
+    assert opt(loop, "--checkpoint") == ["exp/train_char/valid.acc.ave_3best.pt"]  # what training wrote
     (rounds,) = calls(r, "speechser-report-filter-rounds")
     assert rounds[0] == "exp/train_char/filter/rounds.tsv" and opt(rounds, "--header") == [f"# RESULTS: {tmp_path.name}/recipe"]
     assert opt(rounds, "--command")[0].startswith("asr.sh --stage 9") and opt(rounds, "--wall-time")[0].isdigit()
+    (pack,) = calls(r, "speechser-pack")  # stage 10: the decoder is chosen on the valid set's decodes only
+    assert opt(pack, "--task") == ["asr"] and opt(pack, "--out") == ["exp/train_char/packed/model.tar"]
+    chosen = pack[pack.index("--choose-decoder-from") + 1:][:4]
+    assert chosen == [f"exp/train_char/decode_{d}_dv" for d in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")]
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_help_lists_every_option_with_its_default_and_meaning(tmp_path: Path, template: str):
+    """`<stage script> --help` prints the usage line, then each option of the script's option block with its
+    default and its comment (issue 16: asr.sh --help printed one line)."""
+    r = make_recipe(tmp_path, {})
+    proc = run(["bash", f"{template}.sh", "--help"], cwd=r)
+    assert proc.returncode == 0 and re.search(r"^Usage: ", proc.stdout, re.M), proc.stdout + proc.stderr
+    text = TEMPLATES[template].read_text()
+    block = text[text.index("\nstage=") + 1:text.index("\nhelp_message=")]
+    names = re.findall(r"^([a-z_][a-z0-9_]*)=", block, re.M)
+    assert {"stage", "stop_stage", "nj"} <= set(names) and len(names) > 15
+    listed = re.findall(r"^  --([a-z_0-9]+) ", proc.stdout, re.M)
+    assert listed == names
+    if template == "asr":
+        assert re.search(r"^  --threads 2 +CPU threads of each training and decoding job", proc.stdout, re.M)
+        assert re.search(r'^  --inference_model "" +a weights file in exp/<tag>', proc.stdout, re.M)

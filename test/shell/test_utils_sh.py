@@ -49,6 +49,12 @@ def test_run_pl_job_array_and_failure(tmp_path: Path):
     assert "1 / 3 failed" in fail.stderr and "f.2.log" in fail.stderr
     single = run([UTILS / "run.pl", tmp_path / "log/one.log", "false"], check=False)
     assert single.returncode == 1 and "one.log" in single.stderr
+    # the end of the failed job's own output is repeated on the terminal (not the runner's '#' lines)
+    job = tmp_path / "job.sh"
+    job.write_text("echo loading\necho 'error: exp/x/valid.acc.ave_5best.pt: no such file' >&2\nexit 3\n")
+    named = run([UTILS / "run.pl", tmp_path / "log/model.log", "bash", job], check=False)
+    assert named.returncode == 1 and "job failed with status 3" in named.stderr
+    assert named.stderr.splitlines()[-2:] == ["    loading", "    error: exp/x/valid.acc.ave_5best.pt: no such file"]
     usage = run([UTILS / "run.pl", "JOB=1:2", tmp_path / "nojob.log", "true"], check=False)
     assert usage.returncode == 2 and "must contain JOB" in usage.stderr
 

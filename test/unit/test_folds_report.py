@@ -66,3 +66,45 @@ def test_leave_one_session_out_folds_from_utt2session(make_data_dir, tmp_path: P
         valid = set(read_kv(tmp_path / f"losess/fold{k}/valid/utt2session").values())
         train = set(read_kv(tmp_path / f"losess/fold{k}/train/utt2session").values())
         assert test == {f"Ses0{k}"} and valid == {f"Ses0{k % 3 + 1}"} and not train & (test | valid)
+
+
+def test_more_random_folds_than_utterances_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="random10 needs at least 10 utterances .* there are 8: ask for at most random8"):
+        stratified_kfold({f"u{i}": "a" for i in range(8)}, k=10)
+
+
+def test_check_folds_refuses_an_empty_part_and_warns_on_unseen_classes_and_tiny_valid(tmp_path, capsys):
+    import logging
+
+    import pytest
+
+    from speechser.bin.make_folds import main as make_folds
+    from speechser.data.folds import Fold, check_folds
+
+    with pytest.raises(ValueError, match="fold2: its valid part is empty"):
+        check_folds([Fold("fold1", ["a"], ["b"], ["c"]), Fold("fold2", ["a", "b"], [], ["c"])])
+    # 10 clips of 8 classes: most test classes never occur in training, and each valid part is tiny
+    labels = {f"u{i:02d}": f"c{i % 8}" for i in range(10)}
+    folds = stratified_kfold(labels, k=3)
+    warnings = check_folds(folds, labels)
+    for f in folds:
+        unseen = sorted({labels[u] for u in f.test} - {labels[u] for u in f.train})
+        assert any(w.startswith(f"{f.name}: test class(es) {', '.join(unseen)} never occur") for w in warnings) == bool(unseen)
+        assert any(w.startswith(f"{f.name}: {len(f.valid)} validation utterance(s) for 8 classes") for w in warnings)
+    # a balanced corpus draws no warning
+    big = {f"u{i:03d}": f"c{i % 4}" for i in range(120)}
+    assert check_folds(stratified_kfold(big, k=5), big) == []
+    # the fold stage's tool: the warnings logged and counted, an impossible protocol an error
+    d = tmp_path / "all"
+    d.mkdir()
+    (d / "utt2emo").write_text("".join(f"{u} {c}\n" for u, c in sorted(labels.items())))
+    (d / "utt2spk").write_text("".join(f"{u} s{i % 2}\n" for i, u in enumerate(sorted(labels))))
+    (d / "wav.scp").write_text("".join(f"{u} /x/{u}.wav\n" for u in sorted(labels)))
+    logging.getLogger().handlers.clear()
+    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "random12"]) == 1
+    assert "random12 needs at least 12 utterances" in capsys.readouterr().err
+    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "random3"]) == 0
+    assert f"3 random3 folds in {tmp_path / 'f'} ({len(warnings)} warning(s) above)" in capsys.readouterr().out
+    assert (tmp_path / "f/fold3/test/utt2emo").is_file()

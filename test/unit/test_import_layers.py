@@ -16,13 +16,16 @@ PKG = Path(__file__).resolve().parents[2] / "speechser"
 #: Layer rank of each top-level sub-package or module of speechser (higher imports lower, never the reverse).
 LAYERS: Dict[str, int] = {
     "bin": 7,
+    # The package root holds __version__ and re-exports the public Python API (Speech2TextEmotion) lazily
+    # (a module __getattr__, PEP 562): importing speechser loads nothing of the layers above it.
+    "__init__": 7,
     "filter": 6, "knn": 6, "pack": 6,
     "tasks": 5,
     "train": 4,
     "models": 3,
     "nets": 2, "losses": 2, "decode": 2, "metrics": 2,
     "data": 1, "features": 1, "text": 1,
-    "io": 0, "config": 0, "log": 0, "jobs": 0, "__init__": 0,
+    "io": 0, "config": 0, "log": 0, "jobs": 0,
 }
 
 

@@ -154,6 +154,20 @@ def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path, train_seed):
     assert len((tmp_path / "knn" / "knn_grid.tsv").read_text().splitlines()) == 1 + 11 * 4 * 5
     rows = (tmp_path / "knn" / d.name / "posteriors.tsv").read_text().splitlines()
     assert len(rows) == 9 and all(abs(sum(map(float, r.split("\t")[1:])) - 1) < 1e-4 for r in rows[1:])
+    # each test utterance's nearest neighbours, best first: the test set is in the datastore here, so the
+    # first neighbour is the utterance itself (similarity 1), and every neighbour's audio is listed
+    nb = [r.split("\t") for r in (tmp_path / "knn" / d.name / "neighbours.tsv").read_text().splitlines()[1:]]
+    keys = sorted(store)
+    assert len(nb) == 8 * 5 and sorted({r[0] for r in nb}) == keys
+    utt2emo = dict(ln.split() for ln in (d / "utt2emo").read_text().splitlines())
+    for key in keys:
+        mine = [r for r in nb if r[0] == key]
+        assert [int(r[1]) for r in mine] == [1, 2, 3, 4, 5] and mine[0][2] == key and float(mine[0][4]) > 0.999
+        assert [float(r[4]) for r in mine] == sorted((float(r[4]) for r in mine), reverse=True)
+        assert all(utt2emo[r[2]] == r[3] for r in mine)
+    audio = [r.split("\t") for r in (tmp_path / "knn" / d.name / "audio.tsv").read_text().splitlines()[1:]]
+    wavs = dict(ln.split(maxsplit=1) for ln in (d / "wav.scp").read_text().splitlines())
+    assert [r[0] for r in audio] == keys and all(Path(r[1]) == Path(wavs[r[0]]).resolve() for r in audio)
     # The grid is configuration: a YAML, with a command-line override, searched point by point.
     from speechser.knn.decode_ser import load_knn_config
 

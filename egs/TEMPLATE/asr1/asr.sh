@@ -6,12 +6,15 @@
 #   2  audio formatting      resample to ${fs} Hz, drop empty/too-short utterances -> dump/raw/<set>
 #   3  speed perturbation    ${speed_perturb_factors} copies of the training set -> dump/raw/<train_set>_sp
 #   4  features              log-Mel fbank over ${nj} jobs; global CMVN of the training set -> dump/fbank/<set>
+#                            (training and decoding jobs use ${threads} threads each)
 #   5  token list            grapheme list or sentencepiece model from the training text -> data/token_list
 #   6  ASR training          exp/<tag>/
 #   7  decoding              every decoder in ${decoders} on valid and test sets -> exp/<tag>/decode_<dec>_<set>
 #   8  scoring               WER/CER tables -> RESULTS.md
 #   9  data filter loop      (with --filter_config) decode the training set, keep utterances by WER and CTC
 #                            confidence, retrain, repeat -> exp/<tag>/filter/round<r>, rounds table in RESULTS.md
+#  10  packing               the model (${inference_model}, default the averaged one) with the decoder of lowest WER on ${valid_set} as one
+#                            archive -> exp/<tag>/packed/model.tar (speechser-infer, speechser.Speech2TextEmotion)
 # The steps are the functions of utils/stage_lib.sh, shared with ser.sh and asr_ser.sh.
 set -euo pipefail
 
@@ -19,30 +22,31 @@ set -euo pipefail
 SECONDS=0
 cmdline="$0 $*"
 
-stage=1
-stop_stage=100
-nj=2
-dumpdir=dump
-expdir=exp
-fs=16000
-min_duration=0.1
-num_mel_bins=80
-local_data_opts=""
-train_set=""
-valid_set=""
-test_sets=""
+stage=1                    # first stage to run
+stop_stage=100             # last stage to run
+nj=2                       # feature extraction jobs (capped at the number of speakers: a job holds whole speakers)
+threads=2                  # CPU threads of each training and decoding job (OMP_NUM_THREADS)
+dumpdir=dump               # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
+expdir=exp                 # experiments -> ${expdir}/<tag>
+fs=16000                   # sample rate the audio is resampled to
+min_duration=0.1           # seconds; shorter utterances are dropped (counted, logged) in stage 2
+num_mel_bins=80            # fbank channels (25 ms window, 10 ms shift)
+local_data_opts=""         # options passed to local/data.sh
+train_set=""               # required: a data directory under data/ (wav.scp, utt2spk, spk2utt, text)
+valid_set=""               # required: held-out data for model selection (see "no dev set" in the error)
+test_sets=""               # zero or more sets, each decoded and scored
 speed_perturb_factors=""   # e.g. "0.9 1.1" (the original is always kept)
 token_type=char            # char | bpe | unigram
-nbpe=30
-asr_config=conf/train.yaml
-asr_args=""
-tag=""
-inference_model=valid.acc.ave_10best.pt
-decoders="ctc_greedy ctc_beam rnnt_greedy rnnt_beam"
-beam_size=10
-results_md=RESULTS.md
+nbpe=30                    # sentencepiece vocabulary size (bpe, unigram)
+asr_config=conf/train.yaml # training config (model, trainer, data options)
+asr_args=""                # extra --key value overrides for speechser-train-asr
+tag=""                     # experiment tag (default: <asr_config name>_<token_type>)
+inference_model=""         # a weights file in exp/<tag>, e.g. valid.acc.ave_10best.pt; "" = its averaged (else best) model
+decoders="ctc_greedy ctc_beam rnnt_greedy rnnt_beam"  # decoders of stage 7 (and the candidates of stage 10)
+beam_size=10               # beam of ctc_beam and rnnt_beam
+results_md=RESULTS.md      # the results file stage 8 writes sections of
 filter_config=""           # e.g. conf/filter.yaml (stage 9 runs only with it)
-filter_args=""
+filter_args=""             # extra --key value overrides of ${filter_config}
 
 help_message="Usage: $0 --train_set S --valid_set S --test_sets \"S ...\" [--stage N] [--stop_stage M] [options]"
 
@@ -53,7 +57,15 @@ log "$0 $*"
 . utils/stage_lib.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
-[ -n "${train_set}" ] && [ -n "${valid_set}" ] || { log "Error: --train_set and --valid_set are required"; exit 2; }
+[ -n "${train_set}" ] || { log "Error: --train_set is required (a data directory under data/)"; exit 2; }
+if [ -z "${valid_set}" ]; then
+    log "Error: --valid_set is required: model selection and averaging use it. A corpus without a dev set carves one"
+    log "       from its training data in its data preparation (egs/TEMPLATE/README.md, No dev set), e.g. 100 utterances:"
+    log "       utils/subset_data_dir.sh data/all 100 data/dev"
+    log "       utils/filter_scp --exclude data/dev/utt2spk data/all/utt2spk > data/train.list"
+    log "       utils/subset_data_dir.sh --utt-list data/train.list data/all data/train"
+    exit 2
+fi
 [ -n "${tag}" ] || tag=$(default_tag "${asr_config}" "${token_type}")
 exp=${expdir}/${tag}
 if [ -n "${speed_perturb_factors}" ]; then train_used=${train_set}_sp; else train_used=${train_set}; fi
@@ -97,23 +109,38 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
 fi
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
-    log "Stage 7: decoding (${decoders}) with ${inference_model}"
-    decode_asr "${exp}" "${exp}/${inference_model}" "${decoders}" ${valid_set} ${test_sets}
+    model=$(model_path "${exp}" "${inference_model}") || exit 1
+    log "Stage 7: decoding (${decoders}) with ${model}"
+    decode_asr "${exp}" "${model}" "${decoders}" ${valid_set} ${test_sets}
 fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     log "Stage 8: scoring -> ${results_md}"
+    model=$(model_path "${exp}" "${inference_model}") || exit 1
     timing=""
     [ -f "${exp}/logs/train.elapsed" ] && timing="training wall time $(cat "${exp}/logs/train.elapsed") s;"
-    score_asr "${tag}" "${tag}" "${timing} model ${inference_model}; no language model" \
+    score_asr "${tag}" "${tag}" "${timing} model $(basename "${model}"); no language model" \
         $(decode_dirs "${exp}" "${decoders}" ${valid_set} ${test_sets})
 fi
 
 if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ -n "${filter_config}" ]; then
-    log "Stage 9: data filter loop (${filter_config}) from ${exp}/${inference_model} -> ${exp}/filter"
-    filter_loop "${exp}" "${exp}/${inference_model}" "${filter_config}" ${train_used} ${valid_set} "${test_sets}" \
+    model=$(model_path "${exp}" "${inference_model}") || exit 1
+    log "Stage 9: data filter loop (${filter_config}) from ${model} -> ${exp}/filter"
+    filter_loop "${exp}" "${model}" "${filter_config}" ${train_used} ${valid_set} "${test_sets}" \
         ${filter_args}
     report_filter_rounds "${exp}" "${filter_config}"
+fi
+
+if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
+    model=$(model_path "${exp}" "${inference_model}") || exit 1
+    log "Stage 10: packing ${model} -> ${exp}/packed/model.tar"
+    mkdir -p "${exp}/packed" "${exp}/logs"
+    pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}" --beam "${beam_size}")
+    pack_opts+=(--choose-decoder-from $(decode_dirs "${exp}" "${decoders}" "${valid_set}"))
+    [ ! -f "${results_md}" ] || pack_opts+=(--results "${results_md}")
+    speechser-pack --task asr --exp-dir "${exp}" --checkpoint "${model}" --out "${exp}/packed/model.tar" \
+        "${pack_opts[@]}" > "${exp}/logs/pack.log" 2>&1 \
+        || { log "Error: packing failed; see ${exp}/logs/pack.log"; tail -n 2 "${exp}/logs/pack.log" >&2; exit 1; }
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -20,6 +20,8 @@
 #   10  ASR decoding       the final ASR model on the test sets -> <final ASR experiment>/decode_<asr_decoder>_<set>
 #   11  scoring            WER, ACC_SER (2-class balanced), Final = 0.7 (1 - WER) + 0.3 ACC_SER; the filter
 #                          rounds -> RESULTS.md
+#   12  packing            the final ASR model and the SER model as one archive for one-pass inference
+#                          -> exp/<ser_tag>/packed/joint.tar (speechser-infer, speechser.Speech2TextEmotion)
 # Tags: <asr_tag> defaults to <asr_config name>_<token_type> (as in asr.sh), <ser_tag> and <bestrq_tag>
 # to their configs' names (as in ser.sh).
 set -euo pipefail
@@ -28,43 +30,44 @@ set -euo pipefail
 SECONDS=0
 cmdline="$0 $*"
 
-stage=1
-stop_stage=100
-nj=2
-dumpdir=dump
-expdir=exp
-fs=16000
+stage=1              # first stage to run
+stop_stage=100       # last stage to run
+nj=2                  # feature extraction jobs (capped at the number of speakers)
+threads=2             # CPU threads of each training, decoding and k-NN job
+dumpdir=dump         # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
+expdir=exp           # experiments -> ${expdir}/<tag>
+fs=16000             # sample rate the audio is resampled to
 min_duration=0.5      # seconds; the paper drops utterances shorter than 0.5 s
 num_mel_bins=128      # the paper's 128-channel filterbank (25 ms window, 10 ms shift)
 noise_scp=""          # Kaldi wav.scp of noise recordings for on-the-fly additive noise (data.augment.noise)
 rir_scp=""            # Kaldi wav.scp of room impulse responses for on-the-fly reverberation (data.augment.reverb)
-local_data_opts=""
-train_set=train
-valid_set=dev
+local_data_opts=""   # options passed to local/data.sh
+train_set=train      # data/<set> names (wav.scp, utt2spk, text, utt2emo)
+valid_set=dev        # held-out set: model selection, averaging, k-NN tuning
 test_sets=test         # one or more sets, each decoded and scored
 token_type=char        # char | bpe | unigram (as in asr.sh)
-nbpe=30
-bestrq_config=conf/pretrain_bestrq.yaml
-bestrq_args=""
-bestrq_model=valid.acc.ave_5best.pt
+nbpe=30              # sentencepiece vocabulary size (bpe, unigram)
+bestrq_config=conf/pretrain_bestrq.yaml  # BEST-RQ pre-training config; "" skips stage 5
+bestrq_args=""       # extra --key value overrides for the BEST-RQ training
+bestrq_model=""       # a weights file of the BEST-RQ experiment; "" = its averaged (else best) model
 bestrq_tag=""          # default: the config's name
-asr_config=conf/train_asr.yaml
-asr_args=""
-asr_model=valid.acc.ave_5best.pt
+asr_config=conf/train_asr.yaml  # ASR training config
+asr_args=""          # extra --key value overrides for speechser-train-asr
+asr_model=""          # a weights file of the ASR experiment (and of each filter round); "" = its averaged model
 asr_tag=""             # default: <config name>_<token_type>
-filter_config=conf/filter.yaml
-filter_args=""
-ser_config=conf/train_ser.yaml
-ser_args=""
-ser_model=valid.ua.ave_5best.pt
+filter_config=conf/filter.yaml  # data filter loop config; "" skips stage 7
+filter_args=""       # extra --key value overrides of ${filter_config}
+ser_config=conf/train_ser.yaml  # SER training config
+ser_args=""          # extra --key value overrides for speechser-train-ser
+ser_model=""          # a weights file of the SER experiment; "" = its averaged (else best) model
 ser_tag=""             # default: the config's name
 knn_config=conf/knn.yaml  # the k-NN grid (betas, ks, temperatures) and search backend; "" = the tool's defaults
 knn_backend=""         # torch | faiss: overrides the backend of ${knn_config}
 knn_args=""            # extra --key value overrides of ${knn_config} for speechser-knn-ser, e.g. "--ks [4,8]"
-asr_decoder=ctc_greedy
-beam_size=10
-label_map=conf/label_map.yaml
-results_md=RESULTS.md
+asr_decoder=ctc_greedy  # ctc_greedy | ctc_beam | rnnt_greedy | rnnt_beam
+beam_size=10         # beam of the beam-search decoders
+label_map=conf/label_map.yaml  # corpus labels -> the 2 challenge classes (ACC_SER)
+results_md=RESULTS.md  # the results file the scoring stages write sections of
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--test_sets \"S ...\"] [--bestrq_config F] [--asr_config F] [--filter_config F] [--ser_config F] [--knn_config F] [--noise_scp F] [--rir_scp F] [--*_tag T] [--*_args \"--key value ...\"]"
 
@@ -140,8 +143,8 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     init=""
     if [ -n "${bestrq_config}" ]; then
-        [ -f "${bestrq_exp}/${bestrq_model}" ] || { log "Error: ${bestrq_exp}/${bestrq_model} missing (stage 5)"; exit 1; }
-        init="--trainer.init_param [${bestrq_exp}/${bestrq_model}:encoder.]"
+        bestrq=$(model_path "${bestrq_exp}" "${bestrq_model}") || { log "Error: run stage 5 (BEST-RQ) first"; exit 1; }
+        init="--trainer.init_param [${bestrq}:encoder.]"
     fi
     log "Stage 6: ASR training -> ${asr_exp} ${init:+(encoder from BEST-RQ)}"
     augment_note
@@ -151,16 +154,17 @@ fi
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ] && [ -n "${filter_config}" ]; then
     log "Stage 7: data filter loop -> ${asr_exp}/filter"
-    filter_loop "${asr_exp}" "${asr_exp}/${asr_model}" "${filter_config}" ${train_set} ${valid_set} "${test_sets}" \
+    model=$(model_path "${asr_exp}" "${asr_model}") || exit 1
+    filter_loop "${asr_exp}" "${model}" "${filter_config}" ${train_set} ${valid_set} "${test_sets}" \
         --checkpoint_name "${asr_model}" ${filter_args}
     cat "${asr_exp}/filter/rounds.tsv"
 fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
-    read -r final_exp final_ckpt <<< "$(final_asr_model)"
+    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
     log "Stage 8: SER training with the ASR encoder of ${final_ckpt} -> ${ser_exp}"
     augment_note
-    train_ser "${ser_exp}/logs/train.log" "${nj}" "${ser_exp}" "${ser_config}" "${feats}/${train_set}" \
+    train_ser "${ser_exp}/logs/train.log" "${threads}" "${ser_exp}" "${ser_config}" "${feats}/${train_set}" \
         "${feats}/${valid_set}" data/emotions.txt --data.cmvn_type global --data.cmvn_stats "${feats}/${train_set}/cmvn.ark" \
         --model.conf.asr_exp_dir "${final_exp}" --model.conf.asr_checkpoint "$(basename "${final_ckpt}")" \
         "${augment_args[@]}" ${ser_args}
@@ -170,22 +174,22 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
     log "Stage 9: SER decoding of ${test_sets}, without and with k-NN interpolation (tuned on ${valid_set})"
     check_knn_config
     for s in ${test_sets}; do
-        infer_ser "${ser_exp}/logs/infer_${s}.log" "${nj}" "${ser_exp}" "${ser_model}" "${feats}/${s}" \
+        infer_ser "${ser_exp}/logs/infer_${s}.log" "${threads}" "${ser_exp}" "${ser_model}" "${feats}/${s}" \
             "${ser_exp}/decode_${s}"
     done
-    knn_ser "${ser_exp}/logs/knn.log" "${nj}" "${ser_exp}" "${ser_model}" "${feats}/${train_set}" \
+    knn_ser "${ser_exp}/logs/knn.log" "${threads}" "${ser_exp}" "${ser_model}" "${feats}/${train_set}" \
         "${feats}/${valid_set}" "${ser_exp}/knn" $(for s in ${test_sets}; do echo "${feats}/${s}"; done)
 fi
 
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
-    read -r final_exp final_ckpt <<< "$(final_asr_model)"
+    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
     log "Stage 10: ASR decoding (${asr_decoder}) of ${test_sets} with ${final_ckpt}"
     decode_asr "${final_exp}" "${final_ckpt}" "${asr_decoder}" ${test_sets}
 fi
 
 if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     log "Stage 11: challenge scores -> ${results_md}"
-    read -r final_exp final_ckpt <<< "$(final_asr_model)"
+    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
     ntest=$(echo ${test_sets} | wc -w)
     for s in ${test_sets}; do
         suffix=""
@@ -196,7 +200,7 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
             speechser-score-challenge --asr-dir "${final_exp}/decode_${asr_decoder}_${s}" --ser-dir "${ser_exp}/${dir}" \
                 --label-map "${label_map}" --results-md "${results_md}" --tag "challenge-${name}${suffix}" \
                 --title "${s}: ASR ${asr_decoder} + ${name}" --command "${cmdline}" --header "$(results_header)" \
-                --notes "ASR ${final_ckpt}; SER ${ser_exp}/${ser_model}; no language model"
+                --notes "ASR ${final_ckpt}; SER ${ser_exp}/${ser_model:-<averaged model>}; no language model"
         done
     done
     notes="no language model"
@@ -205,6 +209,19 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
         notes="${notes}; data filter rounds: section filter-rounds"
     fi
     score_asr asr "final ASR on ${test_sets}" "${notes}" $(decode_dirs "${final_exp}" "${asr_decoder}" ${test_sets})
+fi
+
+if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
+    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
+    log "Stage 12: packing ${final_ckpt} (${asr_decoder}) and ${ser_exp}/${ser_model:-<averaged model>} -> ${ser_exp}/packed/joint.tar"
+    mkdir -p "${ser_exp}/packed" "${ser_exp}/logs"
+    pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}" --decoder "${asr_decoder}" --beam "${beam_size}")
+    [ ! -f "${results_md}" ] || pack_opts+=(--results "${results_md}")
+    [ -z "${ser_model}" ] || pack_opts+=(--checkpoint "${ser_model}")
+    speechser-pack --task asr_ser --exp-dir "${ser_exp}" --asr-exp-dir "${final_exp}" \
+        --asr-checkpoint "${final_ckpt}" --out "${ser_exp}/packed/joint.tar" "${pack_opts[@]}" \
+        > "${ser_exp}/logs/pack.log" 2>&1 \
+        || { log "Error: packing failed; see ${ser_exp}/logs/pack.log"; tail -n 2 "${ser_exp}/logs/pack.log" >&2; exit 1; }
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

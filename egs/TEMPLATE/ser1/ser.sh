@@ -16,6 +16,10 @@
 #                            (--knn true: also k-NN interpolated, datastore = the fold's train + valid,
 #                            beta/k/temperature tuned on its valid set over the grid of --knn_config -> fold<K>/knn/test)
 #   7  scoring               per-fold and averaged UA/WA/F1, confusion matrix, RESULTS.md
+#   8  packing               each fold's model as one archive -> exp/<tag>/<protocol>/packed/fold<K>.tar, which
+#                            speechser-infer and the Python API (speechser.Speech2TextEmotion) use on any audio
+#                            (--knn true: also fold<K>_knn.tar, decoding with the fold's datastore and tuned beta/k/T;
+#                            --fusion_config: the members' archives and the fold's weights in one archive)
 # The steps are the functions of utils/stage_lib.sh, shared with asr.sh and asr_ser.sh.
 set -euo pipefail
 
@@ -24,33 +28,33 @@ SECONDS=0
 cmdline="$0 $*"
 
 # General options
-stage=1
-stop_stage=100
+stage=1              # first stage to run
+stop_stage=100       # last stage to run
 nj=2                 # feature-extraction jobs
 train_jobs=2         # folds trained at the same time
 threads_per_job=1    # CPU threads of each training/inference job
-dumpdir=dump
-expdir=exp
-fs=16000
+dumpdir=dump         # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
+expdir=exp           # experiments -> ${expdir}/<tag>
+fs=16000             # sample rate the audio is resampled to
 min_duration=0.5     # seconds; shorter utterances are skipped (and counted) at stage 2
 num_mel_bins=128     # fbank channels (25 ms window, 10 ms shift)
 feats_type=fbank     # fbank | opensmile_functionals (1 x D per utterance) | opensmile_lld (frame descriptors)
 opensmile_set=eGeMAPSv02  # eGeMAPSv02 | ComParE_2016 (with an opensmile_* feats_type)
-local_data_opts=""
+local_data_opts=""   # options passed to local/data.sh
 
 # Protocol options
 protocol=loso        # loso | losess (utt2session) | random10 (random<K>) | split (utt2split: the corpus's own partition)
 make_folds_opts=""   # extra speechser-make-folds options, e.g. "--test-split Test2" (protocol split)
 folds=""             # e.g. "1 2 3"; empty = all
-fold_seed=0
+fold_seed=0          # seed of the random<K> folds
 
 # Training and inference options
-train_config=conf/train.yaml
+train_config=conf/train.yaml  # training config (model, trainer, data options)
 train_args=""        # extra --key value overrides for speechser-train-ser
 tag=""               # experiment tag (default: the config's file name)
 cmvn_type=speaker    # none | global | speaker
-label_list=data/all/emotions.txt
-label_file=utt2emo
+label_list=data/all/emotions.txt  # the class list (one label a line; its order is the posteriors' order)
+label_file=utt2emo   # the data directories' label file (utt2emo)
 inference_model=""   # a checkpoint file of each fold's experiment, e.g. valid.ua.ave_5best.pt; "" = its averaged model, else its best
 decode_valid=false   # true: stage 6 also decodes each fold's valid set (-> fold<K>/decode_valid, for late fusion)
 fusion_config=""     # conf/fuse_*.yaml: stages 6-7 fuse the decodes of the experiments it lists (late fusion)
@@ -58,12 +62,10 @@ knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 sc
 knn_config=conf/knn.yaml  # the k-NN grid (betas, ks, temperatures) and search backend; "" = the tool's defaults
 knn_backend=""       # torch | faiss: overrides the backend of ${knn_config}
 knn_args=""          # extra --key value overrides of ${knn_config} for speechser-knn-ser, e.g. "--ks [4,8]"
-results_md=RESULTS.md
-results_title=""
+results_md=RESULTS.md  # the results file the scoring stages write sections of
+results_title=""     # the RESULTS.md section title (default: <tag> <protocol>)
 
-help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10|split] [--folds \"1 2\"] [options]
-Options: --nj --feats_type --opensmile_set --train_jobs --threads_per_job --make_folds_opts --train_config --train_args --tag --cmvn_type --inference_model --knn
-         --knn_config --knn_backend --knn_args --decode_valid --fusion_config"
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10|split] [--folds \"1 2\"] [options]"
 
 log "$0 $*"
 . ./path.sh
@@ -218,6 +220,30 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
             --notes "model ${inference_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
             ${knn_dirs}
     fi
+fi
+
+if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+    log "Stage 8: packing each fold's model${fusion_config:+ (the late fusion: every member and the weights of the fold)} -> ${exp}/packed/fold<K>.tar"
+    [ "${knn}" != true ] || log "Stage 8: with --knn true also fold<K>_knn.tar: the datastore and its tuned beta/k/T"
+    mkdir -p "${exp}/packed" "${exp}/logs"
+    pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}")
+    [ -z "${inference_model}" ] || pack_opts+=(--checkpoint "${inference_model}")
+    [ ! -f "${exp}/scores/report.md" ] || pack_opts+=(--results "${exp}/scores/report.md")
+    for k in ${folds}; do
+        rc=0
+        speechser-pack --exp-dir "${exp}/fold${k}" --out "${exp}/packed/fold${k}.tar" "${pack_opts[@]}" \
+            > "${exp}/logs/pack.fold${k}.log" 2>&1 || rc=$?
+        if [ ${rc} -eq 3 ]; then  # a model packing does not support yet: said, not a failure of the run
+            log "Stage 8: not packed: $(tail -n 1 "${exp}/logs/pack.fold${k}.log")"; break
+        fi
+        [ ${rc} -eq 0 ] || { log "Error: packing fold ${k} failed; see ${exp}/logs/pack.fold${k}.log"
+                             tail -n 2 "${exp}/logs/pack.fold${k}.log" >&2; exit 1; }
+        if [ "${knn}" = true ]; then
+            speechser-pack --exp-dir "${exp}/fold${k}" --out "${exp}/packed/fold${k}_knn.tar" "${pack_opts[@]}" \
+                --knn-dir "${exp}/fold${k}/knn" > "${exp}/logs/pack_knn.fold${k}.log" 2>&1 \
+                || { log "Error: packing fold ${k} with k-NN failed; see ${exp}/logs/pack_knn.fold${k}.log"; exit 1; }
+        fi
+    done
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

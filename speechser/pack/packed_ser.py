@@ -1,0 +1,162 @@
+"""Packing a trained SER experiment into one archive, and labelling any audio with the archive.
+
+The archive (:mod:`speechser.pack.archive`) holds, for task ``ser``, the members every packed model has
+(:mod:`speechser.pack.packed`: ``config.yaml`` with the label list, ``model.pt`` = the weights the recipe
+decodes with, ``frontend.json``, local pretrained models) and:
+
+    labels.txt     the classes in index order
+    cmvn.ark       Kaldi-layout statistics (2, D + 1): the experiment's global CMVN (``cmvn_type: global``),
+                   or, with ``cmvn_type: speaker``, the training set's pooled statistics, used for a speaker
+                   with fewer than ``min_speaker_frames`` frames at inference (logged)
+    RESULTS.md     (optional) the scores the recipe wrote for the system
+    knn.embeddings.ark, knn.labels.txt
+                   (with a k-NN decode directory) the datastore (N, E) and its labels, one per row;
+                   ``meta.json`` records the tuned ``beta``, ``k``, ``temperature`` (``knn``), and labelling
+                   interpolates the model's posteriors with the neighbours' as the recipe's k-NN decode did
+
+Labelling (:meth:`PackedSER.label_data_dir`) runs the recipe's own code on a data directory without labels:
+stages 2 and 3 (:meth:`PackedModel.featurize`), per-speaker or global CMVN as in training, and the model's
+batched forward of stage 6. On the same audio, speakers and weights it gives the recipe's posteriors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import kaldiio
+import numpy as np
+
+from speechser.features.extract import compute_cmvn_stats, write_speaker_cmvn
+from speechser.io.datadir import read_kv
+from speechser.knn.datastore import KNNDatastore, interpolate
+from speechser.pack.archive import PackError, PackUnsupported, write_archive
+from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, recipe_front_end, stats_bytes
+from speechser.tasks.common import CMVN_FILE
+from speechser.tasks.ser import SERExperiment, SEROutputs, collect_ser_outputs, load_experiment
+
+#: A speaker whose statistics cover fewer frames is normalized with the training set's pooled statistics
+#: instead (one utterance's functionals are a single frame: its own mean, all-zero features after CMVN).
+MIN_SPEAKER_FRAMES = 10
+KNN_EMBEDDINGS = "knn.embeddings.ark"
+KNN_LABELS = "knn.labels.txt"
+
+
+def _knn_members(knn_dir: Path, labels: List[str]) -> tuple:
+    """The datastore of a k-NN decode directory (:func:`speechser.knn.decode_ser.knn_decode_ser`) as members,
+    and its tuned parameters."""
+    params_path = knn_dir / "knn_params.json"
+    scp = knn_dir / "datastore/embeddings.scp"
+    if not params_path.is_file() or not scp.is_file():
+        raise PackError(f"{knn_dir}: no knn_params.json and datastore/ (run the k-NN decoding first)")
+    params = json.loads(params_path.read_text())
+    table = read_kv(knn_dir / "datastore/utt2label")
+    entries = read_kv(scp)
+    keys = list(entries)
+    index = {c: i for i, c in enumerate(labels)}
+    emb = np.stack([np.asarray(kaldiio.load_mat(v)) for v in entries.values()]).astype(np.float32)
+    if emb.shape[0] != int(params.get("datastore_size", emb.shape[0])):
+        raise PackError(f"{scp}: {emb.shape[0]} stored embeddings, but the datastore that was tuned had "
+                        f"{params['datastore_size']} (training and validation sets sharing utterance keys?)")
+    members = {KNN_EMBEDDINGS: stats_bytes(emb),
+               KNN_LABELS: "".join(f"{index[table[k]]}\n" for k in keys).encode()}
+    return members, {k: params[k] for k in ("beta", "k", "temperature", "backend")}
+
+
+def pack_ser(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = None, corpus: str = "",
+             results: Optional[Path | str] = None, min_duration: float = 0.5,
+             knn_dir: Optional[Path | str] = None) -> Path:
+    """Pack the SER experiment ``exp_dir`` (its ``checkpoint``, default the averaged else best model) into
+    ``out``; ``results``: a scores file to carry as ``RESULTS.md``; ``min_duration``: the recipe's stage-2
+    minimum (shorter audio is skipped at inference too). The front-end is read from the settings beside the
+    training set's feature archives, which must still exist when packing. ``knn_dir``: the experiment's k-NN
+    decode directory, whose datastore and tuned parameters the archive then carries."""
+    ser = load_experiment(exp_dir, checkpoint, device="cpu")
+    conf = ser.conf
+    if conf.data.vector_dir:
+        raise PackUnsupported(f"{exp_dir}: a model with utterance vectors beside its frames (data.vector_dir, "
+                              "early fusion) needs two front-ends; packing supports one front-end per model for now")
+    front_end = recipe_front_end(exp_dir, conf.data.train_dir)
+    conf.model.labels = list(ser.labels)
+    members = common_members(conf, exp_dir, ser.checkpoint, front_end)
+    members["labels.txt"] = "".join(f"{c}\n" for c in ser.labels).encode()
+    if conf.data.cmvn_type == "global":
+        members[CMVN_FILE] = Path(conf.data.cmvn_stats).read_bytes()
+    elif conf.data.cmvn_type == "speaker":
+        members[CMVN_FILE] = stats_bytes(compute_cmvn_stats(conf.data.train_dir, per_speaker=False)["global"])
+    if results is not None:
+        members["RESULTS.md"] = Path(results).read_bytes()
+    knn_params = None
+    if knn_dir is not None:
+        knn_members, knn_params = _knn_members(Path(knn_dir), list(ser.labels))
+        members.update(knn_members)
+    scores_path = Path(exp_dir) / "decode_test" / "scores.json"
+    meta: Dict[str, Any] = {
+        "task": "ser", "model": conf.model.name, "labels": list(ser.labels), "cmvn_type": conf.data.cmvn_type,
+        "min_speaker_frames": MIN_SPEAKER_FRAMES, "min_duration": float(min_duration), "corpus": corpus,
+        "source": str(Path(exp_dir).resolve()), "checkpoint": ser.checkpoint.name, "front_end": front_end.to_json(),
+        "test_scores": json.loads(scores_path.read_text()) if scores_path.is_file() else None, "knn": knn_params,
+    }
+    path = write_archive(out, members, meta)
+    logging.info("packed %s (%s) into %s", exp_dir, ser.checkpoint.name, path)
+    return path
+
+
+@dataclass
+class LabelledSet:
+    """What :meth:`PackedSER.label_data_dir` gives: the model's outputs (``post (N, C)``, rows in ``keys``
+    order) and the utterances skipped with their reasons."""
+
+    outputs: SEROutputs
+    skipped: Dict[str, str]
+
+
+class PackedSER(PackedModel):
+    """A packed SER model, checked and loaded."""
+
+    task = "ser"
+
+    def __init__(self, archive: Path | str, device: str = "auto") -> None:
+        super().__init__(archive)
+        try:
+            self.ser: SERExperiment = load_experiment(self.dir, MODEL_FILE, device)
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise self.loading_error(err) from None
+        self.labels: List[str] = list(self.ser.labels)
+        self.cmvn_type = self.ser.conf.data.cmvn_type
+        self.min_speaker_frames = int(self.meta.get("min_speaker_frames", MIN_SPEAKER_FRAMES))
+        #: The k-NN datastore and its tuned parameters, where the archive carries them.
+        self.knn: Optional[Dict[str, Any]] = self.meta.get("knn")
+        self.store: Optional[KNNDatastore] = None
+        if self.knn:
+            emb = np.array(kaldiio.load_mat(str(self.dir / KNN_EMBEDDINGS)))  # a writable copy
+            rows = [int(x) for x in (self.dir / KNN_LABELS).read_text().split()]
+            self.store = KNNDatastore(emb, rows, len(self.labels), str(self.knn.get("backend", "torch")))
+
+    def _speaker_cmvn(self, feats_dir: Path) -> None:
+        """Per-speaker statistics of ``feats_dir`` into its ``cmvn.scp``; a speaker with too few frames gets
+        the packed training statistics (logged and counted)."""
+        stats = compute_cmvn_stats(feats_dir, per_speaker=True)
+        pooled = kaldiio.load_mat(str(self.dir / CMVN_FILE))
+        few = sorted(s for s, st in stats.items() if st[0, -1] < self.min_speaker_frames)
+        for spk in few:
+            stats[spk] = pooled
+        if few:
+            logging.warning("%d speaker(s) with fewer than %d frames (first '%s') normalized with the training "
+                            "set's statistics instead of their own", len(few), self.min_speaker_frames, few[0])
+        write_speaker_cmvn(feats_dir, stats)
+
+    def label_data_dir(self, data_dir: Path | str, work_dir: Path | str) -> LabelledSet:
+        """Features, CMVN and posteriors of every utterance of ``data_dir`` (``wav.scp``, ``utt2spk``, optional
+        ``segments``; no labels needed); ``work_dir`` holds the features."""
+        feats_dir, skipped = self.featurize(data_dir, work_dir)
+        if self.cmvn_type == "speaker":
+            self._speaker_cmvn(feats_dir)
+        out = collect_ser_outputs(self.ser, feats_dir, require_labels=False)
+        if self.store is not None and self.knn is not None:
+            p_knn = self.store.distribution(out.emb, int(self.knn["k"]), float(self.knn["temperature"]))
+            out.post = interpolate(out.post, p_knn, float(self.knn["beta"]))
+        return LabelledSet(out, skipped)
