@@ -136,7 +136,7 @@ def log_tail(log: Path, n: int = FAILED_LOG_LINES) -> List[str]:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
-    return [ln for ln in lines if ln.strip() and not ln.startswith("# ")][-n:]
+    return [ln for ln in lines if ln.strip() and ln != "#" and not ln.startswith("# ")][-n:]
 
 
 def _report(prog: str, spec: JobSpec, codes: dict) -> int:

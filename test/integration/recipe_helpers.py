@@ -30,3 +30,23 @@ def emodb_facts() -> Tuple[Dict[str, str], Dict[str, str]]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.GENDER, module.SENTENCES
+
+
+def copy_recipe(src: Path, dst_root: Path) -> Path:
+    """A copy of the recipe ``src`` (``egs/<corpus>/<task>``) as ``dst_root/<corpus>/<task>``: its links
+    (stage script, utils/) point at the project's, everything else is copied, so a test's runs leave
+    the project's recipe untouched."""
+    import shutil
+
+    rdir = dst_root / src.parent.name / src.name
+    rdir.mkdir(parents=True)
+    for p in src.iterdir():
+        if p.name in ("data", "dump", "exp", "RESULTS.md"):
+            continue
+        if p.is_symlink():
+            (rdir / p.name).symlink_to(p.resolve())
+        elif p.is_dir():
+            shutil.copytree(p, rdir / p.name)
+        else:
+            shutil.copy(p, rdir / p.name)
+    return rdir

@@ -2,5 +2,4 @@
 # AN4 speech recognition: Conformer CTC + RNN-T, grapheme tokens, speed perturbation 0.9/1.1.
 set -euo pipefail
 ./asr.sh --train_set train_nodev --valid_set train_dev --test_sets test \
-    --speed_perturb_factors "0.9 1.1" --token_type char --asr_config conf/train.yaml \
-    --inference_model valid.acc.ave_5best.pt "$@"
+    --speed_perturb_factors "0.9 1.1" --token_type char --asr_config conf/train.yaml "$@"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# RAVDESS emotion recognition (speech, 8 classes; 7 without calm), speaker-independent. The default system is
+# the one that wins on Emo-DB on a CPU: ComParE 2016 functionals from openSMILE, z-normalized per speaker,
+# logistic regression with C chosen on each fold's validation actor.
+#   ./run.sh                                          leave-one-actor-out, 24 folds
+#   ./run.sh --protocol losess                        6 folds of 4 actors (data/all/utt2session)
+#   ./run.sh --protocol random10                      10-fold stratified random (speaker-dependent)
+#   ./run.sh --local_data_opts "--classes 7" --tag compare_logreg_7class    without calm
+#   ./run.sh --feats_type fbank --train_config conf/train.yaml              a from-scratch TDNN on fbank
+set -euo pipefail
+./ser.sh --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
+    --train_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"
