@@ -171,3 +171,33 @@ def build_vivos(an4: Path, root: Path, train_speakers: int = 4, test_speakers: i
         (d / "prompts.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
         (d / "genders.txt").write_text("\n".join(genders) + "\n", encoding="utf-8")
     return prompts
+
+
+#: EmoV-DB speakers of the fixture -> the Emo-DB speaker voicing them; josh has no angry or disgusted
+#: folder, as in the release.
+EMOV_SPEAKERS = {"bea": "13", "jenie": "14", "josh": "15", "sam": "11"}
+#: EmoV-DB emotion folders -> (style word of the file names, Emo-DB letter voicing them).
+EMOV_EMOTIONS = {"Amused": ("amused", "F"), "Angry": ("anger", "W"), "Disgusted": ("disgust", "E"),
+                 "Neutral": ("neutral", "N"), "Sleepy": ("sleepiness", "L")}
+
+
+def build_emov_db(emodb: Path, root: Path) -> Dict[str, str]:
+    """``root/<speaker>/<Emotion>/<style>_1-15_<NNNN>.wav`` (16 kHz, 2 per folder) and ``root/cmuarctic.data``
+    in CMU Arctic's format (the fixture's own sentences, arctic_a0001 .. a0012, and two arctic_b lines);
+    returns utterance id (as the recipe names it) -> sentence number."""
+    made, n = {}, 0
+    codes = {"Amused": "amu", "Angry": "ang", "Disgusted": "dis", "Neutral": "neu", "Sleepy": "sle"}
+    for spk, src_spk in EMOV_SPEAKERS.items():
+        for folder, (style, letter) in EMOV_EMOTIONS.items():
+            if spk == "josh" and folder in ("Angry", "Disgusted"):
+                continue
+            for src in emodb_clips(emodb, src_spk, letter, 2):
+                number = f"{n % 12 + 1:04d}"
+                stem = f"{style}_1-15_{number}"
+                write_resampled(src, root / spk / folder / f"{stem}.wav", 16000)
+                made[f"{spk}_{codes[folder]}_{stem}"] = number
+                n += 1
+    lines = [f'( arctic_a{i:04d} "Sentence number {i}, said  with feeling." )' for i in range(1, 13)]
+    lines += ['( arctic_b0001 "A b-set sentence, not used." )', '( arctic_b0002 "Another one." )']
+    (root / "cmuarctic.data").write_text("\n".join(lines) + "\n")
+    return made

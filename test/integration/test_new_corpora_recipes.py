@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from new_corpora_fixtures import (CREMA_ACTORS, CREMA_EMPTY, RAVDESS_ACTORS, VIVOS_PROMPTS, build_crema_d,
-                                  build_ravdess, build_vivos)
+                                  build_emov_db, build_ravdess, build_vivos)
 from recipe_helpers import ROOT, copy_recipe, kv, sh
 
 
@@ -279,3 +279,79 @@ def test_vivos_recipe_trains_decodes_scores_and_packs(vivos, tmp_path):
     assert (exp / "decode_ctc_greedy_test/scores.json").is_file() and (exp / "packed/model.tar").is_file()
     results = (rdir / "RESULTS.md").read_text()
     assert results.startswith("# RESULTS: vivos/asr1") and "decode_ctc_greedy_test" in results
+
+
+# --- EmoV-DB ------------------------------------------------------------------------------------------
+
+EMOV = ROOT / "egs/emov_db/ser1"
+
+
+@pytest.fixture(scope="module")
+def emov(tmp_path_factory, emodb):
+    root = tmp_path_factory.mktemp("emov_db") / "EmoV-DB_sorted"
+    return root, build_emov_db(emodb, root)
+
+
+def prepare_emov(root: Path, out: Path, *opts: str, check: bool = True):
+    return sh([sys.executable, EMOV / "local/prepare_emov_db.py", *opts, root, out], cwd=out.parent, env=recipe_env(),
+              check=check)
+
+
+def test_emov_prepare_reads_speakers_styles_and_arctic_sentences(emov, tmp_path):
+    root, made = emov
+    prepare_emov(root, tmp_path / "all")
+    d = tmp_path / "all"
+    emo, text = kv(d / "utt2emo"), kv(d / "text")
+    assert sorted(emo) == sorted(made) and len(emo) == 3 * 10 + 6
+    assert (d / "emotions.txt").read_text().split() == ["amu", "ang", "dis", "neu", "sle"]
+    u = next(k for k in made if k.startswith("sam_ang_anger_1-15_"))
+    assert emo[u] == "ang" and kv(d / "utt2spk")[u] == "sam" and kv(d / "utt2gender")[u] == "m"
+    assert text[u] == f"Sentence number {int(made[u])}, said with feeling."  # whitespace normalized
+    assert {e for k, e in emo.items() if k.startswith("josh_")} == {"amu", "neu", "sle"}
+    prepare_emov(root, tmp_path / "notext", "--no-text")
+    assert not (tmp_path / "notext/text").exists() and len(kv(tmp_path / "notext/utt2emo")) == 36
+
+
+@pytest.mark.parametrize("breakage,words", [
+    ("no_arctic", "cmuarctic.data: no such file: EmoV-DB's transcripts are CMU Arctic's"),
+    ("speaker", "expected the speaker folders bea, jenie, josh, sam"),
+    ("emotion", "expected an emotion folder (Amused, Angry, Disgusted, Neutral, Sleepy)"),
+    ("name", "expected <style>_<a>-<b>_<NNNN>.wav"),
+    ("sentence", "sentence arctic_a0099 is not in cmuarctic.data"),
+])
+def test_emov_wrong_layout_names_what_was_expected_where(emov, tmp_path, breakage, words):
+    import shutil
+
+    root, _ = emov
+    bad = tmp_path / "EmoV-DB_sorted"
+    shutil.copytree(root, bad)
+    some = next((bad / "bea/Amused").glob("*.wav"))
+    if breakage == "no_arctic":
+        (bad / "cmuarctic.data").unlink()
+    elif breakage == "speaker":
+        (bad / "bea").rename(bad / "Bea_Amused")
+    elif breakage == "emotion":
+        (bad / "bea/Amused").rename(bad / "bea/Happy")
+    elif breakage == "name":
+        some.rename(some.parent / "amused_0001.wav")
+    else:
+        some.rename(some.parent / "amused_1-15_0099.wav")
+    (tmp_path / "out").mkdir()
+    proc = prepare_emov(bad, tmp_path / "out/all", check=False)
+    assert proc.returncode == 1 and words in proc.stderr, proc.stderr
+
+
+def test_emov_recipe_runs_end_to_end_with_its_default_system(emov, tmp_path):
+    """TRAINS: run.sh as a user runs it (ComParE functionals + logistic regression, leave one speaker out):
+    4 folds, the one testing josh on his 3 styles only."""
+    root, _ = emov
+    rdir = copy_recipe(EMOV, tmp_path)
+    out = sh(["./run.sh", "--nj", "2", "--train_jobs", "2"], cwd=rdir, env=recipe_env(SPEECHSER_EMOV_DB=str(root)))
+    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", out.stdout)
+    exp = rdir / "exp/train_compare_logreg/loso"
+    for k in range(1, 5):
+        assert (exp / f"fold{k}/decode_test/hyp").is_file() and (exp / f"packed/fold{k}.tar").is_file()
+    josh = kv(exp / "fold3/decode_test/ref")  # folds in sorted speaker order: bea, jenie, josh, sam
+    assert set(josh.values()) == {"amu", "neu", "sle"} and all(k.startswith("josh_") for k in josh)
+    results = (rdir / "RESULTS.md").read_text()
+    assert results.startswith("# RESULTS: emov_db/ser1") and re.search(r"^\| fold3 \| 6 \|", results, re.M)

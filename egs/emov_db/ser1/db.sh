@@ -1,0 +1,21 @@
+# Where the corpora live. Environment variables win; the defaults point at
+# ../shared/corpora beside the project checkout.
+_corpora=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/utils/../.." && pwd)/shared/corpora
+EMODB=${SPEECHSER_EMODB:-${_corpora}/emodb}
+AN4=${SPEECHSER_AN4:-${_corpora}/an4}
+# IEMOCAP is licensed by USC and not among the shared corpora: point this at your IEMOCAP_full_release.
+IEMOCAP=${SPEECHSER_IEMOCAP:-${_corpora}/iemocap/IEMOCAP_full_release}
+# MSP-Podcast is licensed by UT Dallas (the MSP lab) and not among the shared corpora: point this at your
+# release root, the folder holding Audios/, Labels/ and Transcripts/.
+MSP_PODCAST=${SPEECHSER_MSP_PODCAST:-${_corpora}/msp_podcast}
+# EmoV-DB, the sorted release (EmoV-DB_sorted): the folder holding bea/, jenie/, josh/, sam/ (and CMU Arctic's
+# cmuarctic.data, for the transcripts).
+EMOV_DB=${SPEECHSER_EMOV_DB:-${_corpora}/emov_db}
+# A new corpus: add its variable here, the environment first, then where it usually is, and read it in
+# the recipe's local/data.sh (". ./db.sh" is its first line). For example:
+#   MYCORPUS=${SPEECHSER_MYCORPUS:-${_corpora}/mycorpus}   # the folder the distributor's archive unpacks to
+# Lists for on-the-fly training augmentation (data.augment in the training configs), Kaldi wav.scp files
+# ("<id> <path>" or "<id> <command> |"): noise recordings and room impulse responses. Empty: that
+# augmentation is off (asr_ser.sh --noise_scp/--rir_scp; it logs so).
+NOISE_SCP=${SPEECHSER_NOISE_SCP:-}
+RIR_SCP=${SPEECHSER_RIR_SCP:-}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# EmoV-DB emotion recognition (5 styles: amused, angry, disgusted, neutral, sleepy), leave one speaker out
+# (4 speakers). The default system is the one that wins on Emo-DB on a CPU: ComParE 2016 functionals,
+# z-normalized per speaker, logistic regression with C chosen on each fold's validation speaker.
+#   ./run.sh                                       leave one speaker out (4 folds)
+#   ./run.sh --protocol random10                   10-fold stratified random (speaker-dependent)
+#   ./run.sh --local_data_opts "--text false"      without CMU Arctic's cmuarctic.data (no transcripts)
+set -euo pipefail
+./ser.sh --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
+    --train_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"
