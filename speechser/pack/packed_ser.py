@@ -9,14 +9,20 @@ decodes with, ``frontend.json``, local pretrained models) and:
                    or, with ``cmvn_type: speaker``, the training set's pooled statistics, used for a speaker
                    with fewer than ``min_speaker_frames`` frames at inference (logged)
     RESULTS.md     (optional) the scores the recipe wrote for the system
+    vectors.frontend.json, vectors.cmvn.ark
+                   (early fusion, ``data.vector_dir``) the second front-end, which makes the utterance vectors
+                   (openSMILE functionals), and the pooled statistics of the training set's vectors, used for
+                   a speaker with fewer than ``min_speaker_frames`` vectors at inference (logged)
     knn.embeddings.ark, knn.labels.txt
                    (with a k-NN decode directory) the datastore (N, E) and its labels, one per row;
                    ``meta.json`` records the tuned ``beta``, ``k``, ``temperature`` (``knn``), and labelling
                    interpolates the model's posteriors with the neighbours' as the recipe's k-NN decode did
 
 Labelling (:meth:`PackedSER.label_data_dir`) runs the recipe's own code on a data directory without labels:
-stages 2 and 3 (:meth:`PackedModel.featurize`), per-speaker or global CMVN as in training, and the model's
-batched forward of stage 6. On the same audio, speakers and weights it gives the recipe's posteriors.
+stages 2 and 3 (:meth:`PackedModel.featurize`; for early fusion also the vectors' front-end over the same
+formatted audio, normalized per speaker as ``speechser.data.utt_vectors`` does in training), per-speaker or
+global CMVN as in training, and the model's batched forward of stage 6. On the same audio, speakers and
+weights it gives the recipe's posteriors.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ import kaldiio
 import numpy as np
 
 from speechser.features.extract import compute_cmvn_stats, write_speaker_cmvn
-from speechser.io.datadir import read_kv
+from speechser.features.fbank import accumulate_cmvn
+from speechser.io.datadir import read_kv, utt2spk_to_spk2utt, write_kv, write_spk2utt
 from speechser.knn.datastore import KNNDatastore, interpolate
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
+from speechser.pack.frontend import FrontEnd, extract_features
 from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, recipe_front_end, stats_bytes
 from speechser.tasks.common import CMVN_FILE
 from speechser.tasks.ser import SERExperiment, SEROutputs, collect_ser_outputs, load_experiment
@@ -42,6 +50,8 @@ from speechser.tasks.ser import SERExperiment, SEROutputs, collect_ser_outputs, 
 #: instead (one utterance's functionals are a single frame: its own mean, all-zero features after CMVN).
 MIN_SPEAKER_FRAMES = 10
 KNN_EMBEDDINGS = "knn.embeddings.ark"
+VECTOR_FRONT_END_FILE = "vectors.frontend.json"
+VECTOR_CMVN_FILE = "vectors.cmvn.ark"
 KNN_LABELS = "knn.labels.txt"
 
 
@@ -76,12 +86,11 @@ def pack_ser(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
     decode directory, whose datastore and tuned parameters the archive then carries."""
     ser = load_experiment(exp_dir, checkpoint, device="cpu")
     conf = ser.conf
-    if conf.data.vector_dir:
-        raise PackUnsupported(f"{exp_dir}: a model with utterance vectors beside its frames (data.vector_dir, "
-                              "early fusion) needs two front-ends; packing supports one front-end per model for now")
     front_end = recipe_front_end(exp_dir, conf.data.train_dir)
     conf.model.labels = list(ser.labels)
+    vector_members = _vector_members(exp_dir, conf, front_end) if conf.data.vector_dir else {}
     members = common_members(conf, exp_dir, ser.checkpoint, front_end)
+    members.update(vector_members)
     members["labels.txt"] = "".join(f"{c}\n" for c in ser.labels).encode()
     if conf.data.cmvn_type == "global":
         members[CMVN_FILE] = Path(conf.data.cmvn_stats).read_bytes()
@@ -103,6 +112,23 @@ def pack_ser(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
     path = write_archive(out, members, meta)
     logging.info("packed %s (%s) into %s", exp_dir, ser.checkpoint.name, path)
     return path
+
+
+def _vector_members(exp_dir: Path | str, conf: Any, front_end: Any) -> Dict[str, bytes]:
+    """Early fusion: the front-end of ``data.vector_dir`` and the pooled statistics of the training set's
+    vectors (the training utterances only: the vector directory holds every fold's test speakers too)."""
+    vec_front = recipe_front_end(exp_dir, conf.data.vector_dir)
+    if vec_front.sample_rate != front_end.sample_rate:
+        raise PackUnsupported(f"{exp_dir}: the frames ({front_end.sample_rate} Hz) and the vectors "
+                              f"({vec_front.sample_rate} Hz) were made at different rates")
+    if conf.data.cmvn_type not in ("speaker", "none"):
+        raise PackUnsupported(f"{exp_dir}: utterance vectors with cmvn_type '{conf.data.cmvn_type}'")
+    vectors = kaldiio.load_scp(str(Path(conf.data.vector_dir) / "feats.scp"))
+    train = [k for k in read_kv(Path(conf.data.train_dir) / "utt2spk") if k in vectors]
+    if not train:
+        raise PackError(f"{conf.data.vector_dir}: no vectors for the training set {conf.data.train_dir}")
+    return {VECTOR_FRONT_END_FILE: (json.dumps(vec_front.to_json(), indent=1) + "\n").encode(),
+            VECTOR_CMVN_FILE: stats_bytes(accumulate_cmvn(vectors[k] for k in train))}
 
 
 @dataclass
@@ -129,6 +155,13 @@ class PackedSER(PackedModel):
         self.cmvn_type = self.ser.conf.data.cmvn_type
         self.min_speaker_frames = int(self.meta.get("min_speaker_frames", MIN_SPEAKER_FRAMES))
         #: The k-NN datastore and its tuned parameters, where the archive carries them.
+        #: Early fusion: the front-end of the utterance vectors beside the frames.
+        self.vector_front_end: Optional[FrontEnd] = None
+        if (self.dir / VECTOR_FRONT_END_FILE).is_file():
+            try:
+                self.vector_front_end = FrontEnd.from_json(json.loads((self.dir / VECTOR_FRONT_END_FILE).read_text()))
+            except ValueError as err:
+                raise self.loading_error(err) from None
         self.knn: Optional[Dict[str, Any]] = self.meta.get("knn")
         self.store: Optional[KNNDatastore] = None
         if self.knn:
@@ -136,23 +169,57 @@ class PackedSER(PackedModel):
             rows = [int(x) for x in (self.dir / KNN_LABELS).read_text().split()]
             self.store = KNNDatastore(emb, rows, len(self.labels), str(self.knn.get("backend", "torch")))
 
-    def _speaker_cmvn(self, feats_dir: Path) -> None:
+    def _speaker_cmvn(self, feats_dir: Path, pooled_file: str = CMVN_FILE) -> None:
         """Per-speaker statistics of ``feats_dir`` into its ``cmvn.scp``; a speaker with too few frames gets
-        the packed training statistics (logged and counted)."""
+        the packed training statistics ``pooled_file`` (logged and counted)."""
         stats = compute_cmvn_stats(feats_dir, per_speaker=True)
-        pooled = kaldiio.load_mat(str(self.dir / CMVN_FILE))
+        pooled = kaldiio.load_mat(str(self.dir / pooled_file))
         few = sorted(s for s, st in stats.items() if st[0, -1] < self.min_speaker_frames)
         for spk in few:
             stats[spk] = pooled
         if few:
-            logging.warning("%d speaker(s) with fewer than %d frames (first '%s') normalized with the training "
-                            "set's statistics instead of their own", len(few), self.min_speaker_frames, few[0])
+            logging.warning("%s: %d speaker(s) with fewer than %d frames (first '%s') normalized with the training "
+                            "set's statistics instead of their own", feats_dir.name, len(few), self.min_speaker_frames,
+                            few[0])
         write_speaker_cmvn(feats_dir, stats)
+
+    def _vectors(self, feats_dir: Path, work_dir: Path, skipped: Dict[str, str]) -> Path:
+        """Early fusion: the vectors' front-end over the audio stage 2 formatted (``work_dir/formatted``) into
+        ``work_dir/vectors`` (``feats.scp``, ``utt2spk``, ``spk2utt``, per-speaker ``cmvn.scp``). An utterance
+        the vectors' front-end cannot read is dropped from ``feats_dir`` too and joins ``skipped``."""
+        assert self.vector_front_end is not None
+        kept = read_kv(feats_dir / "utt2spk")
+        prefix = work_dir / "raw_vectors"
+        extract_features(self.vector_front_end, work_dir / "formatted", prefix, keys=list(kept), skip_unreadable=True)
+        have = read_kv(f"{prefix}.scp") if Path(f"{prefix}.scp").is_file() else {}
+        lost = {u: f"no utterance vector: {r}" for u, r in
+                read_kv(f"{prefix}.skipped", allow_empty_value=True).items()} if Path(f"{prefix}.skipped").is_file() else {}
+        lost.update({u: "no utterance vector" for u in kept if u not in have and u not in lost})
+        if lost:
+            skipped.update(lost)
+            kept = {u: s for u, s in kept.items() if u not in lost}
+            if not kept:
+                raise PackError(f"{feats_dir}: no utterance has both frames and an utterance vector")
+            for name in ("feats.scp", "utt2num_frames", "wav.scp"):
+                table = read_kv(feats_dir / name)
+                write_kv(feats_dir / name, {u: v for u, v in table.items() if u in kept})
+            write_kv(feats_dir / "utt2spk", kept)
+            write_spk2utt(feats_dir / "spk2utt", utt2spk_to_spk2utt(kept))
+        vec_dir = work_dir / "vectors"
+        vec_dir.mkdir()
+        write_kv(vec_dir / "feats.scp", {u: have[u] for u in kept})
+        write_kv(vec_dir / "utt2spk", kept)
+        write_spk2utt(vec_dir / "spk2utt", utt2spk_to_spk2utt(kept))
+        if self.cmvn_type == "speaker":
+            self._speaker_cmvn(vec_dir, VECTOR_CMVN_FILE)
+        return vec_dir
 
     def label_data_dir(self, data_dir: Path | str, work_dir: Path | str) -> LabelledSet:
         """Features, CMVN and posteriors of every utterance of ``data_dir`` (``wav.scp``, ``utt2spk``, optional
         ``segments``; no labels needed); ``work_dir`` holds the features."""
         feats_dir, skipped = self.featurize(data_dir, work_dir)
+        if self.vector_front_end is not None:
+            self.ser.conf.data.vector_dir = str(self._vectors(feats_dir, Path(work_dir), skipped))
         if self.cmvn_type == "speaker":
             self._speaker_cmvn(feats_dir)
         out = collect_ser_outputs(self.ser, feats_dir, require_labels=False)

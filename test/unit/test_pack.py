@@ -247,3 +247,63 @@ def test_a_packed_model_with_its_knn_datastore_decodes_as_the_knn_stage_did(make
     plain = pack_ser(tmp_path / "exp", tmp_path / "plain.tar", min_duration=0.0)
     model_only = PackedSER(plain, device="cpu").label_data_dir(tmp_path / "in", tmp_path / "work2").outputs
     assert np.abs(model_only.post.numpy() - got.post.numpy()).max() > 1e-3  # the datastore changed something
+
+
+def test_an_early_fusion_model_is_packed_with_both_front_ends(make_feats_dir, tmp_path, train_seed, caplog):
+    """tdnn_vector_ser (fbank frames + openSMILE functionals, each normalized per speaker) is packed with both
+    front-ends and the training vectors' pooled statistics, and labels the audio as the recipe's decode did;
+    a speaker with too few vectors is normalized with the pooled statistics (logged)."""
+    import logging
+    import shutil
+    import tarfile
+
+    import torch
+
+    from speechser.features.extract import write_cmvn
+    from speechser.io.datadir import read_kv
+    from speechser.pack.frontend import FrontEnd, extract_features
+    from speechser.pack.packed_ser import VECTOR_CMVN_FILE, VECTOR_FRONT_END_FILE, PackedSER, pack_ser
+    from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
+
+    torch.manual_seed(train_seed)
+    d = make_feats_dir(n_spk=2, n_utt=10, seconds=0.6)
+    vec = tmp_path / "vec"
+    vec.mkdir()
+    extract_features(FrontEnd("opensmile", {"feature_set": "eGeMAPSv02", "level": "functionals"}), d, vec / "raw")
+    (vec / "feats.scp").write_text((vec / "raw.scp").read_text())
+    for name in ("utt2spk", "spk2utt"):
+        shutil.copy(d / name, vec / name)
+    write_cmvn(vec, per_speaker=True)
+    conf = load_ser_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        "--data.vector_dir", str(vec), "--data.cmvn_type", "speaker", "--model.name", "tdnn_vector_ser",
+        "--model.conf.channels", "16", "--model.conf.embed_dim", "8", "--model.conf.vector_hidden", "8",
+        "--trainer.max_epochs", "1", "--seed", str(train_seed)])
+    train_ser(conf, tmp_path / "exp")
+    infer_ser(tmp_path / "exp", None, d, tmp_path / "decode")
+    arc = pack_ser(tmp_path / "exp", tmp_path / "fusion.tar", min_duration=0.0)
+    with tarfile.open(arc) as tar:
+        names = tar.getnames()
+        front = json.loads(tar.extractfile(VECTOR_FRONT_END_FILE).read())
+    assert VECTOR_CMVN_FILE in names and front["kind"] == "opensmile"
+    packed = PackedSER(arc, device="cpu")
+    (tmp_path / "in").mkdir()
+    for name in ("wav.scp", "utt2spk", "spk2utt"):
+        shutil.copy(d / name, tmp_path / "in" / name)
+    got = packed.label_data_dir(tmp_path / "in", tmp_path / "work")
+    want = {row.split("\t")[0]: [float(x) for x in row.split("\t")[1:]]
+            for row in (tmp_path / "decode/posteriors.tsv").read_text().splitlines()[1:]}
+    assert got.outputs.keys == sorted(want) and got.skipped == {}
+    assert np.abs(got.outputs.post.numpy() - np.array([want[k] for k in got.outputs.keys])).max() < 1e-4
+    # one utterance of a new speaker: its one vector cannot be normalized by itself; the pooled statistics are
+    one = tmp_path / "one"
+    one.mkdir()
+    key = sorted(read_kv(d / "wav.scp"))[0]
+    (one / "wav.scp").write_text(f"solo {read_kv(d / 'wav.scp')[key]}\n")
+    (one / "utt2spk").write_text("solo solo\n")
+    (one / "spk2utt").write_text("solo solo\n")
+    with caplog.at_level(logging.WARNING):
+        alone = packed.label_data_dir(one, tmp_path / "work_one")
+    assert alone.outputs.keys == ["solo"] and torch.isfinite(alone.outputs.post).all()
+    assert "vectors: 1 speaker(s) with fewer than 10 frames" in caplog.text
+    packed.close()
