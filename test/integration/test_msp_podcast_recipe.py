@@ -25,7 +25,7 @@ import pytest
 from speechser.config import read_yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recipe_helpers import kv, sh  # noqa: E402
+from recipe_helpers import copy_recipe, kv, sh  # noqa: E402
 from msp_podcast_fixture import HAND_CHECKED, NO_ANNOTATIONS, UNKNOWN_SPEAKER, build_msp_podcast_release  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,15 +224,7 @@ trainer:
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory, release):
     """A copy of egs/msp_podcast/ser1 (its ser.sh and utils/ links pointing at the project's)."""
-    rdir = tmp_path_factory.mktemp("egs") / "msp_podcast" / "ser1"
-    rdir.mkdir(parents=True)
-    for p in RECIPE.iterdir():
-        if p.is_symlink():
-            (rdir / p.name).symlink_to(p.resolve())
-        elif p.is_dir():
-            shutil.copytree(p, rdir / p.name)
-        else:
-            shutil.copy(p, rdir / p.name)
+    rdir = copy_recipe(RECIPE, tmp_path_factory.mktemp("egs"))
     env = dict(os.environ, SPEECHSER_MSP_PODCAST=str(release), OMP_NUM_THREADS="1",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     return rdir, env

@@ -23,6 +23,11 @@ def recipe_env(**corpora: str) -> dict:
                 **corpora)
 
 
+def prepare(script: Path, root: Path, out: Path, *opts: str, check: bool = True):
+    """Run a recipe's ``local/prepare_<corpus>.py`` on the release ``root`` into ``out``."""
+    return sh([sys.executable, script, *opts, root, out], cwd=out.parent, env=recipe_env(), check=check)
+
+
 # --- RAVDESS ------------------------------------------------------------------------------------------
 
 RAVDESS = ROOT / "egs/ravdess/ser1"
@@ -36,8 +41,7 @@ def ravdess(tmp_path_factory, emodb) -> Path:
 
 
 def prepare_ravdess(root: Path, out: Path, *opts: str, check: bool = True):
-    return sh([sys.executable, RAVDESS / "local/prepare_ravdess.py", *opts, root, out], cwd=out.parent,
-              env=recipe_env(), check=check)
+    return prepare(RAVDESS / "local/prepare_ravdess.py", root, out, *opts, check=check)
 
 
 def test_ravdess_fixture_has_the_release_layout(ravdess):
@@ -121,8 +125,7 @@ def crema(tmp_path_factory, emodb) -> Path:
 
 
 def prepare_crema(root: Path, out: Path, *opts: str, check: bool = True):
-    return sh([sys.executable, CREMA / "local/prepare_crema_d.py", *opts, root, out], cwd=out.parent,
-              env=recipe_env(), check=check)
+    return prepare(CREMA / "local/prepare_crema_d.py", root, out, *opts, check=check)
 
 
 def test_crema_prepare_reads_names_demographics_and_the_voice_votes(crema, tmp_path):
@@ -215,8 +218,7 @@ def vivos(tmp_path_factory, an4) -> Path:
 
 
 def prepare_vivos(root: Path, out: Path, *opts: str, check: bool = True):
-    return sh([sys.executable, VIVOS / "local/prepare_vivos.py", *opts, root, out], cwd=out.parent, env=recipe_env(),
-              check=check)
+    return prepare(VIVOS / "local/prepare_vivos.py", root, out, *opts, check=check)
 
 
 def test_vivos_prepare_normalizes_the_prompts_and_holds_out_whole_speakers(vivos, tmp_path):
@@ -293,8 +295,7 @@ def emov(tmp_path_factory, emodb):
 
 
 def prepare_emov(root: Path, out: Path, *opts: str, check: bool = True):
-    return sh([sys.executable, EMOV / "local/prepare_emov_db.py", *opts, root, out], cwd=out.parent, env=recipe_env(),
-              check=check)
+    return prepare(EMOV / "local/prepare_emov_db.py", root, out, *opts, check=check)
 
 
 def test_emov_prepare_reads_speakers_styles_and_arctic_sentences(emov, tmp_path):
