@@ -31,6 +31,8 @@ bench: install
 	$(PY) test/bench/bench_fbank.py
 	$(PY) test/bench/bench_asr.py
 	$(PY) test/bench/bench_infer.py
+	$(PY) test/bench/bench_sampler.py
+	$(PY) test/bench/bench_knn.py
 
 lint: install
 	$(PY) -m compileall -q speechser test tools
