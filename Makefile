@@ -33,6 +33,7 @@ bench: install
 	$(PY) test/bench/bench_infer.py
 	$(PY) test/bench/bench_sampler.py
 	$(PY) test/bench/bench_knn.py
+	$(PY) test/bench/bench_conformer.py --steps 7
 
 lint: install
 	$(PY) -m compileall -q speechser test tools
