@@ -34,6 +34,7 @@ bench: install
 	$(PY) test/bench/bench_sampler.py
 	$(PY) test/bench/bench_knn.py
 	$(PY) test/bench/bench_conformer.py --steps 7
+	$(PY) test/bench/bench_ctc_decode.py
 
 lint: install
 	$(PY) -m compileall -q speechser test tools
