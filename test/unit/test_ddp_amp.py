@@ -97,3 +97,42 @@ def test_ddp_two_processes_with_a_staged_model(make_feats_dir, tmp_path: Path, t
     s2, s3 = (torch.load(exp / f"{e}epoch.pt", weights_only=False) for e in (2, 3))
     s2, s3 = (s.get("model", s) for s in (s2, s3))
     assert torch.equal(s2["stem.0.weight"], s3["stem.0.weight"])  # frozen in stage 2 on both ranks
+
+
+def test_two_gloo_processes_train_the_same_weights_as_one_with_accumulation(make_feats_dir, tmp_path: Path,
+                                                                              train_seed):
+    """Issue 17: DDP over 2 processes (each rank takes every other batch of the same shuffled order, gradients
+    averaged) and 1 process accumulating 2 batches per update see the same global batches, so with the
+    randomness of training off (dropout, SpecAugment) they end with the same parameters (within 1e-4; the
+    batch-norm running statistics are buffers, which DDP takes from rank 0, and are left out)."""
+    d = make_feats_dir(n_spk=2, n_utt=8)
+    quiet = ["--model.conf.dropout", "0", "--model.conf.use_specaug", "false", "--data.max_batch_size", "2",
+             "--data.max_frames", "100000"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
+    two = tmp_path / "two"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           "-m", "speechser.bin.train_ser", "--exp-dir", str(two), *_args(d, train_seed), *quiet,
+           "--trainer.device", "cpu"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name, accum in (("one", "2"), ("one_no_accum", "1")):
+        proc = subprocess.run([sys.executable, "-m", "speechser.bin.train_ser", "--exp-dir", str(tmp_path / name),
+                               *_args(d, train_seed), *quiet, "--trainer.accum_grad", accum],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def weights(exp: Path, epoch: int) -> dict:
+        state = torch.load(exp / f"{epoch}epoch.pt", weights_only=False)
+        state = state.get("model", state)
+        return {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+
+    def gap(x: dict, y: dict) -> float:
+        assert set(x) == set(y) and x
+        return max(float((x[k] - y[k]).abs().max()) for k in x)
+
+    ddp = weights(two, 2)
+    assert gap(ddp, weights(tmp_path / "one", 2)) < 1e-4
+    # the check can fail: training moved the weights, and one process without accumulation (twice the
+    # updates, half the batch) ends elsewhere
+    assert gap(ddp, weights(two, 1)) > 1e-3
+    assert gap(ddp, weights(tmp_path / "one_no_accum", 2)) > 1e-3
