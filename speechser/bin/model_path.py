@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from speechser.config import read_yaml
-    from speechser.tasks.common import resolve_checkpoint
+    from speechser.tasks.common import experiment_models, resolve_checkpoint
     from speechser.train.checkpoint import CheckpointError
 
     p = argparse.ArgumentParser(prog="speechser-model-path", description=__doc__.split("\n\n")[0])
@@ -34,9 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         trainer = read_yaml(exp / "config.yaml").get("trainer", {})
         path = resolve_checkpoint(exp, a.name or None, SimpleNamespace(best_metric=trainer.get("best_metric", "")))
     except CheckpointError as err:
-        have = sorted(f.name for f in exp.glob("*.pt"))
-        print(f"speechser-model-path: error: {err}; {exp} has {', '.join(have) if have else 'no *.pt file'}",
-              file=sys.stderr)
+        print(f"speechser-model-path: error: {err}; {exp} has {experiment_models(exp)}", file=sys.stderr)
         return 1
     print(path)
     return 0

@@ -32,7 +32,7 @@ from speechser.config import load_config
 from speechser.filter.data_filter import FilterBounds, filter_data_dir
 from speechser.io.datadir import read_kv
 from speechser.tasks.asr import decode_asr, load_asr_config, train_asr
-from speechser.tasks.common import resolve_checkpoint
+from speechser.tasks.common import experiment_models, resolve_checkpoint
 
 
 @dataclass
@@ -119,9 +119,9 @@ def run_filter_loop(
         if conf.checkpoint_name:
             ckpt = exp / conf.checkpoint_name
             if not ckpt.is_file():
-                have = ", ".join(sorted(f.name for f in exp.glob("*.pt"))) or "no *.pt file"
                 raise FileNotFoundError(f"{ckpt}: the retrained model has no such checkpoint (filter.checkpoint_name; "
-                                        f"it has {have}; leave the key empty for its averaged model)")
+                                        f"it has {experiment_models(exp)}; leave the key empty for its averaged "
+                                        "model)")
         else:
             ckpt = resolve_checkpoint(exp, None, train_conf.trainer)
         rows.append({**row, **{f"wer_{k}": v for k, v in decode_sets(exp, ckpt).items()}})

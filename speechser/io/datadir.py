@@ -218,6 +218,18 @@ def write_spk2utt(path: Path | str, spk2utt: Mapping[str, Sequence[str]]) -> Non
     write_kv(path, {spk: " ".join(utts) for spk, utts in spk2utt.items()})
 
 
+def write_data_dir(out: Path | str, tables: Mapping[str, Mapping[str, str]]) -> Path:
+    """A data directory ``out`` from per-utterance tables (file name -> utterance -> value, e.g.
+    ``{"wav.scp": ..., "utt2spk": ..., "utt2emo": ...}``; each written sorted by :func:`write_kv`), with
+    ``spk2utt`` derived from ``utt2spk``: what a recipe's ``local/prepare_<corpus>.py`` writes. Returns ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        write_kv(out / name, table)
+    write_spk2utt(out / "spk2utt", utt2spk_to_spk2utt(tables["utt2spk"]))
+    return out
+
+
 def read_spk2utt(path: Path | str) -> Dict[str, List[str]]:
     return {spk: value.split() for spk, value in read_kv(path).items()}
 

@@ -105,6 +105,7 @@ def _neighbours_section(decode_dirs: Sequence[Path | str]) -> List[str]:
     """For k-NN decodes (``neighbours.tsv``, ``audio.tsv``, ``ref``, ``hyp``, ``posteriors.tsv``): the
     misrecognized test utterances with the highest posterior on their wrong class (spread over the decode
     directories), each with its nearest datastore neighbours and audio players; [] without k-NN decodes."""
+    from speechser.decode.ensemble import read_posteriors
     from speechser.io.datadir import read_kv
 
     dirs = [Path(d) for d in decode_dirs if (Path(d) / "neighbours.tsv").is_file() and (Path(d) / "ref").is_file()]
@@ -118,11 +119,13 @@ def _neighbours_section(decode_dirs: Sequence[Path | str]) -> List[str]:
              f"at {AUDIO_SECONDS:g} s.</p>"]
     shown = 0
     for d in dirs:
+        if shown == NEIGHBOUR_EXAMPLES:
+            break
         refs, hyps = read_kv(d / "ref"), read_kv(d / "hyp")
-        with open(d / "posteriors.tsv", encoding="utf-8") as f:
-            names = f.readline().rstrip("\n").split("\t")[1:]
-            post = {r[0]: dict(zip(names, map(float, r[1:]))) for r in (ln.rstrip("\n").split("\t") for ln in f)}
-        wrong = sorted((k for k in hyps if k in refs and hyps[k] != refs[k]), key=lambda k: (-post[k][hyps[k]], k))
+        names, keys, matrix = read_posteriors(d / "posteriors.tsv")
+        row, col = {k: i for i, k in enumerate(keys)}, {c: j for j, c in enumerate(names)}
+        post = {k: float(matrix[row[k], col[hyps[k]]]) for k in hyps}  # the posterior of the decoded class
+        wrong = sorted((k for k in hyps if k in refs and hyps[k] != refs[k]), key=lambda k: (-post[k], k))
         neighbours: Dict[str, List[List[str]]] = {}
         for row in _tsv_rows(d / "neighbours.tsv"):
             neighbours.setdefault(row[0], []).append(row)
@@ -133,7 +136,7 @@ def _neighbours_section(decode_dirs: Sequence[Path | str]) -> List[str]:
             shown += 1
             parts.append(f"<h3>{html.escape(key)} ({html.escape(d.parent.parent.name + '/' + d.name)}): reference "
                          f"<b>{html.escape(refs[key])}</b>, decoded <b>{html.escape(hyps[key])}</b> "
-                         f"(p = {post[key][hyps[key]]:.2f})</h3><p>{_player(key, audio)}</p>")
+                         f"(p = {post[key]:.2f})</h3><p>{_player(key, audio)}</p>")
             rows = [f"<tr><td>{html.escape(r[1])}</td><td>{html.escape(r[2])}</td><td>{html.escape(r[3])}</td>"
                     f"<td>{html.escape(r[4])}</td><td>{_player(r[2], audio)}</td></tr>"
                     for r in neighbours.get(key, [])[:NEIGHBOURS_SHOWN]]

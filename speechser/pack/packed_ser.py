@@ -31,14 +31,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import kaldiio
 import numpy as np
 
 from speechser.features.extract import compute_cmvn_stats, write_speaker_cmvn
 from speechser.features.fbank import accumulate_cmvn
-from speechser.io.datadir import read_kv, utt2spk_to_spk2utt, write_kv, write_spk2utt
+from speechser.io.datadir import read_kv, subset_data_dir, write_data_dir
 from speechser.knn.datastore import KNNDatastore, interpolate
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
 from speechser.pack.frontend import FrontEnd, extract_features
@@ -183,43 +183,38 @@ class PackedSER(PackedModel):
                             few[0])
         write_speaker_cmvn(feats_dir, stats)
 
-    def _vectors(self, feats_dir: Path, work_dir: Path, skipped: Dict[str, str]) -> Path:
+    def _vectors(self, feats_dir: Path, work_dir: Path, skipped: Dict[str, str]) -> Tuple[Path, Path]:
         """Early fusion: the vectors' front-end over the audio stage 2 formatted (``work_dir/formatted``) into
         ``work_dir/vectors`` (``feats.scp``, ``utt2spk``, ``spk2utt``, per-speaker ``cmvn.scp``). An utterance
-        the vectors' front-end cannot read is dropped from ``feats_dir`` too and joins ``skipped``."""
+        the vectors' front-end cannot read joins ``skipped`` and is left out of the frames too (a subset of
+        ``feats_dir``). Returns the frames' and the vectors' directories."""
         assert self.vector_front_end is not None
         kept = read_kv(feats_dir / "utt2spk")
         prefix = work_dir / "raw_vectors"
         extract_features(self.vector_front_end, work_dir / "formatted", prefix, keys=list(kept), skip_unreadable=True)
-        have = read_kv(f"{prefix}.scp") if Path(f"{prefix}.scp").is_file() else {}
-        lost = {u: f"no utterance vector: {r}" for u, r in
-                read_kv(f"{prefix}.skipped", allow_empty_value=True).items()} if Path(f"{prefix}.skipped").is_file() else {}
+        have = read_kv(f"{prefix}.scp")
+        lost = {u: f"no utterance vector: {r}" for u, r in read_kv(f"{prefix}.skipped", allow_empty_value=True).items()
+                } if Path(f"{prefix}.skipped").is_file() else {}
         lost.update({u: "no utterance vector" for u in kept if u not in have and u not in lost})
         if lost:
             skipped.update(lost)
             kept = {u: s for u, s in kept.items() if u not in lost}
             if not kept:
                 raise PackError(f"{feats_dir}: no utterance has both frames and an utterance vector")
-            for name in ("feats.scp", "utt2num_frames", "wav.scp"):
-                table = read_kv(feats_dir / name)
-                write_kv(feats_dir / name, {u: v for u, v in table.items() if u in kept})
-            write_kv(feats_dir / "utt2spk", kept)
-            write_spk2utt(feats_dir / "spk2utt", utt2spk_to_spk2utt(kept))
-        vec_dir = work_dir / "vectors"
-        vec_dir.mkdir()
-        write_kv(vec_dir / "feats.scp", {u: have[u] for u in kept})
-        write_kv(vec_dir / "utt2spk", kept)
-        write_spk2utt(vec_dir / "spk2utt", utt2spk_to_spk2utt(kept))
+            subset_data_dir(feats_dir, work_dir / "feats_with_vectors", utt_list=list(kept))
+            feats_dir = work_dir / "feats_with_vectors"
+        vec_dir = write_data_dir(work_dir / "vectors", {"feats.scp": {u: have[u] for u in kept}, "utt2spk": kept})
         if self.cmvn_type == "speaker":
             self._speaker_cmvn(vec_dir, VECTOR_CMVN_FILE)
-        return vec_dir
+        return feats_dir, vec_dir
 
     def label_data_dir(self, data_dir: Path | str, work_dir: Path | str) -> LabelledSet:
         """Features, CMVN and posteriors of every utterance of ``data_dir`` (``wav.scp``, ``utt2spk``, optional
         ``segments``; no labels needed); ``work_dir`` holds the features."""
         feats_dir, skipped = self.featurize(data_dir, work_dir)
         if self.vector_front_end is not None:
-            self.ser.conf.data.vector_dir = str(self._vectors(feats_dir, Path(work_dir), skipped))
+            feats_dir, vec_dir = self._vectors(feats_dir, Path(work_dir), skipped)
+            self.ser.conf.data.vector_dir = str(vec_dir)
         if self.cmvn_type == "speaker":
             self._speaker_cmvn(feats_dir)
         out = collect_ser_outputs(self.ser, feats_dir, require_labels=False)

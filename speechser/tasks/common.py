@@ -91,6 +91,11 @@ def read_experiment_config(cls: Type[T], exp_dir: Path | str) -> T:
     return from_dict(cls, read_yaml(path), source=str(path))
 
 
+def experiment_models(exp_dir: Path | str) -> str:
+    """The weights files of an experiment, for error messages: ``"a.pt, b.pt"`` or ``"no *.pt file"``."""
+    return ", ".join(sorted(f.name for f in Path(exp_dir).glob("*.pt"))) or "no *.pt file"
+
+
 def resolve_checkpoint(exp_dir: Path | str, checkpoint: Optional[Path | str], trainer_conf: Any) -> Path:
     """``checkpoint`` as given (a path), or relative to ``exp_dir``; when not given, the averaged model the
     trainer writes (``valid.<metric>.ave_<n>best.pt``), else the best epoch, else the last checkpoint."""

@@ -5,6 +5,7 @@ tiny model."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -40,8 +41,7 @@ def ravdess(tmp_path_factory, emodb) -> Path:
     return root
 
 
-def prepare_ravdess(root: Path, out: Path, *opts: str, check: bool = True):
-    return prepare(RAVDESS / "local/prepare_ravdess.py", root, out, *opts, check=check)
+prepare_ravdess = functools.partial(prepare, RAVDESS / "local/prepare_ravdess.py")
 
 
 def test_ravdess_fixture_has_the_release_layout(ravdess):
@@ -124,8 +124,7 @@ def crema(tmp_path_factory, emodb) -> Path:
     return root
 
 
-def prepare_crema(root: Path, out: Path, *opts: str, check: bool = True):
-    return prepare(CREMA / "local/prepare_crema_d.py", root, out, *opts, check=check)
+prepare_crema = functools.partial(prepare, CREMA / "local/prepare_crema_d.py")
 
 
 def test_crema_prepare_reads_names_demographics_and_the_voice_votes(crema, tmp_path):
@@ -217,8 +216,7 @@ def vivos(tmp_path_factory, an4) -> Path:
     return root
 
 
-def prepare_vivos(root: Path, out: Path, *opts: str, check: bool = True):
-    return prepare(VIVOS / "local/prepare_vivos.py", root, out, *opts, check=check)
+prepare_vivos = functools.partial(prepare, VIVOS / "local/prepare_vivos.py")
 
 
 def test_vivos_prepare_normalizes_the_prompts_and_holds_out_whole_speakers(vivos, tmp_path):
@@ -294,8 +292,7 @@ def emov(tmp_path_factory, emodb):
     return root, build_emov_db(emodb, root)
 
 
-def prepare_emov(root: Path, out: Path, *opts: str, check: bool = True):
-    return prepare(EMOV / "local/prepare_emov_db.py", root, out, *opts, check=check)
+prepare_emov = functools.partial(prepare, EMOV / "local/prepare_emov_db.py")
 
 
 def test_emov_prepare_reads_speakers_styles_and_arctic_sentences(emov, tmp_path):

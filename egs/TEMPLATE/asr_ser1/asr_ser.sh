@@ -111,9 +111,13 @@ augment_note() {
         || log "Augmentation: no --rir_scp: reverberation disabled (data.augment.reverb.prob 0)"
 }
 
-# The ASR model later stages use: "<experiment> <checkpoint>" of the filter loop's last retrained round,
-# else of exp/<asr_tag>.
-final_asr_model() { final_asr "${asr_exp}" "${asr_model}" "${filter_config}"; }
+# The ASR model later stages use, set as final_exp and final_ckpt: the filter loop's last retrained round,
+# else exp/<asr_tag>'s model (--asr_model, default the one its training wrote); exits when there is none.
+final_asr_model() {
+    local line
+    line=$(final_asr "${asr_exp}" "${asr_model}" "${filter_config}") || exit 1
+    read -r final_exp final_ckpt <<< "${line}"
+}
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
     log "Stage 1: data preparation -> data/{${sets// /,}}"
@@ -161,7 +165,7 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ] && [ -n "${filter_config}" ]; t
 fi
 
 if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
-    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
+    final_asr_model
     log "Stage 8: SER training with the ASR encoder of ${final_ckpt} -> ${ser_exp}"
     augment_note
     train_ser "${ser_exp}/logs/train.log" "${threads}" "${ser_exp}" "${ser_config}" "${feats}/${train_set}" \
@@ -182,14 +186,14 @@ if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
 fi
 
 if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
-    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
+    final_asr_model
     log "Stage 10: ASR decoding (${asr_decoder}) of ${test_sets} with ${final_ckpt}"
     decode_asr "${final_exp}" "${final_ckpt}" "${asr_decoder}" ${test_sets}
 fi
 
 if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
     log "Stage 11: challenge scores -> ${results_md}"
-    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
+    final_asr_model
     ntest=$(echo ${test_sets} | wc -w)
     for s in ${test_sets}; do
         suffix=""
@@ -212,7 +216,7 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
 fi
 
 if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
-    read -r final_exp final_ckpt <<< "$(final_asr_model)"; [ -n "${final_ckpt}" ] || exit 1
+    final_asr_model
     log "Stage 12: packing ${final_ckpt} (${asr_decoder}) and ${ser_exp}/${ser_model:-<averaged model>} -> ${ser_exp}/packed/joint.tar"
     mkdir -p "${ser_exp}/packed" "${ser_exp}/logs"
     pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}" --decoder "${asr_decoder}" --beam "${beam_size}")

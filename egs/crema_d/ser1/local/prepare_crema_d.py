@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from speechser.data.soft_labels import format_label_votes
-from speechser.io.datadir import utt2spk_to_spk2utt, write_kv, write_spk2utt
+from speechser.io.datadir import write_data_dir
 
 EMOTIONS = {"ANG": "ang", "DIS": "dis", "FEA": "fea", "HAP": "hap", "NEU": "neu", "SAD": "sad"}
 VOTE_COLUMNS = {"A": "ang", "D": "dis", "F": "fea", "H": "hap", "N": "neu", "S": "sad"}
@@ -144,11 +144,7 @@ def main() -> int:
         return 1
     groups = speaker_groups(set(tables["utt2spk"].values()), a.speaker_groups)
     tables["utt2session"] = {u: groups[s] for u, s in tables["utt2spk"].items()}
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        write_kv(out / name, table)
-    write_spk2utt(out / "spk2utt", utt2spk_to_spk2utt(tables["utt2spk"]))
+    out = write_data_dir(a.out, tables)
     (out / "emotions.txt").write_text("".join(f"{e}\n" for e in EMOTIONS.values()))
     print(f"prepare_crema_d.py: {len(tables['utt2spk'])} clips, {len(groups)} actors in "
           f"{len(set(groups.values()))} groups -> {out}")

@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from speechser.io.datadir import utt2spk_to_spk2utt, write_kv, write_spk2utt
+from speechser.io.datadir import write_data_dir
 from speechser.text.normalize import normalize_text
 
 EMOTIONS = {"amused": "amu", "angry": "ang", "disgusted": "dis", "neutral": "neu", "sleepy": "sle"}
@@ -91,11 +91,7 @@ def main() -> int:
         return 1
     if a.no_text:
         del tables["text"]
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        write_kv(out / name, table)
-    write_spk2utt(out / "spk2utt", utt2spk_to_spk2utt(tables["utt2spk"]))
+    out = write_data_dir(a.out, tables)
     (out / "emotions.txt").write_text("".join(f"{e}\n" for e in EMOTIONS.values()))
     print(f"prepare_emov_db.py: {len(tables['utt2spk'])} utterances, {len(speakers)} speakers -> {out}")
     return 0

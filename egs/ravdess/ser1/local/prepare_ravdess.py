@@ -20,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from speechser.io.datadir import utt2spk_to_spk2utt, write_kv, write_spk2utt
+from speechser.io.datadir import write_data_dir, write_kv
 
 EMOTIONS = {"01": "neu", "02": "cal", "03": "hap", "04": "sad", "05": "ang", "06": "fea", "07": "dis", "08": "sur"}
 INTENSITY = {"01": "normal", "02": "strong"}
@@ -103,12 +103,8 @@ def main() -> int:
     except LayoutError as err:
         print(f"prepare_ravdess.py: {err}", file=sys.stderr)
         return 1
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        write_kv(out / name, table)
+    out = write_data_dir(a.out, tables)
     utt2spk = tables["utt2spk"]
-    write_spk2utt(out / "spk2utt", utt2spk_to_spk2utt(utt2spk))
     write_kv(out / "spk2gender", {s: "m" if int(s[-2:]) % 2 else "f" for s in set(utt2spk.values())})
     labels = [e for e in EMOTIONS.values() if a.classes == 8 or e != "cal"]
     (out / "emotions.txt").write_text("".join(f"{e}\n" for e in labels))

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from speechser.io.datadir import utt2spk_to_spk2utt, write_kv, write_spk2utt
+from speechser.io.datadir import write_data_dir
 from speechser.text.normalize import normalize_text
 
 SPEAKER = re.compile(r"^(VIVOS(?:SPK|DEV)\d\d)_\S+$")
@@ -69,13 +69,9 @@ def read_part(part: Path) -> dict:
 
 
 def write_dir(out: Path, utts: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_kv(out / "wav.scp", {u: v[0] for u, v in utts.items()})
-    write_kv(out / "text", {u: v[1] for u, v in utts.items()})
-    utt2spk = {u: v[2] for u, v in utts.items()}
-    write_kv(out / "utt2spk", utt2spk)
-    write_spk2utt(out / "spk2utt", utt2spk_to_spk2utt(utt2spk))
-    write_kv(out / "utt2gender", {u: v[3] for u, v in utts.items()})
+    """``utts`` (utt -> (wav, text, speaker, gender)) as the data directory ``out``."""
+    write_data_dir(out, {name: {u: v[i] for u, v in utts.items()}
+                         for i, name in enumerate(("wav.scp", "text", "utt2spk", "utt2gender"))})
 
 
 def main() -> int:

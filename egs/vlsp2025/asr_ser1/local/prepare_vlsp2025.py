@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from speechser.io.datadir import utt2spk_to_spk2utt, write_kv, write_spk2utt
+from speechser.io.datadir import write_data_dir
 from speechser.text.normalize import normalize_text
 
 HEADER = ["id", "speaker", "emotion", "transcript"]
@@ -60,13 +60,9 @@ def read_split(root: Path, split: str) -> dict:
 
 
 def write_dir(out: Path, entries: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    write_kv(out / "wav.scp", {u: e[0] for u, e in entries.items()})
-    write_kv(out / "text", {u: e[1] for u, e in entries.items()})
-    utt2spk = {u: e[2] for u, e in entries.items()}
-    write_kv(out / "utt2spk", utt2spk)
-    write_spk2utt(out / "spk2utt", utt2spk_to_spk2utt(utt2spk))
-    write_kv(out / "utt2emo", {u: e[3] for u, e in entries.items()})
+    """``entries`` (utt -> (wav, text, speaker, emotion)) as the data directory ``out``."""
+    write_data_dir(out, {name: {u: e[i] for u, e in entries.items()}
+                         for i, name in enumerate(("wav.scp", "text", "utt2spk", "utt2emo"))})
 
 
 def main() -> int:
