@@ -155,14 +155,17 @@ def test_knn_decode_ser_end_to_end(make_feats_dir, tmp_path: Path, train_seed):
     rows = (tmp_path / "knn" / d.name / "posteriors.tsv").read_text().splitlines()
     assert len(rows) == 9 and all(abs(sum(map(float, r.split("\t")[1:])) - 1) < 1e-4 for r in rows[1:])
     # each test utterance's nearest neighbours, best first: the test set is in the datastore here, so the
-    # first neighbour is the utterance itself (similarity 1), and every neighbour's audio is listed
+    # utterance itself is a neighbour at similarity 1, and every neighbour's audio is listed
     nb = [r.split("\t") for r in (tmp_path / "knn" / d.name / "neighbours.tsv").read_text().splitlines()[1:]]
     keys = sorted(store)
     assert len(nb) == 8 * 5 and sorted({r[0] for r in nb}) == keys
     utt2emo = dict(ln.split() for ln in (d / "utt2emo").read_text().splitlines())
     for key in keys:
         mine = [r for r in nb if r[0] == key]
-        assert [int(r[1]) for r in mine] == [1, 2, 3, 4, 5] and mine[0][2] == key and float(mine[0][4]) > 0.999
+        # the utterance itself is among the neighbours at similarity 1 (another utterance whose embedding is
+        # equal may tie with it for the first rank)
+        assert [int(r[1]) for r in mine] == [1, 2, 3, 4, 5] and float(mine[0][4]) > 0.999
+        assert key in [r[2] for r in mine if float(r[4]) > 0.999]
         assert [float(r[4]) for r in mine] == sorted((float(r[4]) for r in mine), reverse=True)
         assert all(utt2emo[r[2]] == r[3] for r in mine)
     audio = [r.split("\t") for r in (tmp_path / "knn" / d.name / "audio.tsv").read_text().splitlines()[1:]]
