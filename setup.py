@@ -33,6 +33,7 @@ CONSOLE_SCRIPTS = {
     "speechser-utt2spk-to-spk2utt": "speechser.bin.data_tools:utt2spk_to_spk2utt_main",
     "speechser-spk2utt-to-utt2spk": "speechser.bin.data_tools:spk2utt_to_utt2spk_main",
     "speechser-run-pl": "speechser.bin.jobs:main_run_pl",
+    "speechser-launch": "speechser.launch:main",
     "speechser-slurm-pl": "speechser.bin.jobs:main_slurm_pl",
     # pipeline stages
     "speechser-format-audio": "speechser.bin.format_audio:main",

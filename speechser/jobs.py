@@ -9,7 +9,10 @@ as one ``sbatch`` array, then waits for them.
 
 Options (both launchers accept all; ``run.pl`` ignores the resource ones):
 ``--max-jobs-run N`` (run.pl: at most N at a time), ``--num-threads N``,
-``--mem 4G``, ``--gpu N``, ``--time 1:00:00``, ``--partition P``.
+``--mem 4G``, ``--gpu N`` (per node), ``--time 1:00:00``, ``--partition P``,
+``--num-nodes M`` (slurm.pl: one job over M nodes, ``sbatch --nodes M
+--ntasks-per-node 1``, in which ``speechser-launch`` starts one ``torchrun`` per
+node with ``srun``; run.pl refuses more than 1: it has one machine).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class JobSpec:
     gpu: int = 0
     time: str = ""
     partition: str = ""
+    num_nodes: int = 1
     extra: List[str] = field(default_factory=list)
 
     def indices(self) -> List[int]:
@@ -74,7 +78,7 @@ def _quote(arg: str) -> str:
 def parse_args(argv: Sequence[str], prog: str) -> JobSpec:
     """Parse ``[--opt value]... [VAR=a:b] log command...``."""
     args = list(argv)
-    opts = {"max_jobs_run": 0, "num_threads": 1, "mem": "", "gpu": 0, "time": "", "partition": ""}
+    opts = {"max_jobs_run": 0, "num_threads": 1, "mem": "", "gpu": 0, "time": "", "partition": "", "num_nodes": 1}
     while args and args[0].startswith("--"):
         name = args.pop(0)[2:].replace("-", "_")
         if "=" in name:
@@ -100,6 +104,8 @@ def parse_args(argv: Sequence[str], prog: str) -> JobSpec:
     log = args.pop(0)
     if var and var not in log:
         raise JobError(f"{prog}: the log file '{log}' must contain {var} for a job array")
+    if int(opts["num_nodes"]) < 1:
+        raise JobError(f"{prog}: --num-nodes {opts['num_nodes']}: need at least 1")
     return JobSpec(var, first, last, log, args, **opts)  # type: ignore[arg-type]
 
 
@@ -159,6 +165,9 @@ def _report(prog: str, spec: JobSpec, codes: dict) -> int:
 def run_local(argv: Sequence[str]) -> int:
     """``run.pl``: run the jobs on this machine."""
     spec = parse_args(argv, "run.pl")
+    if spec.num_nodes > 1:
+        raise JobError(f"run.pl: --num-nodes {spec.num_nodes}: run.pl runs jobs on this machine only; a training "
+                       "over several nodes needs a cluster (train_cmd=utils/slurm.pl in cmd.sh)")
     indices = spec.indices()
     workers = spec.max_jobs_run if spec.max_jobs_run > 0 else len(indices)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -211,6 +220,8 @@ def run_slurm(argv: Sequence[str], poll_seconds: float = 5.0) -> int:
         sb.append(f"--mem={spec.mem}")
     if spec.gpu:
         sb.append(f"--gres=gpu:{spec.gpu}")
+    if spec.num_nodes > 1:
+        sb += [f"--nodes={spec.num_nodes}", "--ntasks-per-node=1"]
     if spec.time:
         sb.append(f"--time={spec.time}")
     if spec.partition:

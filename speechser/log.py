@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -17,6 +18,19 @@ def setup_logging(log_file: Optional[Path] = None, level: int = logging.INFO) ->
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=True)
+
+
+def setup_training_logging(log_file: Path) -> bool:
+    """Logging of one training process: under torchrun only rank 0 (``RANK``) logs progress, to stderr and
+    ``log_file``; the other ranks show their warnings and errors only, marked with their rank. Returns
+    whether this process is rank 0."""
+    rank = os.environ.get("RANK", "0")
+    if rank == "0":
+        setup_logging(log_file)
+        return True
+    logging.basicConfig(level=logging.WARNING, format=f"[rank {rank}] {FORMAT}",
+                        handlers=[logging.StreamHandler(sys.stderr)], force=True)
+    return False
 
 
 def log_command_line() -> None:

@@ -3,7 +3,7 @@
 # Each stage script keeps its own numbered, guarded stages and calls these; nothing here runs on sourcing.
 #
 # The functions read the stage scripts' common options as globals: nj (feature jobs), threads (of each
-# ASR training and decoding job; default 2), dumpdir, fs, min_duration,
+# ASR training and decoding job; default 2), ngpu and num_nodes (of each training; default 1), dumpdir, fs, min_duration,
 # num_mel_bins, beam_size, local_data_opts, knn_config, knn_backend, knn_args, results_md, cmdline,
 # and cmd.sh's feats_cmd, train_cmd, infer_cmd. Everything step-specific is an argument.
 # Layout: data/<set> -> ${dumpdir}/raw/<set> -> ${dumpdir}/fbank/<set>; experiments under exp/<tag>.
@@ -67,6 +67,18 @@ token_args() {
     fi
 }
 
+# train_launch <log> <threads> <command> [args...]: a training through ${train_cmd} and speechser-launch on
+# ${ngpu} processes (GPUs) per node and ${num_nodes} nodes: --ngpu 0 trains on CPUs (--trainer.device cpu),
+# 1 in one process (a GPU when there is one), N > 1 under torchrun; --num_nodes M > 1 needs train_cmd=utils/slurm.pl
+# (one torchrun per node through srun). The trainer keeps the config's global batch whatever the process count.
+train_launch() {
+    local log=$1 threads=$2 device=()
+    shift 2
+    [ "${ngpu:-1}" != 0 ] || device=(--trainer.device cpu)
+    ${train_cmd} --num-threads "${threads}" --gpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" "${log}" \
+        speechser-launch --ngpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" -- "$@" "${device[@]}"
+}
+
 # train_asr <exp> <config> <train_set> <valid_set> [speechser-train-asr options...]: ASR (or BEST-RQ)
 # training on ${dumpdir}/fbank with the training set's global CMVN -> <exp>, log <exp>/logs/train.log,
 # wall time in seconds <exp>/logs/train.elapsed
@@ -74,7 +86,7 @@ train_asr() {
     local exp=$1 config=$2 train=${dumpdir}/fbank/$3 valid=${dumpdir}/fbank/$4 start=${SECONDS}
     shift 4
     mkdir -p "${exp}/logs"
-    ${train_cmd} --num-threads "${threads:-2}" "${exp}/logs/train.log" \
+    train_launch "${exp}/logs/train.log" "${threads:-2}" \
         speechser-train-asr --config "${config}" --exp-dir "${exp}" \
         --data.train_dir "${train}" --data.valid_dir "${valid}" \
         --data.cmvn_type global --data.cmvn_stats "${train}/cmvn.ark" "$@"
@@ -155,7 +167,7 @@ train_ser() {
     local log=$1 threads=$2 exp=$3 config=$4 train=$5 valid=$6 labels=$7
     shift 7
     mkdir -p "$(dirname "${log}")"
-    ${train_cmd} --num-threads "${threads}" "${log}" \
+    train_launch "${log}" "${threads}" \
         speechser-train-ser --config "${config}" --exp-dir "${exp}" \
         --data.train_dir "${train}" --data.valid_dir "${valid}" --data.label_list "${labels}" "$@"
 }

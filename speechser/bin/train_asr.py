@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Optional, Sequence
 
 from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
-from speechser.log import log_command_line, setup_logging
+from speechser.log import log_command_line, setup_training_logging
 from speechser.train.checkpoint import CheckpointError
 from speechser.train.experiment import ExperimentError
 
@@ -24,8 +23,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a, overrides = p.parse_known_args(argv)
     from speechser.tasks.asr import load_asr_config, train_asr
 
-    is_main = os.environ.get("RANK", "0") == "0"
-    setup_logging(Path(a.exp_dir) / "train.log" if is_main else None)
+    is_main = setup_training_logging(Path(a.exp_dir) / "train.log")  # under torchrun: rank 0 only
     log_command_line()
     start = time.time()
     try:
@@ -33,7 +31,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, DataDirError, CheckpointError, ExperimentError) as err:
         print(f"speechser-train-asr: error: {err}", file=sys.stderr)
         return 1
-    print(f"speechser-train-asr: done in {time.time() - start:.0f}s: {summary}")
+    if is_main:
+        print(f"speechser-train-asr: done in {time.time() - start:.0f}s: {summary}")
     return 0
 
 

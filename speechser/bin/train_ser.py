@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Optional, Sequence
 
 from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
-from speechser.log import log_command_line, setup_logging
+from speechser.log import log_command_line, setup_training_logging
 from speechser.train.checkpoint import CheckpointError
 from speechser.train.experiment import ExperimentError
 
@@ -26,8 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a, overrides = p.parse_known_args(argv)
     from speechser.tasks.ser import load_ser_config, train_ser
 
-    is_main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes train.log
-    setup_logging(Path(a.exp_dir) / "train.log" if is_main else None)
+    is_main = setup_training_logging(Path(a.exp_dir) / "train.log")  # under torchrun: rank 0 only
     log_command_line()
     start = time.time()
     try:
@@ -36,7 +34,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, DataDirError, CheckpointError, ExperimentError) as err:
         print(f"speechser-train-ser: error: {err}", file=sys.stderr)
         return 1
-    print(f"speechser-train-ser: done in {time.time() - start:.0f}s: {summary}")
+    if is_main:
+        print(f"speechser-train-ser: done in {time.time() - start:.0f}s: {summary}")
     return 0
 
 

@@ -35,8 +35,10 @@ class BucketBatchSampler(Sampler[List[int]]):
     ``max_batch_size`` items. With ``shuffle`` the batch order is permuted
     by a generator seeded with ``seed + epoch`` (call :meth:`set_epoch`), so
     the order is reproducible and resumable. With ``num_replicas > 1`` each
-    rank takes every ``num_replicas``-th batch (the batch list is padded by
-    repetition so that every rank has the same number of batches). A batch
+    rank takes every ``num_replicas``-th batch; with ``even_shards`` (training) the
+    batch list is first padded by repetition so that every rank has the same number
+    of batches (DDP needs every rank in every update), without it (validation) every
+    batch is on exactly one rank and the last ranks may have one batch fewer. A batch
     with fewer than ``min_batch_size`` items (e.g. one very long utterance) is
     merged into its neighbour in length order, over the frame budget: training
     uses 2, since batch normalization cannot train on a single item.
@@ -52,6 +54,7 @@ class BucketBatchSampler(Sampler[List[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         min_batch_size: int = 1,
+        even_shards: bool = True,
     ) -> None:
         if max_frames <= 0 or max_batch_size <= 0:
             raise ValueError("max_frames and max_batch_size must be positive")
@@ -61,6 +64,7 @@ class BucketBatchSampler(Sampler[List[int]]):
         self.epoch = 0
         self.num_replicas = num_replicas
         self.rank = rank
+        self.even_shards = even_shards
         order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], i))
         self.batches: List[List[int]] = []
         batch: List[int] = []
@@ -83,9 +87,10 @@ class BucketBatchSampler(Sampler[List[int]]):
         if self.shuffle:
             rng = random.Random(self.seed + self.epoch)
             rng.shuffle(batches)
-        if self.num_replicas > 1:
+        if self.num_replicas > 1 and self.even_shards:
             while len(batches) % self.num_replicas:
                 batches.append(batches[len(batches) % len(self.batches)])
+        if self.num_replicas > 1:
             batches = batches[self.rank :: self.num_replicas]
         return batches
 
@@ -94,7 +99,9 @@ class BucketBatchSampler(Sampler[List[int]]):
 
     def __len__(self) -> int:
         n = len(self.batches)
-        return -(-n // self.num_replicas)
+        if self.even_shards:
+            return -(-n // self.num_replicas)
+        return len(range(self.rank, n, self.num_replicas))
 
 
 def _merge_small(batches: List[List[int]], min_size: int) -> List[List[int]]:

@@ -1,6 +1,7 @@
 """The validation contract between a model and the trainer: an :class:`Evaluator` accumulates a model's
 outputs over a validation set, batch by batch, into named metrics (``loss`` and whatever the task
-reports: ``acc`` for ASR, ``ua``/``wa``/``macro_f1`` for SER)."""
+reports: ``acc`` for ASR, ``ua``/``wa``/``macro_f1`` for SER). Under DDP each rank validates its shard and
+the trainer merges the ranks' evaluators (:meth:`Evaluator.merge`) before :meth:`Evaluator.compute`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ class Evaluator:
     def update(self, output: Dict[str, Any], batch: Any) -> None:
         """Add one batch: ``output`` is the model's ``forward(batch)`` dict (in eval mode)."""
         raise NotImplementedError
+
+    def merge(self, other: "Evaluator") -> None:
+        """Add what ``other`` (the same kind, over other batches: another rank's shard) accumulated, so that
+        :meth:`compute` gives the metrics over both sets of batches."""
+        raise NotImplementedError(f"{type(self).__name__} cannot merge another rank's validation: give it a "
+                                  "merge() to validate under DDP")
+
+    def _check_same_kind(self, other: "Evaluator") -> None:
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
 
     def compute(self) -> Dict[str, float]:
         """The metrics over every batch added so far."""

@@ -100,6 +100,8 @@ def span_mask(lengths: torch.Tensor, T: int, prob: float, span: int, generator: 
 
 
 class MaskedPredictionEvaluator(Evaluator):
+    """BEST-RQ's validation: the mean loss and the accuracy of the codebook predictions on masked frames."""
+
     def __init__(self) -> None:
         self.loss_sum, self.correct, self.count, self.n = 0.0, 0, 0, 0
 
@@ -108,6 +110,14 @@ class MaskedPredictionEvaluator(Evaluator):
         self.n += len(batch)
         self.correct += int(output["correct"])
         self.count += int(output["masked"])
+
+    def merge(self, other: Evaluator) -> None:
+        self._check_same_kind(other)
+        assert isinstance(other, MaskedPredictionEvaluator)
+        self.loss_sum += other.loss_sum
+        self.correct += other.correct
+        self.count += other.count
+        self.n += other.n
 
     def compute(self) -> Dict[str, float]:
         return {"loss": self.loss_sum / max(self.n, 1), "acc": self.correct / max(self.count, 1)}

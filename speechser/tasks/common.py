@@ -10,6 +10,8 @@ copied into it when training starts.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +27,7 @@ from speechser.data.loader import bucketed_loader
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.models.registry import build_model
 from speechser.train.checkpoint import CheckpointError, load_model_state
+from speechser.train.distributed import plan_global_batch
 from speechser.train.experiment import Experiment
 from speechser.train.trainer import Trainer, resolve_device
 
@@ -143,13 +146,20 @@ def train_model(
 ) -> Dict[str, Any]:
     """Length-bucketed loaders over the two sets (``conf.data``: ``max_frames``, ``max_batch_size``,
     ``num_workers``), a :class:`Trainer`, and the epochs; each epoch reseeds the batch order and the
-    training set's augmentation draws."""
+    training set's augmentation draws. Under DDP the training batches and accumulation follow
+    :func:`plan_global_batch` (the global batch kept whatever the process count; logged), and each rank
+    validates its shard of the validation set."""
     d = conf.data
-    train_loader, sampler = bucketed_loader(train_ds, train_ds.lengths, collate, d.max_frames, d.max_batch_size,
-                                            True, conf.seed, exp.dist, d.num_workers)
+    plan = plan_global_batch(conf.trainer.accum_grad, d.max_frames, d.max_batch_size, exp.dist.world_size,
+                             conf.trainer.batch_world_size)
+    logging.info("global batch: %s", plan.message)
+    train_loader, sampler = bucketed_loader(train_ds, train_ds.lengths, collate, plan.max_frames,
+                                            plan.max_batch_size, True, conf.seed, exp.dist, d.num_workers)
     valid_loader, _ = bucketed_loader(valid_ds, valid_ds.lengths, collate, d.max_frames, d.max_batch_size,
-                                      False, conf.seed, exp.dist, d.num_workers)
-    trainer = Trainer(model, exp.dir, conf.trainer, conf.optim, conf.scheduler, exp.dist, exp)
+                                      False, conf.seed, exp.dist, d.num_workers, shard_eval=True)
+    # the stored config keeps the configured values (a resume under another process count plans again)
+    trainer_conf = dataclasses.replace(conf.trainer, accum_grad=plan.accum_grad)
+    trainer = Trainer(model, exp.dir, trainer_conf, conf.optim, conf.scheduler, exp.dist, exp)
 
     def set_epoch(epoch: int) -> None:
         sampler.set_epoch(epoch)

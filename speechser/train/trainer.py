@@ -37,7 +37,7 @@ from speechser.train.checkpoint import (
     save_atomic,
     set_rng_state,
 )
-from speechser.train.distributed import DistInfo
+from speechser.train.distributed import DistInfo, all_gather_objects, broadcast_buffers, sum_over_ranks
 from speechser.train.experiment import Experiment, ExperimentError, open_experiment
 from speechser.train.scheduler import build_scheduler
 
@@ -88,13 +88,19 @@ class TrainerConfig:
     #: DistributedDataParallel's ``find_unused_parameters``: needed by models whose loss leaves some weights
     #: out in some epochs (the staged ``cmgi_ser`` and ``metadata_*`` models); a little slower.
     find_unused_parameters: bool = False
+    #: The number of processes ``accum_grad`` and the data's ``max_frames`` are meant for: under N processes the
+    #: accumulation (and, where N does not divide it, the frame budget) is rescaled so that one update sees the
+    #: same global batch (:func:`speechser.train.distributed.plan_global_batch`; logged). 0: each process uses
+    #: the configured batch and the global batch grows with N (ESPnet's behaviour).
+    batch_world_size: int = 1
     #: Resume even though the config (or the data) differs from what the experiment was started with
     #: (the stored ``config.yaml`` is replaced only once the checkpoint has loaded).
     allow_config_change: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self, max_epochs="[1, inf)", grad_clip="(0, inf]", accum_grad="[1, inf)",
-                     keep_nbest="[1, inf)", average_nbest="[1, inf)", patience="[0, inf)", log_interval="[0, inf)")
+                     keep_nbest="[1, inf)", average_nbest="[1, inf)", patience="[0, inf)", log_interval="[0, inf)",
+                     batch_world_size="[0, inf)")
         check_choice(self, best_mode=("max", "min"), amp_dtype=("bfloat16", "float16"))
         if self.average_nbest > self.keep_nbest:
             raise ConfigValueError("average_nbest", f"{self.average_nbest} is more than keep_nbest "
@@ -326,10 +332,17 @@ class Trainer:
             if self.conf.log_interval and i % self.conf.log_interval == 0:
                 logging.info("epoch %d %d/%d: loss %.4f lr %.3g", self.epoch, i, n_batches, total / count,
                              self.optimizer.param_groups[0]["lr"])
+        total, count = sum_over_ranks([total, count], self.dist)  # the loss over every rank's batches
         return {"loss": total / max(count, 1)}
 
     @torch.no_grad()
     def validate(self, loader: Iterable[Any]) -> Dict[str, float]:
+        """The model's metrics over ``loader``; under DDP each rank evaluates its shard of the validation set
+        and the ranks' evaluators are merged, so every rank returns the metrics over the whole set. The ranks
+        first take rank 0's buffers (batch-norm running statistics, which each rank's last training forward
+        changed), so every shard is evaluated with the model rank 0 saves."""
+        if self.dist.enabled:
+            broadcast_buffers(self.model, self.dist)
         self.model.eval()
         evaluator = self.model.make_evaluator()
         for batch in loader:
@@ -337,6 +350,11 @@ class Trainer:
             with self._autocast():
                 out = self.model(batch)
             evaluator.update(out, batch)
+        if self.dist.enabled:
+            shards = all_gather_objects(evaluator, self.dist)
+            evaluator = shards[0]
+            for other in shards[1:]:
+                evaluator.merge(other)
         return evaluator.compute()
 
     def run(

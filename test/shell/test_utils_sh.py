@@ -69,14 +69,15 @@ def test_slurm_pl_with_fake_sbatch(tmp_path: Path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     calls = tmp_path / "sbatch_calls"
-    # A fake sbatch: records its arguments and runs the array tasks one by one.
+    # A fake sbatch: records its arguments and runs the array tasks (or the one job) one by one.
     (bindir / "sbatch").write_text(
         "#!/usr/bin/env bash\n"
         f'echo "$@" >> {calls}\n'
         'range=""; for a in "$@"; do case "$a" in --array=*) range=${a#--array=};; esac; done\n'
         'script="${@: -1}"\n'
         'first=${range%-*}; last=${range#*-}; last=${last%%%*}\n'
-        'for i in $(seq $first $last); do SLURM_ARRAY_TASK_ID=$i bash "$script"; done\n'
+        'if [ -z "$range" ]; then bash "$script"; else\n'
+        'for i in $(seq $first $last); do SLURM_ARRAY_TASK_ID=$i bash "$script"; done; fi\n'
         "echo 12345\n"
     )
     (bindir / "sbatch").chmod(0o755)
@@ -87,13 +88,26 @@ def test_slurm_pl_with_fake_sbatch(tmp_path: Path):
     for i in (1, 2, 3):
         assert f"task {i}" in (tmp_path / f"log/s.{i}.log").read_text()
     args = calls.read_text()
-    assert "--array=1-3" in args and "--mem=2G" in args and "--gres=gpu:1" in args
+    assert "--array=1-3" in args and "--mem=2G" in args and "--gres=gpu:1" in args and "--nodes" not in args
+    # a training over 2 nodes: one job (not an array) over 2 nodes, one task a node (speechser-launch's srun)
+    out = run([UTILS / "slurm.pl", "--gpu", "4", "--num-nodes", "2", tmp_path / "log/n.log", "echo", "nodes"],
+              env_extra=env, cwd=tmp_path)
+    assert out.returncode == 0 and "nodes" in (tmp_path / "log/n.log").read_text()
+    last = calls.read_text().splitlines()[-1]
+    assert "--nodes=2" in last and "--ntasks-per-node=1" in last and "--gres=gpu:4" in last and "--array" not in last
     fail = run([UTILS / "slurm.pl", "JOB=1:2", tmp_path / "log/g.JOB.log", "test", "JOB", "=", "1"],
                env_extra=env, cwd=tmp_path, check=False)
     assert fail.returncode == 1 and "g.2.log" in fail.stderr
     (bindir / "sbatch").write_text("#!/usr/bin/env bash\necho 'sbatch: error: invalid partition' >&2\nexit 1\n")
     broken = run([UTILS / "slurm.pl", tmp_path / "log/b.log", "true"], env_extra=env, cwd=tmp_path, check=False)
     assert broken.returncode == 2 and "invalid partition" in broken.stderr
+
+
+def test_run_pl_refuses_more_than_one_node(tmp_path: Path):
+    out = run([UTILS / "run.pl", "--num-nodes", "2", tmp_path / "t.log", "true"], check=False)
+    assert out.returncode == 2 and "run.pl runs jobs on this machine only" in out.stderr
+    assert not (tmp_path / "t.log").exists()
+    assert run([UTILS / "run.pl", "--num-nodes", "1", "--gpu", "2", tmp_path / "t.log", "true"]).returncode == 0
 
 
 def test_data_dir_tools_end_to_end(make_data_dir, tmp_path: Path):

@@ -99,27 +99,47 @@ def test_ddp_two_processes_with_a_staged_model(make_feats_dir, tmp_path: Path, t
     assert torch.equal(s2["stem.0.weight"], s3["stem.0.weight"])  # frozen in stage 2 on both ranks
 
 
+def _torchrun(nproc: int, *args: str) -> list:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
+            str(_free_port()), "-m", "speechser.bin.train_ser", *args]
+
+
+def _stats(exp: Path) -> list:
+    import csv
+
+    with open(exp / "train_stats.tsv") as f:
+        return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f, delimiter="\t")]
+
+
 def test_two_gloo_processes_train_the_same_weights_as_one_with_accumulation(make_feats_dir, tmp_path: Path,
                                                                               train_seed):
-    """Issue 17: DDP over 2 processes (each rank takes every other batch of the same shuffled order, gradients
-    averaged) and 1 process accumulating 2 batches per update see the same global batches, so with the
-    randomness of training off (dropout, SpecAugment) they end with the same parameters (within 1e-4; the
-    batch-norm running statistics are buffers, which DDP takes from rank 0, and are left out)."""
+    """Issue 17: the same config (accum_grad 2, meant for one process) under 2 processes accumulates 1 batch
+    per rank (the global batch kept; logged), each rank taking every other batch of the same shuffled order,
+    gradients averaged: so 2 processes and 1 see the same global batches, and with the randomness of training
+    off (dropout, SpecAugment) end with the same parameters (within 1e-4; the batch-norm running statistics
+    are buffers, which DDP takes from rank 0, and are left out) and log the same training loss and validation
+    metrics (each rank validates its shard, the metrics are reduced over the ranks). A run of 2 processes
+    resumed by 1 process (resume across a change of N) ends there too."""
     d = make_feats_dir(n_spk=2, n_utt=8)
     quiet = ["--model.conf.dropout", "0", "--model.conf.use_specaug", "false", "--data.max_batch_size", "2",
-             "--data.max_frames", "100000"]
+             "--data.max_frames", "100000", "--trainer.accum_grad", "2",
+             # a schedule of the step alone: the resumed run's first part stops after 1 of the 2 epochs
+             "--scheduler.name", "noam", "--scheduler.warmup_steps", "4"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
-    two = tmp_path / "two"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "speechser.bin.train_ser", "--exp-dir", str(two), *_args(d, train_seed), *quiet,
-           "--trainer.device", "cpu"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for name, accum in (("one", "2"), ("one_no_accum", "1")):
+    two, half = tmp_path / "two", tmp_path / "half"
+    for exp, nproc, extra in ((two, 2, []), (half, 2, ["--trainer.max_epochs", "1"])):
+        proc = subprocess.run(_torchrun(nproc, "--exp-dir", str(exp), *_args(d, train_seed), *quiet, *extra,
+                                        "--trainer.device", "cpu"), env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "accum_grad 2 -> 1; 2 x 1 x 100000 frames per update" in (two / "train.log").read_text()
+    runs = (("one", "2"), ("one_no_accum", "1"), ("half", "2"))  # "half": epoch 2 resumed by one process
+    for name, accum in runs:
         proc = subprocess.run([sys.executable, "-m", "speechser.bin.train_ser", "--exp-dir", str(tmp_path / name),
                                *_args(d, train_seed), *quiet, "--trainer.accum_grad", accum],
                               env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in (half / "train.log").read_text()
 
     def weights(exp: Path, epoch: int) -> dict:
         state = torch.load(exp / f"{epoch}epoch.pt", weights_only=False)
@@ -132,7 +152,34 @@ def test_two_gloo_processes_train_the_same_weights_as_one_with_accumulation(make
 
     ddp = weights(two, 2)
     assert gap(ddp, weights(tmp_path / "one", 2)) < 1e-4
+    assert gap(ddp, weights(half, 2)) < 1e-4
     # the check can fail: training moved the weights, and one process without accumulation (twice the
     # updates, half the batch) ends elsewhere
     assert gap(ddp, weights(two, 1)) > 1e-3
     assert gap(ddp, weights(tmp_path / "one_no_accum", 2)) > 1e-3
+    # The logged metrics of the 2 processes (each rank validated its shard, merged) are those of their saved
+    # model over the whole validation set, evaluated here in one process as the trainer does.
+    from speechser.data.dataset import collate_feats_labels
+    from speechser.data.loader import bucketed_loader
+    from speechser.tasks.ser import _dataset, load_experiment
+
+    ser = load_experiment(two, two / "2epoch.pt", device="cpu")
+    ds = _dataset(ser.conf.data, str(d), ser.labels, train=False)
+    loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, 100000, 2, False, 0)
+    evaluator = ser.model.make_evaluator()
+    with torch.no_grad():
+        for batch in loader:
+            evaluator.update(ser.model(batch), batch)
+    whole = evaluator.compute()
+    assert evaluator.count == 16
+    s2, s1 = _stats(two), _stats(tmp_path / "one")
+    assert {k for k in s2[-1] if k.startswith("valid_")} == {f"valid_{k}" for k in whole}
+    for k, v in whole.items():
+        assert abs(s2[-1][f"valid_{k}"] - v) < 2e-5, k
+    # and the training loss, summed over the ranks, is the one process's (the same batches, the same weights).
+    # The validation loss may differ a little: under DDP the batch-norm running statistics are rank 0's (DDP
+    # broadcasts its buffers), gathered from half the batches.
+    assert [r["epoch"] for r in s2] == [r["epoch"] for r in s1] == [1.0, 2.0]
+    for a, b in zip(s2, s1):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-3
+        assert abs(a["valid_loss"] - b["valid_loss"]) < 0.02

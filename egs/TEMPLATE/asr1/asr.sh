@@ -26,6 +26,8 @@ stage=1                    # first stage to run
 stop_stage=100             # last stage to run
 nj=2                       # feature extraction jobs (capped at the number of speakers: a job holds whole speakers)
 threads=2                  # CPU threads of each training and decoding job (OMP_NUM_THREADS)
+ngpu=1                     # training processes per node: 0 CPU, 1 one process (a GPU if any), N > 1 torchrun (DDP)
+num_nodes=1                # training nodes; > 1 needs train_cmd=utils/slurm.pl in cmd.sh (one torchrun per node)
 dumpdir=dump               # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
 expdir=exp                 # experiments -> ${expdir}/<tag>
 fs=16000                   # sample rate the audio is resampled to

@@ -33,6 +33,8 @@ stop_stage=100       # last stage to run
 nj=2                 # feature-extraction jobs
 train_jobs=2         # folds trained at the same time
 threads_per_job=1    # CPU threads of each training/inference job
+ngpu=1               # processes per node of each fold's training: 0 CPU, 1 one (a GPU if any), N > 1 torchrun (DDP)
+num_nodes=1          # nodes of each fold's training; > 1 needs train_cmd=utils/slurm.pl in cmd.sh
 dumpdir=dump         # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
 expdir=exp           # experiments -> ${expdir}/<tag>
 fs=16000             # sample rate the audio is resampled to
