@@ -15,18 +15,25 @@ Layout under ``out_dir``::
     round<r>/decode_train/           the decode of the training set that drove the filter
     round<r>/asr/                    the retrained ASR experiment
     round<r>/asr/decode_<dec>_<set>/ valid and test decodes
-    rounds.tsv                       round, kept, removed (per category), change, valid/test WER
+    round<r>/times.json              wall seconds of the round's steps (kept when a resumed loop reuses a step)
+    rounds.tsv                       round, kept, removed (per category), change, valid/test WER, and the wall
+                                     seconds of decoding the training set (``decode_train_s``: CTC greedy or the
+                                     configured decoder, with confidences and per-utterance WER), of the filter
+                                     itself (``filter_s``) and of the retraining (``retrain_s``, its valid/test
+                                     decodes included)
     loop.json                        the resolved loop options
     final_asr                        "<experiment dir> <checkpoint>" of the last trained round
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from speechser.config import load_config
 from speechser.filter.data_filter import FilterBounds, filter_data_dir
@@ -94,27 +101,34 @@ def run_filter_loop(
     prev_exp, prev_ckpt = asr_exp, Path(checkpoint)
     prev_keys = set(read_kv(train_dir / "utt2spk"))
     rows.append({"round": 0, "kept": len(prev_keys), "too_easy": 0, "too_corrupt": 0, "not_decoded": 0,
-                 "change": 1.0, **{f"wer_{k}": v for k, v in decode_sets(asr_exp, prev_ckpt).items()}})
+                 "change": 1.0, **{f"wer_{k}": v for k, v in decode_sets(asr_exp, prev_ckpt).items()},
+                 **{c: float("nan") for c in _RoundTimes.COLUMNS}})
     for r in range(1, conf.max_rounds + 1):
         rdir = out / f"round{r}"
         dec_train = rdir / "decode_train"
+        times = _RoundTimes(rdir / "times.json")
         if not (dec_train / "confidence").is_file():
-            decode_asr(prev_exp, prev_ckpt, train_dir, dec_train, conf.decoder, conf.beam)
-        report = filter_data_dir(train_dir, dec_train, rdir / "data", conf.bounds)
+            with times.measure("decode_train_s"):
+                decode_asr(prev_exp, prev_ckpt, train_dir, dec_train, conf.decoder, conf.beam)
+        with times.measure("filter_s"):
+            report = filter_data_dir(train_dir, dec_train, rdir / "data", conf.bounds)
         keys = set(read_kv(rdir / "data" / "utt2spk"))
         change = _change(prev_keys, keys)
         row: Dict[str, Any] = {"round": r, "kept": report.kept, "too_easy": report.too_easy,
                                "too_corrupt": report.too_corrupt, "not_decoded": report.not_decoded,
                                "change": change}
-        logging.info("filter round %d: kept %d of %d (change %.3f)", r, report.kept, report.total, change)
+        logging.info("filter round %d: kept %d of %d (change %.3f); decoding the training set took %.1f s, "
+                     "the filter %.1f s", r, report.kept, report.total, change, times.get("decode_train_s"),
+                     times.get("filter_s"))
         if r > 1 and change < conf.min_change:
             logging.info("kept set changed by %.3f < %.3f: the loop has converged", change, conf.min_change)
-            rows.append({**row, **{f"wer_{s.name}": float("nan") for s in sets}})
+            rows.append({**row, **{f"wer_{s.name}": float("nan") for s in sets}, **times.columns()})
             break
         exp = rdir / "asr"
         overrides = ["--data.train_dir", str(rdir / "data"), *conf.train_overrides]
         overrides += ["--trainer.init_param", f"[{prev_ckpt}]" if conf.init_from_previous else "[]"]
         train_conf = load_asr_config(prev_exp / "config.yaml", overrides)
+        retrain_start = time.time()
         train_asr(train_conf, exp)
         if conf.checkpoint_name:
             ckpt = exp / conf.checkpoint_name
@@ -124,7 +138,10 @@ def run_filter_loop(
                                         "model)")
         else:
             ckpt = resolve_checkpoint(exp, None, train_conf.trainer)
-        rows.append({**row, **{f"wer_{k}": v for k, v in decode_sets(exp, ckpt).items()}})
+        wers = decode_sets(exp, ckpt)
+        if not times.has("retrain_s"):
+            times.set("retrain_s", time.time() - retrain_start)
+        rows.append({**row, **{f"wer_{k}": v for k, v in wers.items()}, **times.columns()})
         prev_exp, prev_ckpt, prev_keys = exp, ckpt, keys
         _write_rounds(out / "rounds.tsv", rows)
     _write_rounds(out / "rounds.tsv", rows)
@@ -132,21 +149,57 @@ def run_filter_loop(
     return rows
 
 
+class _RoundTimes:
+    """Wall seconds of a round's steps, kept in ``round<r>/times.json`` so that a resumed loop, which reuses a
+    finished step instead of running it again, still reports what the step took."""
+
+    COLUMNS = ("decode_train_s", "filter_s", "retrain_s")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: Dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def has(self, name: str) -> bool:
+        return name in self.seconds
+
+    def get(self, name: str) -> float:
+        return self.seconds.get(name, float("nan"))
+
+    def set(self, name: str, value: float) -> None:
+        self.seconds[name] = round(value, 2)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.seconds, indent=1) + "\n")
+        tmp.replace(self.path)
+
+    @contextlib.contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        start = time.time()
+        yield
+        self.set(name, time.time() - start)
+
+    def columns(self) -> Dict[str, float]:
+        return {c: self.get(c) for c in self.COLUMNS}
+
+
 def _write_rounds(path: Path, rows: List[Dict[str, Any]]) -> None:
     cols = list(rows[0])
     lines = ["\t".join(cols)]
     for row in rows:
-        lines.append("\t".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in cols))
+        lines.append("\t".join((f"{row[c]:.1f}" if c.endswith("_s") else f"{row[c]:.4f}")
+                               if isinstance(row[c], float) else str(row[c]) for c in cols))
     path.write_text("\n".join(lines) + "\n")
 
 
 def rounds_markdown(path: Path | str) -> str:
-    """``rounds.tsv`` as a markdown table (WER in %)."""
+    """``rounds.tsv`` as a markdown table (WER in %, step times in seconds; a step not run is "-")."""
     lines = Path(path).read_text().splitlines()
     cols = lines[0].split("\t")
-    md = ["| " + " | ".join(c.replace("wer_", "WER ") for c in cols) + " |", "|" + " --- |" * len(cols)]
+    names = {"decode_train_s": "decode train (s)", "filter_s": "filter (s)", "retrain_s": "retrain (s)"}
+    md = ["| " + " | ".join(names.get(c, c.replace("wer_", "WER ")) for c in cols) + " |", "|" + " --- |" * len(cols)]
     for ln in lines[1:]:
         vals = ln.split("\t")
-        cells = [f"{100 * float(v):.2f}" if c.startswith("wer_") and v != "nan" else v for c, v in zip(cols, vals)]
+        cells = [f"{100 * float(v):.2f}" if c.startswith("wer_") and v != "nan" else
+                 ("-" if c in names and v == "nan" else v) for c, v in zip(cols, vals)]
         md.append("| " + " | ".join(cells) + " |")
     return "\n".join(md) + "\n"

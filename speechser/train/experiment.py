@@ -34,7 +34,7 @@ FINGERPRINT = "data_fingerprint.json"
 #: reason to resume; the change is logged.
 RUN_ONLY_KEYS = frozenset({
     "trainer.device", "trainer.log_interval", "trainer.resume", "trainer.allow_config_change",
-    "trainer.init_param", "data.num_workers", "trainer.max_epochs", "trainer.find_unused_parameters",
+    "trainer.init_param", "data.num_workers", "trainer.max_epochs", "trainer.find_unused_parameters", "trainer.compile",
 })
 
 

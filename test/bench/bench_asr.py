@@ -11,7 +11,7 @@
    the benchmark's dimensions (beam-search speed then says little: an
    untrained model's hypotheses are not a real workload).
 
-Writes ``test/bench/RESULTS_asr.md``. Usage:
+Writes ``test/bench/RESULTS_asr.md`` and ``test/bench/figures/asr.json`` (see ``figures.py``). Usage:
 ``python test/bench/bench_asr.py [--n 48] [--asr-exp egs/an4/asr1/exp/train_char --checkpoint valid.acc.ave_5best.pt]``.
 """
 
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "test"))
 
 from conftest import corpus_path  # noqa: E402
+from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search  # noqa: E402
 from speechser.decode.rnnt import rnnt_beam_search, rnnt_greedy_search  # noqa: E402
@@ -48,6 +49,8 @@ def main() -> int:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--asr-exp", help="a trained ASR experiment for the decoding part")
     p.add_argument("--checkpoint", default="valid.acc.ave_5best.pt", help="its weights file (relative to it)")
+    p.add_argument("--out", default=str(ROOT / "test/bench/RESULTS_asr.md"))
+    p.add_argument("--figures-dir", default=str(FIGURES_DIR))
     a = p.parse_args()
     an4 = corpus_path("SPEECHSER_AN4", "an4")
     if an4 is None:
@@ -121,10 +124,11 @@ def main() -> int:
                     for b in range(len(n)):
                         rnnt_beam_search(enc[b], int(lens[b]), model.predictor, model.joint, beam=10)
             rtf[dec] = (time.perf_counter() - t0) / audio_sec
+    environment = f"{environment_line()}, {torch.get_num_threads()} torch thread(s)"
     report = "\n".join([
         "# ASR benchmarks", "",
         f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {environment_line()}, {torch.get_num_threads()} torch thread(s)",
+        f"- machine: {environment}",
         f"- command: `python test/bench/bench_asr.py --n {a.n} --steps {a.steps} --d-model {d} --layers {L}"
         + (f" --asr-exp {a.asr_exp} --checkpoint {a.checkpoint}`" if a.asr_exp else "`"),
         f"- workload: {len(files)} AN4 utterances ({audio_sec:.0f} s), batches of 16, 80-dim fbank, "
@@ -137,7 +141,14 @@ def main() -> int:
         *[f"| {k2} | {v:.4f} |" for k2, v in rtf.items()], "",
     ])
     print(report)
-    (ROOT / "test/bench/RESULTS_asr.md").write_text(report)
+    Path(a.out).write_text(report)
+    workload = f"{len(files)} AN4 utterances ({audio_sec:.0f} s), batches of 16; d_model {d}, {L} layers"
+    dec_model = decode_model if a.asr_exp else "untrained conformer_transducer of these dimensions"
+    figs = [figure("Conformer blocks training step (fwd + bwd + Adam), the same subsampled AN4 batches",
+                   "s audio / s", rows[0][1], {rows[1][0]: rows[1][1]}, note=workload)]
+    figs += [figure(f"decoding, {dec} (encoder included, batch 16" + (", beam 10)" if "beam" in dec else ")"), "RTF",
+                    v, higher_is_better=False, note=f"{dec_model}; {workload}") for dec, v in rtf.items()]
+    write_figures("asr", environment, a.out, figs, __file__, a.figures_dir)
     return 0
 
 

@@ -17,7 +17,8 @@ and the variants of the attention and convolution modules tried for issue 17 wit
 ``--paper`` uses the paper's size (12 x 512, 8 heads, FFN 2048) with bf16 autocast.
 
 Usage: ``python test/bench/bench_conformer.py [--paper] [--threads 2]`` (writes ``test/bench/RESULTS_conformer.md``,
-or ``RESULTS_conformer_paper.md`` with ``--paper``).
+or ``RESULTS_conformer_paper.md`` with ``--paper``; and ``test/bench/figures/conformer.json``, or
+``conformer_paper.json``: see ``figures.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 from speechser.metrics.report import environment_line  # noqa: E402
 from speechser.nets.conformer import ConformerConfig, ConformerEncoder, Conv2dSubsampling4  # noqa: E402
 
@@ -121,6 +123,11 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows (they add a few "
+                   "minutes of compilation on a CPU)")
+    p.add_argument("--out", help="the markdown (default test/bench/RESULTS_conformer.md, or "
+                   "RESULTS_conformer_paper.md with --paper)")
+    p.add_argument("--figures-dir", default=str(FIGURES_DIR))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     if a.paper:
@@ -143,8 +150,20 @@ def main() -> int:
         sec = time_steps(model, run, x, n, a.warmup, a.steps, a.paper)
         speed[name] = a.batch * a.seconds / sec
         print(f"{name}: {speed[name]:.1f} audio-s/s", flush=True)
+    compiled: Dict[str, float] = {}
+    if not a.no_compile:  # trainer.compile: the same models through torch.compile (compiled in the warm-up steps)
+        for name, model, run in models[:2]:
+            c = torch.compile(model)
+            compiled[name] = a.batch * a.seconds / time_steps(c, run, x, n, a.warmup + 1, a.steps, a.paper)
+            print(f"{name} + torch.compile: {compiled[name]:.1f} audio-s/s", flush=True)
     base = speed["speechser"]
     rows = [f"| {name} | {v:.1f} | {base / v:.2f} |" for name, v in speed.items()]
+    rows += [f"| {name} + torch.compile | {v:.1f} | {base / v:.2f} |" for name, v in compiled.items()]
+    if compiled:
+        c_base = compiled["speechser"]
+        against = [f"eager {k} {c_base / v:.2f}x" for k, v in speed.items()]
+        against += [f"compiled {k} {c_base / v:.2f}x" for k, v in compiled.items() if k != "speechser"]
+        rows.append(f"| speechser + torch.compile against: {'; '.join(against)} | | |")
     # where the time goes: the subsampling (the same convolutions in every encoder above) and the blocks alone
     # on one subsampled batch, speechser's and torchaudio's blocks side by side
     sub = ours.subsampling
@@ -159,9 +178,10 @@ def main() -> int:
     block_rows = [f"| {name} | {v:.1f} | {blocks['speechser blocks'] / v:.2f} |" for name, v in blocks.items()]
     share = sub_s / (a.batch * a.seconds / base)
     cmd = ("python test/bench/bench_conformer.py" + (" --paper" if a.paper else "") + f" --threads {a.threads} "
-           f"--steps {a.steps} --warmup {a.warmup}")
+           f"--steps {a.steps} --warmup {a.warmup}" + (" --no-compile" if a.no_compile else ""))
+    environment = f"{environment_line()}, {a.threads} thread(s)"
     lines = ["# Benchmark: Conformer encoder training step" + (" (paper size, bf16 autocast)" if a.paper else ""), "",
-             f"- date: {datetime.date.today().isoformat()}", f"- machine: {environment_line()}, {a.threads} thread(s)",
+             f"- date: {datetime.date.today().isoformat()}", f"- machine: {environment}",
              f"- command: `{cmd}`",
              f"- encoder: d {conf.d_model}, {conf.num_heads} heads, FFN {conf.ffn_dim}, {conf.num_layers} blocks, "
              f"kernel {conf.conv_kernel}, conv2d 4x subsampling; batch {a.batch} x {a.seconds:g} s of 80-dim "
@@ -169,7 +189,10 @@ def main() -> int:
              "warm-up steps" + ("; bf16 autocast" if a.paper else "; fp32"),
              "- ESPnet: " + ("installed, measured" if esp is not None else "not installed here (the optional extra "
                              "`pip install --no-deps espnet` adds its row)"), "",
-             "| encoder | audio s / s | speechser / this |", "| --- | --- | --- |", *rows, "",
+             "| encoder | audio s / s | speechser (eager) / this |", "| --- | --- | --- |", *rows, "",
+             *(["torch.compile (`trainer.compile true`) gives the same outputs and gradients as the eager "
+                "encoder (`test/unit/test_compile.py`, within 1e-5); its compilation (minutes on a CPU, in the "
+                "warm-up steps here) is not in the figures."] if compiled else []), "",
              f"The conv2d subsampling alone (forward + backward) takes {sub_s:.2f} s, {100 * share:.0f} % of "
              "speechser's step; it is the same two convolutions in every row (torchaudio's row runs speechser's, "
              "ESPnet's `Conv2dSubsampling` is the same architecture), so it dilutes every ratio. The blocks alone "
@@ -179,7 +202,27 @@ def main() -> int:
              "on this machine, 2026-11-23, not re-run by this script):", "", *VARIANTS_TRIED, ""]
     text = "\n".join(lines)
     print(text)
-    (ROOT / "test/bench" / ("RESULTS_conformer_paper.md" if a.paper else "RESULTS_conformer.md")).write_text(text)
+    out = Path(a.out) if a.out else ROOT / "test/bench" / ("RESULTS_conformer_paper.md" if a.paper
+                                                            else "RESULTS_conformer.md")
+    out.write_text(text)
+    size = (f"d {conf.d_model}, {conf.num_layers} blocks, {conf.num_heads} heads, FFN {conf.ffn_dim}; batch "
+            f"{a.batch} x {a.seconds:g} s; " + ("bf16 autocast" if a.paper else "fp32") +
+            f"; median of {a.steps} steps")
+    esp_name = "ESPnet ConformerEncoder"
+    peers = {name: v for name, v in speed.items() if name != "speechser"}
+    peers.setdefault(esp_name, None)  # not installed: a "not measured" row
+    write_figures("conformer_paper" if a.paper else "conformer", environment, str(out), [
+        figure("Conformer encoder training step (conv2d subsampling + blocks, fwd + bwd + SGD)", "s audio / s",
+               base, peers, note=f"{size}; the subsampling (the same in every encoder) is {100 * share:.0f} % of "
+               "speechser's step" + ("" if esp is not None else f"; {esp_name}: ESPnet not installed here")),
+        *([figure("the same, both through torch.compile (trainer.compile)", "s audio / s", compiled["speechser"],
+                  {f"{k} + torch.compile": v for k, v in compiled.items() if k != "speechser"} |
+                  {f"{k} (eager)": v for k, v in speed.items() if k != "speechser"},
+                  note=f"{size}; compilation time left out")] if compiled else []),
+        figure(f"Conformer blocks alone training step (the subsampled batch, {int(lens[0])} frames)", "s audio / s",
+               blocks["speechser blocks"], {"torchaudio.models.Conformer blocks": blocks["torchaudio blocks"]},
+               note=size),
+    ], __file__, a.figures_dir)
     return 0
 
 

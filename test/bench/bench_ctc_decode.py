@@ -6,15 +6,20 @@ The model is a ``conformer_transducer`` of the AN4 recipe's dimensions (``egs/an
 d 144, 6 blocks, 4 heads, kernel 15), untrained: CTC greedy's cost does not depend on the weights (one
 encoder pass and an argmax per frame), unlike beam search. Features: 80-dim fbank of AN4's training set,
 computed first and not timed; batches of at most the recipe config's ``max_frames`` padded frames, sorted
-by length as the decode loader sorts them.
+by length as the decode loader sorts them. Then the scoring half of a filter round: the per-utterance WER of
+each hypothesis against AN4's transcript (``etc/an4_train.transcription``) and the filter decision with the
+paper's bounds (``speechser.filter.data_filter.filter_utterances``, what ``filter_data_dir`` runs before it
+writes the kept data directory), timed the same way.
 
-Usage: ``python test/bench/bench_ctc_decode.py [--threads 2]`` (writes ``test/bench/RESULTS_ctc_decode.md``).
+Usage: ``python test/bench/bench_ctc_decode.py [--threads 2]`` (writes ``test/bench/RESULTS_ctc_decode.md`` and
+``test/bench/figures/ctc_decode.json``: see ``figures.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,9 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "test"))
 
 from conftest import corpus_path  # noqa: E402
+from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 from speechser.config import read_yaml  # noqa: E402
 from speechser.data.sampler import BucketBatchSampler  # noqa: E402
 from speechser.features.fbank import FbankOptions, compute_fbank  # noqa: E402
+from speechser.filter.data_filter import FilterBounds, filter_utterances  # noqa: E402
 from speechser.io.audio import read_audio_source  # noqa: E402
 from speechser.metrics.report import environment_line  # noqa: E402
 from speechser.models.registry import build_model  # noqa: E402
@@ -55,6 +62,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=str(ROOT / "test/bench/RESULTS_ctc_decode.md"))
+    p.add_argument("--figures-dir", default=str(FIGURES_DIR))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     an4 = corpus_path("SPEECHSER_AN4", "an4")
@@ -77,9 +86,23 @@ def main() -> int:
         times.append(time.perf_counter() - t)
     assert len(hyps) == len(confs) == len(files)
     best = sorted(times)[len(times) // 2]
+    refs = {}
+    for line in (an4 / "etc/an4_train.transcription").read_text().splitlines():
+        m = re.match(r"^(.*)\((\S+)\)\s*$", line.strip())
+        if m:
+            refs[m.group(2)] = " ".join(w for w in m.group(1).split() if w not in ("<s>", "</s>")).lower()
+    refs = {k: v for k, v in refs.items() if k in hyps}
+    score_times = []
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        kept, report, _ = filter_utterances(refs, hyps, confs, FilterBounds())
+        score_times.append(time.perf_counter() - t)
+    score = sorted(score_times)[len(score_times) // 2]
+    round_s = best + score
+    environment = f"{environment_line()}, {a.threads} thread(s)"
     text = "\n".join([
         "# Benchmark: batched CTC greedy decoding with confidences (the filter loop's decode)", "",
-        f"- date: {datetime.date.today().isoformat()}", f"- machine: {environment_line()}, {a.threads} thread(s)",
+        f"- date: {datetime.date.today().isoformat()}", f"- machine: {environment}",
         f"- command: `python test/bench/bench_ctc_decode.py --threads {a.threads}`",
         f"- data: AN4's {len(files)} training utterances, {audio_s:.0f} s of audio, 80-dim fbank (not timed); "
         f"{len(batches)} batches of at most {conf['data']['max_frames']} padded frames / "
@@ -88,9 +111,24 @@ def main() -> int:
         "untrained (greedy CTC costs one encoder pass and an argmax per frame whatever the weights)",
         f"- median of {a.repeats} runs after a warm-up", "",
         "| decode | wall s | x real time | target |", "| --- | --- | --- | --- |",
-        f"| CTC greedy + confidences, batched | {best:.2f} | {audio_s / best:.0f} | 200 |", ""])
+        f"| CTC greedy + confidences, batched | {best:.2f} | {audio_s / best:.0f} | 200 |",
+        f"| per-utterance WER + filter decision ({len(refs)} transcripts, the paper's bounds) | {score:.2f} | "
+        f"{audio_s / score:.0f} | |",
+        f"| a filter round's decode + scoring | {round_s:.2f} | {audio_s / round_s:.0f} | |", "",
+        f"(The untrained model's hypotheses are not words, so the filter kept {report.kept} of {report.total}; "
+        "the scoring's cost is an edit distance per utterance, about the same for a trained model's "
+        "hypotheses.)", ""])
     print(text)
-    (ROOT / "test/bench/RESULTS_ctc_decode.md").write_text(text)
+    Path(a.out).write_text(text)
+    write_figures("ctc_decode", environment, a.out, [
+        figure("batched CTC greedy decoding + confidences (the filter loop's decode), AN4 training set",
+               "x real time", audio_s / best,
+               note=f"target 200x real time; {best:.2f} s wall for {len(files)} utterances ({audio_s:.0f} s); "
+               f"untrained `{conf['model']['name']}` of the AN4 recipe's dimensions; median of {a.repeats} runs"),
+        figure("a filter round's decode + per-utterance WER and filter decision, AN4 training set", "x real time",
+               audio_s / round_s, note=f"{round_s:.2f} s wall ({best:.2f} s decode, {score:.2f} s scoring) for "
+               f"{len(refs)} transcribed utterances"),
+    ], __file__, a.figures_dir)
     return 0
 
 

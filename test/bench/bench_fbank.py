@@ -6,8 +6,9 @@
 * ``tdnn_ser`` training steps (forward + backward + AdamW), with the recipe's
   model config: seconds of audio per second of training.
 
-Writes the table to stdout and to ``test/bench/RESULTS.md`` (with the machine,
-the date and the command). Usage: ``python test/bench/bench_fbank.py [--n 100]``.
+Writes the table to stdout and to ``test/bench/RESULTS_fbank.md`` (with the machine,
+the date and the command), and its figures to ``test/bench/figures/fbank.json`` (see ``figures.py``).
+Usage: ``python test/bench/bench_fbank.py [--n 100]``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "test"))
 
 from conftest import corpus_path  # noqa: E402
+from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 from speechser.config import read_yaml  # noqa: E402
 from speechser.data.dataset import Batch  # noqa: E402
 from speechser.features.fbank import compute_fbank  # noqa: E402
@@ -38,6 +40,8 @@ def main() -> int:
     p.add_argument("--n", type=int, default=100, help="utterances")
     p.add_argument("--steps", type=int, default=10, help="training steps")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--out", default=str(ROOT / "test/bench/RESULTS_fbank.md"))
+    p.add_argument("--figures-dir", default=str(FIGURES_DIR))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     emodb = corpus_path("SPEECHSER_EMODB", "emodb")
@@ -86,15 +90,23 @@ def main() -> int:
     ]
     table = ["| what | speed | | workload |", "| --- | --- | --- | --- |"]
     table += [f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows]
+    environment = f"{environment_line()}, {a.threads} torch thread(s)"
     report = "\n".join([
         "# Benchmarks", "",
         f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {environment_line()}, {a.threads} torch thread(s)",
+        f"- machine: {environment}",
         f"- command: `python test/bench/bench_fbank.py --n {a.n} --steps {a.steps} --threads {a.threads}`",
         "", *table, "",
     ])
     print(report)
-    (ROOT / "test/bench/RESULTS.md").write_text(report)
+    Path(a.out).write_text(report)
+    write_figures("fbank", environment, a.out, [
+        figure("fbank extraction (read + resample to 16 kHz + fbank), Emo-DB", "x real time",
+               audio_sec / fbank_time, note=f"RTF {fbank_time / audio_sec:.4f}; {len(files)} utts, "
+               f"{audio_sec:.0f} s audio"),
+        figure("tdnn_ser training step (fwd + bwd + AdamW), recipe config", "s audio / s", trained_sec / train_time,
+               note=f"{train_time / a.steps * 1000:.0f} ms / step; {a.steps} steps, batch 16"),
+    ], __file__, a.figures_dir)
     return 0
 
 

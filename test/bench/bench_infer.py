@@ -10,7 +10,8 @@ the Conformer's size (``medium``: d 256, 4 heads, FFN 1024, 6 blocks, issue 17's
 the test's). Inference runs over every recording of the fixture's train, dev and test sets; each mode
 is timed ``--repeats`` times after a warm-up, and the median is reported.
 
-Writes ``test/bench/RESULTS_infer.md``. Usage: ``python test/bench/bench_infer.py [--encoder medium]``.
+Writes ``test/bench/RESULTS_infer.md`` and ``test/bench/figures/infer.json`` (see ``figures.py``).
+Usage: ``python test/bench/bench_infer.py [--encoder medium]``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT / "test"))
 sys.path.insert(0, str(ROOT / "test/integration"))
 
 from conftest import corpus_path  # noqa: E402
+from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 from speechser import Speech2TextEmotion  # noqa: E402
 from speechser.metrics.report import environment_line  # noqa: E402
 from test_vlsp_recipe import make_recipe  # noqa: E402
@@ -66,6 +68,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--out", default=str(ROOT / "test/bench/RESULTS_infer.md"))
+    p.add_argument("--figures-dir", default=str(FIGURES_DIR))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     emodb, an4 = corpus_path("SPEECHSER_EMODB", "emodb"), corpus_path("SPEECHSER_AN4", "an4")
@@ -96,11 +99,12 @@ def main() -> int:
             part = parts[walls.index(wall)]
             rows.append((one_pass, wall, part, len(run.items)))
     one, two = rows[0][1], rows[1][1]
+    environment = f"{environment_line()}, {a.threads} torch thread(s)"
     lines = [
         "# Benchmark: packed joint ASR + SER inference, one pass against two systems",
         "",
         f"- date: {datetime.date.today().isoformat()}",
-        f"- machine: {environment_line()}, {a.threads} torch thread(s)",
+        f"- machine: {environment}",
         f"- command: `python test/bench/bench_infer.py --encoder {a.encoder} --repeats {a.repeats} "
         f"--threads {a.threads}`",
         f"- system: the VLSP recipe on its test fixture (Emo-DB + AN4 audio), Conformer encoder {ENCODERS[a.encoder]},"
@@ -118,6 +122,15 @@ def main() -> int:
                      f"{part['asr']:.2f} | {part['ser']:.2f} |")
     lines += ["", f"One pass takes {one / two:.2f} of the two systems' time ({two / one:.2f}x faster).", ""]
     Path(a.out).write_text("\n".join(lines))
+    workload = (f"{rows[0][3]} recordings, {audio_s:.1f} s; Conformer encoder {a.encoder}; median of {a.repeats} "
+                "timed runs")
+    write_figures("infer", environment, a.out, [
+        figure("packed joint ASR + SER inference, one pass (featurize once, ASR encoder once)", "x real time",
+               audio_s / one, note=f"RTF {one / audio_s:.4f}; {two / one:.2f}x faster than the ASR archive then "
+               f"the SER archive; {workload}"),
+        figure("packed ASR archive, then SER archive (two systems, each featurizing)", "x real time", audio_s / two,
+               note=f"RTF {two / audio_s:.4f}; {workload}"),
+    ], __file__, a.figures_dir)
     print("\n".join(lines))
     return 0
 

@@ -8,7 +8,7 @@ utterances), and one utterance at a time (``speechser-infer``'s packed k-NN on a
 time per query utterance (median of ``--repeats``), and that both backends return the same neighbours.
 
 Usage: ``python test/bench/bench_knn.py [--sizes 100000 1000000] [--threads 2]`` (prints the table and writes
-``test/bench/RESULTS_knn.md``).
+``test/bench/RESULTS_knn.md``, and ``test/bench/figures/knn.json``: see ``figures.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 from speechser.knn.datastore import KNNDatastore  # noqa: E402
 from speechser.metrics.report import environment_line  # noqa: E402
 
@@ -52,6 +53,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--out", default=str(ROOT / "test/bench/RESULTS_knn.md"))
+    p.add_argument("--figures-dir", default=str(FIGURES_DIR))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     try:
@@ -65,6 +67,7 @@ def main() -> int:
     queries = torch.from_numpy(rng.standard_normal((a.queries, DIM)).astype(np.float32))
     rows: List[str] = []
     per_query: dict = {}
+    agreement: dict = {}
     for n in a.sizes:
         emb = rng.standard_normal((n, DIM)).astype(np.float32)
         labels = rng.integers(0, 4, n).tolist()
@@ -81,11 +84,13 @@ def main() -> int:
             rows.append(f"| {n:,} | {backend} | {build:.2f} | {1e3 * batch:.3f} | {1e3 * single:.2f} |")
         if len(found) == 2:
             agree = float((found["torch"] == found["faiss"]).float().mean())
+            agreement[n] = agree
             rows.append(f"| | | | | | {100 * agree:.2f} % of the neighbour indices agree between the backends at "
                         f"{n:,} vectors |")
         del emb
+    environment = f"{environment_line()}, {a.threads} thread(s)"
     lines = ["# Benchmark: k-NN datastore search", "", f"- date: {datetime.date.today().isoformat()}",
-             f"- machine: {environment_line()}, {a.threads} thread(s)",
+             f"- machine: {environment}",
              f"- command: `python test/bench/bench_knn.py --sizes {' '.join(map(str, a.sizes))} --threads {a.threads}`",
              f"- {DIM}-dim L2-normalized vectors, k = {a.k}; a batch of {a.queries} query utterances in one call, and "
              "single-utterance calls; median of "
@@ -109,6 +114,19 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     Path(a.out).write_text(text)
+    figs = []
+    for n in a.sizes:
+        if n in agreement:
+            agree_note = f"{100 * agreement[n]:.2f} % of the neighbour indices agree between the backends"
+        else:
+            agree_note = "faiss not installed here: not measured, no agreement check"
+        for i, mode in enumerate((f"a batch of {a.queries} queries in one call", "one utterance per call")):
+            faiss_ms = {"faiss": 1e3 * per_query[n]["faiss"][i] if "faiss" in per_query[n] else None}
+            figs.append(figure(f"k-NN search, {n:,} stored {DIM}-dim vectors, k {a.k}, {mode}", "ms / utterance",
+                               1e3 * per_query[n]["torch"][i], faiss_ms, higher_is_better=False,
+                               note=f"speechser: KNNDatastore's torch backend; faiss: its IndexFlatIP backend; "
+                               f"{agree_note}; median of {a.repeats} runs"))
+    write_figures("knn", environment, a.out, figs, __file__, a.figures_dir)
     return 0
 
 

@@ -13,7 +13,8 @@ training set (shuffled, no single-item batch) with the recipe config's ``max_fra
 * Emo-DB: one leave-one-speaker-out fold's training set (8 of the 10 speakers: every fold),
   ``egs/emodb/ser1/conf/train_tdnn.yaml``.
 
-Usage: ``python test/bench/bench_sampler.py`` (prints the table and writes ``test/bench/RESULTS_sampler.md``).
+Usage: ``python test/bench/bench_sampler.py`` (prints the table and writes ``test/bench/RESULTS_sampler.md``, and
+``test/bench/figures/sampler.json``: see ``figures.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "test"))
 
 from conftest import corpus_path  # noqa: E402
+from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 from speechser.config import read_yaml  # noqa: E402
 from speechser.data.sampler import BucketBatchSampler  # noqa: E402
 from speechser.metrics.report import environment_line  # noqa: E402
@@ -83,6 +85,7 @@ def emodb_fold_lengths(emodb: Path) -> Dict[str, List[int]]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "test/bench/RESULTS_sampler.md"))
+    p.add_argument("--figures-dir", default=str(FIGURES_DIR))
     a = p.parse_args()
     rows = []
     an4_conf = read_yaml(ROOT / "egs/an4/asr1/conf/train.yaml")["data"]
@@ -94,8 +97,9 @@ def main() -> int:
     worst = min(folds.values(), key=lambda s: s["non_padding"])
     rows.append(("Emo-DB LOSO training set, worst of 10 folds", emodb_conf, worst))
     mean = sum(s["non_padding"] for s in folds.values()) / len(folds)
+    environment = environment_line()
     lines = ["# Benchmark: padding of the frame-budget batch sampler", "",
-             f"- date: {datetime.date.today().isoformat()}", f"- machine: {environment_line()}",
+             f"- date: {datetime.date.today().isoformat()}", f"- machine: {environment}",
              "- command: `python test/bench/bench_sampler.py`",
              "- lengths: fbank frames (25 ms / 10 ms at 16 kHz) from the audio headers; batches of a training "
              "`BucketBatchSampler` (sorted by length, cut at `max_frames` padded frames or `max_batch_size` "
@@ -107,7 +111,10 @@ def main() -> int:
                      f"{s['batches']} | {s['mean_batch']:.1f} | **{100 * s['non_padding']:.2f} %** |")
     lines += ["", f"Emo-DB, mean over the 10 folds: {100 * mean:.2f} % non-padding frames."]
     spread = {n for f in emodb_fold_lengths(corpus_path("SPEECHSER_EMODB", "emodb")).values() for n in f}
+    emodb_note = ""
     if len(spread) == 1:
+        emodb_note = (f"; every Emo-DB file of this copy is {next(iter(spread))} frames long, so the figure says "
+                      "nothing about the sampler")
         lines += ["", f"Every Emo-DB file of this copy is {spread.pop()} frames long: the shared copy stores each "
                   "utterance as exactly 2.0 s (zero-padded or cut), so its batches hold no padding at all and the "
                   "figure says nothing about the sampler; AN4's is the informative one."]
@@ -115,6 +122,13 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     Path(a.out).write_text(text)
+    figs = [figure(f"non-padding frames in the training batches, {name}", "%", 100 * s["non_padding"],
+                   note=f"target 95 %; max_frames {conf['max_frames']}, max_batch_size {conf['max_batch_size']}, "
+                   f"{s['utterances']} utterances in {s['batches']} batches" + (emodb_note if "Emo-DB" in name else ""))
+            for name, conf, s in rows]
+    figs.append(figure("non-padding frames in the training batches, Emo-DB LOSO, mean of the 10 folds", "%",
+                       100 * mean, note="target 95 %" + emodb_note))
+    write_figures("sampler", environment, a.out, figs, __file__, a.figures_dir)
     return 0
 
 

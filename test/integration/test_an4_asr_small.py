@@ -3,6 +3,7 @@ for two epochs on 40 utterances, decoded with every decoder. Checks files and re
 experiments, not accuracy (that needs the full recipe)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,12 @@ def test_filter_loop_rounds_and_convergence(an4_small, tiny_asr):
                                                        str(out / "round1/asr/valid.acc.ave_1best.pt")]
     table = rounds_markdown(out / "rounds.tsv")
     assert table.splitlines()[0].startswith("| round | kept |") and len(table.splitlines()) == 5
+    # each round's step times (issue 17): round 0 ran none, round 1 all three, the converged round 2 no retraining
+    assert table.splitlines()[0].endswith("| decode train (s) | filter (s) | retrain (s) |")
+    assert [r["decode_train_s"] > 0 for r in rows[1:]] == [True, True] and rows[1]["retrain_s"] > 0
+    assert rows[1]["filter_s"] >= 0 and math.isnan(rows[2]["retrain_s"]) and math.isnan(rows[0]["decode_train_s"])
+    assert table.splitlines()[2].endswith("| - | - | - |")
+    assert json.loads((out / "round1/times.json").read_text())["retrain_s"] == round(rows[1]["retrain_s"], 2)
     # the paper's default bounds on a decode of the same data whose WER and confidence are known (the
     # tiny model's own decodes are near-empty): exact hypothesis or one word dropped, confidence
     # 0.1 / 0.5 / 0.99 in turn; the report accounts for every one of the 40 utterances
