@@ -94,9 +94,9 @@ class TrainerConfig:
     #: the configured batch and the global batch grows with N (ESPnet's behaviour).
     batch_world_size: int = 1
     #: Train through ``torch.compile`` of the model (validation and checkpoints use the eager model, the same
-    #: weights). On the 2-core CPU of test/bench/RESULTS_conformer.md a Conformer training step ran 1.28x faster
-    #: compiled, after about 90 s of compilation (and more for each new batch shape until shapes are marked
-    #: dynamic): worth it for long runs, not for short ones.
+    #: weights; outputs and gradients equal within 1e-5). Not faster on the 2-core CPU of
+    #: test/bench/RESULTS_conformer.md (a Conformer training step at 0.89x the eager one, after a minute or more
+    #: of compilation, and more for each new batch shape until shapes are marked dynamic); not measured on a GPU.
     compile: bool = False
     #: Resume even though the config (or the data) differs from what the experiment was started with
     #: (the stored ``config.yaml`` is replaced only once the checkpoint has loaded).
