@@ -50,3 +50,15 @@ def copy_recipe(src: Path, dst_root: Path) -> Path:
         else:
             shutil.copy(p, rdir / p.name)
     return rdir
+
+
+def small_an4_recipe(dst_root: Path, sizes: str) -> Path:
+    """A copy of ``egs/an4/asr1`` under ``dst_root`` whose data preparation is the real one followed by the first
+    N utterances of each set: ``sizes`` as ``"train_nodev:60 train_dev:20 test:20"``."""
+    rdir = copy_recipe(ROOT / "egs/an4/asr1", dst_root)
+    (rdir / "local/data.sh").write_text(
+        "#!/usr/bin/env bash\nset -euo pipefail\n. ./db.sh\npython3 local/prepare_an4.py \"${AN4}\" data_full\n"
+        f"for s in {sizes}; do\n"
+        "  rm -rf data/${s%%:*}; utils/subset_data_dir.sh --first ${s##*:} data_full/${s%%:*} data/${s%%:*}\n"
+        "done\n")
+    return rdir

@@ -16,13 +16,13 @@ with the same weights (the batch-norm buffers aside), within the stated toleranc
 
 import csv
 import os
-import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from recipe_helpers import small_an4_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,18 +85,8 @@ def _weights(exp: Path, epoch: int) -> dict:
 
 
 def test_an4_training_on_two_processes_and_two_fake_slurm_nodes_matches_one_process(an4, tmp_path):
-    rdir = tmp_path / "egs/an4/asr1"
-    rdir.mkdir(parents=True)
+    rdir = small_an4_recipe(tmp_path / "egs", "train_nodev:40 train_dev:10 test:10")
     src = ROOT / "egs/an4/asr1"
-    for name in ("run.sh", "path.sh", "cmd.sh", "db.sh", "conf", "local"):
-        (shutil.copytree if (src / name).is_dir() else shutil.copy)(src / name, rdir / name)
-    (rdir / "asr.sh").symlink_to(ROOT / "egs/TEMPLATE/asr1/asr.sh")
-    (rdir / "utils").symlink_to(ROOT / "utils")
-    (rdir / "local/data.sh").write_text(
-        "#!/usr/bin/env bash\nset -euo pipefail\n. ./db.sh\npython3 local/prepare_an4.py \"${AN4}\" data_full\n"
-        "for s in train_nodev:40 train_dev:10 test:10; do\n"
-        "  rm -rf data/${s%%:*}; utils/subset_data_dir.sh --first ${s##*:} data_full/${s%%:*} data/${s%%:*}\n"
-        "done\n")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     calls = tmp_path / "slurm_calls"

@@ -4,28 +4,18 @@ recipe's accuracy is for RESULTS.md."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from recipe_helpers import small_an4_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an4_recipe_small(an4, tmp_path):
-    rdir = tmp_path / "egs/an4/asr1"
-    rdir.mkdir(parents=True)
-    src = ROOT / "egs/an4/asr1"
-    for name in ("run.sh", "path.sh", "cmd.sh", "db.sh", "conf", "local"):
-        (shutil.copytree if (src / name).is_dir() else shutil.copy)(src / name, rdir / name)
-    (rdir / "asr.sh").symlink_to(ROOT / "egs/TEMPLATE/asr1/asr.sh")
-    (rdir / "utils").symlink_to(ROOT / "utils")
-    # shrink the corpus: the real preparation, then the first N utterances of each set
-    (rdir / "local/data.sh").write_text(
-        "#!/usr/bin/env bash\nset -euo pipefail\n. ./db.sh\npython3 local/prepare_an4.py \"${AN4}\" data_full\n"
-        "for s in train_nodev:60 train_dev:20 test:20; do\n"
-        "  rm -rf data/${s%%:*}; utils/subset_data_dir.sh --first ${s##*:} data_full/${s%%:*} data/${s%%:*}\n"
-        "done\n")
+    # the real preparation, then the first N utterances of each set
+    rdir = small_an4_recipe(tmp_path / "egs", "train_nodev:60 train_dev:20 test:20")
     env = dict(os.environ, SPEECHSER_AN4=str(an4), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     tiny = ("--model.conf.encoder.d_model 32 --model.conf.encoder.num_layers 1 --model.conf.encoder.num_heads 2 "
             "--model.conf.encoder.ffn_dim 64 --model.conf.pred_hidden 32 --model.conf.pred_embed_dim 16 "
