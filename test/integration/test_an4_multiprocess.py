@@ -10,7 +10,7 @@ three times from the same features with the same config, whose ``accum_grad 2`` 
   node meeting at the first node's c10d rendezvous, as on a cluster.
 
 All three see the same global batches (max_batch_size 4 with no frame limit: 30 batches, an even number,
-so no rank repeats a batch), with dropout and SpecAugment off: they log the same training losses and end
+so no rank repeats a batch), with dropout and SpecAugment off: they log the same training losses (within 0.2 %) and end
 with the same weights (the batch-norm buffers aside), within the stated tolerances (float sums in another order; Adam).
 """
 
@@ -130,10 +130,10 @@ def test_an4_training_on_two_processes_and_two_fake_slurm_nodes_matches_one_proc
         got = _stats(exp / tag)
         assert [r["epoch"] for r in got] == ["1", "2"]
         for a, b in zip(got, one):
-            # the training loss over every rank's batches, and the validation set's loss and accuracy
+            # the training loss over every rank's batches (the validation metrics are not compared: under DDP
+            # the batch-norm running statistics are rank 0's, from half the batches; test_ddp_amp.py checks
+            # that the merged validation metrics are those of the saved model over the whole set)
             assert abs(float(a["train_loss"]) - float(b["train_loss"])) < 2e-3 * float(b["train_loss"]), (tag, a, b)
-            assert abs(float(a["valid_loss"]) - float(b["valid_loss"])) < 2e-3 * float(b["valid_loss"]), (tag, a, b)
-            assert abs(float(a["valid_acc"]) - float(b["valid_acc"])) < 0.02, (tag, a, b)
         w = _weights(exp / tag, 2)
         assert set(w) == set(w1)
         gap = max(float((w[k].float() - w1[k].float()).abs().max()) for k in w1)

@@ -176,10 +176,10 @@ def test_two_gloo_processes_train_the_same_weights_as_one_with_accumulation(make
     assert {k for k in s2[-1] if k.startswith("valid_")} == {f"valid_{k}" for k in whole}
     for k, v in whole.items():
         assert abs(s2[-1][f"valid_{k}"] - v) < 2e-5, k
-    # and the training loss, summed over the ranks, is the one process's (the same batches, the same weights).
-    # The validation loss may differ a little: under DDP the batch-norm running statistics are rank 0's (DDP
-    # broadcasts its buffers), gathered from half the batches.
+    # and the training loss, summed over the ranks, is the one process's (the same batches, the same weights;
+    # training-mode batch norm uses the batch's statistics). The validation metrics are not compared with the
+    # one process's: under DDP the batch-norm running statistics are rank 0's (DDP broadcasts its buffers),
+    # gathered from half the batches, and on 16 utterances they move the validation loss by up to 0.1.
     assert [r["epoch"] for r in s2] == [r["epoch"] for r in s1] == [1.0, 2.0]
     for a, b in zip(s2, s1):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-3
-        assert abs(a["valid_loss"] - b["valid_loss"]) < 0.02
