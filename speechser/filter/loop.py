@@ -37,6 +37,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from speechser.config import load_config
 from speechser.filter.data_filter import FilterBounds, filter_data_dir
+from speechser.io.atomic import write_json_atomic
 from speechser.io.datadir import read_kv
 from speechser.tasks.asr import decode_asr, load_asr_config, train_asr
 from speechser.tasks.common import experiment_models, resolve_checkpoint
@@ -168,9 +169,7 @@ class _RoundTimes:
     def set(self, name: str, value: float) -> None:
         self.seconds[name] = round(value, 2)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.seconds, indent=1) + "\n")
-        tmp.replace(self.path)
+        write_json_atomic(self.path, self.seconds)
 
     @contextlib.contextmanager
     def measure(self, name: str) -> Iterator[None]:

@@ -203,13 +203,7 @@ class TokenAccuracyEvaluator(Evaluator):
             self.errors += edit_distance(hyp, ref[:n])
             self.ref_tokens += n
 
-    def merge(self, other: Evaluator) -> None:
-        self._check_same_kind(other)
-        assert isinstance(other, TokenAccuracyEvaluator)
-        self.loss_sum += other.loss_sum
-        self.n_utts += other.n_utts
-        self.errors += other.errors
-        self.ref_tokens += other.ref_tokens
+    SUMMED = ("loss_sum", "n_utts", "errors", "ref_tokens")
 
     def compute(self) -> Dict[str, float]:
         return {"loss": self.loss_sum / max(self.n_utts, 1), "acc": 1.0 - self.errors / max(self.ref_tokens, 1)}

@@ -148,16 +148,14 @@ class ClassificationEvaluator(Evaluator):
         self.loss_sum += float(output["loss"]) * len(batch)
         self.count += len(batch)
 
+    SUMMED = ("loss_sum", "count")
+    CONCATENATED = ("refs", "hyps", "posts")
+
     def merge(self, other: Evaluator) -> None:
-        self._check_same_kind(other)
-        assert isinstance(other, ClassificationEvaluator)
-        if (other.num_classes, other.minority) != (self.num_classes, self.minority):
+        if isinstance(other, ClassificationEvaluator) and \
+                (other.num_classes, other.minority) != (self.num_classes, self.minority):
             raise ValueError("cannot merge evaluators of different classes")
-        self.refs += other.refs
-        self.hyps += other.hyps
-        self.posts += other.posts
-        self.loss_sum += other.loss_sum
-        self.count += other.count
+        super().merge(other)
 
     def compute(self) -> Dict[str, float]:
         cm = confusion_matrix(self.refs, self.hyps, self.num_classes)

@@ -5,11 +5,17 @@ the trainer merges the ranks' evaluators (:meth:`Evaluator.merge`) before :meth:
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 
 class Evaluator:
-    """Accumulates a model's outputs over a validation set into metrics."""
+    """Accumulates a model's outputs over a validation set into metrics.
+
+    A subclass names what it accumulates: ``SUMMED`` (counts and sums) and ``CONCATENATED`` (lists),
+    which is all :meth:`merge` needs to add another rank's shard."""
+
+    SUMMED: Tuple[str, ...] = ()
+    CONCATENATED: Tuple[str, ...] = ()
 
     def update(self, output: Dict[str, Any], batch: Any) -> None:
         """Add one batch: ``output`` is the model's ``forward(batch)`` dict (in eval mode)."""
@@ -18,12 +24,15 @@ class Evaluator:
     def merge(self, other: "Evaluator") -> None:
         """Add what ``other`` (the same kind, over other batches: another rank's shard) accumulated, so that
         :meth:`compute` gives the metrics over both sets of batches."""
-        raise NotImplementedError(f"{type(self).__name__} cannot merge another rank's validation: give it a "
-                                  "merge() to validate under DDP")
-
-    def _check_same_kind(self, other: "Evaluator") -> None:
         if type(other) is not type(self):
             raise TypeError(f"cannot merge a {type(other).__name__} into a {type(self).__name__}")
+        if not (self.SUMMED or self.CONCATENATED):
+            raise NotImplementedError(f"{type(self).__name__} cannot merge another rank's validation: give it a "
+                                      "merge() (or SUMMED / CONCATENATED) to validate under DDP")
+        for name in self.SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in self.CONCATENATED:
+            getattr(self, name).extend(getattr(other, name))
 
     def compute(self) -> Dict[str, float]:
         """The metrics over every batch added so far."""

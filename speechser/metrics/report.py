@@ -13,6 +13,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from speechser.data.labels import read_label_list
+from speechser.io.atomic import write_text_atomic
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.metrics.classification import (
     confusion_matrix,
@@ -165,9 +166,7 @@ def replace_section(path: Path | str, tag: str, body: str, header: str) -> None:
     block = f"<!-- begin {tag} -->\n{body.rstrip()}\n<!-- end {tag} -->\n"
     pattern = re.compile(rf"<!-- begin {re.escape(tag)} -->.*?<!-- end {re.escape(tag)} -->\n?", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def add_report_options(p: argparse.ArgumentParser, title: str, tag: str, results_md_required: bool = False) -> None:

@@ -111,13 +111,7 @@ class MaskedPredictionEvaluator(Evaluator):
         self.correct += int(output["correct"])
         self.count += int(output["masked"])
 
-    def merge(self, other: Evaluator) -> None:
-        self._check_same_kind(other)
-        assert isinstance(other, MaskedPredictionEvaluator)
-        self.loss_sum += other.loss_sum
-        self.correct += other.correct
-        self.count += other.count
-        self.n += other.n
+    SUMMED = ("loss_sum", "correct", "count", "n")
 
     def compute(self) -> Dict[str, float]:
         return {"loss": self.loss_sum / max(self.n, 1), "acc": self.correct / max(self.count, 1)}

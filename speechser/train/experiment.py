@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from speechser.config import ConfigError, dump_config, read_yaml, to_dict
+from speechser.io.atomic import write_json_atomic
 from speechser.train.distributed import DistInfo
 
 FINGERPRINT = "data_fingerprint.json"
@@ -243,7 +244,7 @@ class Experiment:
         if self.pending is not None and self.dist.is_main:
             conf, fingerprint = self.pending
             dump_config(conf, self.dir / "config.yaml")
-            _write_json(self.dir / FINGERPRINT, fingerprint)
+            write_json_atomic(self.dir / FINGERPRINT, fingerprint)
             logging.warning("%s/config.yaml now holds the resumed run's config", self.dir)
         self.pending = None
 
@@ -256,12 +257,6 @@ class Experiment:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()  # the lock is released however training ends
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def open_experiment(conf: Any, exp_dir: Path, dist: DistInfo) -> Experiment:
@@ -312,7 +307,7 @@ def open_experiment(conf: Any, exp_dir: Path, dist: DistInfo) -> Experiment:
             elif not old_conf_path.is_file():
                 exp.pending = (conf, fingerprint)  # lost: stored again once the checkpoint has loaded
             elif dist.is_main and not fp_path.is_file():
-                _write_json(fp_path, fingerprint)  # an experiment from before fingerprints
+                write_json_atomic(fp_path, fingerprint)  # an experiment from before fingerprints
         elif dist.is_main:
             backup = _set_aside(exp_dir)
             if backup is not None:
@@ -320,7 +315,7 @@ def open_experiment(conf: Any, exp_dir: Path, dist: DistInfo) -> Experiment:
                                 "into %s", exp_dir, backup)
                 conf.trainer.init_param = _remap_init_param(list(tconf.init_param), exp_dir, backup)
             dump_config(conf, exp_dir / "config.yaml")
-            _write_json(exp_dir / FINGERPRINT, fingerprint)
+            write_json_atomic(exp_dir / FINGERPRINT, fingerprint)
     except BaseException:
         exp.close()
         raise

@@ -17,14 +17,11 @@ with the same weights (the batch-norm buffers aside), within the stated toleranc
 import csv
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from recipe_helpers import small_an4_recipe
-
-ROOT = Path(__file__).resolve().parents[2]
+from recipe_helpers import sh, small_an4_recipe
 
 TINY = ("--model.conf.encoder.d_model 32 --model.conf.encoder.num_layers 1 --model.conf.encoder.num_heads 2 "
         "--model.conf.encoder.ffn_dim 64 --model.conf.pred_hidden 32 --model.conf.pred_embed_dim 16 "
@@ -86,7 +83,6 @@ def _weights(exp: Path, epoch: int) -> dict:
 
 def test_an4_training_on_two_processes_and_two_fake_slurm_nodes_matches_one_process(an4, tmp_path):
     rdir = small_an4_recipe(tmp_path / "egs", "train_nodev:40 train_dev:10 test:10")
-    src = ROOT / "egs/an4/asr1"
     bindir = tmp_path / "bin"
     bindir.mkdir()
     calls = tmp_path / "slurm_calls"
@@ -97,20 +93,17 @@ def test_an4_training_on_two_processes_and_two_fake_slurm_nodes_matches_one_proc
     env = dict(os.environ, SPEECHSER_AN4=str(an4), OMP_NUM_THREADS="1",
                PATH=f"{bindir}:{Path(sys.executable).parent}:{os.environ['PATH']}")
 
-    def run(*args: str, train_cmd: str = "") -> subprocess.CompletedProcess:
-        e = dict(env)
-        if train_cmd:  # cmd.sh exports train_cmd; the copy here is edited for the Slurm run
-            (rdir / "cmd.sh").write_text((src / "cmd.sh").read_text() + f'\nexport train_cmd="{train_cmd}"\n')
-        proc = subprocess.run(["./run.sh", *args], cwd=rdir, env=e, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        return proc
+    def run(*args: str) -> None:
+        sh(["./run.sh", *args], cwd=rdir, env=env)
 
     run("--stop_stage", "5", "--nj", "2")
     assert len((rdir / "dump/fbank/train_nodev_sp/utt2spk").read_text().splitlines()) == 120
     train = ("--stage", "6", "--stop_stage", "6", "--asr_args", TINY, "--threads", "1")
     run(*train, "--ngpu", "1", "--tag", "one")
     run(*train, "--ngpu", "2", "--tag", "two")
-    run(*train, "--num_nodes", "2", "--tag", "nodes", train_cmd="utils/slurm.pl")
+    # cmd.sh exports train_cmd: the recipe's copy is edited for the Slurm run
+    (rdir / "cmd.sh").write_text((rdir / "cmd.sh").read_text() + '\nexport train_cmd="utils/slurm.pl"\n')
+    run(*train, "--num_nodes", "2", "--tag", "nodes")
 
     exp = rdir / "exp"
     two_log = (exp / "two/logs/train.log").read_text()

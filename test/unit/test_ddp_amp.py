@@ -34,12 +34,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _torchrun(nproc: int, *args: str) -> list:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
+            str(_free_port()), "-m", "speechser.bin.train_ser", *args]
+
+
+def _stats(exp: Path) -> list:
+    import csv
+
+    with open(exp / "train_stats.tsv") as f:
+        return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f, delimiter="\t")]
+
+
 def test_ddp_two_processes_gloo(make_feats_dir, tmp_path: Path, train_seed):
     d = make_feats_dir()
     exp = tmp_path / "exp"
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "speechser.bin.train_ser", "--exp-dir", str(exp), *_args(d, train_seed), "--trainer.device", "cpu"]
+    cmd = _torchrun(2, "--exp-dir", str(exp), *_args(d, train_seed), "--trainer.device", "cpu")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = torch.load(exp / "checkpoint.pt", weights_only=False)
@@ -88,27 +99,13 @@ def test_ddp_two_processes_with_a_staged_model(make_feats_dir, tmp_path: Path, t
     staged = ["--model.name", "metadata_tdnn_ser", "--model.conf.aux_weights", "{utt2gender: 0.5, utt2spk: 0.5}",
               "--model.conf.aux_hidden", "8", "--model.conf.co_attention_heads", "2", "--model.conf.stage1_epochs", "1",
               "--model.conf.stage2_freeze", "1", "--trainer.find_unused_parameters", "true", "--trainer.max_epochs", "3"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           "-m", "speechser.bin.train_ser", "--exp-dir", str(exp), *_args(d, train_seed), *staged,
-           "--trainer.device", "cpu"]
+    cmd = _torchrun(2, "--exp-dir", str(exp), *_args(d, train_seed), *staged, "--trainer.device", "cpu")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert torch.load(exp / "checkpoint.pt", weights_only=False)["epoch"] == 3
     s2, s3 = (torch.load(exp / f"{e}epoch.pt", weights_only=False) for e in (2, 3))
     s2, s3 = (s.get("model", s) for s in (s2, s3))
     assert torch.equal(s2["stem.0.weight"], s3["stem.0.weight"])  # frozen in stage 2 on both ranks
-
-
-def _torchrun(nproc: int, *args: str) -> list:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
-            str(_free_port()), "-m", "speechser.bin.train_ser", *args]
-
-
-def _stats(exp: Path) -> list:
-    import csv
-
-    with open(exp / "train_stats.tsv") as f:
-        return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f, delimiter="\t")]
 
 
 def test_two_gloo_processes_train_the_same_weights_as_one_with_accumulation(make_feats_dir, tmp_path: Path,
