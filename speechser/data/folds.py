@@ -106,7 +106,7 @@ def check_folds(folds: Sequence[Fold], utt2label: Mapping[str, str] | None = Non
                                  f"{len(f.test)} test utterances): use fewer folds or more data")
     if not utt2label:
         return []
-    classes = sorted(set(utt2label.values()))
+    n_classes = len(set(utt2label.values()))
     warnings = []
     for f in folds:
         seen = {utt2label[u] for u in f.train if u in utt2label}
@@ -114,7 +114,7 @@ def check_folds(folds: Sequence[Fold], utt2label: Mapping[str, str] | None = Non
         if unseen:
             warnings.append(f"{f.name}: test class(es) {', '.join(unseen)} never occur in its training part "
                             f"({len(f.train)} utterances): their recall is 0 by construction")
-        if len(f.valid) < min_valid_per_class * len(classes):
-            warnings.append(f"{f.name}: {len(f.valid)} validation utterance(s) for {len(classes)} classes: model "
+        if len(f.valid) < min_valid_per_class * n_classes:
+            warnings.append(f"{f.name}: {len(f.valid)} validation utterance(s) for {n_classes} classes: model "
                             f"selection and averaging on so few are noise")
     return warnings

@@ -77,14 +77,13 @@ def write_feature_archive(
     scp = Path(f"{out_prefix}.scp").resolve()
     lengths: Dict[str, int] = {}
     skipped: Dict[str, str] = {}
+    skippable = (SkipUtterance, AudioError, ValueError) if skip_unreadable else SkipUtterance
     with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
         for key in tqdm(keys, desc=f"{desc} {out_prefix.name}", disable=None, leave=False):
             try:
                 samples, rate = reader[key]
                 feats = compute(key, samples, rate)
-            except (SkipUtterance, AudioError, ValueError) as why:
-                if not (skip_unreadable or isinstance(why, SkipUtterance)):
-                    raise
+            except skippable as why:
                 logging.warning("skipping utterance '%s': %s", key, why)
                 skipped[key] = str(why)
                 continue

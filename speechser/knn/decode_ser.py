@@ -20,7 +20,8 @@ import kaldiio
 import torch
 
 from speechser.config import ConfigValueError, check_choice, check_ranges, load_config
-from speechser.io.datadir import read_kv, write_kv
+from speechser.io.audio import AudioReader
+from speechser.io.datadir import write_kv
 from speechser.knn.datastore import KNNDatastore, interpolate, tune_knn
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.metrics.ser_decode import write_ser_decode
@@ -66,13 +67,11 @@ def utterance_audio(data_dirs: Sequence[Path | str]) -> Dict[str, Tuple[str, flo
     for d in map(Path, data_dirs):
         if not (d / "wav.scp").is_file():
             continue
+        reader = AudioReader(d)
         wavs = {k: (v if v.rstrip().endswith("|") or Path(v).is_absolute() else str(Path(v).resolve()))
-                for k, v in read_kv(d / "wav.scp").items()}
-        if (d / "segments").is_file():
-            for utt, v in read_kv(d / "segments").items():
-                rec, start, end = v.split()
-                if rec in wavs:
-                    out[utt] = (wavs[rec], float(start), float(end))
+                for k, v in reader.wav.items()}
+        if reader.segments is not None:
+            out.update({utt: (wavs[s.reco], s.start, s.end) for utt, s in reader.segments.items() if s.reco in wavs})
         else:
             out.update({k: (v, 0.0, -1.0) for k, v in wavs.items()})
     return out
@@ -145,15 +144,16 @@ def knn_decode_ser(
         "valid_ua_model": _ua(va.labels, va.post.argmax(1).tolist(), C), "datastore_size": len(store),
         "backend": backend, "checkpoint": str(ser.checkpoint), "tests": {},
     }
+    store_audio = utterance_audio([train_dir, valid_dir])
     for d in test_dirs:
         te = collect_ser_outputs(ser, d)
         post = interpolate(te.post, store.distribution(te.emb, best.k, best.temperature), best.beta)
         scores = write_ser_decode(out / Path(d).name, te.keys, post, te.labels, labels,
                                   {"checkpoint": str(ser.checkpoint), "knn": {"beta": best.beta, "k": best.k,
                                                                           "temperature": best.temperature}})
-        sims, idx = store.search(te.emb, min(NEIGHBOURS_KEPT, len(store)))
+        sims, idx = store.search(te.emb, NEIGHBOURS_KEPT)  # fewer where the datastore is smaller
         write_neighbours(out / Path(d).name, te.keys, sims, idx, keys, store_names,
-                         utterance_audio([train_dir, valid_dir, d]))
+                         {**store_audio, **utterance_audio([d])})
         summary["tests"][Path(d).name] = {"ua_knn": scores["ua"],
                                           "ua_model": _ua(te.labels, te.post.argmax(1).tolist(), C)}
     with open(out / "knn_params.json", "w") as f:

@@ -21,7 +21,7 @@ import datetime
 import html
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -42,18 +42,26 @@ th{background:#eef}td:first-child,th:first-child{text-align:left}img{max-width:1
 section{margin-top:2em}code{background:#f4f4f4;padding:1px 3px}"""
 
 
-def _png(fig: object) -> str:
-    """A matplotlib figure as a ``data:`` URI (the figure is closed)."""
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(fig: Any) -> str:
+    """A matplotlib figure as a ``data:`` URI (the figure is closed)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)  # type: ignore[arg-type]
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _file_png(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+    _pyplot().close(fig)
+    return _data_uri(buf.getvalue(), "image/png")
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -78,7 +86,7 @@ def audio_uri(source: str, start: float, end: float, key: str) -> str:
         samples, rate = resample(samples, rate, 16000), 16000
     buf = io.BytesIO()
     soundfile.write(buf, samples, rate, format="WAV", subtype="PCM_16")
-    return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _data_uri(buf.getvalue(), "audio/wav")
 
 
 def _player(key: str, audio: Dict[str, List[str]]) -> str:
@@ -95,10 +103,10 @@ def _player(key: str, audio: Dict[str, List[str]]) -> str:
     return f"<audio controls preload='metadata' title='{html.escape(key, quote=True)}' src='{uri}'></audio>"
 
 
-def _tsv_rows(path: Path) -> List[List[str]]:
-    """A TSV's rows after its header."""
+def _tsv(path: Path) -> List[List[str]]:
+    """A TSV's rows, its header first (blank lines left out)."""
     with open(path, encoding="utf-8") as f:
-        return [ln.rstrip("\n").split("\t") for ln in f][1:]
+        return [ln.rstrip("\n").split("\t") for ln in f if ln.strip()]
 
 
 def _neighbours_section(decode_dirs: Sequence[Path | str]) -> List[str]:
@@ -123,13 +131,13 @@ def _neighbours_section(decode_dirs: Sequence[Path | str]) -> List[str]:
             break
         refs, hyps = read_kv(d / "ref"), read_kv(d / "hyp")
         names, keys, matrix = read_posteriors(d / "posteriors.tsv")
-        row, col = {k: i for i, k in enumerate(keys)}, {c: j for j, c in enumerate(names)}
-        post = {k: float(matrix[row[k], col[hyps[k]]]) for k in hyps}  # the posterior of the decoded class
+        at, col = {k: i for i, k in enumerate(keys)}, {c: j for j, c in enumerate(names)}
+        post = {k: float(matrix[at[k], col[hyps[k]]]) for k in hyps}  # the posterior of the decoded class
         wrong = sorted((k for k in hyps if k in refs and hyps[k] != refs[k]), key=lambda k: (-post[k], k))
         neighbours: Dict[str, List[List[str]]] = {}
-        for row in _tsv_rows(d / "neighbours.tsv"):
+        for row in _tsv(d / "neighbours.tsv")[1:]:
             neighbours.setdefault(row[0], []).append(row)
-        audio = {r[0]: r[1:4] for r in _tsv_rows(d / "audio.tsv")} if (d / "audio.tsv").is_file() else {}
+        audio = {r[0]: r[1:4] for r in _tsv(d / "audio.tsv")[1:]} if (d / "audio.tsv").is_file() else {}
         for key in wrong[:per_dir]:
             if shown == NEIGHBOUR_EXAMPLES:
                 break
@@ -159,12 +167,7 @@ def training_curves(stats: Dict[str, Dict[str, List[float]]], metric: str) -> Op
     a line per fold; None without any statistics."""
     if not stats:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, (ax1, ax2) = _pyplot().subplots(1, 2, figsize=(11, 3.6))
     for name, s in sorted(stats.items()):
         if "epoch" not in s:
             continue
@@ -184,12 +187,7 @@ def training_curves(stats: Dict[str, Dict[str, List[float]]], metric: str) -> Op
 
 
 def per_class_recall_plot(recall: np.ndarray, labels: List[str]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 3.0))
+    fig, ax = _pyplot().subplots(figsize=(1.2 + 0.7 * len(labels), 3.0))
     ax.bar(range(len(labels)), 100 * recall, color="#4a7ab5")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_ylabel("recall %")
@@ -198,8 +196,11 @@ def per_class_recall_plot(recall: np.ndarray, labels: List[str]) -> str:
     return _png(fig)
 
 
-def _page_head(title: str, command: str, notes: str, environment: str) -> List[str]:
+def _page_head(title: str, command: str, notes: str) -> List[str]:
     """The page's start: title, date, machine, command, notes."""
+    from speechser.metrics.report import environment_line
+
+    environment = environment_line()
     parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>", "<ul>",
              f"<li>written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</li>"]
@@ -246,8 +247,6 @@ def asr_report_html(decode_dirs: Sequence[Path | str], title: str, command: str,
     word error rate with their reference and hypothesis aligned (ties: more errors first)."""
     import json
 
-    from speechser.metrics.report import environment_line
-
     exps = {Path(d).resolve().parent for d in decode_dirs}
     if out is None and len(exps) != 1:
         return None
@@ -255,7 +254,7 @@ def asr_report_html(decode_dirs: Sequence[Path | str], title: str, command: str,
     exp = out.parent
     rounds = next((p for p in (exp / "filter/rounds.tsv", exp.parent.parent / "rounds.tsv") if p.is_file()), None)
     train_stats = exp / "train_stats.tsv"
-    parts = _page_head(title, command, notes, environment_line())
+    parts = _page_head(title, command, notes)
     rows = []
     for d in decode_dirs:
         sc = json.loads((Path(d) / "scores.json").read_text())
@@ -265,9 +264,8 @@ def asr_report_html(decode_dirs: Sequence[Path | str], title: str, command: str,
               _table(["decode", "utterances", "decoder", "WER %", "CER %"], rows), "</section>"]
     curves = {"model": read_train_stats(train_stats)} if train_stats.is_file() else {}
     parts += _training_section(curves, "acc")
-    if rounds is not None and rounds.is_file():
-        with open(rounds, encoding="utf-8") as f:
-            table = [ln.rstrip("\n").split("\t") for ln in f if ln.strip()]
+    if rounds is not None:
+        table = _tsv(rounds)
         parts += ["<section id='filter'><h2>Data filter loop: utterances kept and removed per round</h2>",
                   f"<p>From <code>{html.escape(str(rounds))}</code>.</p>", _table(table[0], table[1:]), "</section>"]
     parts.append(f"<section id='worst'><h2>The {worst} worst utterances of each decode</h2>")
@@ -297,13 +295,14 @@ def ser_report_html(folds: Sequence[FoldResult], labels: List[str], title: str, 
     ``confusion.png`` in ``out_dir`` and each fold's training curves: the ``train_stats.tsv`` of its
     experiment, the decode directory's parent (``fold<K>/decode_test`` -> ``fold<K>``) or, for k-NN
     decodes, grandparent (``fold<K>/knn/test`` -> ``fold<K>``), where there is one."""
-    from speechser.metrics.report import environment_line
-
     out_dir = Path(out_dir)
-    train_stats = {f.name: next((p / "train_stats.tsv" for p in (Path(d).parent, Path(d).parent.parent)
-                                 if (p / "train_stats.tsv").is_file()), Path(d).parent / "train_stats.tsv")
-                   for f, d in zip(folds, decode_dirs)}
-    parts = _page_head(title, command, notes, environment_line())
+    curves: Dict[str, Dict[str, List[float]]] = {}
+    for f, d in zip(folds, decode_dirs):
+        found = next((p / "train_stats.tsv" for p in (Path(d).parent, Path(d).parent.parent)
+                      if (p / "train_stats.tsv").is_file()), None)
+        if found is not None:
+            curves[f.name] = read_train_stats(found)
+    parts = _page_head(title, command, notes)
     rows = [[f.name, f.n, *(f"{100 * f.scores[m]:.2f}" for m in ("ua", "wa", "macro_f1"))] for f in folds]
     stats = {m: mean_and_sample_std([f.scores[m] for f in folds]) for m in ("ua", "wa", "macro_f1")}
     for stat, i in (("mean", 0), ("sample std (n − 1)", 1)):
@@ -316,8 +315,9 @@ def ser_report_html(folds: Sequence[FoldResult], labels: List[str], title: str, 
     parts.append("<section id='confusion'><h2>Confusion matrix, summed over folds</h2>")
     parts.append(f"<p>Pooled: UA {100 * pooled['ua']:.2f} %, WA {100 * pooled['wa']:.2f} %, macro-F1 "
                  f"{100 * pooled['macro_f1']:.2f} %.</p>")
-    if (out_dir / "confusion.png").is_file():
-        parts.append(f"<img alt='confusion matrix' src='{_file_png(out_dir / 'confusion.png')}'>")
+    confusion = out_dir / "confusion.png"
+    if confusion.is_file():
+        parts.append(f"<img alt='confusion matrix' src='{_data_uri(confusion.read_bytes(), 'image/png')}'>")
     parts.append("</section>")
     recall = np.diag(total) / np.maximum(total.sum(axis=1), 1)
     parts += ["<section id='per-class'><h2>Recall per class (pooled)</h2>",
@@ -330,7 +330,6 @@ def ser_report_html(folds: Sequence[FoldResult], labels: List[str], title: str, 
                   _table(["speaker", "utterances", "UA %", "WA %"],
                          [[s.name, s.n, f"{100 * s.scores['ua']:.2f}", f"{100 * s.scores['wa']:.2f}"]
                           for s in speakers]), "</section>"]
-    curves = {name: read_train_stats(Path(p)) for name, p in train_stats.items() if Path(p).is_file()}
     parts += _training_section(curves, metric)
     parts += _neighbours_section(decode_dirs)
     parts.append("</body></html>\n")

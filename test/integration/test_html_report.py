@@ -4,6 +4,8 @@ Without Chromium the test is skipped with the reason, unless SPEECHSER_REQUIRE_B
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
@@ -73,9 +75,6 @@ def test_report_html_renders_in_a_headless_browser(tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     probe = re.search(r"data-probe=\"([^\"]*)\"", dom.stdout)
     assert probe, "the page's load event never ran"
-    import html
-    import json
-
     result = json.loads(html.unescape(probe.group(1)))
     assert result == {"images": 3, "bad": [], "errors": []}  # confusion, per-class recall, training curves
     for section in ("results", "confusion", "per-class", "per-speaker", "training"):
@@ -91,8 +90,6 @@ def test_report_html_renders_in_a_headless_browser(tmp_path):
 def test_asr_report_lists_the_worst_utterances_aligned(tmp_path):
     """speechser-score-asr writes the experiment's report.html: WER per decode, and the worst utterances
     (by WER) with reference and hypothesis aligned; it renders in the browser without errors."""
-    import json
-
     from speechser.bin.score_asr import main as score_asr
     from speechser.metrics.asr import write_asr_scores
 
@@ -115,8 +112,6 @@ def test_asr_report_lists_the_worst_utterances_aligned(tmp_path):
     probed.write_text(page.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
     dom = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", probed.as_uri()],
                          capture_output=True, text=True, timeout=120)
-    import html
-
     probe = re.search(r"data-probe=\"([^\"]*)\"", dom.stdout)
     assert probe and json.loads(html.unescape(probe.group(1))) == {"images": 1, "bad": [], "errors": []}
     assert "<td>removed_high_wer</td>" not in page and "<th>removed_high_wer</th>" in page and "<td>91</td>" in page
@@ -140,9 +135,6 @@ window.addEventListener('load', () => {
 def test_knn_report_shows_neighbours_of_errors_with_players(tmp_path):
     """A k-NN decode's report: the most confidently misrecognized test utterance with its nearest datastore
     neighbours (label, similarity) and an audio player for each, whose clip the browser decodes."""
-    import html
-    import json
-
     import torch
 
     from conftest import write_tone

@@ -69,16 +69,12 @@ def test_leave_one_session_out_folds_from_utt2session(make_data_dir, tmp_path: P
 
 
 def test_more_random_folds_than_utterances_is_refused():
-    import pytest
-
     with pytest.raises(ValueError, match="random10 needs at least 10 utterances .* there are 8: ask for at most random8"):
         stratified_kfold({f"u{i}": "a" for i in range(8)}, k=10)
 
 
 def test_check_folds_refuses_an_empty_part_and_warns_on_unseen_classes_and_tiny_valid(tmp_path, capsys):
     import logging
-
-    import pytest
 
     from speechser.bin.make_folds import main as make_folds
     from speechser.data.folds import Fold, check_folds
