@@ -36,10 +36,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_command_line()
     src = Path(a.data_dir)
     try:
+        labels = read_kv(src / a.label_file) if (src / a.label_file).is_file() else None
         if a.protocol in ("loso", "losess"):
             folds = leave_one_speaker_out(read_kv(src / ("utt2spk" if a.protocol == "loso" else "utt2session")))
         elif a.protocol.startswith("random") and a.protocol[6:].isdigit():
-            folds = stratified_kfold(read_kv(src / a.label_file), int(a.protocol[6:]), a.seed)
+            # without the label file, read_kv's error names it
+            folds = stratified_kfold(labels if labels is not None else read_kv(src / a.label_file),
+                                     int(a.protocol[6:]), a.seed)
         elif a.protocol == "split":
             if not (src / "utt2split").is_file():
                 raise DataDirError(f"{src}/utt2split: no such file (--protocol split reads each utterance's "
@@ -50,7 +53,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise ValueError(f"{src}/utt2split: {err}") from None
         else:
             raise ValueError(f"unknown protocol '{a.protocol}' (loso, losess, random<K>, split)")
-        labels = read_kv(src / a.label_file) if (src / a.label_file).is_file() else None
         warnings = check_folds(folds, labels)
         for w in warnings:
             logging.warning("%s", w)
