@@ -5,10 +5,13 @@ tiny model."""
 
 from __future__ import annotations
 
+import csv
 import functools
 import os
 import re
+import shutil
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,42 @@ def prepare(script: Path, root: Path, out: Path, *opts: str, check: bool = True)
     return sh([sys.executable, script, *opts, root, out], cwd=out.parent, env=recipe_env(), check=check)
 
 
+def build_release(tmp_path_factory, name: str, folder: str, build, source: Path):
+    """A fixture release ``<tmp>/<name>/<folder>`` made by ``build(source, root)``: (root, what build returns)."""
+    root = tmp_path_factory.mktemp(name) / folder
+    return root, build(source, root)
+
+
+def assert_refused(prepare_fn, bad: Path, tmp_path: Path, words: str, *opts: str):
+    """``prepare_fn`` on the broken release ``bad`` exits 1 saying ``words``; returns the process."""
+    (tmp_path / "out").mkdir()
+    proc = prepare_fn(bad, tmp_path / "out/all", *opts, check=False)
+    assert proc.returncode == 1 and words in proc.stderr, proc.stderr
+    return proc
+
+
+def run_recipe(recipe: Path, tmp_path: Path, env: dict, *args: str) -> Path:
+    """``./run.sh args`` in a copy of ``recipe``, which must finish; returns the copy."""
+    rdir = copy_recipe(recipe, tmp_path)
+    out = sh(["./run.sh", *args], cwd=rdir, env=env)
+    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", out.stdout)
+    return rdir
+
+
+def assert_folds_done(exp: Path, folds: int, labels=None) -> None:
+    """Each of ``folds`` folds decoded (into ``labels`` where given) and packed."""
+    for k in range(1, folds + 1):
+        assert (exp / f"fold{k}/decode_test/hyp").is_file() and (exp / f"packed/fold{k}.tar").is_file()
+        if labels is not None:
+            assert set(kv(exp / f"fold{k}/decode_test/hyp").values()) <= labels
+
+
+def assert_results(rdir: Path, recipe: str, pattern: str) -> None:
+    """RESULTS.md is ``recipe``'s and holds ``pattern`` (a regular expression, per line)."""
+    results = (rdir / "RESULTS.md").read_text()
+    assert results.startswith(f"# RESULTS: {recipe}") and re.search(pattern, results, re.M)
+
+
 # --- RAVDESS ------------------------------------------------------------------------------------------
 
 RAVDESS = ROOT / "egs/ravdess/ser1"
@@ -36,9 +75,7 @@ RAVDESS = ROOT / "egs/ravdess/ser1"
 
 @pytest.fixture(scope="module")
 def ravdess(tmp_path_factory, emodb) -> Path:
-    root = tmp_path_factory.mktemp("ravdess") / "Audio_Speech_Actors_01-24"
-    build_ravdess(emodb, root)
-    return root
+    return build_release(tmp_path_factory, "ravdess", "Audio_Speech_Actors_01-24", build_ravdess, emodb)[0]
 
 
 prepare_ravdess = functools.partial(prepare, RAVDESS / "local/prepare_ravdess.py")
@@ -88,9 +125,7 @@ def test_ravdess_wrong_layout_names_what_was_expected_where(ravdess, tmp_path, b
         (bad / "Actor_01" / f"{name}.wav").symlink_to(next(ravdess.glob("Actor_01/*.wav")))
     else:
         (bad / "audio").mkdir(parents=True)
-    (tmp_path / "out").mkdir()
-    proc = prepare_ravdess(bad, tmp_path / "out/all", check=False)
-    assert proc.returncode == 1 and words in proc.stderr, proc.stderr
+    proc = assert_refused(prepare_ravdess, bad, tmp_path, words)
     if breakage != "no_actors":
         assert str(bad / "Actor_01") in proc.stderr  # the file is named
 
@@ -98,17 +133,11 @@ def test_ravdess_wrong_layout_names_what_was_expected_where(ravdess, tmp_path, b
 def test_ravdess_recipe_runs_end_to_end_with_its_default_system(ravdess, tmp_path):
     """TRAINS: run.sh as a user runs it (ComParE functionals + logistic regression, leave one actor out),
     stages 1-8: 4 folds scored, reported and packed."""
-    rdir = copy_recipe(RAVDESS, tmp_path)
-    out = sh(["./run.sh", "--nj", "2", "--train_jobs", "2"], cwd=rdir, env=recipe_env(SPEECHSER_RAVDESS=str(ravdess)))
-    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", out.stdout)
+    rdir = run_recipe(RAVDESS, tmp_path, recipe_env(SPEECHSER_RAVDESS=str(ravdess)), "--nj", "2", "--train_jobs", "2")
     assert len(kv(rdir / "data/all/utt2emo")) == 64
     exp = rdir / "exp/train_compare_logreg/loso"
-    for k in range(1, 5):
-        assert set(kv(exp / f"fold{k}/decode_test/hyp").values()) <= {"neu", "cal", "hap", "sad", "ang", "fea", "dis",
-                                                                       "sur"}
-        assert (exp / f"packed/fold{k}.tar").is_file()
-    results = (rdir / "RESULTS.md").read_text()
-    assert results.startswith("# RESULTS: ravdess/ser1") and re.search(r"^\| fold4 \| 16 \|", results, re.M)
+    assert_folds_done(exp, 4, labels={"neu", "cal", "hap", "sad", "ang", "fea", "dis", "sur"})
+    assert_results(rdir, "ravdess/ser1", r"^\| fold4 \| 16 \|")
     assert (exp / "scores/report.html").is_file()
 
 
@@ -119,9 +148,7 @@ CREMA = ROOT / "egs/crema_d/ser1"
 
 @pytest.fixture(scope="module")
 def crema(tmp_path_factory, emodb) -> Path:
-    root = tmp_path_factory.mktemp("crema_d") / "CREMA-D"
-    build_crema_d(emodb, root)
-    return root
+    return build_release(tmp_path_factory, "crema_d", "CREMA-D", build_crema_d, emodb)[0]
 
 
 prepare_crema = functools.partial(prepare, CREMA / "local/prepare_crema_d.py")
@@ -136,10 +163,9 @@ def test_crema_prepare_reads_names_demographics_and_the_voice_votes(crema, tmp_p
     u = next(s for s in stems if s.startswith("1002_") and "_FEA_" in s)
     assert emo[u] == "fea" and kv(d / "utt2spk")[u] == "1002" and kv(d / "utt2gender")[u] == "f"
     assert kv(d / "utt2age")[u] == "21" and kv(d / "utt2intensity")[u] in ("high", "unspecified")
+    assert kv(d / "utt2intensity")[u] == {"HI": "high", "XX": "unspecified"}[u[-2:]]
     assert kv(d / "text")[next(s for s in stems if "_DFA_" in s)] == "don't forget a jacket"
     # soft labels: the voice block's counts (the fixture's face and audio-visual raters all said neutral)
-    import csv
-
     with open(crema / "processedResults/tabulatedVotes.csv", newline="") as f:
         row = next(r for r in csv.DictReader(f) if r["fileName"] == u and r[""].startswith("1"))
     want = {lab: row[c] for lab, c in zip(["ang", "dis", "fea", "hap", "neu", "sad"], "ADFHNS") if row[c] != "0"}
@@ -163,8 +189,6 @@ def test_crema_prepare_reads_names_demographics_and_the_voice_votes(crema, tmp_p
     ("no_votes_row", "no voice votes for 1 clip(s), e.g. 1001_"),
 ])
 def test_crema_wrong_layout_names_what_was_expected_where(crema, tmp_path, breakage, words):
-    import shutil
-
     bad = tmp_path / "bad"
     shutil.copytree(crema, bad, symlinks=True)
     if breakage == "name":
@@ -182,23 +206,16 @@ def test_crema_wrong_layout_names_what_was_expected_where(crema, tmp_path, break
         lines = path.read_text().splitlines()
         first = next(i for i, ln in enumerate(lines) if ln.startswith('"100001"'))
         path.write_text("\n".join(lines[:first] + lines[first + 1:]) + "\n")
-    (tmp_path / "out").mkdir()
-    proc = prepare_crema(bad, tmp_path / "out/all", check=False)
-    assert proc.returncode == 1 and words in proc.stderr, proc.stderr
+    assert_refused(prepare_crema, bad, tmp_path, words)
 
 
 def test_crema_recipe_runs_end_to_end_with_its_default_system(crema, tmp_path):
     """TRAINS: run.sh as a user runs it (ComParE functionals + logistic regression, folds of actor groups),
     stages 1-8; the clip without audio is skipped at stage 2, counted, and the run goes on."""
-    rdir = copy_recipe(CREMA, tmp_path)
-    out = sh(["./run.sh", "--nj", "2", "--train_jobs", "2"], cwd=rdir, env=recipe_env(SPEECHSER_CREMA_D=str(crema)))
-    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", out.stdout)
+    rdir = run_recipe(CREMA, tmp_path, recipe_env(SPEECHSER_CREMA_D=str(crema)), "--nj", "2", "--train_jobs", "2")
     assert CREMA_EMPTY in kv(rdir / "data/all/utt2emo") and CREMA_EMPTY not in kv(rdir / "dump/raw/all/utt2spk")
-    exp = rdir / "exp/train_compare_logreg/losess"
-    for k in range(1, 5):
-        assert (exp / f"fold{k}/decode_test/hyp").is_file() and (exp / f"packed/fold{k}.tar").is_file()
-    results = (rdir / "RESULTS.md").read_text()
-    assert results.startswith("# RESULTS: crema_d/ser1") and re.search(r"^\| fold1 \| 12 \|", results, re.M)
+    assert_folds_done(rdir / "exp/train_compare_logreg/losess", 4)
+    assert_results(rdir, "crema_d/ser1", r"^\| fold1 \| 12 \|")
 
 
 # --- VIVOS --------------------------------------------------------------------------------------------
@@ -211,17 +228,13 @@ TINY_ASR = ("--model.conf.encoder.d_model 32 --model.conf.encoder.num_layers 1 -
 
 @pytest.fixture(scope="module")
 def vivos(tmp_path_factory, an4) -> Path:
-    root = tmp_path_factory.mktemp("vivos") / "vivos"
-    build_vivos(an4, root)
-    return root
+    return build_release(tmp_path_factory, "vivos", "vivos", build_vivos, an4)[0]
 
 
 prepare_vivos = functools.partial(prepare, VIVOS / "local/prepare_vivos.py")
 
 
 def test_vivos_prepare_normalizes_the_prompts_and_holds_out_whole_speakers(vivos, tmp_path):
-    import unicodedata
-
     prepare_vivos(vivos, tmp_path / "data", "--dev-speakers", "1")
     d = tmp_path / "data"
     text = kv(d / "train_nodev/text")
@@ -230,8 +243,10 @@ def test_vivos_prepare_normalizes_the_prompts_and_holds_out_whole_speakers(vivos
     # NFD upper case in prompts.txt -> NFC lower case, one space between words
     assert text["VIVOSSPK01_R001"] == unicodedata.normalize("NFC", VIVOS_PROMPTS[0].lower()) == "khách sạn"
     assert text["VIVOSSPK01_R001"].encode() != unicodedata.normalize("NFD", "khách sạn").encode()
+    assert kv(d / "test/utt2gender")["VIVOSDEV01_R001"] == kv(vivos / "test/genders.txt")["VIVOSDEV01"]
     assert kv(d / "test/utt2gender")["VIVOSDEV01_R001"] in ("m", "f")
-    assert Path(kv(d / "test/wav.scp")["VIVOSDEV02_R005"]) == (vivos / "test/waves/VIVOSDEV02/VIVOSDEV02_R005.wav").resolve()
+    wav = vivos / "test/waves/VIVOSDEV02/VIVOSDEV02_R005.wav"
+    assert Path(kv(d / "test/wav.scp")["VIVOSDEV02_R005"]) == wav.resolve()
 
 
 @pytest.mark.parametrize("breakage,words", [
@@ -242,15 +257,14 @@ def test_vivos_prepare_normalizes_the_prompts_and_holds_out_whole_speakers(vivos
     ("dev_speakers", "--dev-speakers 4: the training set has 4 speakers"),
 ])
 def test_vivos_wrong_layout_names_file_and_line(vivos, tmp_path, breakage, words):
-    import shutil
-
     bad = tmp_path / "vivos"
     shutil.copytree(vivos, bad)
     opts = ["--dev-speakers", "1"]
     if breakage == "no_wave":
         (bad / "train/waves/VIVOSSPK01/VIVOSSPK01_R001.wav").unlink()
     elif breakage == "extra_wave":
-        shutil.copy(bad / "train/waves/VIVOSSPK01/VIVOSSPK01_R001.wav", bad / "train/waves/VIVOSSPK01/VIVOSSPK01_R999.wav")
+        waves = bad / "train/waves/VIVOSSPK01"
+        shutil.copy(waves / "VIVOSSPK01_R001.wav", waves / "VIVOSSPK01_R999.wav")
     elif breakage == "gender":
         lines = (bad / "train/genders.txt").read_text().splitlines()
         (bad / "train/genders.txt").write_text("\n".join(lines[1:]) + "\n")
@@ -258,27 +272,22 @@ def test_vivos_wrong_layout_names_file_and_line(vivos, tmp_path, breakage, words
         shutil.rmtree(bad / "test")
     else:
         opts = ["--dev-speakers", "4"]
-    (tmp_path / "out").mkdir()
-    proc = prepare_vivos(bad, tmp_path / "out/data", *opts, check=False)
-    assert proc.returncode == 1 and words in proc.stderr, proc.stderr
+    assert_refused(prepare_vivos, bad, tmp_path, words, *opts)
 
 
 def test_vivos_recipe_trains_decodes_scores_and_packs(vivos, tmp_path):
     """TRAINS: run.sh with a tiny Conformer (2 epochs), stages 1-10: speed perturbation, graphemes of the
     normalized Vietnamese text, CTC greedy decoding, WER in RESULTS.md, the packed model."""
-    rdir = copy_recipe(VIVOS, tmp_path)
-    out = sh(["./run.sh", "--asr_config", "conf/train_small.yaml", "--asr_args", TINY_ASR, "--local_data_opts",
-              "--dev_speakers 1", "--decoders", "ctc_greedy", "--nj", "2", "--threads", "1"],
-             cwd=rdir, env=recipe_env(SPEECHSER_VIVOS=str(vivos)))
-    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", out.stdout)
+    rdir = run_recipe(VIVOS, tmp_path, recipe_env(SPEECHSER_VIVOS=str(vivos)), "--asr_config", "conf/train_small.yaml",
+                      "--asr_args", TINY_ASR, "--local_data_opts", "--dev_speakers 1", "--decoders", "ctc_greedy",
+                      "--nj", "2", "--threads", "1")
     tokens = (rdir / "data/token_list/char/tokens.txt").read_text().split("\n")
     assert "ạ" in tokens and "Ạ" not in tokens  # lower-cased NFC graphemes
     assert len(kv(rdir / "dump/raw/train_nodev_sp/utt2spk")) == 3 * 15
     exp = rdir / "exp/train_small_char"
     assert (exp / "valid.acc.ave_2best.pt").is_file()  # the model inference used: what training wrote
     assert (exp / "decode_ctc_greedy_test/scores.json").is_file() and (exp / "packed/model.tar").is_file()
-    results = (rdir / "RESULTS.md").read_text()
-    assert results.startswith("# RESULTS: vivos/asr1") and "decode_ctc_greedy_test" in results
+    assert_results(rdir, "vivos/asr1", "decode_ctc_greedy_test")
 
 
 # --- EmoV-DB ------------------------------------------------------------------------------------------
@@ -288,8 +297,7 @@ EMOV = ROOT / "egs/emov_db/ser1"
 
 @pytest.fixture(scope="module")
 def emov(tmp_path_factory, emodb):
-    root = tmp_path_factory.mktemp("emov_db") / "EmoV-DB_sorted"
-    return root, build_emov_db(emodb, root)
+    return build_release(tmp_path_factory, "emov_db", "EmoV-DB_sorted", build_emov_db, emodb)
 
 
 prepare_emov = functools.partial(prepare, EMOV / "local/prepare_emov_db.py")
@@ -318,8 +326,6 @@ def test_emov_prepare_reads_speakers_styles_and_arctic_sentences(emov, tmp_path)
     ("sentence", "sentence arctic_a0099 is not in cmuarctic.data"),
 ])
 def test_emov_wrong_layout_names_what_was_expected_where(emov, tmp_path, breakage, words):
-    import shutil
-
     root, _ = emov
     bad = tmp_path / "EmoV-DB_sorted"
     shutil.copytree(root, bad)
@@ -334,22 +340,16 @@ def test_emov_wrong_layout_names_what_was_expected_where(emov, tmp_path, breakag
         some.rename(some.parent / "amused_0001.wav")
     else:
         some.rename(some.parent / "amused_1-15_0099.wav")
-    (tmp_path / "out").mkdir()
-    proc = prepare_emov(bad, tmp_path / "out/all", check=False)
-    assert proc.returncode == 1 and words in proc.stderr, proc.stderr
+    assert_refused(prepare_emov, bad, tmp_path, words)
 
 
 def test_emov_recipe_runs_end_to_end_with_its_default_system(emov, tmp_path):
     """TRAINS: run.sh as a user runs it (ComParE functionals + logistic regression, leave one speaker out):
     4 folds, the one testing josh on his 3 styles only."""
     root, _ = emov
-    rdir = copy_recipe(EMOV, tmp_path)
-    out = sh(["./run.sh", "--nj", "2", "--train_jobs", "2"], cwd=rdir, env=recipe_env(SPEECHSER_EMOV_DB=str(root)))
-    assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", out.stdout)
+    rdir = run_recipe(EMOV, tmp_path, recipe_env(SPEECHSER_EMOV_DB=str(root)), "--nj", "2", "--train_jobs", "2")
     exp = rdir / "exp/train_compare_logreg/loso"
-    for k in range(1, 5):
-        assert (exp / f"fold{k}/decode_test/hyp").is_file() and (exp / f"packed/fold{k}.tar").is_file()
+    assert_folds_done(exp, 4)
     josh = kv(exp / "fold3/decode_test/ref")  # folds in sorted speaker order: bea, jenie, josh, sam
     assert set(josh.values()) == {"amu", "neu", "sle"} and all(k.startswith("josh_") for k in josh)
-    results = (rdir / "RESULTS.md").read_text()
-    assert results.startswith("# RESULTS: emov_db/ser1") and re.search(r"^\| fold3 \| 6 \|", results, re.M)
+    assert_results(rdir, "emov_db/ser1", r"^\| fold3 \| 6 \|")

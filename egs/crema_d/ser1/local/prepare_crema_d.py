@@ -79,7 +79,7 @@ def read_votes(path: Path, modality: str) -> dict:
     out = {}
     for line, row in read_csv(path, ["", *VOTE_COLUMNS, "fileName", "numResponses"]):
         row_id = row[""].strip()
-        if not row_id[:1] in MODALITY.values():
+        if row_id[:1] not in MODALITY.values():
             raise LayoutError(f"{path}:{line}: row id {row_id!r} does not start with 1, 2 or 3 (the rating modality)")
         if row_id[0] != MODALITY[modality]:
             continue
@@ -137,8 +137,7 @@ def main() -> int:
             lost = [u for u in tables["utt2emo"] if u not in votes]
             if lost:
                 raise LayoutError(f"{votes_file}: no {a.votes} votes for {len(lost)} clip(s), e.g. {lost[0]}")
-            labels = list(EMOTIONS.values())
-            tables["utt2emo_dist"] = {u: format_label_votes({k: votes[u][k] for k in labels}) for u in tables["utt2emo"]}
+            tables["utt2emo_dist"] = {u: format_label_votes(votes[u]) for u in tables["utt2emo"]}  # keys in label order
     except LayoutError as err:
         print(f"prepare_crema_d.py: {err}", file=sys.stderr)
         return 1

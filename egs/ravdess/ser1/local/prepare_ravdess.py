@@ -105,7 +105,7 @@ def main() -> int:
         return 1
     out = write_data_dir(a.out, tables)
     utt2spk = tables["utt2spk"]
-    write_kv(out / "spk2gender", {s: "m" if int(s[-2:]) % 2 else "f" for s in set(utt2spk.values())})
+    write_kv(out / "spk2gender", {utt2spk[u]: g for u, g in tables["utt2gender"].items()})
     labels = [e for e in EMOTIONS.values() if a.classes == 8 or e != "cal"]
     (out / "emotions.txt").write_text("".join(f"{e}\n" for e in labels))
     print(f"prepare_ravdess.py: {len(utt2spk)} utterances, {len(set(utt2spk.values()))} actors, "

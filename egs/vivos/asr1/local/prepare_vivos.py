@@ -91,12 +91,13 @@ def main() -> int:
         print(f"prepare_vivos.py: {err}", file=sys.stderr)
         return 1
     dev = set(speakers[-a.dev_speakers:])
+    parts = {"train_nodev": {u: v for u, v in train.items() if v[2] not in dev},
+             "train_dev": {u: v for u, v in train.items() if v[2] in dev}, "test": test}
     out = Path(a.out)
-    write_dir(out / "train_nodev", {u: v for u, v in train.items() if v[2] not in dev})
-    write_dir(out / "train_dev", {u: v for u, v in train.items() if v[2] in dev})
-    write_dir(out / "test", test)
-    print(f"prepare_vivos.py: train_nodev {len(train) - sum(v[2] in dev for v in train.values())}, train_dev "
-          f"{sum(v[2] in dev for v in train.values())} ({len(dev)} speakers), test {len(test)} -> {out}")
+    for name, utts in parts.items():
+        write_dir(out / name, utts)
+    print(f"prepare_vivos.py: train_nodev {len(parts['train_nodev'])}, train_dev {len(parts['train_dev'])} "
+          f"({len(dev)} speakers), test {len(test)} -> {out}")
     return 0
 
 
