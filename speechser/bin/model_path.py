@@ -29,10 +29,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if not (exp / "config.yaml").is_file():
             raise CheckpointError(f"{exp}: no config.yaml (not a trained experiment: has its training run?)")
-        if a.name and not (exp / a.name).is_file():
-            raise CheckpointError(f"{exp / a.name}: no such model")
-        trainer = read_yaml(exp / "config.yaml").get("trainer", {})
-        path = resolve_checkpoint(exp, a.name or None, SimpleNamespace(best_metric=trainer.get("best_metric", "")))
+        if a.name:
+            path = exp / a.name
+            if not path.is_file():
+                raise CheckpointError(f"{path}: no such model")
+        else:
+            trainer = read_yaml(exp / "config.yaml").get("trainer", {})
+            path = resolve_checkpoint(exp, None, SimpleNamespace(best_metric=trainer.get("best_metric", "")))
     except CheckpointError as err:
         print(f"speechser-model-path: error: {err}; {exp} has {experiment_models(exp)}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from speechser.pack.packed_ser import pack_ser
     from speechser.train.checkpoint import CheckpointError
 
-    p = argparse.ArgumentParser(prog="speechser-pack", description=pack_ser.__doc__)
+    p = argparse.ArgumentParser(prog="speechser-pack", description=__doc__)
     p.add_argument("--exp-dir", required=True, help="a trained SER or ASR experiment (reads its config.yaml)")
     p.add_argument("--task", choices=("auto", "ser", "asr", "asr_ser", "ser_fusion"), default="auto", help="auto: "
                    "from the experiment's config (an SER model records its labels, an ASR model its vocabulary size; "

@@ -32,6 +32,9 @@ from speechser.pack.packed_fusion import PackedFusion
 from speechser.pack.packed_joint import PackedJoint
 from speechser.pack.packed_ser import PackedSER
 
+#: The class that loads an archive of each task (its ``meta.json``'s ``task``).
+PACKED_CLASSES = {c.task: c for c in (PackedSER, PackedASR, PackedJoint, PackedFusion)}
+
 
 @dataclass
 class Recognition:
@@ -75,16 +78,10 @@ class Speech2TextEmotion:
     @classmethod
     def from_packed(cls, archive: Path | str, device: str = "auto") -> "Speech2TextEmotion":
         task = archive_task(archive)
-        if task == "ser":
-            return cls(PackedSER(archive, device))
-        if task == "asr":
-            return cls(PackedASR(archive, device))
-        if task == "asr_ser":
-            return cls(PackedJoint(archive, device))
-        if task == "ser_fusion":
-            return cls(PackedFusion(archive, device))
-        raise PackError(f"{archive}: task '{task}' is not one this speechser labels audio with (ser, asr, asr_ser, "
-                        "ser_fusion)")
+        if task not in PACKED_CLASSES:
+            raise PackError(f"{archive}: task '{task}' is not one this speechser labels audio with "
+                            f"({', '.join(PACKED_CLASSES)})")
+        return cls(PACKED_CLASSES[task](archive, device))
 
     @property
     def labels(self) -> List[str]:

@@ -60,15 +60,16 @@ def write_archive(out: Path | str, members: Mapping[str, bytes], meta: Mapping[s
     bad = [n for n in members if n == META or "/" in n or n.startswith(".") or not n]
     if bad:
         raise PackError(f"member name '{bad[0]}' is not allowed in an archive")
+    now = datetime.datetime.now().astimezone()
     table = {"format": PACK_FORMAT, "format_version": PACK_VERSION, **environment(),
-             "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), **dict(meta),
+             "created": now.isoformat(timespec="seconds"), **dict(meta),
              "files": {name: sha256_of(data) for name, data in sorted(members.items())}}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with tarfile.open(tmp, "w") as tar:
         for name, data in [(META, (json.dumps(table, indent=1) + "\n").encode()), *sorted(members.items())]:
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(datetime.datetime.now().timestamp())
+            info.size, info.mode, info.mtime = len(data), 0o644, int(now.timestamp())
             tar.addfile(info, io.BytesIO(data))
     os.replace(tmp, out)
     return out

@@ -77,11 +77,11 @@ def front_end_of(data_dir: Path | str) -> FrontEnd:
 
 
 def extract_features(front_end: FrontEnd, data_dir: Path | str, out_prefix: Path | str,
-                     keys: Optional[Iterable[str]] = None, skip_unreadable: bool = True) -> int:
+                     keys: Optional[Iterable[str]] = None) -> int:
     """``front_end`` over the utterances of ``data_dir`` into ``<out_prefix>.ark``/``.scp``; an utterance
-    that cannot be read or is too short is skipped, logged and listed in ``<out_prefix>.skipped`` (with
-    ``skip_unreadable``), as openSMILE's clipped audio always is. Returns the count written."""
+    that cannot be read or is too short is skipped, logged and listed in ``<out_prefix>.skipped``, as
+    openSMILE's clipped audio always is. Returns the count written."""
     opts = front_end.typed()
     if isinstance(opts, FbankOptions):
-        return extract_fbank(data_dir, out_prefix, keys, opts, skip_unreadable=skip_unreadable)
-    return extract_opensmile(data_dir, out_prefix, keys, opts, skip_unreadable=skip_unreadable)
+        return extract_fbank(data_dir, out_prefix, keys, opts, skip_unreadable=True)
+    return extract_opensmile(data_dir, out_prefix, keys, opts, skip_unreadable=True)

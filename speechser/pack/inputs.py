@@ -96,10 +96,11 @@ def collect_inputs(inputs: Sequence[str | Path], speakers: str = "dir") -> Input
         elif p.suffix == ".scp":
             utt2spk = p.parent / "utt2spk"
             spk = read_kv(utt2spk) if utt2spk.is_file() else {}
+            dir_spk = _key(p.resolve().parent.name) or "root"
             for key, value in read_kv(p).items():
                 if spk and key not in spk:
                     raise DataDirError(f"{utt2spk}: no speaker for '{key}' of {p}")
-                rule_spk = {"each": key, "one": "all"}.get(speakers, _key(p.resolve().parent.name) or "root")
+                rule_spk = {"each": key, "one": "all"}.get(speakers, dir_spk)
                 add(key, value, spk.get(key, rule_spk), f"{p}")
         else:
             for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):

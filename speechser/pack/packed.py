@@ -10,6 +10,7 @@ them ``packed:pretrained.<i>`` (set back to a real folder when the archive is lo
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ import kaldiio
 import numpy as np
 import yaml
 
-from speechser.config import dump_config, read_yaml
+from speechser.config import read_yaml, to_dict
 from speechser.io.datadir import read_kv, utt2spk_to_spk2utt, write_kv, write_spk2utt
 from speechser.io.format import format_data_dir
 from speechser.pack.archive import PackError, PackUnsupported, read_archive
@@ -48,10 +49,9 @@ def experiment_task(exp_dir: Path | str) -> str:
 
 def stats_bytes(stats: np.ndarray) -> bytes:
     """Kaldi-layout statistics ``(2, D + 1)`` as the bytes of a ``.ark`` matrix file."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "stats.ark"
-        kaldiio.save_mat(str(path), stats)
-        return path.read_bytes()
+    buf = io.BytesIO()
+    kaldiio.save_mat(buf, stats)
+    return buf.getvalue()
 
 
 def recipe_front_end(exp_dir: Path | str, train_dir: str) -> FrontEnd:
@@ -66,9 +66,7 @@ def recipe_front_end(exp_dir: Path | str, train_dir: str) -> FrontEnd:
 def common_members(conf: Any, exp_dir: Path | str, checkpoint: Path, front_end: FrontEnd) -> Dict[str, bytes]:
     """``config.yaml`` (with packed pretrained-model paths), ``model.pt``, ``frontend.json`` and the
     pretrained-model files of an experiment's resolved config ``conf``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        dump_config(conf, Path(tmp) / "config.yaml")
-        table = read_yaml(Path(tmp) / "config.yaml")
+    table = to_dict(conf)
     members = _pack_pretrained(table["model"], exp_dir)
     members["config.yaml"] = yaml.safe_dump(table, sort_keys=False, allow_unicode=True).encode()
     members[MODEL_FILE] = Path(checkpoint).read_bytes()
@@ -119,9 +117,8 @@ def _unpack_pretrained(root: Path) -> None:
         stem = value[len(PACKED_PREFIX):]
         target = root / stem.replace(".", "_")
         target.mkdir(exist_ok=True)
-        for member in root.glob(f"{stem}.*"):
-            if member.is_file():
-                (target / member.name[len(stem) + 1:]).write_bytes(member.read_bytes())
+        for member in list(root.glob(f"{stem}.*")):
+            member.replace(target / member.name[len(stem) + 1:])
         ref[PRETRAINED_KEY] = str(target)
     if refs:
         (root / "config.yaml").write_text(yaml.safe_dump(table, sort_keys=False, allow_unicode=True),
@@ -176,7 +173,7 @@ class PackedModel(PackedArchive):
         report = format_data_dir(data_dir, formatted, work_dir / "wav", self.front_end.sample_rate,
                                  self.min_duration, skip_truncated=True, skip_unreadable=True)
         prefix = work_dir / "raw_feats"
-        extract_features(self.front_end, formatted, prefix, skip_unreadable=True)
+        extract_features(self.front_end, formatted, prefix)
         skipped = {**report.skipped(), **read_kv(f"{prefix}.skipped", allow_empty_value=True)}
         lengths = read_kv(f"{prefix}.num_frames")
         if not lengths:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.loader import bucketed_loader
@@ -83,8 +83,8 @@ class PackedASR(PackedModel):
     def __init__(self, archive: Path | str, device: str = "auto") -> None:
         super().__init__(archive)
         (self.dir / TOKENS_DIR).mkdir(exist_ok=True)
-        for member in self.dir.glob(TOKENS_PREFIX + "*"):
-            (self.dir / TOKENS_DIR / member.name[len(TOKENS_PREFIX):]).write_bytes(member.read_bytes())
+        for member in list(self.dir.glob(TOKENS_PREFIX + "*")):
+            member.replace(self.dir / TOKENS_DIR / member.name[len(TOKENS_PREFIX):])
         try:
             self.asr: ASRExperiment = load_experiment(self.dir, MODEL_FILE, device)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
@@ -97,9 +97,15 @@ class PackedASR(PackedModel):
         """Hypotheses and CTC confidences of every utterance of ``data_dir`` (no transcripts needed), and the
         utterances skipped with their reasons."""
         feats_dir, skipped = self.featurize(data_dir, work_dir)
+        hyps, confs = self.transcribe_feats(feats_dir)
+        return hyps, confs, skipped
+
+    def transcribe_feats(self, feats_dir: Path, encode: Optional[Callable[..., Any]] = None
+                         ) -> Tuple[Dict[str, str], Dict[str, float]]:
+        """Hypotheses and CTC confidences of the featurized data directory ``feats_dir`` (:meth:`featurize`);
+        ``encode``: as for :func:`speechser.tasks.asr.transcribe_batches`."""
         d = self.asr.conf.data
         ds = FeatsLabelDataset(feats_dir, [], cmvn=d.cmvn_for(feats_dir), require_labels=False)
         loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False, 0,
                                     DistInfo())
-        hyps, confs = transcribe_batches(self.asr.model, self.asr.tokenizer, loader, self.decoder, self.beam)
-        return hyps, confs, skipped
+        return transcribe_batches(self.asr.model, self.asr.tokenizer, loader, self.decoder, self.beam, encode)

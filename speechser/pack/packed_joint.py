@@ -26,15 +26,11 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
-from speechser.data.loader import bucketed_loader
-from speechser.data.sampler import DistInfo
 from speechser.io.audio import AudioReader
 from speechser.pack.archive import write_archive
 from speechser.pack.packed import PackedArchive
 from speechser.pack.packed_asr import PackedASR, pack_asr
 from speechser.pack.packed_ser import PackedSER, pack_ser
-from speechser.tasks.asr import transcribe_batches
 from speechser.tasks.ser import SEROutputs, collect_ser_outputs
 
 
@@ -132,10 +128,6 @@ class PackedJoint(PackedArchive):
             return JointOutputs(hyps, confs, done.outputs, {**skipped, **done.skipped}, seconds, False)
         feats_dir, skipped = self.asr.featurize(data_dir, work_dir)
         seconds["features"] = time.perf_counter() - t0
-        d = self.asr.asr.conf.data
-        ds = FeatsLabelDataset(feats_dir, [], cmvn=d.cmvn_for(feats_dir), require_labels=False)
-        loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
-                                    0, DistInfo())
         audio = AudioReader(feats_dir, target_rate=16000)
         encoder_outputs: Dict[str, torch.Tensor] = {}
         model = self.asr.asr.model
@@ -146,8 +138,7 @@ class PackedJoint(PackedArchive):
                 encoder_outputs[key] = e[: int(n)]
             return enc, lens
 
-        hyps, confs = transcribe_batches(model, self.asr.asr.tokenizer, loader, self.asr.decoder, self.asr.beam,
-                                         encode=encode_and_remember)
+        hyps, confs = self.asr.transcribe_feats(feats_dir, encode_and_remember)
         for key, out in encoder_outputs.items():
             branch.remember(key, torch.from_numpy(audio[key][0]), out)
         seconds["asr"] = time.perf_counter() - t0 - seconds["features"]

@@ -154,7 +154,6 @@ class PackedSER(PackedModel):
         self.labels: List[str] = list(self.ser.labels)
         self.cmvn_type = self.ser.conf.data.cmvn_type
         self.min_speaker_frames = int(self.meta.get("min_speaker_frames", MIN_SPEAKER_FRAMES))
-        #: The k-NN datastore and its tuned parameters, where the archive carries them.
         #: Early fusion: the front-end of the utterance vectors beside the frames.
         self.vector_front_end: Optional[FrontEnd] = None
         if (self.dir / VECTOR_FRONT_END_FILE).is_file():
@@ -162,6 +161,7 @@ class PackedSER(PackedModel):
                 self.vector_front_end = FrontEnd.from_json(json.loads((self.dir / VECTOR_FRONT_END_FILE).read_text()))
             except ValueError as err:
                 raise self.loading_error(err) from None
+        #: The k-NN datastore and its tuned parameters, where the archive carries them.
         self.knn: Optional[Dict[str, Any]] = self.meta.get("knn")
         self.store: Optional[KNNDatastore] = None
         if self.knn:
@@ -191,10 +191,9 @@ class PackedSER(PackedModel):
         assert self.vector_front_end is not None
         kept = read_kv(feats_dir / "utt2spk")
         prefix = work_dir / "raw_vectors"
-        extract_features(self.vector_front_end, work_dir / "formatted", prefix, keys=list(kept), skip_unreadable=True)
+        extract_features(self.vector_front_end, work_dir / "formatted", prefix, keys=list(kept))
         have = read_kv(f"{prefix}.scp")
-        lost = {u: f"no utterance vector: {r}" for u, r in read_kv(f"{prefix}.skipped", allow_empty_value=True).items()
-                } if Path(f"{prefix}.skipped").is_file() else {}
+        lost = {u: f"no utterance vector: {r}" for u, r in read_kv(f"{prefix}.skipped", allow_empty_value=True).items()}
         lost.update({u: "no utterance vector" for u in kept if u not in have and u not in lost})
         if lost:
             skipped.update(lost)

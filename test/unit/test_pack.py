@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import List, Tuple
 
 import numpy as np
 import pytest
@@ -154,27 +155,18 @@ def test_an_ssl_model_is_packed_with_its_pretrained_directory_and_labels_as_infe
     pretrained directory, loads after that directory is deleted, and labels the data directory's audio
     (formatted, featurized and normalized per speaker again) as speechser-infer-ser did."""
     import shutil
-    import tarfile
 
     import torch
 
     from conftest import save_tiny_wavlm
-    from speechser.pack.packed_ser import PackedSER, pack_ser
-    from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
+    from speechser.pack.packed_ser import PackedSER
 
     torch.manual_seed(train_seed)
     ssl_dir = save_tiny_wavlm(tmp_path / "wavlm")
     d = make_feats_dir(n_spk=2, n_utt=3, seconds=0.6)
-    conf = load_ser_config(None, [
-        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
-        "--data.load_audio", "true", "--model.name", "ssl_ser", "--model.conf.ssl.name_or_path", str(ssl_dir),
-        "--trainer.max_epochs", "1", "--seed", str(train_seed)])
-    train_ser(conf, tmp_path / "exp")
-    infer_ser(tmp_path / "exp", None, d, tmp_path / "decode")
-    arc = pack_ser(tmp_path / "exp", tmp_path / "ssl.tar", min_duration=0.0)
-    with tarfile.open(arc) as tar:
-        names = tar.getnames()
-        packed_conf = tar.extractfile("config.yaml").read().decode()
+    arc, names, member = _trained_and_packed(d, tmp_path, train_seed, "ssl.tar", "config.yaml", [
+        "--data.load_audio", "true", "--model.name", "ssl_ser", "--model.conf.ssl.name_or_path", str(ssl_dir)])
+    packed_conf = member.decode()
     assert "pretrained.0.config.json" in names and "packed:pretrained.0" in packed_conf
     assert str(ssl_dir) not in packed_conf
     shutil.rmtree(ssl_dir)
@@ -184,16 +176,36 @@ def test_an_ssl_model_is_packed_with_its_pretrained_directory_and_labels_as_infe
     packed.close()
 
 
-def _labelled_as_decoded(packed, d: Path, tmp_path: Path) -> float:
-    """Label the audio of the data directory ``d`` (its wav.scp, utt2spk, spk2utt only) with ``packed``; every
-    utterance must be labelled, none skipped; returns the largest difference from the posteriors of the
-    decode in ``tmp_path/decode``."""
-    import shutil
+def _trained_and_packed(d: Path, tmp_path: Path, seed: int, out: str, member: str, options: List[str]
+                        ) -> Tuple[Path, List[str], bytes]:
+    """Train an SER model on ``d`` for one epoch (config ``options``), decode ``d`` into ``tmp_path/decode``
+    and pack it into ``tmp_path/out``; returns the archive, its member names and the bytes of ``member``."""
+    from speechser.pack.packed_ser import pack_ser
+    from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
 
-    (tmp_path / "in").mkdir()
+    conf = load_ser_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        *options, "--trainer.max_epochs", "1", "--seed", str(seed)])
+    train_ser(conf, tmp_path / "exp")
+    infer_ser(tmp_path / "exp", None, d, tmp_path / "decode")
+    arc = pack_ser(tmp_path / "exp", tmp_path / out, min_duration=0.0)
+    with tarfile.open(arc) as tar:
+        return arc, tar.getnames(), tar.extractfile(member).read()
+
+
+def _audio_only(d: Path, out: Path) -> Path:
+    """A data directory ``out`` with the audio of ``d`` and no labels (its wav.scp, utt2spk, spk2utt only)."""
+    out.mkdir()
     for name in ("wav.scp", "utt2spk", "spk2utt"):
-        shutil.copy(d / name, tmp_path / "in" / name)
-    got = packed.label_data_dir(tmp_path / "in", tmp_path / "work")
+        (out / name).write_bytes((d / name).read_bytes())
+    return out
+
+
+def _labelled_as_decoded(packed, d: Path, tmp_path: Path) -> float:
+    """Label the audio of the data directory ``d`` (:func:`_audio_only`) with ``packed``; every utterance must
+    be labelled, none skipped; returns the largest difference from the posteriors of the decode in
+    ``tmp_path/decode``."""
+    got = packed.label_data_dir(_audio_only(d, tmp_path / "in"), tmp_path / "work")
     want = {row.split("\t")[0]: [float(x) for x in row.split("\t")[1:]]
             for row in (tmp_path / "decode/posteriors.tsv").read_text().splitlines()[1:]}
     assert got.outputs.keys == sorted(want) and got.skipped == {}
@@ -246,10 +258,7 @@ def test_a_packed_model_with_its_knn_datastore_decodes_as_the_knn_stage_did(make
     arc = pack_ser(tmp_path / "exp", tmp_path / "m.tar", min_duration=0.0, knn_dir=tmp_path / "knn")
     packed = PackedSER(arc, device="cpu")
     assert packed.knn is not None and packed.knn["beta"] == 0.5 and len(packed.store) == 16
-    (tmp_path / "in").mkdir()
-    for name in ("wav.scp", "utt2spk", "spk2utt"):
-        (tmp_path / "in" / name).write_bytes((d / name).read_bytes())
-    got = packed.label_data_dir(tmp_path / "in", tmp_path / "work").outputs
+    got = packed.label_data_dir(_audio_only(d, tmp_path / "in"), tmp_path / "work").outputs
     rows = (tmp_path / "knn" / d.name / "posteriors.tsv").read_text().splitlines()[1:]
     want = {r.split("\t")[0]: [float(x) for x in r.split("\t")[1:]] for r in rows}
     assert np.abs(got.post.numpy() - np.array([want[k] for k in got.keys])).max() < 1e-5
@@ -264,15 +273,13 @@ def test_an_early_fusion_model_is_packed_with_both_front_ends(make_feats_dir, tm
     a speaker with too few vectors is normalized with the pooled statistics (logged)."""
     import logging
     import shutil
-    import tarfile
 
     import torch
 
     from speechser.features.extract import write_cmvn
     from speechser.io.datadir import read_kv
     from speechser.pack.frontend import FrontEnd, extract_features
-    from speechser.pack.packed_ser import VECTOR_CMVN_FILE, VECTOR_FRONT_END_FILE, PackedSER, pack_ser
-    from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
+    from speechser.pack.packed_ser import VECTOR_CMVN_FILE, VECTOR_FRONT_END_FILE, PackedSER
 
     torch.manual_seed(train_seed)
     d = make_feats_dir(n_spk=2, n_utt=10, seconds=0.6)
@@ -283,17 +290,10 @@ def test_an_early_fusion_model_is_packed_with_both_front_ends(make_feats_dir, tm
     for name in ("utt2spk", "spk2utt"):
         shutil.copy(d / name, vec / name)
     write_cmvn(vec, per_speaker=True)
-    conf = load_ser_config(None, [
-        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+    arc, names, member = _trained_and_packed(d, tmp_path, train_seed, "fusion.tar", VECTOR_FRONT_END_FILE, [
         "--data.vector_dir", str(vec), "--data.cmvn_type", "speaker", "--model.name", "tdnn_vector_ser",
-        "--model.conf.channels", "16", "--model.conf.embed_dim", "8", "--model.conf.vector_hidden", "8",
-        "--trainer.max_epochs", "1", "--seed", str(train_seed)])
-    train_ser(conf, tmp_path / "exp")
-    infer_ser(tmp_path / "exp", None, d, tmp_path / "decode")
-    arc = pack_ser(tmp_path / "exp", tmp_path / "fusion.tar", min_duration=0.0)
-    with tarfile.open(arc) as tar:
-        names = tar.getnames()
-        front = json.loads(tar.extractfile(VECTOR_FRONT_END_FILE).read())
+        "--model.conf.channels", "16", "--model.conf.embed_dim", "8", "--model.conf.vector_hidden", "8"])
+    front = json.loads(member)
     assert VECTOR_CMVN_FILE in names and front["kind"] == "opensmile"
     packed = PackedSER(arc, device="cpu")
     assert _labelled_as_decoded(packed, d, tmp_path) < 1e-4
