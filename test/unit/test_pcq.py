@@ -131,21 +131,27 @@ def test_each_table_4_row_scores_an_utterance_the_same_alone_or_in_a_padded_batc
 
 
 def test_the_mlcnn_branch_learns_two_tones_apart(make_feats_dir, train_seed):
-    """Train to a stated loss within a step cap (not an exact value after a fixed number of steps)."""
+    """Train to a stated loss within a step cap (not an exact value after a fixed number of steps), and until
+    the model in eval mode (batch-norm running statistics, no dropout) also tells the two apart: found under
+    SPEECHSER_TEST_SEED=3 with one thread, where the training loss reached 0.1 before the running statistics
+    had caught up and one utterance was still wrong in eval mode."""
     torch.manual_seed(train_seed)
     d = make_feats_dir(n_spk=2, n_utt=4, seconds=0.6)
     ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
     batch = collate_feats_labels([ds[i] for i in range(len(ds))])
     model = build_model("pcq_ser", {**SMALL, "use_ssl": False, "use_csq": False}, input_dim=40, num_classes=2)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step in range(150):
+
+    def eval_hyps() -> torch.Tensor:
+        with torch.no_grad():
+            return model.eval().utterance_outputs(batch)[1].argmax(-1)
+
+    for step in range(300):
         loss = model.train()(batch)["loss"]
-        if loss.item() < 0.1:
+        if loss.item() < 0.1 and eval_hyps().equal(batch.labels):
             break
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert loss.item() < 0.1, f"loss {loss.item():.3f} after {step + 1} steps"
-    with torch.no_grad():
-        _, logits = model.eval().utterance_outputs(batch)
-    assert logits.argmax(-1).equal(batch.labels)
+    assert eval_hyps().equal(batch.labels)
