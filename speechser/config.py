@@ -6,8 +6,9 @@
 * An unknown key is a :class:`ConfigError` that names the dotted key and the
   file; malformed YAML is one that names file, line and column.
 * Value ranges are checked by the dataclasses themselves (``__post_init__`` calling
-  :func:`check_ranges` / :func:`check_choice`); an out-of-range value is a
-  :class:`ConfigError` naming the dotted key (``model.conf.encoder.dropout``).
+  :func:`check_ranges` / :func:`check_choice`), and keys every training config shares (``seed``,
+  the ``scheduler`` section) by their dotted path (:data:`KEY_RANGES`, :data:`KEY_CHOICES`); an
+  out-of-range value is a :class:`ConfigError` naming the dotted key (``model.conf.encoder.dropout``).
 * :func:`dump_config` writes the resolved config (what an experiment really
   used) as YAML.
 """
@@ -68,14 +69,77 @@ def check_choice(obj: Any, **choices: Sequence[str]) -> None:
             raise ConfigValueError(name, f"{getattr(obj, name)!r} is not one of {', '.join(map(str, allowed))}")
 
 
+#: Ranges of keys by their dotted path, checked by :func:`from_dict` on top of the dataclasses' own checks
+#: (for any config class that has the key): ``path -> (interval, what the bounds mean)``. The upper bounds
+#: of the schedule are far beyond any recipe (the longest warm-up in ``egs/`` is 2 epochs or 10000 steps)
+#: and catch a mistyped exponent, which would otherwise train at a learning rate of ~0 and exit 0.
+KEY_RANGES: Dict[str, Tuple[str, str]] = {
+    "seed": ("[0, 4294967295]", "the seed of numpy's and torch's generators must be an integer in [0, 2**32-1]"),
+    "scheduler.warmup_steps": ("[0, 10000000]", "updates of linear warm-up; more than 10 million keeps the "
+                               "learning rate near 0 for the whole run"),
+    "scheduler.warmup_epochs": ("[0, 1000]", "epochs of linear warm-up; more than 1000 keeps the learning rate "
+                                "near 0 for the whole run"),
+    "scheduler.min_lr_ratio": ("[0, 1]", "the final learning rate as a fraction of optim.lr"),
+}
+#: Allowed values of string keys by their dotted path (see :data:`KEY_RANGES`).
+KEY_CHOICES: Dict[str, Tuple[str, ...]] = {
+    "scheduler.name": ("constant", "warmup_cosine", "noam"),
+}
+
+
+def check_key_ranges(obj: Any, where: str = "") -> None:
+    """Check the fields of the config section ``obj`` at dotted path ``where`` (``""``: the top level)
+    against :data:`KEY_RANGES` and :data:`KEY_CHOICES`, and a ``scheduler`` section's warm-up against its
+    schedule (``noam`` needs one). Raises :class:`ConfigValueError` naming the field, the allowed values
+    and what they mean."""
+    if not dataclasses.is_dataclass(obj):
+        return
+    for f in dataclasses.fields(obj):
+        path = f"{where}.{f.name}" if where else f.name
+        if path in KEY_RANGES:
+            interval, meaning = KEY_RANGES[path]
+            try:
+                check_ranges(obj, **{f.name: interval})
+            except ConfigValueError as err:
+                raise ConfigValueError(f.name, f"{err.message} ({meaning})") from None
+        if path in KEY_CHOICES:
+            check_choice(obj, **{f.name: KEY_CHOICES[path]})
+    if where == "scheduler" and getattr(obj, "name", None) == "noam" \
+            and not getattr(obj, "warmup_steps", 0) and not getattr(obj, "warmup_epochs", 0):
+        raise ConfigValueError("warmup_steps", "the noam schedule peaks at the end of its warm-up and needs one: "
+                               "set scheduler.warmup_steps or scheduler.warmup_epochs above 0")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader (no tags that build Python objects) that also refuses aliases (``*name``): a
+    config has no need of them, and a few hundred bytes of nested aliases expand to billions of nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            mark = event.start_mark
+            raise ConfigError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}: YAML alias '*{event.anchor}': "
+                              "configs may not use anchors and aliases (write the value out instead)")
+        return super().compose_node(parent, index)
+
+
+def load_yaml_text(stream: Any) -> Any:  # noqa: ANN401
+    """``yaml.safe_load`` that refuses aliases (:class:`_NoAliasLoader`)."""
+    loader = _NoAliasLoader(stream)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path | str) -> Dict[str, Any]:
-    """Read a YAML mapping; a syntax error names file, line and column."""
+    """Read a YAML mapping; a syntax error names file, line and column; aliases are refused."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = load_yaml_text(f)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -110,7 +174,7 @@ def parse_overrides(args: Sequence[str]) -> List[Tuple[str, Any]]:
             i += 2
         key = key.replace("-", "_") if "." not in key else key
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = load_yaml_text(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         out.append((key, value))
@@ -193,6 +257,7 @@ def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "", source: st
         kwargs[key] = value
     try:
         obj = dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+        check_key_ranges(obj, where)
     except ConfigValueError as err:
         path = f"{where}.{err.key}" if where else err.key
         raise ConfigError(f"config key '{path}'{src}: {err.message}") from None

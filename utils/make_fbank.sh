@@ -37,6 +37,9 @@ case "${feats_type}" in
         extract=(speechser-compute-opensmile --feature-set "${opensmile_set}" --level "${feats_type#opensmile_}") ;;
     *) die "--feats_type must be fbank, opensmile_functionals or opensmile_lld, got '${feats_type}'" ;;
 esac
+# --cmd is the job runner with its options, one string ("utils/slurm.pl --mem 4G"): its words, not globbed
+read -r -d '' -a runner <<< "${cmd}" || true
+[ "${#runner[@]}" -ge 1 ] || die "--cmd is empty; give the job runner, e.g. --cmd utils/run.pl"
 [ -f "${src}/utt2spk" ] || die "${src}/utt2spk: no such file (is ${src} a data directory?)"
 [ -f "${src}/spk2utt" ] || die "${src}/spk2utt: no such file (utils/fix_data_dir.sh makes it)"
 src_abs=$(realpath -m -- "${src}")
@@ -60,9 +63,10 @@ rm -rf -- "${tmp}"
 mkdir -p "$(dirname "${dst_abs}")"
 "${utils}/copy_data_dir.sh" "${src}" "${tmp}"
 mkdir -p "${tmp}/split${nj}" "${tmp}/data" "${tmp}/log"
-outs=$(for n in $(seq "${nj}"); do echo "${tmp}/split${nj}/utt2spk.${n}"; done)
-"${utils}/split_scp" --utt2spk "${src}/utt2spk" "${src}/utt2spk" ${outs}
-${cmd} JOB=1:"${nj}" "${tmp}/log/${feats_type}.JOB.log" \
+outs=()
+for n in $(seq "${nj}"); do outs+=("${tmp}/split${nj}/utt2spk.${n}"); done
+"${utils}/split_scp" --utt2spk "${src}/utt2spk" "${src}/utt2spk" "${outs[@]}"
+"${runner[@]}" JOB=1:"${nj}" "${tmp}/log/${feats_type}.JOB.log" \
     "${extract[@]}" "${src}" "${tmp}/data/raw_${feats_type}.JOB" --utt-list "${tmp}/split${nj}/utt2spk.JOB"
 # the scp files name the archives by absolute path: point them at their final place
 repath() { OLD="${tmp}/" NEW="${dst_abs}/" awk 'BEGIN { o = ENVIRON["OLD"]; n = ENVIRON["NEW"] }

@@ -31,6 +31,7 @@ while [ $# -gt 0 ]; do
         --config)
             [ $# -ge 2 ] || { echo "$0: option --config needs a file" >&2; exit 1; }
             [ -f "$2" ] || { echo "$0: config file '$2' not found" >&2; exit 1; }
+            # shellcheck source=/dev/null  # the user's config file, known only when the script runs
             . "$2" || { echo "$0: error sourcing config '$2'" >&2; exit 1; }
             shift 2 ;;
         --?*)

@@ -7,6 +7,16 @@
 # num_mel_bins, beam_size, local_data_opts, knn_config, knn_backend, knn_args, results_md, cmdline,
 # and cmd.sh's feats_cmd, train_cmd, infer_cmd. Everything step-specific is an argument.
 # Layout: data/<set> -> ${dumpdir}/raw/<set> -> ${dumpdir}/fbank/<set>; experiments under exp/<tag>.
+# shellcheck disable=SC2154  # those globals are set by the stage script that sources this file
+
+# split_words <array name> "<string>": the words of the string (split at spaces, tabs and newlines; never
+# globbed, so "--ks [4,8]" stays as it is) into the named array. Option strings such as --local_data_opts or
+# --train_args, lists such as --test_sets, and cmd.sh's job runners ("utils/slurm.pl --mem 8G") are lists of
+# words by design; everything else is passed quoted, whole, so that a path may hold spaces.
+split_words() {
+    local -n _split_words_out=$1
+    read -r -d '' -a _split_words_out <<< "$2" || true
+}
 
 # recipe_name: "<corpus>/<task>" of the recipe directory (the RESULTS.md header names it)
 recipe_name() { echo "$(basename "$(dirname "${PWD}")")/$(basename "${PWD}")"; }
@@ -24,9 +34,12 @@ default_tag() { echo "$(basename "$1" .yaml)${2:+_$2}"; }
 
 # prepare_data "<validate_data_dir.sh options>" <set>...: local/data.sh ${local_data_opts}, then each data/<set> validated
 prepare_data() {
-    local opts=$1 s; shift
-    local/data.sh ${local_data_opts}
-    for s in "$@"; do utils/validate_data_dir.sh ${opts} "data/${s}"; done
+    local validate_opts=() data_opts=() s
+    split_words validate_opts "$1"
+    shift
+    split_words data_opts "${local_data_opts}"
+    local/data.sh "${data_opts[@]}"
+    for s in "$@"; do utils/validate_data_dir.sh "${validate_opts[@]}" "data/${s}"; done
 }
 
 # format_audio <set>...: data/<set> -> ${dumpdir}/raw/<set>, resampled to ${fs} Hz; empty utterances and
@@ -58,12 +71,13 @@ make_tokens() {
     speechser-make-tokens "${dumpdir}/raw/$1/text" "data/token_list/$2" --token-type "$2" --vocab-size "$3"
 }
 
-# token_args <token_type>: the speechser-train-asr options naming the tokens make_tokens wrote
+# token_args <token_type>: the speechser-train-asr options naming the tokens make_tokens wrote, one a line
+# (mapfile -t tok < <(token_args "${token_type}"))
 token_args() {
     if [ "$1" = char ]; then
-        echo "--data.token_type char --data.token_list data/token_list/char/tokens.txt"
+        printf '%s\n' --data.token_type char --data.token_list data/token_list/char/tokens.txt
     else
-        echo "--data.token_type sentencepiece --data.bpe_model data/token_list/$1/bpe.model"
+        printf '%s\n' --data.token_type sentencepiece --data.bpe_model "data/token_list/$1/bpe.model"
     fi
 }
 
@@ -72,10 +86,11 @@ token_args() {
 # 1 in one process (a GPU when there is one), N > 1 under torchrun; --num_nodes M > 1 needs train_cmd=utils/slurm.pl
 # (one torchrun per node through srun). The trainer keeps the config's global batch whatever the process count.
 train_launch() {
-    local log=$1 threads=$2 device=()
+    local log=$1 threads=$2 device=() runner=()
     shift 2
     [ "${ngpu:-1}" != 0 ] || device=(--trainer.device cpu)
-    ${train_cmd} --num-threads "${threads}" --gpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" "${log}" \
+    split_words runner "${train_cmd}"
+    "${runner[@]}" --num-threads "${threads}" --gpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" "${log}" \
         speechser-launch --ngpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" -- "$@" "${device[@]}"
 }
 
@@ -96,12 +111,14 @@ train_asr() {
 # decode_asr <exp> <checkpoint> "<decoders>" <set>...: every decoder on ${dumpdir}/fbank/<set>
 # -> <exp>/decode_<decoder>_<set> (log <exp>/logs/decode_<decoder>_<set>.log), beam ${beam_size}
 decode_asr() {
-    local exp=$1 ckpt=$2 decoders=$3 dec s
+    local exp=$1 ckpt=$2 dec_list=() runner=() dec s
+    split_words dec_list "$3"
     shift 3
+    split_words runner "${infer_cmd}"
     mkdir -p "${exp}/logs"
-    for dec in ${decoders}; do
+    for dec in "${dec_list[@]}"; do
         for s in "$@"; do
-            ${infer_cmd} --num-threads "${threads:-2}" "${exp}/logs/decode_${dec}_${s}.log" \
+            "${runner[@]}" --num-threads "${threads:-2}" "${exp}/logs/decode_${dec}_${s}.log" \
                 speechser-decode-asr --exp-dir "${exp}" --checkpoint "${ckpt}" \
                 --data-dir "${dumpdir}/fbank/${s}" --out-dir "${exp}/decode_${dec}_${s}" \
                 --decoder "${dec}" --beam "${beam_size}"
@@ -110,10 +127,12 @@ decode_asr() {
 }
 
 # decode_dirs <exp> "<decoders>" <set>...: the directories decode_asr writes, one a line
+# (mapfile -t dirs < <(decode_dirs ...))
 decode_dirs() {
-    local exp=$1 decoders=$2 dec s
+    local exp=$1 dec_list=() dec s
+    split_words dec_list "$2"
     shift 2
-    for dec in ${decoders}; do for s in "$@"; do echo "${exp}/decode_${dec}_${s}"; done; done
+    for dec in "${dec_list[@]}"; do for s in "$@"; do echo "${exp}/decode_${dec}_${s}"; done; done
 }
 
 # score_asr <tag> <title> <notes> <decode_dir>...: WER/CER tables -> section <tag> of ${results_md}
@@ -128,12 +147,14 @@ score_asr() {
 # the data filter loop from <asr_exp>/<checkpoint> -> <asr_exp>/filter (round<r>/, rounds.tsv, final_asr);
 # its wall time and command line are kept in <asr_exp>/filter/logs for report_filter_rounds
 filter_loop() {
-    local exp=$1 ckpt=$2 config=$3 train=$4 valid=$5 tests=$6 start=${SECONDS} s
+    local exp=$1 ckpt=$2 config=$3 train=$4 valid=$5 test_list=() start=${SECONDS} s
+    split_words test_list "$6"
     shift 6
-    local out=${exp}/filter test_args=()
-    for s in ${tests}; do test_args+=(--test-dir "${dumpdir}/fbank/${s}"); done
+    local out=${exp}/filter test_args=() runner=()
+    for s in "${test_list[@]}"; do test_args+=(--test-dir "${dumpdir}/fbank/${s}"); done
+    split_words runner "${train_cmd}"
     mkdir -p "${out}/logs"
-    ${train_cmd} --num-threads "${threads:-2}" "${out}/logs/filter_loop.log" \
+    "${runner[@]}" --num-threads "${threads:-2}" "${out}/logs/filter_loop.log" \
         speechser-filter-loop --config "${config}" --asr-exp "${exp}" --checkpoint "${ckpt}" \
         --train-dir "${dumpdir}/fbank/${train}" --valid-dir "${dumpdir}/fbank/${valid}" "${test_args[@]}" \
         --out-dir "${out}" "$@"
@@ -176,11 +197,12 @@ train_ser() {
 # infer_ser <log> <threads> <exp> <checkpoint name in exp, "" = its averaged/best model> <data_dir> <out_dir>:
 # posteriors, hyp, ref, scores.json -> <out_dir>
 infer_ser() {
-    local ckpt=()  # none: the experiment's averaged model, else its best
-    [ -z "$4" ] || ckpt=(--checkpoint "$3/$4")
+    local ckpt_args=() runner=()  # no --checkpoint: the experiment's averaged model, else its best
+    [ -z "$4" ] || ckpt_args=(--checkpoint "$3/$4")
+    split_words runner "${infer_cmd}"
     mkdir -p "$(dirname "$1")"
-    ${infer_cmd} --num-threads "$2" "$1" \
-        speechser-infer-ser --exp-dir "$3" "${ckpt[@]}" --data-dir "$5" --out-dir "$6"
+    "${runner[@]}" --num-threads "$2" "$1" \
+        speechser-infer-ser --exp-dir "$3" "${ckpt_args[@]}" --data-dir "$5" --out-dir "$6"
 }
 
 # check_knn_config: an error (exit 1) when ${knn_config} is given and is not a file; an empty one
@@ -197,14 +219,16 @@ check_knn_config() {
 knn_ser() {
     local log=$1 threads=$2 exp=$3 ckpt=$4 train=$5 valid=$6 out=$7 t
     shift 7
-    local opts=() tests=()
+    local opts=() tests=() overrides=() runner=()
     [ -z "${ckpt}" ] || opts+=(--checkpoint "${exp}/${ckpt}")
     check_knn_config
     [ -z "${knn_config}" ] || opts+=(--config "${knn_config}")
     [ -z "${knn_backend}" ] || opts+=(--backend "${knn_backend}")
     for t in "$@"; do tests+=(--test-dir "${t}"); done
+    split_words overrides "${knn_args}"
+    split_words runner "${infer_cmd}"
     mkdir -p "$(dirname "${log}")"
-    ${infer_cmd} --num-threads "${threads}" "${log}" \
+    "${runner[@]}" --num-threads "${threads}" "${log}" \
         speechser-knn-ser --exp-dir "${exp}" --train-dir "${train}" --valid-dir "${valid}" \
-        "${tests[@]}" --out-dir "${out}" "${opts[@]}" ${knn_args}
+        "${tests[@]}" --out-dir "${out}" "${opts[@]}" "${overrides[@]}"
 }

@@ -16,7 +16,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="speechser-format-audio", description=format_data_dir.__doc__)
     p.add_argument("src", help="input data directory")
     p.add_argument("dst", help="output data directory")
-    p.add_argument("--audio-dir", required=True, help="where the formatted WAV files go")
+    p.add_argument("--audio-dir", required=True,
+                   help="where the formatted WAV files go: a folder of their own (replaced as a whole), "
+                        "usually <dst>/wav; never the corpus's audio")
     p.add_argument("--rate", type=int, default=16000)
     p.add_argument("--min-duration", type=float, default=0.5, help="seconds; shorter utterances are skipped")
     p.add_argument("--skip-truncated", action="store_true",
@@ -26,7 +28,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_command_line()
     try:
         report = format_data_dir(a.src, a.dst, a.audio_dir, a.rate, a.min_duration, a.skip_truncated)
-    except (AudioError, DataDirError) as err:
+    except (AudioError, DataDirError, OSError) as err:
         print(f"speechser-format-audio: error: {err}", file=sys.stderr)
         return 1
     print(f"speechser-format-audio: {a.src} -> {a.dst}: {report.summary()}")

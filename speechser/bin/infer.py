@@ -15,9 +15,9 @@ from speechser.log import log_command_line, setup_logging
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from speechser.pack.api import Speech2TextEmotion, write_outputs
+    from speechser.pack.api import OUTPUT_NAMES, Speech2TextEmotion, write_outputs, write_skipped
     from speechser.pack.archive import PackError
-    from speechser.pack.inputs import SPEAKER_RULES
+    from speechser.pack.inputs import SPEAKER_RULES, NothingToLabel, check_out_dir, collect_inputs
 
     p = argparse.ArgumentParser(prog="speechser-infer", description=__doc__)
     p.add_argument("inputs", nargs="+", help="audio files, folders (searched recursively), list files (one path "
@@ -30,15 +30,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "(default: %(default)s)")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longer recordings are cut into equal "
                    "segments of at most this length (default: %(default)s)")
+    p.add_argument("--allow-commands", action="store_true", help="run the commands of a wav.scp (values ending "
+                   "in '|'; each once). Without it such a line is refused: only give it for lists you trust")
     p.add_argument("--device", default="auto")
     a = p.parse_args(argv)
     setup_logging()
     log_command_line()
     try:
+        found = collect_inputs(a.inputs, a.speakers, a.allow_commands)
+        check_out_dir(found, a.out_dir, OUTPUT_NAMES)
         model = Speech2TextEmotion.from_packed(a.model, a.device)
-        run = model.infer(a.inputs, a.speakers, a.max_seconds)
+        run = model.infer(found, a.speakers, a.max_seconds, allow_commands=a.allow_commands)
         formats = ("tsv", "jsonl") if a.format == "both" else (a.format,)
         written = write_outputs(run, a.out_dir, formats)
+    except NothingToLabel as err:
+        where = write_skipped(err.skipped, a.out_dir)
+        print(f"speechser-infer: error: none of the {len(err.skipped)} input(s) could be labelled; each is listed "
+              f"with its reason in {where}", file=sys.stderr)
+        return 1
     except (PackError, DataDirError, ConfigError, ValueError, OSError) as err:
         print(f"speechser-infer: error: {err}", file=sys.stderr)
         return 1

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from speechser.data.folds import check_folds, given_split, leave_one_speaker_out, stratified_kfold
+from speechser.data.folds import (
+    check_folds,
+    given_split,
+    leave_one_speaker_out,
+    stratified_kfold,
+    write_feats_fingerprint,
+)
 from speechser.io.datadir import DataDirError, read_kv, subset_data_dir
 from speechser.log import log_command_line, setup_logging
 
@@ -59,6 +65,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for fold in folds:
             for part in ("train", "valid", "test"):
                 subset_data_dir(src, Path(a.out_dir) / fold.name / part, utt_list=getattr(fold, part))
+                # the archives feats.scp points into, so that training on features rebuilt since is refused
+                write_feats_fingerprint(Path(a.out_dir) / fold.name / part)
     except (DataDirError, ValueError) as err:
         print(f"speechser-make-folds: error: {err}", file=sys.stderr)
         return 1

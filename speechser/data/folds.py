@@ -1,11 +1,34 @@
-"""Evaluation protocols: leave-one-speaker-out, stratified random k-fold splits, and a corpus's given split."""
+"""Evaluation protocols: leave-one-speaker-out, stratified random k-fold splits, and a corpus's given split;
+and the record that keeps a fold's features from going stale.
+
+A fold's ``feats.scp`` is a copy of lines of the source directory's: ``<utt> <archive>.ark:<byte offset>``.
+When the feature stage runs again (new data, other options), the archives are rewritten and those offsets
+point at other utterances' matrices (or at no matrix at all), while the fold still looks whole. So
+``speechser-make-folds`` records in each part of each fold (``foldK/{train,valid,test}/``
+:data:`FEATS_FINGERPRINT`) the archives its ``feats.scp`` points into, and training, decoding and packing
+call :func:`check_fold_features` on the directories they read: an archive changed since is a
+:class:`StaleFoldsError` naming the directory, the archive and the stage to re-run. A directory without the
+record (made before it existed, or by hand) is read as before.
+"""
 
 from __future__ import annotations
 
+import datetime
+import json
+import logging
+import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from speechser.io.datadir import DataDirError, read_entries
+
+#: The file of a fold's data directory recording the feature archives its ``feats.scp`` points into.
+FEATS_FINGERPRINT = "feats_archives.json"
+#: What to do about a fold whose feature archives changed: the recipe stage that makes the folds again.
+REMAKE_FOLDS = "re-make the folds: run.sh --stage 4 (speechser-make-folds), then train, decode and pack again"
 
 
 @dataclass(frozen=True)
@@ -118,3 +141,146 @@ def check_folds(folds: Sequence[Fold], utt2label: Mapping[str, str] | None = Non
             warnings.append(f"{f.name}: {len(f.valid)} validation utterance(s) for {n_classes} classes: model "
                             f"selection and averaging on so few are noise")
     return warnings
+
+
+# -- the fold's feature archives ----------------------------------------------------------------
+class StaleFoldsError(DataDirError):
+    """A fold's ``feats.scp`` points into a feature archive rebuilt (or removed) since the fold was made."""
+
+
+def _archive_of(value: str) -> Optional[str]:
+    """The archive file of an ``scp`` value (``path.ark:offset``, ``path.ark:offset[slice]`` or ``path``);
+    None for a pipe (``... |``), which has no file to record."""
+    value = value.strip()
+    if value.endswith("|"):
+        return None
+    if value.endswith("]") and "[" in value:
+        value = value[: value.rindex("[")]
+    head, sep, tail = value.rpartition(":")
+    return head if sep and tail.isdigit() else value
+
+
+def _referenced_archives(data_dir: Path) -> List[str]:
+    """The archives ``data_dir/feats.scp`` points into, as it names them (relative paths are relative to the
+    working directory, as kaldiio reads them), in order of first use; empty without ``feats.scp``."""
+    scp = data_dir / "feats.scp"
+    if not scp.is_file():
+        return []
+    seen: Dict[str, None] = {}
+    for e in read_entries(scp):
+        ark = _archive_of(e.value)
+        if ark is not None:
+            seen.setdefault(ark, None)
+    return list(seen)
+
+
+def feature_archives(data_dir: Path | str) -> Dict[str, Dict[str, Any]]:
+    """``{archive: {"path", "size", "mtime_ns"}}`` for each archive file ``data_dir/feats.scp`` points into
+    (keyed as the ``scp`` names it; ``path`` resolved; archives that do not exist are left out: reading
+    them is an error of its own). Empty without ``feats.scp``.
+
+    Size and modification time (ns), not a content hash: the archives of a corpus are gigabytes and are
+    checked whenever a fold is trained, decoded or packed, where hashing them would cost minutes each time;
+    the feature stage rewrites an archive when it runs again, which changes its modification time (and
+    nearly always its size). The price: a copy that keeps the time of a different file (``cp -p``,
+    ``rsync -a``) is not noticed, and an archive only touched is taken for rebuilt (re-making the folds
+    is quick)."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for ark in _referenced_archives(Path(data_dir)):
+        try:
+            st = os.stat(ark)
+        except OSError:
+            continue
+        out[ark] = {"path": os.path.realpath(ark), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return out
+
+
+def write_feats_fingerprint(data_dir: Path | str) -> Optional[Path]:
+    """Record in ``data_dir/``:data:`FEATS_FINGERPRINT` the archives its ``feats.scp`` points into now
+    (:func:`feature_archives`); returns the file, or None (and removes an old record) when the directory
+    has no ``feats.scp``."""
+    d = Path(data_dir)
+    path = d / FEATS_FINGERPRINT
+    if not (d / "feats.scp").is_file():
+        path.unlink(missing_ok=True)
+        return None
+    record = {"made": datetime.datetime.now().isoformat(timespec="seconds"), "cwd": os.getcwd(),
+              "archives": feature_archives(d)}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _when(mtime_ns: Any) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(int(mtime_ns) / 1e9).isoformat(timespec="seconds")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
+
+
+_UNRECORDED: set = set()
+
+
+def check_fold_features(*data_dirs: Optional[Path | str]) -> None:
+    """Refuse a data directory whose ``feats.scp`` points into a feature archive that changed since
+    ``speechser-make-folds`` recorded it (:data:`FEATS_FINGERPRINT`): a :class:`StaleFoldsError` naming the
+    directory, the archive, what changed and the stage to re-run (:data:`REMAKE_FOLDS`). Only the archives
+    both recorded and still named by ``feats.scp`` are compared. Empty arguments and directories without
+    the record are passed (the latter logged once, at debug level: data made by hand or before the record)."""
+    for data_dir in data_dirs:
+        if not data_dir:
+            continue
+        d = Path(data_dir)
+        record_path = d / FEATS_FINGERPRINT
+        if not record_path.is_file():
+            if d.is_dir() and str(d) not in _UNRECORDED:
+                _UNRECORDED.add(str(d))
+                logging.debug("%s: no %s (not made by speechser-make-folds, or before it recorded the feature "
+                              "archives): its feature archives are not checked", d, FEATS_FINGERPRINT)
+            continue
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            recorded = record["archives"]
+            if not isinstance(recorded, dict):
+                raise ValueError("'archives' is not a mapping")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise StaleFoldsError(f"{record_path}: unreadable record of the fold's feature archives ({err}); "
+                                  f"to fix it, {REMAKE_FOLDS}.") from None
+        changed = []
+        for ark in _referenced_archives(d):
+            old = recorded.get(ark)
+            if not isinstance(old, dict):
+                continue
+            try:
+                st = os.stat(ark)
+            except OSError:
+                changed.append(f"'{ark}', which no longer exists (it was {old.get('size')} bytes, written "
+                               f"{_when(old.get('mtime_ns'))}, when the folds were made; if the feature stage "
+                               "did not run again since, run it first: run.sh --stage 3)")
+                continue
+            if st.st_size != old.get("size") or st.st_mtime_ns != old.get("mtime_ns"):
+                changed.append(f"'{ark}', which was rewritten after the folds were made ({old.get('size')} "
+                               f"bytes written {_when(old.get('mtime_ns'))} then, {st.st_size} bytes written "
+                               f"{_when(st.st_mtime_ns)} now)")
+        if changed:
+            more = f" (and {len(changed) - 1} more archive(s))" if len(changed) > 1 else ""
+            raise StaleFoldsError(
+                f"{d}: the fold's feats.scp points into feature archive {changed[0]}{more}: the feature stage "
+                f"ran again since, and the byte offsets in {d}/feats.scp now point at other utterances' "
+                f"features or at none (the fold's record: {record_path}); to fix it, {REMAKE_FOLDS}.")
+
+
+def check_experiment_folds(exp_dir: Path | str) -> None:
+    """:func:`check_fold_features` on every data directory (``data.*_dir``) of the resolved config an
+    experiment was trained with (``exp_dir/config.yaml``; relative paths are relative to the working
+    directory, the recipe's). An experiment without a readable config is passed: loading it reports that."""
+    from speechser.config import ConfigError, read_yaml
+
+    try:
+        conf = read_yaml(Path(exp_dir) / "config.yaml")
+    except (ConfigError, OSError):
+        return
+    data = conf.get("data")
+    if isinstance(data, dict):
+        check_fold_features(*(v for k, v in data.items() if str(k).endswith("_dir") and isinstance(v, str)))

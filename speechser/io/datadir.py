@@ -15,14 +15,16 @@ Files by what their keys are:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 PER_UTT_FILES: Tuple[str, ...] = (
     "utt2spk",
@@ -82,13 +84,27 @@ def check_key(key: str, where: str) -> str:
     return key
 
 
+#: The longest file name (in UTF-8 bytes) :func:`safe_key_filename` builds; file systems allow 255,
+#: and the margin leaves room for a suffix a writer may add (``.tmp``).
+MAX_KEY_FILENAME_BYTES = 200
+
+
 def safe_key_filename(key: str, source: str, suffix: str = "") -> str:
     """A file name ``<key><suffix>`` built from an id, after :func:`check_key`: a key can never
     name a file outside the directory it is joined to. ``source`` says where the key came from
-    (``data/x/utt2spk:3``) for the error. Every file name made from a key goes through here."""
+    (``data/x/utt2spk:3``) for the error. Every file name made from a key goes through here.
+
+    A name longer than :data:`MAX_KEY_FILENAME_BYTES` UTF-8 bytes (a key is not limited in length,
+    a file name is) becomes ``<start of the key>-<sha1 of the whole key><suffix>``: as long as the
+    limit, distinct for distinct keys, the same on every run. Shorter names are the key itself."""
     name = check_key(key, source) + suffix
     if os.sep in name or (os.altsep and os.altsep in name) or name in (".", ".."):
         raise DataDirError(f"{source}: key {key!r} with suffix {suffix!r} is not a plain file name")
+    if len(name.encode("utf-8")) > MAX_KEY_FILENAME_BYTES:
+        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
+        budget = max(0, MAX_KEY_FILENAME_BYTES - len(digest) - 1 - len(suffix.encode("utf-8")))
+        head = key.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+        name = f"{head}-{digest}{suffix}"
     return name
 
 
@@ -131,6 +147,41 @@ class Entry:
 
 
 _KEY_SPLIT = re.compile(r"[ \t]+")
+_BOM = "\ufeff"
+
+
+def read_lines(path: Path | str) -> Iterator[Tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 data file, 1-based, the line end removed: the one way
+    data files are read (:func:`read_entries`, :func:`check_text_file`).
+
+    Raises :class:`DataDirError` naming ``path:line``, for bytes that are not UTF-8 (Latin-1 text,
+    say) the byte and its place in the line, and for a UTF-8 byte-order mark (BOM) the mark and how
+    to strip it: left in, it would become part of the first key."""
+    path = Path(path)
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:
+                data = line.encode("utf-8", errors="surrogateescape")
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise DataDirError(
+                        f"{path}:{lineno}: not valid UTF-8 (byte 0x{data[err.start]:02X} at byte {err.start + 1} "
+                        f"of the line: {err.reason}); re-encode the file as UTF-8 (if it is Latin-1: "
+                        f"iconv -f ISO-8859-1 -t UTF-8 {shlex.quote(str(path))} > new-file)"
+                    ) from None
+            if line.startswith(_BOM):
+                where = "the file starts" if lineno == 1 else f"line {lineno} starts"
+                first = (line.lstrip(_BOM).split() or [""])[0]
+                raise DataDirError(
+                    f"{path}:{lineno}: {where} with a UTF-8 byte-order mark (BOM), which would become part of "
+                    f"the key '{first}'; strip it, e.g. sed -i '{lineno}s/^\\xEF\\xBB\\xBF//' "
+                    f"{shlex.quote(str(path))}"
+                )
+            yield lineno, line
 
 
 def read_entries(path: Path | str, allow_empty_value: Optional[bool] = None) -> List[Entry]:
@@ -138,7 +189,8 @@ def read_entries(path: Path | str, allow_empty_value: Optional[bool] = None) -> 
 
     Raises :class:`DataDirError` naming ``path:line`` for a blank line, a line
     without a value (unless ``allow_empty_value``; by default only ``text``
-    may have empty values) or a duplicated key.
+    may have empty values), a duplicated key, and (:func:`read_lines`) text
+    that is not UTF-8 or a byte-order mark.
     """
     path = Path(path)
     if allow_empty_value is None:
@@ -147,24 +199,22 @@ def read_entries(path: Path | str, allow_empty_value: Optional[bool] = None) -> 
         raise DataDirError(f"{path}: no such file")
     entries: List[Entry] = []
     seen: Dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                raise DataDirError(f"{path}:{lineno}: empty line")
-            # Kaldi's rule: the key ends at the first space or tab. Other white space (a no-break space,
-            # say) is part of the key, where validation reports it, rather than a silent split point.
-            parts = _KEY_SPLIT.split(line.strip(" \t"), maxsplit=1)
-            key = parts[0]
-            value = parts[1].strip() if len(parts) > 1 else ""
-            if not value and not allow_empty_value:
-                raise DataDirError(f"{path}:{lineno}: key '{key}' has no value")
-            if key in seen:
-                raise DataDirError(
-                    f"{path}:{lineno}: duplicate key '{key}' (first on line {seen[key]})"
-                )
-            seen[key] = lineno
-            entries.append(Entry(key, value, lineno))
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            raise DataDirError(f"{path}:{lineno}: empty line")
+        # Kaldi's rule: the key ends at the first space or tab. Other white space (a no-break space,
+        # say) is part of the key, where validation reports it, rather than a silent split point.
+        parts = _KEY_SPLIT.split(line.strip(" \t"), maxsplit=1)
+        key = parts[0]
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if not value and not allow_empty_value:
+            raise DataDirError(f"{path}:{lineno}: key '{key}' has no value")
+        if key in seen:
+            raise DataDirError(
+                f"{path}:{lineno}: duplicate key '{key}' (first on line {seen[key]})"
+            )
+        seen[key] = lineno
+        entries.append(Entry(key, value, lineno))
     return entries
 
 
@@ -256,26 +306,17 @@ def _non_printable(ch: str) -> bool:
 
 
 def check_text_file(path: Path | str, allow_non_print: bool = True) -> None:
-    """Check that a transcript file is UTF-8 and, unless ``allow_non_print``,
-    has no non-printing (control) characters; the error names line and column."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
+    """Check that a transcript file is UTF-8 without a byte-order mark (:func:`read_lines`) and,
+    unless ``allow_non_print``, has no non-printing (control) characters; the error names line and column."""
+    for lineno, line in read_lines(path):
+        if allow_non_print:
+            continue
+        for col, ch in enumerate(line, start=1):
+            if _non_printable(ch):
                 raise DataDirError(
-                    f"{path}:{lineno}: not valid UTF-8 (byte {err.start + 1}: {err.reason}); "
-                    f"re-encode the file as UTF-8"
-                ) from None
-            if allow_non_print:
-                continue
-            for col, ch in enumerate(line.rstrip("\n").rstrip("\r"), start=1):
-                if _non_printable(ch):
-                    raise DataDirError(
-                        f"{path}:{lineno}: non-printing character U+{ord(ch):04X} at column {col} "
-                        f"(remove it, or pass --non-print if it is by design)"
-                    )
+                    f"{path}:{lineno}: non-printing character U+{ord(ch):04X} at column {col} "
+                    f"(remove it, or pass --non-print if it is by design)"
+                )
 
 
 #: A segment may end this many seconds after its recording (rounding of written times).
@@ -539,26 +580,44 @@ def fix_data_dir(
     (1, 2, ... per run, never overwritten), and ``<dir>/.backup/`` itself holds the
     latest run's originals (Kaldi's layout). Every dropped utterance is
     logged. Returns ``(kept, dropped)`` utterance counts.
+
+    Every file is read before anything is written, through :func:`read_entries`: a file
+    that is malformed, not UTF-8 (Latin-1, say) or starts with a UTF-8 byte-order mark
+    (BOM) is refused with an error naming file and line (for a BOM, how to strip it) and
+    the directory is left as it was. A BOM is refused rather than stripped: it would
+    otherwise become part of the first key, and that utterance would be dropped as
+    missing from the other files.
     """
     d = Path(data_dir)
     if not d.is_dir():
         raise DataDirError(f"{d}: not a directory")
     names = present_files(d, PER_UTT_FILES)
+    tables: Dict[str, Dict[str, str]] = {}
     if "utt2spk" not in names:
-        if (d / "spk2utt").is_file():
-            write_kv(d / "utt2spk", spk2utt_to_utt2spk(read_spk2utt(d / "spk2utt")))
-            names = present_files(d, PER_UTT_FILES)
-        else:
+        if not (d / "spk2utt").is_file():
             raise DataDirError(f"{d}: neither utt2spk nor spk2utt")
-    tables = {}
+        tables["utt2spk"] = spk2utt_to_utt2spk(read_spk2utt(d / "spk2utt"))
+        for utt, spk in tables["utt2spk"].items():
+            check_key(utt, f"{d}/spk2utt (utterance of speaker '{spk}')")
     for n in names:
         entries = read_entries(d / n)
         check_keys(entries, d / n)
         tables[n] = {e.key: e.value for e in entries}
+    wav = read_kv(d / "wav.scp") if (d / "wav.scp").is_file() else None
+    spk_tables = {n: read_kv(d / n) for n in present_files(d, PER_SPK_FILES)}
+    known = {"utt2spk", "spk2utt", "wav.scp", *PER_UTT_FILES, *PER_SPK_FILES}
+    extras: Dict[str, Dict[str, str]] = {}
+    extra_plan: List[Tuple[str, bool]] = []  # (file, keyed by utterance)
+    for names_, by_utt in (([*utt_extra_files, *extra_utt_files(d)], True), (list(spk_extra_files), False)):
+        for n in dict.fromkeys(names_):
+            if n in known or not (d / n).is_file():
+                continue
+            if n not in extras:
+                extras[n] = read_kv(d / n, allow_empty_value=True)
+            extra_plan.append((n, by_utt))
     utts = set(tables["utt2spk"])
     for table in tables.values():
         utts &= set(table)
-    wav = read_kv(d / "wav.scp") if (d / "wav.scp").is_file() else None
     segments = tables.get("segments")
     if wav is not None:
         if segments is not None:
@@ -575,7 +634,8 @@ def fix_data_dir(
         logging.warning("fix_data_dir %s: ... and %d more", d, len(dropped) - 20)
     bset = _backup_set(d)
     for n, table in tables.items():
-        _backup(d, n, bset)
+        if (d / n).is_file():
+            _backup(d, n, bset)
         write_kv(d / n, {u: v for u, v in table.items() if u in utts})
     utt2spk = {u: tables["utt2spk"][u] for u in utts}
     if (d / "spk2utt").is_file():
@@ -586,17 +646,17 @@ def fix_data_dir(
         _backup(d, "wav.scp", bset)
         write_kv(d / "wav.scp", {k: v for k, v in wav.items() if k in keep})
     spks = set(utt2spk.values())
-    for n in present_files(d, PER_SPK_FILES):
+    for n, table in spk_tables.items():
         _backup(d, n, bset)
-        write_kv(d / n, {k: v for k, v in read_kv(d / n).items() if k in spks})
-    known = {"utt2spk", "spk2utt", "wav.scp", *PER_UTT_FILES, *PER_SPK_FILES}
-    all_utt_extras = [*utt_extra_files, *extra_utt_files(d)]
-    for extras, keep_keys in ((all_utt_extras, utts), (spk_extra_files, spks)):
-        for n in dict.fromkeys(extras):
-            if n in known or not (d / n).is_file():
-                continue
+        write_kv(d / n, {k: v for k, v in table.items() if k in spks})
+    backed_up = set()
+    for n, by_utt in extra_plan:
+        keep_keys = utts if by_utt else spks
+        if n not in backed_up:
             _backup(d, n, bset)
-            write_kv(d / n, {k: v for k, v in read_kv(d / n, allow_empty_value=True).items() if k in keep_keys})
+            backed_up.add(n)
+        extras[n] = {k: v for k, v in extras[n].items() if k in keep_keys}
+        write_kv(d / n, extras[n])
     logging.info("fix_data_dir %s: kept %d utterances, dropped %d", d, len(utts), len(dropped))
     return len(utts), len(dropped)
 

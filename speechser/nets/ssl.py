@@ -58,7 +58,7 @@ def _feature_extractor(name_or_path: str) -> Optional[Any]:
     from transformers import AutoFeatureExtractor
 
     try:
-        return AutoFeatureExtractor.from_pretrained(name_or_path)
+        return AutoFeatureExtractor.from_pretrained(name_or_path, trust_remote_code=False)
     except (OSError, ValueError) as err:
         logging.info("%s: no feature-extractor config (%s); using defaults", name_or_path, str(err).splitlines()[0])
         return None
@@ -74,7 +74,7 @@ class SSLEncoder(nn.Module):
         if not conf.name_or_path:
             raise ValueError("ssl.name_or_path is required (a hub name or a local directory)")
         self.conf = conf
-        hf_conf = AutoConfig.from_pretrained(conf.name_or_path)
+        hf_conf = AutoConfig.from_pretrained(conf.name_or_path, trust_remote_code=False)
         for k, v in conf.config_overrides.items():
             if not hasattr(hf_conf, k):
                 raise ValueError(f"ssl.config_overrides: '{k}' is not a key of {type(hf_conf).__name__}")
@@ -86,7 +86,7 @@ class SSLEncoder(nn.Module):
             logging.warning("%s: layerdrop %s set to 0 (the encoder reads hidden states by layer index)",
                             conf.name_or_path, hf_conf.layerdrop)
             hf_conf.layerdrop = 0.0
-        model = AutoModel.from_pretrained(conf.name_or_path, config=hf_conf)
+        model = AutoModel.from_pretrained(conf.name_or_path, config=hf_conf, trust_remote_code=False)
         self.is_whisper = hf_conf.model_type == "whisper"
         fe = _feature_extractor(conf.name_or_path)
         if self.is_whisper:

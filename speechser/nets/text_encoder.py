@@ -41,8 +41,8 @@ class TextEncoder(nn.Module):
         if not conf.name_or_path:
             raise ValueError("text.name_or_path is required (a hub name or a local directory)")
         self.conf = conf
-        self.tokenizer = AutoTokenizer.from_pretrained(conf.name_or_path)
-        self.model = AutoModel.from_pretrained(conf.name_or_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(conf.name_or_path, trust_remote_code=False)
+        self.model = AutoModel.from_pretrained(conf.name_or_path, trust_remote_code=False)
         self.output_dim = int(self.model.config.hidden_size)
         #: ``max_tokens``, at most the model's positions.
         self.max_tokens = min(conf.max_tokens, int(getattr(self.model.config, "max_position_embeddings", 10**9)))

@@ -25,7 +25,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import soundfile
 
-from speechser.pack.inputs import collect_inputs, segment_bounds, write_input_dir
+from speechser.pack.inputs import (InputSet, NothingToLabel, check_out_dir, collect_inputs, run_commands,
+                                   segment_bounds, write_input_dir)
 from speechser.pack.archive import PackError, archive_task
 from speechser.pack.packed_asr import PackedASR
 from speechser.pack.packed_fusion import PackedFusion
@@ -64,6 +65,8 @@ class InferenceRun:
     labels: List[str]
     items: List[Recognition]
     skipped: Dict[str, str]
+    #: What was read (never written over by :func:`write_outputs`).
+    inputs: Optional[InputSet] = None
 
 
 class Speech2TextEmotion:
@@ -88,14 +91,25 @@ class Speech2TextEmotion:
         """The emotion classes (empty for an ASR archive)."""
         return [] if isinstance(self.packed, PackedASR) else list(self.packed.labels)
 
-    def infer(self, inputs: Sequence[str | Path], speakers: str = "dir", max_seconds: float = 30.0,
-              one_pass: bool = True) -> InferenceRun:
-        """Label every recording of ``inputs`` (files, folders, list files, ``wav.scp``); ``speakers``: how
-        recordings are grouped for per-speaker normalization (``dir``, ``each``, ``one``); ``one_pass``
-        (joint systems): one featurization and one ASR encoder pass for both tasks."""
-        found = collect_inputs(inputs, speakers)
+    @property
+    def min_duration(self) -> float:
+        """Seconds: shorter audio (or segment) is skipped, as in the recipe that trained the model."""
+        return float(self.packed.meta.get("min_duration", 0.0))
+
+    def infer(self, inputs: Sequence[str | Path] | InputSet, speakers: str = "dir", max_seconds: float = 30.0,
+              one_pass: bool = True, allow_commands: bool = False) -> InferenceRun:
+        """Label every recording of ``inputs`` (files, folders, list files, ``wav.scp``; or what
+        :func:`collect_inputs` found in them); ``speakers``: how recordings are grouped for per-speaker
+        normalization (``dir``, ``each``, ``one``); ``one_pass`` (joint systems): one featurization and one ASR
+        encoder pass for both tasks; ``allow_commands``: run the commands of a ``wav.scp`` (each once; refused
+        otherwise). :class:`NothingToLabel` (with every reason) when no input could be labelled."""
+        if not max_seconds >= max(self.min_duration, 1e-3):
+            raise ValueError(f"max_seconds {max_seconds} is shorter than the {self.min_duration} s this model skips "
+                             "audio below: every segment would be skipped; give at least that (e.g. 30)")
+        found = inputs if isinstance(inputs, InputSet) else collect_inputs(inputs, speakers, allow_commands)
         with tempfile.TemporaryDirectory(prefix="speechser-infer-") as tmp:
             data_dir = Path(tmp) / "data"
+            run_commands(found, Path(tmp) / "commands")
             utt2reco = write_input_dir(found, data_dir, max_seconds)
             bounds = segment_bounds(data_dir)
             hyps: Dict[str, str] = {}
@@ -121,7 +135,9 @@ class Speech2TextEmotion:
                 probs = {c: float(p) for c, p in zip(self.labels, post)}
                 items.append(Recognition(key, utt2reco[key], start, end, self.labels[int(post.argmax())], probs,
                                          hyps.get(key), confs.get(key)))
-        return InferenceRun(self.labels, items, {**found.skipped, **skipped})
+        if not items:
+            raise NothingToLabel({**found.skipped, **skipped})
+        return InferenceRun(self.labels, items, {**found.skipped, **skipped}, found)
 
     def __call__(self, audio: str | Path | np.ndarray, rate: Optional[int] = None, max_seconds: float = 30.0
                  ) -> Recognition:
@@ -159,12 +175,26 @@ def combine_segments(items: List[Recognition], labels: List[str]) -> Recognition
     return whole
 
 
+#: The files :func:`write_outputs` may write.
+OUTPUT_NAMES = ("results.tsv", "results.jsonl", "utt2emo", "text", "skipped")
+
+
+def write_skipped(skipped: Dict[str, str], out_dir: Path | str) -> Path:
+    """``out_dir/skipped``: one ``key reason`` line per input skipped."""
+    path = Path(out_dir) / "skipped"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k} {why}\n" for k, why in sorted(skipped.items())), encoding="utf-8")
+    return path
+
+
 def write_outputs(run: InferenceRun, out_dir: Path | str, formats: Sequence[str] = ("tsv", "jsonl")
                   ) -> Dict[str, Path]:
     """Write ``results.tsv`` (``key recording start end emotion transcript asr_confidence`` and one column
     per class), ``results.jsonl``, Kaldi-style ``utt2emo`` (where there are emotions) and ``text`` (where
     there are transcripts) and ``skipped`` (``key reason``) into ``out_dir``; returns name -> path."""
     out_dir = Path(out_dir)
+    if run.inputs is not None:
+        check_out_dir(run.inputs, out_dir, OUTPUT_NAMES)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: Dict[str, Path] = {}
 
@@ -190,7 +220,5 @@ def write_outputs(run: InferenceRun, out_dir: Path | str, formats: Sequence[str]
     if any(r.transcript is not None for r in run.items):
         written["text"] = out_dir / "text"
         written["text"].write_text("".join(f"{r.key} {r.transcript or ''}\n" for r in run.items), encoding="utf-8")
-    written["skipped"] = out_dir / "skipped"
-    written["skipped"].write_text("".join(f"{k} {why}\n" for k, why in sorted(run.skipped.items())),
-                                  encoding="utf-8")
+    written["skipped"] = write_skipped(run.skipped, out_dir)
     return written

@@ -23,8 +23,10 @@ the run.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +35,21 @@ from typing import Dict, List, Sequence, Tuple
 import soundfile
 
 from speechser.io.audio import AudioError, read_audio_source
-from speechser.io.datadir import DataDirError, read_kv, utt2spk_to_spk2utt, write_kv, write_spk2utt
+from speechser.io.datadir import (DataDirError, read_entries, read_kv, read_lines, utt2spk_to_spk2utt, write_kv,
+                                  write_spk2utt)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".au", ".sph")
 SPEAKER_RULES = ("dir", "each", "one")
+
+
+class NothingToLabel(DataDirError):
+    """No input could be labelled: every one was skipped (``skipped``: key or path -> reason)."""
+
+    def __init__(self, skipped: Dict[str, str]) -> None:
+        self.skipped = dict(skipped)
+        first = "; ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())[:2])
+        super().__init__(f"none of the {len(self.skipped)} input(s) could be labelled ({first}"
+                         f"{'; ...' if len(self.skipped) > 2 else ''})")
 
 
 @dataclass
@@ -47,6 +60,8 @@ class InputSet:
     wav: Dict[str, str] = field(default_factory=dict)
     speaker: Dict[str, str] = field(default_factory=dict)
     skipped: Dict[str, str] = field(default_factory=dict)
+    #: The inputs as given, and the speaker files read beside them (never to be written over).
+    read: List[Path] = field(default_factory=list)
 
 
 def _key(text: str) -> str:
@@ -66,8 +81,36 @@ def _speaker(path: Path, rule: str, key: str) -> str:
     return _key(str(path.resolve().parent)).strip("/").replace("/", "-") or "root"
 
 
-def collect_inputs(inputs: Sequence[str | Path], speakers: str = "dir") -> InputSet:
-    """The recordings of ``inputs`` (see the module docstring); duplicate keys are an error naming both."""
+def _audio_below(folder: Path) -> Tuple[List[Path], Dict[str, str]]:
+    """Every audio file below ``folder``, symbolic links to files and folders followed (a link back to a
+    folder already visited is listed in the second value, path -> reason, instead of looping)."""
+    files: List[Path] = []
+    loops: Dict[str, str] = {}
+    seen = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        st = os.stat(root)
+        if (st.st_dev, st.st_ino) in seen:
+            loops[root] = "a link to a folder already searched (a loop): not searched again"
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        for name in sorted(names):
+            f = Path(root) / name
+            if _is_audio(f) and f.is_file():
+                files.append(f)
+    return files, loops
+
+
+def _is_command(value: str) -> bool:
+    return value.strip().endswith("|")
+
+
+def collect_inputs(inputs: Sequence[str | Path], speakers: str = "dir", allow_commands: bool = False) -> InputSet:
+    """The recordings of ``inputs`` (see the module docstring); duplicate keys are an error naming both.
+
+    A ``wav.scp`` line whose value is a command (ends in ``|``) is refused, naming the file and line, unless
+    ``allow_commands``: an input list from elsewhere must not run programs on this machine by default."""
     if speakers not in SPEAKER_RULES:
         raise ValueError(f"unknown speaker rule '{speakers}' ({', '.join(SPEAKER_RULES)})")
     out = InputSet()
@@ -81,8 +124,10 @@ def collect_inputs(inputs: Sequence[str | Path], speakers: str = "dir") -> Input
 
     for item in inputs:
         p = Path(item)
+        out.read.append(p)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and _is_audio(f))
+            files, loops = _audio_below(p)
+            out.skipped.update(loops)
             if not files:
                 raise DataDirError(f"{p}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
             for f in files:
@@ -90,20 +135,30 @@ def collect_inputs(inputs: Sequence[str | Path], speakers: str = "dir") -> Input
                 add(key, str(f.resolve()), _speaker(f, speakers, key), str(f))
         elif not p.exists():
             raise DataDirError(f"{p}: no such file or folder")
+        elif not p.is_file():
+            raise DataDirError(f"{p}: not a regular file or folder (a FIFO or device?): give audio files, folders, "
+                               "list files or a wav.scp")
         elif _is_audio(p):
             key = _key(p.stem)
             add(key, str(p.resolve()), _speaker(p, speakers, key), str(p))
         elif p.suffix == ".scp":
             utt2spk = p.parent / "utt2spk"
             spk = read_kv(utt2spk) if utt2spk.is_file() else {}
+            if spk:
+                out.read.append(utt2spk)
             dir_spk = _key(p.resolve().parent.name) or "root"
-            for key, value in read_kv(p).items():
+            for entry in read_entries(p):
+                key, value = entry.key, entry.value
+                if _is_command(value) and not allow_commands:
+                    raise DataDirError(f"{p}:{entry.lineno}: '{key}' is a command ('{value}'), which speechser-infer "
+                                       "does not run unless told to: give --allow-commands (Python: "
+                                       "allow_commands=True) if you trust this list, or give audio files")
                 if spk and key not in spk:
                     raise DataDirError(f"{utt2spk}: no speaker for '{key}' of {p}")
                 rule_spk = {"each": key, "one": "all"}.get(speakers, dir_spk)
-                add(key, value, spk.get(key, rule_spk), f"{p}")
+                add(key, value, spk.get(key, rule_spk), f"{p}:{entry.lineno}")
         else:
-            for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            for lineno, line in read_lines(p):
                 line = line.strip()
                 if not line or line.startswith("#"):
                     continue
@@ -113,11 +168,48 @@ def collect_inputs(inputs: Sequence[str | Path], speakers: str = "dir") -> Input
     return out
 
 
+def check_out_dir(found: InputSet, out_dir: Path | str, outputs: Sequence[str]) -> None:
+    """Refuse an output folder whose files (``outputs``: their names) would replace an input: the folder of
+    an input list or ``wav.scp`` (a data directory, whose reference ``utt2emo`` or ``text`` the predictions
+    would replace), an input folder, or a folder where an output name is an input file."""
+    out = Path(out_dir).resolve()
+    for p in found.read:
+        where = p.resolve()
+        if where == out or (where.is_file() and where.parent == out and not _is_audio(where)):
+            raise DataDirError(f"--out-dir {out_dir} is the folder of the input {p}: the results ({', '.join(outputs)}) "
+                               "would replace files there (a data directory's reference labels, say); give an "
+                               "--out-dir of its own")
+    taken = {str(Path(v).resolve()) for v in found.wav.values() if not _is_command(v)}
+    for name in outputs:
+        if str(out / name) in taken:
+            raise DataDirError(f"--out-dir {out_dir}: its output {name} is one of the inputs; give an --out-dir of "
+                               "its own")
+
+
+def run_commands(found: InputSet, into: Path | str) -> None:
+    """Run each ``wav.scp`` command of ``found`` once and write its audio to a file in ``into`` that replaces
+    the command, so that the duration and the samples come from the same run. A command that fails is
+    skipped with its reason."""
+    into = Path(into)
+    for key, value in sorted(found.wav.items()):
+        if not _is_command(value):
+            continue
+        into.mkdir(parents=True, exist_ok=True)
+        logging.info("running the command of '%s': %s", key, value)
+        try:
+            samples, rate = read_audio_source(value, key)
+        except AudioError as err:
+            logging.warning("skipping '%s': %s", key, err)
+            found.skipped[key] = str(err)
+            del found.wav[key]
+            continue
+        path = into / f"{hashlib.sha1(key.encode()).hexdigest()}.wav"
+        soundfile.write(str(path), samples, rate, subtype="FLOAT")
+        found.wav[key] = str(path)
+
+
 def duration_of(value: str, key: str) -> float:
-    """Seconds of a ``wav.scp`` value: from the file's header, or (a command) by running it."""
-    if value.strip().endswith("|"):
-        samples, rate = read_audio_source(value, key)
-        return samples.shape[0] / rate
+    """Seconds of an audio file, from its header (commands are run once beforehand: :func:`run_commands`)."""
     path = Path(value)
     if not path.is_file():
         raise AudioError(f"utterance '{key}': audio file '{value}' does not exist")
@@ -170,8 +262,7 @@ def write_input_dir(found: InputSet, data_dir: Path | str, max_seconds: float = 
             utt2spk[utt] = found.speaker[key]
             utt2reco[utt] = key
     if not wav:
-        raise DataDirError("none of the inputs could be read: " + "; ".join(f"{k}: {v}" for k, v in
-                                                                            sorted(found.skipped.items())[:3]))
+        raise NothingToLabel(found.skipped)
     write_kv(data_dir / "wav.scp", sorted(wav.items()))
     if any(u != r for u, r in utt2reco.items()):
         write_kv(data_dir / "segments", sorted(segments.items()))

@@ -23,9 +23,11 @@ import yaml
 
 from speechser.config import read_yaml, to_dict
 from speechser.io.datadir import read_kv, utt2spk_to_spk2utt, write_kv, write_spk2utt
-from speechser.io.format import format_data_dir
+from speechser.io.format import NoUtteranceLeft, format_data_dir
 from speechser.pack.archive import PackError, PackUnsupported, read_archive
 from speechser.pack.frontend import FrontEnd, extract_features, front_end_of
+from speechser.pack.inputs import NothingToLabel
+from speechser.pack.meta import check_meta
 
 MODEL_FILE = "model.pt"
 FRONT_END_FILE = "frontend.json"
@@ -136,6 +138,7 @@ class PackedArchive:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"speechser-{self.task}-")
         self.dir = Path(self._tmp.name)
         self.meta = read_archive(self.archive, self.dir)
+        check_meta(self.meta, self.archive)
         if self.meta.get("task") != self.task:
             raise PackError(f"{self.archive}: a '{self.meta.get('task')}' archive, not a '{self.task}' model")
 
@@ -165,19 +168,23 @@ class PackedModel(PackedArchive):
         with ``feats.scp``, ``utt2num_frames``, ``utt2spk``, ``spk2utt`` and ``wav.scp``. Returns it and the
         utterances skipped with their reasons."""
         data_dir, work_dir = Path(data_dir), Path(work_dir)
-        if work_dir.exists():
-            shutil.rmtree(work_dir)
+        if work_dir.exists() and (not work_dir.is_dir() or any(work_dir.iterdir())):
+            raise PackError(f"{work_dir}: exists and is not an empty folder; give a work folder that does not exist "
+                            "yet (it is filled with formatted audio and features; nothing already there is removed)")
         feats_dir = work_dir / "feats"
         feats_dir.mkdir(parents=True)
         formatted = work_dir / "formatted"
-        report = format_data_dir(data_dir, formatted, work_dir / "wav", self.front_end.sample_rate,
-                                 self.min_duration, skip_truncated=True, skip_unreadable=True)
+        try:
+            report = format_data_dir(data_dir, formatted, work_dir / "wav", self.front_end.sample_rate,
+                                     self.min_duration, skip_truncated=True, skip_unreadable=True)
+        except NoUtteranceLeft as err:
+            raise NothingToLabel(err.skipped) from None
         prefix = work_dir / "raw_feats"
         extract_features(self.front_end, formatted, prefix)
         skipped = {**report.skipped(), **read_kv(f"{prefix}.skipped", allow_empty_value=True)}
         lengths = read_kv(f"{prefix}.num_frames")
         if not lengths:
-            raise PackError(f"{data_dir}: no utterance could be featurized ({len(skipped)} skipped)")
+            raise NothingToLabel(skipped)
         kept = {u: s for u, s in read_kv(formatted / "utt2spk").items() if u in lengths}
         write_kv(feats_dir / "utt2spk", kept)
         write_spk2utt(feats_dir / "spk2utt", utt2spk_to_spk2utt(kept))

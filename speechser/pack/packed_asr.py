@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.loader import bucketed_loader
 from speechser.data.sampler import DistInfo
+from speechser.data.folds import check_experiment_folds
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
 from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, recipe_front_end
 from speechser.tasks.asr import DECODERS, TOKENS_DIR, ASRExperiment, load_experiment, transcribe_batches
@@ -52,6 +53,7 @@ def pack_asr(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
     ``decoder`` and ``beam`` into ``out``; the other arguments as for :func:`speechser.pack.packed_ser.pack_ser`."""
     if decoder not in DECODERS:
         raise PackError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
+    check_experiment_folds(exp_dir)  # features rebuilt since the folds were made: refused, naming the stage
     asr = load_experiment(exp_dir, checkpoint, device="cpu")
     conf = asr.conf
     if conf.data.cmvn_type != "global":

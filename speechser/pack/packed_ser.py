@@ -40,8 +40,10 @@ from speechser.features.extract import compute_cmvn_stats, write_speaker_cmvn
 from speechser.features.fbank import accumulate_cmvn
 from speechser.io.datadir import read_kv, subset_data_dir, write_data_dir
 from speechser.knn.datastore import KNNDatastore, interpolate
+from speechser.data.folds import check_experiment_folds
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
 from speechser.pack.frontend import FrontEnd, extract_features
+from speechser.pack.meta import check_labels
 from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, recipe_front_end, stats_bytes
 from speechser.tasks.common import CMVN_FILE
 from speechser.tasks.ser import SERExperiment, SEROutputs, collect_ser_outputs, load_experiment
@@ -84,6 +86,7 @@ def pack_ser(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
     minimum (shorter audio is skipped at inference too). The front-end is read from the settings beside the
     training set's feature archives, which must still exist when packing. ``knn_dir``: the experiment's k-NN
     decode directory, whose datastore and tuned parameters the archive then carries."""
+    check_experiment_folds(exp_dir)  # features rebuilt since the folds were made: refused, naming the stage
     ser = load_experiment(exp_dir, checkpoint, device="cpu")
     conf = ser.conf
     front_end = recipe_front_end(exp_dir, conf.data.train_dir)
@@ -151,7 +154,11 @@ class PackedSER(PackedModel):
             self.ser: SERExperiment = load_experiment(self.dir, MODEL_FILE, device)
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             raise self.loading_error(err) from None
-        self.labels: List[str] = list(self.ser.labels)
+        labels_txt = self.dir / "labels.txt"
+        self.labels: List[str] = check_labels(self.archive, {
+            "config.yaml": list(self.ser.labels),
+            "labels.txt": labels_txt.read_text(encoding="utf-8").split() if labels_txt.is_file() else None,
+            "meta.json": self.meta.get("labels")})
         self.cmvn_type = self.ser.conf.data.cmvn_type
         self.min_speaker_frames = int(self.meta.get("min_speaker_frames", MIN_SPEAKER_FRAMES))
         #: Early fusion: the front-end of the utterance vectors beside the frames.

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from speechser.config import ConfigError, check_ranges, load_config
 from speechser.data.asr_dataset import FeatsTextDataset, collate_asr
 from speechser.data.augment import WaveformAugmentor
+from speechser.data.folds import check_fold_features
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.data.sampler import DistInfo
 from speechser.decode.ctc import ctc_greedy_search, ctc_prefix_beam_search
@@ -105,6 +106,7 @@ def load_asr_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -
 def resolve_sizes(conf: ASRTrainConfig, tok: Tokenizer) -> None:
     """Record in ``conf.model`` what the training data and the tokenizer decide: the input dimension
     and the vocabulary size (a value the config gives must agree)."""
+    check_fold_features(conf.data.train_dir, conf.data.valid_dir)  # a fold whose features were rebuilt since
     dim = feature_dim(conf.data.train_dir)
     for key, value in (("input_dim", dim), ("vocab_size", tok.vocab_size)):
         given = getattr(conf.model, key)
@@ -277,6 +279,7 @@ def decode_asr(
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
     out = Path(out_dir)
+    check_fold_features(data_dir)  # a fold whose features were rebuilt since it was made: refused, named
     asr = load_experiment(exp_dir, checkpoint, device)
     conf, tok, model = asr.conf, asr.tokenizer, asr.model
     ds = _dataset(conf.data, str(data_dir), tok, "keep")

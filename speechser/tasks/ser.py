@@ -23,6 +23,7 @@ from tqdm import tqdm
 from speechser.config import ConfigError, check_ranges, load_config
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.folds import check_fold_features
 from speechser.data.labels import labels_in_file, read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.data.sampler import DistInfo
@@ -136,6 +137,7 @@ def resolve_model(conf: SERTrainConfig) -> None:
     for a model fused with an ASR encoder, the ASR experiment's model section (``model.conf.asr_model``) and
     the ``trainer.init_param`` entry that loads its encoder. A value the config gives must agree."""
     m = conf.model
+    check_fold_features(conf.data.train_dir, conf.data.valid_dir)  # a fold whose features were rebuilt since
     dim = feature_dim(conf.data.train_dir)
     if m.input_dim and m.input_dim != dim:
         raise ConfigError(f"config key 'model.input_dim' is {m.input_dim}, but {conf.data.train_dir} has "
@@ -318,6 +320,7 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str, require_labels
     ``require_labels`` False a set without the label file (``data.label_file``) is read as unlabelled: its
     ``labels`` are all ``UNKNOWN_LABEL`` (inference; never a k-NN datastore)."""
     model, d = ser.model, ser.conf.data
+    check_fold_features(data_dir)  # a fold whose features were rebuilt since it was made: refused, named
     # Transcripts where the set has them (a model may read them: eval_text truth); inference needs none.
     tok = _tokenizer(ser.conf) if (Path(data_dir) / "text").is_file() else None
     if ser.conf.model.input_dim:  # features of another front-end than the model was trained on

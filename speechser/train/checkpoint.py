@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 import torch
+from numpy._core.multiarray import _reconstruct
 
 
 class CheckpointError(RuntimeError):
@@ -59,10 +60,29 @@ def save_atomic(obj: Any, path: Path | str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+#: The only non-tensor objects a checkpoint may hold besides Python's plain values (numbers, strings,
+#: lists, tuples, dicts): numpy's random state as checkpoints written before it was stored as a tensor
+#: kept it (an array of uint32). Nothing else is unpickled: a file that names any other class or function
+#: is refused, so a doctored checkpoint cannot run code when it is loaded.
+_ALLOWED_GLOBALS = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), _reconstruct]
+
+
+def _unsafe_globals(path: Path) -> List[str]:
+    """The classes and functions ``path`` would import on loading, beyond the allowed ones."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: torch.load below reports it
+        return []
+    allowed = {f"{g.__module__}.{g.__qualname__}" for g in _ALLOWED_GLOBALS}
+    return [n for n in names if n not in allowed]
+
+
 def load_checkpoint(path: Path | str) -> Any:
-    """``torch.load`` (to CPU) that turns a damaged file (truncated, empty, bit-flipped, not a checkpoint)
-    into a :class:`CheckpointError` naming it. torch does not check the CRC-32 its zip format stores for
-    each record (a flipped bit in the weights would load silently), so they are checked here first."""
+    """``torch.load`` (to CPU, ``weights_only``: tensors and plain Python values only, never code) that
+    turns a damaged file (truncated, empty, bit-flipped, not a checkpoint) into a :class:`CheckpointError`
+    naming it, and refuses a file that holds any other Python object (a pickled object can run code when
+    it is loaded) naming what it holds. torch does not check the CRC-32 its zip format stores for each
+    record (a flipped bit in the weights would load silently), so they are checked here first."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
@@ -72,10 +92,21 @@ def load_checkpoint(path: Path | str) -> Any:
                 bad = z.testzip()
             if bad is not None:
                 raise ValueError(f"record '{bad}' fails its CRC-32 check")
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except MemoryError:
+        unsafe = _unsafe_globals(path)
+        if unsafe:
+            raise CheckpointError(
+                f"{path}: refused: it holds Python objects ({', '.join(unsafe[:3])}) besides tensors and plain "
+                "values, and loading those could run code. speechser writes and reads weights only; if you "
+                "made this file yourself, save a state_dict (tensors) instead; if someone sent it to you, do "
+                "not load it with torch.load either")
+        with torch.serialization.safe_globals(_ALLOWED_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except (MemoryError, CheckpointError):
         raise
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ValueError, ... here
+        if "weights only load failed" in str(err).lower():
+            raise CheckpointError(f"{path}: refused: it holds Python objects besides tensors and plain values, "
+                                  "and loading those could run code (speechser reads weights only)") from None
         size = path.stat().st_size
         what = "an empty file" if size == 0 else f"{size} bytes"
         raise CheckpointError(f"{path}: damaged or not a checkpoint ({what}; {type(err).__name__}: "
@@ -83,9 +114,13 @@ def load_checkpoint(path: Path | str) -> Any:
 
 
 def rng_state() -> Dict[str, Any]:
+    """Python's, numpy's and torch's random states, as tensors and plain values (so that the checkpoint
+    loads with ``weights_only``): numpy's ``(name, keys (624,) uint32, pos, has_gauss, cached)`` keeps its
+    keys as an int64 tensor."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state: Dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (str(name), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -95,7 +130,9 @@ def rng_state() -> Dict[str, Any]:
 
 def set_rng_state(state: Dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    np.random.set_state((name, keys.astype(np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -71,21 +71,27 @@ fi
 [ -n "${tag}" ] || tag=$(default_tag "${asr_config}" "${token_type}")
 exp=${expdir}/${tag}
 if [ -n "${speed_perturb_factors}" ]; then train_used=${train_set}_sp; else train_used=${train_set}; fi
+# the option strings and lists, as words (utils/stage_lib.sh: split_words)
+tests=() factors=() asr_argv=() filter_argv=()
+split_words tests "${test_sets}"
+split_words factors "${speed_perturb_factors}"
+split_words asr_argv "${asr_args}"
+split_words filter_argv "${filter_args}"
 
-if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation"
-    prepare_data --no-feats ${train_set} ${valid_set} ${test_sets}
+    prepare_data --no-feats "${train_set}" "${valid_set}" "${tests[@]}"
 fi
 
-if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "Stage 2: audio formatting (${fs} Hz, minimum ${min_duration} s)"
-    format_audio ${train_set} ${valid_set} ${test_sets}
+    format_audio "${train_set}" "${valid_set}" "${tests[@]}"
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${speed_perturb_factors}" ]; then
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ] && [ -n "${speed_perturb_factors}" ]; then
     log "Stage 3: speed perturbation ${speed_perturb_factors} -> ${dumpdir}/raw/${train_set}_sp"
     parts=("${dumpdir}/raw/${train_set}")
-    for f in ${speed_perturb_factors}; do
+    for f in "${factors[@]}"; do
         speechser-speed-perturb "${dumpdir}/raw/${train_set}" "${dumpdir}/raw/${train_set}_sp${f}" \
             --audio-dir "${dumpdir}/raw/${train_set}_sp${f}/wav" --factor "${f}"
         parts+=("${dumpdir}/raw/${train_set}_sp${f}")
@@ -95,50 +101,52 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${speed_perturb_factor
     utils/validate_data_dir.sh --no-feats "${dumpdir}/raw/${train_set}_sp"
 fi
 
-if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     log "Stage 4: fbank (${num_mel_bins} bins) over ${nj} jobs; global CMVN of ${train_used}"
-    make_features ${train_used} ${train_used} ${valid_set} ${test_sets}
+    make_features "${train_used}" "${train_used}" "${valid_set}" "${tests[@]}"
 fi
 
-if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     log "Stage 5: ${token_type} token list from ${train_set} -> data/token_list/${token_type}"
-    make_tokens ${train_set} "${token_type}" "${nbpe}"
+    make_tokens "${train_set}" "${token_type}" "${nbpe}"
 fi
 
-if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     log "Stage 6: ASR training -> ${exp}"
-    train_asr "${exp}" "${asr_config}" ${train_used} ${valid_set} $(token_args "${token_type}") ${asr_args}
+    mapfile -t tok < <(token_args "${token_type}")
+    train_asr "${exp}" "${asr_config}" "${train_used}" "${valid_set}" "${tok[@]}" "${asr_argv[@]}"
 fi
 
-if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     model=$(model_path "${exp}" "${inference_model}") || exit 1
     log "Stage 7: decoding (${decoders}) with ${model}"
-    decode_asr "${exp}" "${model}" "${decoders}" ${valid_set} ${test_sets}
+    decode_asr "${exp}" "${model}" "${decoders}" "${valid_set}" "${tests[@]}"
 fi
 
-if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     log "Stage 8: scoring -> ${results_md}"
     model=$(model_path "${exp}" "${inference_model}") || exit 1
     timing=""
     [ -f "${exp}/logs/train.elapsed" ] && timing="training wall time $(cat "${exp}/logs/train.elapsed") s;"
-    score_asr "${tag}" "${tag}" "${timing} model $(basename "${model}"); no language model" \
-        $(decode_dirs "${exp}" "${decoders}" ${valid_set} ${test_sets})
+    mapfile -t dirs < <(decode_dirs "${exp}" "${decoders}" "${valid_set}" "${tests[@]}")
+    score_asr "${tag}" "${tag}" "${timing} model $(basename "${model}"); no language model" "${dirs[@]}"
 fi
 
-if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ] && [ -n "${filter_config}" ]; then
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ -n "${filter_config}" ]; then
     model=$(model_path "${exp}" "${inference_model}") || exit 1
     log "Stage 9: data filter loop (${filter_config}) from ${model} -> ${exp}/filter"
-    filter_loop "${exp}" "${model}" "${filter_config}" ${train_used} ${valid_set} "${test_sets}" \
-        ${filter_args}
+    filter_loop "${exp}" "${model}" "${filter_config}" "${train_used}" "${valid_set}" "${test_sets}" \
+        "${filter_argv[@]}"
     report_filter_rounds "${exp}" "${filter_config}"
 fi
 
-if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     model=$(model_path "${exp}" "${inference_model}") || exit 1
     log "Stage 10: packing ${model} -> ${exp}/packed/model.tar"
     mkdir -p "${exp}/packed" "${exp}/logs"
     pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}" --beam "${beam_size}")
-    pack_opts+=(--choose-decoder-from $(decode_dirs "${exp}" "${decoders}" "${valid_set}"))
+    mapfile -t dirs < <(decode_dirs "${exp}" "${decoders}" "${valid_set}")
+    pack_opts+=(--choose-decoder-from "${dirs[@]}")
     [ ! -f "${results_md}" ] || pack_opts+=(--results "${results_md}")
     speechser-pack --task asr --exp-dir "${exp}" --checkpoint "${model}" --out "${exp}/packed/model.tar" \
         "${pack_opts[@]}" > "${exp}/logs/pack.log" 2>&1 \

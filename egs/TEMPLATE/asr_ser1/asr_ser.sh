@@ -46,7 +46,7 @@ rir_scp=""            # Kaldi wav.scp of room impulse responses for on-the-fly r
 local_data_opts=""   # options passed to local/data.sh
 train_set=train      # data/<set> names (wav.scp, utt2spk, text, utt2emo)
 valid_set=dev        # held-out set: model selection, averaging, k-NN tuning
-test_sets=test         # one or more sets, each decoded and scored
+test_sets="test"       # one or more sets, each decoded and scored
 token_type=char        # char | bpe | unigram (as in asr.sh)
 nbpe=30              # sentencepiece vocabulary size (bpe, unigram)
 bestrq_config=conf/pretrain_bestrq.yaml  # BEST-RQ pre-training config; "" skips stage 5
@@ -82,6 +82,14 @@ log "$0 $*"
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
 [ -n "${test_sets}" ] || { log "Error: --test_sets is empty"; exit 2; }
 sets="${train_set} ${valid_set} ${test_sets}"
+# the lists and option strings, as words (utils/stage_lib.sh: split_words)
+set_list=() tests=() bestrq_argv=() asr_argv=() filter_argv=() ser_argv=()
+split_words set_list "${sets}"
+split_words tests "${test_sets}"
+split_words bestrq_argv "${bestrq_args}"
+split_words asr_argv "${asr_args}"
+split_words filter_argv "${filter_args}"
+split_words ser_argv "${ser_args}"
 feats=${dumpdir}/fbank
 [ -n "${bestrq_tag}" ] || bestrq_tag=$(default_tag "${bestrq_config}")
 [ -n "${asr_tag}" ] || asr_tag=$(default_tag "${asr_config}" "${token_type}")
@@ -107,10 +115,16 @@ else
     augment_args+=(--data.augment.reverb.prob 0)
 fi
 augment_note() {
-    [ -n "${noise_scp}" ] && log "Augmentation: noise recordings from ${noise_scp}" \
-        || log "Augmentation: no --noise_scp: additive noise disabled (data.augment.noise.prob 0)"
-    [ -n "${rir_scp}" ] && log "Augmentation: room impulse responses from ${rir_scp}" \
-        || log "Augmentation: no --rir_scp: reverberation disabled (data.augment.reverb.prob 0)"
+    if [ -n "${noise_scp}" ]; then
+        log "Augmentation: noise recordings from ${noise_scp}"
+    else
+        log "Augmentation: no --noise_scp: additive noise disabled (data.augment.noise.prob 0)"
+    fi
+    if [ -n "${rir_scp}" ]; then
+        log "Augmentation: room impulse responses from ${rir_scp}"
+    else
+        log "Augmentation: no --rir_scp: reverberation disabled (data.augment.reverb.prob 0)"
+    fi
 }
 
 # The ASR model later stages use, set as final_exp and final_ckpt: the filter loop's last retrained round,
@@ -121,83 +135,87 @@ final_asr_model() {
     read -r final_exp final_ckpt <<< "${line}"
 }
 
-if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation -> data/{${sets// /,}}"
-    prepare_data "--no-feats --labels utt2emo=data/emotions.txt" ${sets}
+    prepare_data "--no-feats --labels utt2emo=data/emotions.txt" "${set_list[@]}"
 fi
 
-if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "Stage 2: audio formatting (${fs} Hz, minimum ${min_duration} s)"
-    format_audio ${sets}
+    format_audio "${set_list[@]}"
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     log "Stage 3: fbank (${num_mel_bins} bins) over ${nj} jobs; global CMVN of ${train_set}"
-    make_features ${train_set} ${sets}
+    make_features "${train_set}" "${set_list[@]}"
 fi
 
-if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     log "Stage 4: ${token_type} token list from ${train_set} -> data/token_list/${token_type}"
-    make_tokens ${train_set} "${token_type}" "${nbpe}"
+    make_tokens "${train_set}" "${token_type}" "${nbpe}"
 fi
 
-if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${bestrq_config}" ]; then
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${bestrq_config}" ]; then
     log "Stage 5: BEST-RQ pre-training -> ${bestrq_exp}"
-    train_asr "${bestrq_exp}" "${bestrq_config}" ${train_set} ${valid_set} $(token_args "${token_type}") ${bestrq_args}
+    mapfile -t tok < <(token_args "${token_type}")
+    train_asr "${bestrq_exp}" "${bestrq_config}" "${train_set}" "${valid_set}" "${tok[@]}" "${bestrq_argv[@]}"
 fi
 
-if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
-    init=""
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    init=()
     if [ -n "${bestrq_config}" ]; then
         bestrq=$(model_path "${bestrq_exp}" "${bestrq_model}") || { log "Error: run stage 5 (BEST-RQ) first"; exit 1; }
-        init="--trainer.init_param [${bestrq}:encoder.]"
+        init=(--trainer.init_param "[${bestrq}:encoder.]")
     fi
-    log "Stage 6: ASR training -> ${asr_exp} ${init:+(encoder from BEST-RQ)}"
+    log "Stage 6: ASR training -> ${asr_exp}${bestrq_config:+ (encoder from BEST-RQ)}"
     augment_note
-    train_asr "${asr_exp}" "${asr_config}" ${train_set} ${valid_set} $(token_args "${token_type}") ${init} \
-        "${augment_args[@]}" ${asr_args}
+    mapfile -t tok < <(token_args "${token_type}")
+    train_asr "${asr_exp}" "${asr_config}" "${train_set}" "${valid_set}" "${tok[@]}" "${init[@]}" \
+        "${augment_args[@]}" "${asr_argv[@]}"
 fi
 
-if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ] && [ -n "${filter_config}" ]; then
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ -n "${filter_config}" ]; then
     log "Stage 7: data filter loop -> ${asr_exp}/filter"
     model=$(model_path "${asr_exp}" "${asr_model}") || exit 1
-    filter_loop "${asr_exp}" "${model}" "${filter_config}" ${train_set} ${valid_set} "${test_sets}" \
-        --checkpoint_name "${asr_model}" ${filter_args}
+    filter_loop "${asr_exp}" "${model}" "${filter_config}" "${train_set}" "${valid_set}" "${test_sets}" \
+        --checkpoint_name "${asr_model}" "${filter_argv[@]}"
     cat "${asr_exp}/filter/rounds.tsv"
 fi
 
-if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     final_asr_model
     log "Stage 8: SER training with the ASR encoder of ${final_ckpt} -> ${ser_exp}"
     augment_note
     train_ser "${ser_exp}/logs/train.log" "${threads}" "${ser_exp}" "${ser_config}" "${feats}/${train_set}" \
         "${feats}/${valid_set}" data/emotions.txt --data.cmvn_type global --data.cmvn_stats "${feats}/${train_set}/cmvn.ark" \
         --model.conf.asr_exp_dir "${final_exp}" --model.conf.asr_checkpoint "$(basename "${final_ckpt}")" \
-        "${augment_args[@]}" ${ser_args}
+        "${augment_args[@]}" "${ser_argv[@]}"
 fi
 
-if [ ${stage} -le 9 ] && [ ${stop_stage} -ge 9 ]; then
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     log "Stage 9: SER decoding of ${test_sets}, without and with k-NN interpolation (tuned on ${valid_set})"
     check_knn_config
-    for s in ${test_sets}; do
+    test_dirs=()
+    for s in "${tests[@]}"; do
         infer_ser "${ser_exp}/logs/infer_${s}.log" "${threads}" "${ser_exp}" "${ser_model}" "${feats}/${s}" \
             "${ser_exp}/decode_${s}"
+        test_dirs+=("${feats}/${s}")
     done
     knn_ser "${ser_exp}/logs/knn.log" "${threads}" "${ser_exp}" "${ser_model}" "${feats}/${train_set}" \
-        "${feats}/${valid_set}" "${ser_exp}/knn" $(for s in ${test_sets}; do echo "${feats}/${s}"; done)
+        "${feats}/${valid_set}" "${ser_exp}/knn" "${test_dirs[@]}"
 fi
 
-if [ ${stage} -le 10 ] && [ ${stop_stage} -ge 10 ]; then
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     final_asr_model
     log "Stage 10: ASR decoding (${asr_decoder}) of ${test_sets} with ${final_ckpt}"
-    decode_asr "${final_exp}" "${final_ckpt}" "${asr_decoder}" ${test_sets}
+    decode_asr "${final_exp}" "${final_ckpt}" "${asr_decoder}" "${tests[@]}"
 fi
 
-if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
     log "Stage 11: challenge scores -> ${results_md}"
     final_asr_model
-    ntest=$(echo ${test_sets} | wc -w)
-    for s in ${test_sets}; do
+    ntest=${#tests[@]}
+    for s in "${tests[@]}"; do
         suffix=""
         [ "${ntest}" -eq 1 ] || suffix="-${s}"
         for variant in "decode_${s}:ser" "knn/${s}:ser+knn"; do
@@ -214,10 +232,11 @@ if [ ${stage} -le 11 ] && [ ${stop_stage} -ge 11 ]; then
         report_filter_rounds "${asr_exp}" "${filter_config}"
         notes="${notes}; data filter rounds: section filter-rounds"
     fi
-    score_asr asr "final ASR on ${test_sets}" "${notes}" $(decode_dirs "${final_exp}" "${asr_decoder}" ${test_sets})
+    mapfile -t dirs < <(decode_dirs "${final_exp}" "${asr_decoder}" "${tests[@]}")
+    score_asr asr "final ASR on ${test_sets}" "${notes}" "${dirs[@]}"
 fi
 
-if [ ${stage} -le 12 ] && [ ${stop_stage} -ge 12 ]; then
+if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
     final_asr_model
     log "Stage 12: packing ${final_ckpt} (${asr_decoder}) and ${ser_exp}/${ser_model:-<averaged model>} -> ${ser_exp}/packed/joint.tar"
     mkdir -p "${ser_exp}/packed" "${ser_exp}/logs"

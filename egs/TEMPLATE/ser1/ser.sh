@@ -90,80 +90,86 @@ fi
 [ -n "${tag}" ] || tag=$(default_tag "${train_config}")
 exp=${expdir}/${tag}/${protocol}
 
-if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation -> data/all"
     prepare_data "--no-feats --no-text --labels ${label_file}=${label_list}" all
 fi
 
-if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "Stage 2: audio formatting (${fs} Hz, minimum ${min_duration} s) -> ${dumpdir}/raw/all"
     format_audio all
     utils/validate_data_dir.sh --no-feats --no-text "${dumpdir}/raw/all"
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     log "Stage 3: ${feats_type} features over ${nj} jobs -> ${featsdir}/all"
     make_features all all
     speechser-compute-cmvn --per-speaker "${featsdir}/all"
     utils/validate_data_dir.sh --no-text "${featsdir}/all"
 fi
 
-if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     log "Stage 4: ${protocol} folds -> ${foldsdir}"
     rm -rf "${foldsdir}"
+    folds_opts=()
+    split_words folds_opts "${make_folds_opts}"
     speechser-make-folds "${featsdir}/all" "${foldsdir}" --protocol "${protocol}" \
-        --label-file "${label_file}" --seed "${fold_seed}" ${make_folds_opts}
+        --label-file "${label_file}" --seed "${fold_seed}" "${folds_opts[@]}"
     if [ "${cmvn_type}" = global ]; then
-        for d in ${foldsdir}/fold*; do speechser-compute-cmvn "${d}/train"; done
+        for d in "${foldsdir}"/fold*; do speechser-compute-cmvn "${d}/train"; done
     fi
 fi
 
-all_folds=$( (ls -d ${foldsdir}/fold* 2>/dev/null || true) | sed 's/.*fold//' | sort -n | tr '\n' ' ')
+all_folds=$( (ls -d "${foldsdir}"/fold* 2>/dev/null || true) | sed 's/.*fold//' | sort -n | tr '\n' ' ')
 [ -n "${folds}" ] || folds=${all_folds}
-if [ ${stop_stage} -ge 5 ] && [ -z "${folds}" ]; then
+fold_list=()
+split_words fold_list "${folds}"
+if [ "${stop_stage}" -ge 5 ] && [ -z "${folds}" ]; then
     log "Error: no folds in ${foldsdir}/ (run stage 4 first, or check --protocol)"; exit 1
 fi
 
-if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ] && [ -n "${fusion_config}" ]; then
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${fusion_config}" ]; then
     log "Stage 5: nothing to train for the late fusion ${fusion_config} (its members are trained by their own runs)"
-elif [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+elif [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     log "Stage 5: training folds ${folds}(${train_jobs} at a time, ${threads_per_job} thread(s) each) -> ${exp}"
     mkdir -p "${exp}/logs"
     stage_start=${SECONDS}
     pids=()
-    for k in ${folds}; do
+    train_argv=()
+    split_words train_argv "${train_args}"
+    for k in "${fold_list[@]}"; do
         d=${foldsdir}/fold${k}
         [ -d "${d}" ] || { log "Error: ${d} does not exist (run stage 4)"; exit 1; }
-        cmvn_args=""
-        [ "${cmvn_type}" = global ] && cmvn_args="--data.cmvn_stats ${d}/train/cmvn.ark"
+        cmvn_args=()
+        [ "${cmvn_type}" != global ] || cmvn_args=(--data.cmvn_stats "${d}/train/cmvn.ark")
         train_ser "${exp}/logs/train.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" "${train_config}" \
             "${d}/train" "${d}/valid" "${label_list}" --data.label_file "${label_file}" \
-            --data.cmvn_type "${cmvn_type}" ${cmvn_args} ${train_args} &
+            --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" "${train_argv[@]}" &
         pids+=($!)
         while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
     done
     failed=0
     for pid in "${pids[@]}"; do wait "${pid}" || failed=$((failed + 1)); done
-    [ ${failed} -eq 0 ] || { log "Error: ${failed} fold(s) failed to train; see ${exp}/logs/train.fold*.log"; exit 1; }
+    [ "${failed}" -eq 0 ] || { log "Error: ${failed} fold(s) failed to train; see ${exp}/logs/train.fold*.log"; exit 1; }
     echo "$((SECONDS - stage_start))" > "${exp}/logs/train.elapsed"
     log "Stage 5 took $((SECONDS - stage_start))s"
 fi
 
-if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ] && [ -n "${fusion_config}" ]; then
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${fusion_config}" ]; then
     log "Stage 6: late fusion ${fusion_config} on folds ${folds}-> ${exp}"
-    for k in ${folds}; do rm -f "${exp}/fold${k}/decode_test/hyp"; done
+    for k in "${fold_list[@]}"; do rm -f "${exp}/fold${k}/decode_test/hyp"; done
     mkdir -p "${exp}/logs"
     speechser-fuse-ser --config "${fusion_config}" --exp-root "${expdir}" --protocol "${protocol}" \
-        --out-tag "${tag}" --folds ${folds} > "${exp}/logs/fuse.log" 2>&1 \
+        --out-tag "${tag}" --folds "${fold_list[@]}" > "${exp}/logs/fuse.log" 2>&1 \
         || { log "Error: late fusion failed; see ${exp}/logs/fuse.log"; tail -n 3 "${exp}/logs/fuse.log" >&2; exit 1; }
-elif [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+elif [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     log "Stage 6: inference with ${inference_model:-the averaged (else best) model of each experiment} on folds ${folds}"
     stage_start=${SECONDS}
     [ "${knn}" != true ] || check_knn_config
     # Every job's exit status counts (a bare "wait" would return 0 and let an old hyp pass for a new one),
     # and the outputs of a previous run are removed first so a failed job cannot leave them in place.
     pids=(); pid_logs=()
-    for k in ${folds}; do
+    for k in "${fold_list[@]}"; do
         rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/decode_valid/hyp" "${exp}/fold${k}/knn/test/hyp"
         infer_ser "${exp}/logs/infer.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
             "${inference_model}" "${foldsdir}/fold${k}/test" "${exp}/fold${k}/decode_test" &
@@ -186,7 +192,7 @@ elif [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     failed_logs=""
     for i in "${!pids[@]}"; do wait "${pids[${i}]}" || failed_logs="${failed_logs} ${pid_logs[${i}]}"; done
     [ -z "${failed_logs}" ] || { log "Error: inference job(s) failed; see${failed_logs}"; exit 1; }
-    for k in ${folds}; do
+    for k in "${fold_list[@]}"; do
         [ -f "${exp}/fold${k}/decode_test/hyp" ] || { log "Error: inference failed for fold ${k}; see ${exp}/logs/infer.fold${k}.log"; exit 1; }
         if [ "${decode_valid}" = true ] && [ ! -f "${exp}/fold${k}/decode_valid/hyp" ]; then
             log "Error: inference on the valid set failed for fold ${k}; see ${exp}/logs/infer_valid.fold${k}.log"; exit 1
@@ -198,10 +204,14 @@ elif [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     echo "$((SECONDS - stage_start))" > "${exp}/logs/infer.elapsed"
 fi
 
-if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     log "Stage 7: scoring -> ${exp}/scores, ${results_md}"
-    decode_dirs=$(for k in ${folds}; do echo "${exp}/fold${k}/decode_test"; done)
-    nfolds=$(echo ${folds} | wc -w)
+    decode_dirs=() knn_dirs=()
+    for k in "${fold_list[@]}"; do
+        decode_dirs+=("${exp}/fold${k}/decode_test")
+        knn_dirs+=("${exp}/fold${k}/knn/test")
+    done
+    nfolds=${#fold_list[@]}
     [ -n "${results_title}" ] || results_title="${tag}: ${protocol}, ${nfolds} fold(s)"
     timing=""
     [ -f "${exp}/logs/train.elapsed" ] && timing="; training wall time $(cat "${exp}/logs/train.elapsed") s (stage 5, ${train_jobs} job(s) x ${threads_per_job} thread(s))"
@@ -213,32 +223,31 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
         --tag "${tag}-${protocol}" --header "$(results_header)" \
         --notes "${system_note}${timing}; confusion plot ${exp}/scores/confusion.png" \
         --utt2spk data/all/utt2spk \
-        ${decode_dirs}
+        "${decode_dirs[@]}"
     if [ "${knn}" = true ]; then
-        knn_dirs=$(for k in ${folds}; do echo "${exp}/fold${k}/knn/test"; done)
         speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
             --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
             --tag "${tag}-${protocol}-knn" --header "$(results_header)" \
             --notes "model ${inference_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
-            ${knn_dirs}
+            "${knn_dirs[@]}"
     fi
 fi
 
-if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     log "Stage 8: packing each fold's model${fusion_config:+ (the late fusion: every member and the weights of the fold)} -> ${exp}/packed/fold<K>.tar"
     [ "${knn}" != true ] || log "Stage 8: with --knn true also fold<K>_knn.tar: the datastore and its tuned beta/k/T"
     mkdir -p "${exp}/packed" "${exp}/logs"
     pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}")
     [ -z "${inference_model}" ] || pack_opts+=(--checkpoint "${inference_model}")
     [ ! -f "${exp}/scores/report.md" ] || pack_opts+=(--results "${exp}/scores/report.md")
-    for k in ${folds}; do
+    for k in "${fold_list[@]}"; do
         rc=0
         speechser-pack --exp-dir "${exp}/fold${k}" --out "${exp}/packed/fold${k}.tar" "${pack_opts[@]}" \
             > "${exp}/logs/pack.fold${k}.log" 2>&1 || rc=$?
-        if [ ${rc} -eq 3 ]; then  # a model packing does not support yet: said, not a failure of the run
+        if [ "${rc}" -eq 3 ]; then  # a model packing does not support yet: said, not a failure of the run
             log "Stage 8: not packed: $(tail -n 1 "${exp}/logs/pack.fold${k}.log")"; break
         fi
-        [ ${rc} -eq 0 ] || { log "Error: packing fold ${k} failed; see ${exp}/logs/pack.fold${k}.log"
+        [ "${rc}" -eq 0 ] || { log "Error: packing fold ${k} failed; see ${exp}/logs/pack.fold${k}.log"
                              tail -n 2 "${exp}/logs/pack.fold${k}.log" >&2; exit 1; }
         if [ "${knn}" = true ]; then
             speechser-pack --exp-dir "${exp}/fold${k}" --out "${exp}/packed/fold${k}_knn.tar" "${pack_opts[@]}" \

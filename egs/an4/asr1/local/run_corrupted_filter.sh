@@ -57,17 +57,19 @@ for cond in clean corrupt; do
 done
 
 corrupt_exp=exp/${tag_prefix}_corrupt
+# cmd.sh's train_cmd is the job runner with its options, one string ("utils/slurm.pl --mem 8G"): its words
+read -r -d '' -a runner <<< "${train_cmd}" || true
 for variant in paper upper; do
     out=${corrupt_exp}/filter_${variant}
-    bounds=""
-    [ "${variant}" = upper ] && bounds="--bounds.wer_min -1 --bounds.conf_max 2"
+    bounds=()
+    [ "${variant}" != upper ] || bounds=(--bounds.wer_min -1 --bounds.conf_max 2)
     if [ ! -f "${out}/final_asr" ]; then
         log "filter round (${variant} bounds) -> ${out}"
         mkdir -p "${out}/logs"
-        ${train_cmd} --num-threads "${nj}" "${out}/logs/filter_loop.log" \
+        "${runner[@]}" --num-threads "${nj}" "${out}/logs/filter_loop.log" \
             speechser-filter-loop --config "${filter_config}" --asr-exp "${corrupt_exp}" \
             --checkpoint "${corrupt_exp}/${inference_model}" --train-dir "${bad}" --valid-dir "${fb}/train_dev" \
-            --test-dir "${fb}/test" --out-dir "${out}" ${bounds}
+            --test-dir "${fb}/test" --out-dir "${out}" "${bounds[@]}"
     fi
     speechser-corrupt-transcripts --score "${out}/round1/data.utt_stats.tsv" "${bad}/corrupted" > "${out}/detection.json"
 done

@@ -20,10 +20,10 @@ fi
 [ -d data/loso ] || ./run.sh --stop_stage 4 "$@"
 # row <config> [run.sh options]: trains and scores the row unless its LOSO scores exist
 row() {
-    local conf=$1; shift
-    local done=exp/$(basename "${conf}" .yaml)/loso/scores/scores.tsv
-    case " $* " in *" --knn true "*) done=exp/$(basename "${conf}" .yaml)/loso/scores_knn/scores.tsv ;; esac
-    if [ -f "${done}" ]; then echo "$0: ${done} exists, skipping ${conf}"; return 0; fi
+    local conf=$1 scores; shift
+    scores=exp/$(basename "${conf}" .yaml)/loso/scores/scores.tsv
+    case " $* " in *" --knn true "*) scores=exp/$(basename "${conf}" .yaml)/loso/scores_knn/scores.tsv ;; esac
+    if [ -f "${scores}" ]; then echo "$0: ${scores} exists, skipping ${conf}"; return 0; fi
     ./run.sh --stage 5 --train_config "${conf}" "$@"
 }
 row conf/train_tdnn.yaml "$@"

@@ -13,4 +13,4 @@ if [ ! -d "${VIVOS}/train" ]; then
 fi
 rm -rf data/train_nodev data/train_dev data/test
 python3 local/prepare_vivos.py --dev-speakers "${dev_speakers}" "${VIVOS}" data
-for s in train_nodev train_dev test; do utils/validate_data_dir.sh --no-feats data/${s}; done
+for s in train_nodev train_dev test; do utils/validate_data_dir.sh --no-feats "data/${s}"; done
