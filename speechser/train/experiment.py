@@ -4,7 +4,8 @@
   training into the same directory is refused, naming the holder; the lock of a process that
   died is taken over with a warning. Under DDP only rank 0 locks.
 * What the run depends on is stored beside ``config.yaml``: ``data_fingerprint.json`` (each data
-  directory's path, utterance count and a SHA-256 of its sorted utterance keys).
+  directory's path, utterance count and a SHA-256 of its sorted utterance keys; for a fold part also
+  a SHA-256 of its record of the feature archives, so that features rebuilt since are a difference).
 * Resuming checks the config and the data against the stored ones and refuses a difference,
   naming the keys (``--trainer.allow_config_change true`` accepts it; the stored config is then
   replaced only once the checkpoint has loaded). A run that starts over (``--trainer.resume false``)
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from speechser.config import ConfigError, dump_config, read_yaml, to_dict
+from speechser.data.folds import FEATS_FINGERPRINT
 from speechser.io.atomic import write_json_atomic
 from speechser.train.distributed import DistInfo
 
@@ -153,6 +155,9 @@ def data_fingerprint(conf: Any) -> Dict[str, Dict[str, Any]]:
             "path": str(Path(value).resolve()), "file": key_file.name, "n_utts": len(keys),
             "keys_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
         }
+        record = Path(value) / FEATS_FINGERPRINT
+        if record.is_file():  # a fold part: the feature archives it points into, as recorded when it was made
+            out[f"data.{f.name}"]["feats_archives_sha256"] = hashlib.sha256(record.read_bytes()).hexdigest()
     return out
 
 
@@ -192,6 +197,9 @@ def data_differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
             diffs.append(f"{key}: the utterances of {n.get('path')} differ from those the run started with "
                          f"({o.get('n_utts')} utterances in {o.get('path')}, keys sha256 "
                          f"{str(o.get('keys_sha256'))[:12]}; now {n.get('n_utts')}, {str(n.get('keys_sha256'))[:12]})")
+        elif "feats_archives_sha256" in o and o["feats_archives_sha256"] != n.get("feats_archives_sha256"):
+            diffs.append(f"{key}: the features of {n.get('path')} were rebuilt (and the folds made again) since the "
+                         f"run started ({FEATS_FINGERPRINT} differs): its checkpoints were trained on other features")
         elif o.get("path") != n.get("path"):
             logging.warning("%s moved from %s to %s (same utterances)", key, o.get("path"), n.get("path"))
     for key in sorted(set(old) - set(new)):

@@ -161,3 +161,24 @@ def test_packing_a_model_of_rebuilt_folds_is_the_same_clear_error(make_feats_dir
     _assert_refusal(err.value, fold / "train", src)
     assert pack_main(["--exp-dir", str(exp), "--out", str(tmp_path / "m.tar"), "--min-duration", "0"]) == 1
     assert FIX in capsys.readouterr().err and not (tmp_path / "m.tar").exists()
+
+
+def test_resuming_a_run_on_folds_made_again_from_rebuilt_features_is_a_named_difference(
+        make_feats_dir, run_main, tmp_path: Path, train_seed):
+    """Stages 3 and 4 both re-run, then stage 5 resumes an experiment: the folds are consistent again, but the
+    run's checkpoints were trained on the old features; resuming refuses and names that."""
+    from speechser.tasks.ser import load_ser_config, train_ser
+    from speechser.train.experiment import ExperimentError
+
+    src = make_feats_dir(n_spk=3, n_utt=2, name="all")
+    folds = tmp_path / "folds"
+    _make_folds(run_main, src, folds)
+    fold = folds / "fold1"
+    exp = tmp_path / "exp"
+    _train(fold, exp, train_seed)
+    _rebuild_features(src, "reorder")
+    _make_folds(run_main, src, folds)
+    args = _train_args(fold, train_seed)
+    args[args.index("--trainer.max_epochs") + 1] = "2"
+    with pytest.raises(ExperimentError, match=r"data\.train_dir: the features of .* were rebuilt"):
+        train_ser(load_ser_config(None, args), exp)
