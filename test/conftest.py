@@ -153,6 +153,13 @@ def an4() -> Path:
     return corpus_or_skip("an4")
 
 
+@pytest.fixture(scope="session")
+def whisper_base() -> Path:
+    """The encoder of Whisper base (``SPEECHSER_WHISPER_BASE``, else ``shared/models/whisper-base-encoder``):
+    real pretrained weights, used as a user's local model directory."""
+    return corpus_or_skip("whisper_base")
+
+
 @pytest.fixture
 def tiny_asr_exp(make_feats_dir, tmp_path: Path, train_seed):
     """A trained tiny ASR experiment (1 epoch, 2-layer Conformer, global CMVN, grapheme tokens in

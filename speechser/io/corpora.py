@@ -2,7 +2,8 @@
 
 A corpus is found through its environment variable (``SPEECHSER_EMODB``,
 ``SPEECHSER_AN4``) or, when the variable is unset, in ``shared/corpora/<name>``
-beside the checkout. A variable that is set always wins: if it points at no
+beside the checkout; a shared pretrained model the same way (``SPEECHSER_WHISPER_BASE``,
+else ``shared/models/whisper-base-encoder``). A variable that is set always wins: if it points at no
 valid corpus, that is reported as such and never replaced by the default
 (a silent fallback would run, or skip, something other than what was asked).
 A folder is a valid corpus when it holds the entries its distribution ships
@@ -23,7 +24,12 @@ from typing import Dict, Optional, Tuple
 MARKERS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "emodb": ("SPEECHSER_EMODB", ("wav",)),
     "an4": ("SPEECHSER_AN4", ("etc/an4_train.transcription", "etc/an4_test.transcription", "wav")),
+    "whisper_base": ("SPEECHSER_WHISPER_BASE", ("config.json", "model.safetensors", "preprocessor_config.json")),
 }
+#: Where each is found beside the checkout when its variable is unset (``shared/<this>``): the corpora under
+#: ``corpora/``, the pretrained models (found by the same rule) under ``models/``.
+DEFAULT_DIRS: Dict[str, str] = {"emodb": "corpora/emodb", "an4": "corpora/an4",
+                                "whisper_base": "models/whisper-base-encoder"}
 REQUIRE_VAR = "SPEECHSER_REQUIRE_CORPORA"
 
 
@@ -58,13 +64,14 @@ def lookup_corpus(name: str, checkout: Path, environ: Optional[Dict[str, str]] =
     if value:
         path, origin = Path(value), f"{var}={value}"
     else:
-        path, origin = checkout.parent / "shared" / "corpora" / name, f"{var} is unset and the default"
+        path, origin = checkout.parent / "shared" / DEFAULT_DIRS[name], f"{var} is unset and the default"
     if not path.is_dir():
         return CorpusLookup(name, var, path, f"{origin}: {path} is not a directory (set {var} to the corpus)")
     lacking = [m for m in markers if not (path / m).exists()]
     if lacking:
+        what = "model" if DEFAULT_DIRS[name].startswith("models/") else "corpus"
         return CorpusLookup(name, var, path, f"{origin}: {path} has no '{lacking[0]}', so it is not the {name} "
-                                             f"corpus as distributed (set {var} to the corpus root)")
+                                             f"{what} as distributed (set {var} to the {what}'s folder)")
     return CorpusLookup(name, var, path)
 
 

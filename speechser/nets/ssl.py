@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
-WHISPER_HOP = 160  # samples per mel frame at 16 kHz
-WHISPER_MAX_SAMPLES = 30 * 16000
+from speechser.nets.whisper_encoder import WINDOWS, WhisperFrames, load_whisper_encoder
+
 
 
 @dataclass
@@ -52,6 +51,13 @@ class SSLConfig:
     normalize_waveform: str = "auto"
     #: Keys set on the transformers config before loading (e.g. ``{layerdrop: 0.0, mask_time_prob: 0.0}``).
     config_overrides: Dict[str, Any] = field(default_factory=dict)
+    #: Whisper only: ``utterance`` (each utterance's own length, the positional table cut to it) or ``padded``
+    #: (Whisper's 30-s window, as transformers runs it); see :mod:`speechser.nets.whisper_encoder`.
+    whisper_window: str = "utterance"
+
+    def __post_init__(self) -> None:
+        if self.whisper_window not in WINDOWS:
+            raise ValueError(f"ssl.whisper_window must be one of {', '.join(WINDOWS)}, got '{self.whisper_window}'")
 
 
 def _feature_extractor(name_or_path: str) -> Optional[Any]:
@@ -86,23 +92,23 @@ class SSLEncoder(nn.Module):
             logging.warning("%s: layerdrop %s set to 0 (the encoder reads hidden states by layer index)",
                             conf.name_or_path, hf_conf.layerdrop)
             hf_conf.layerdrop = 0.0
-        model = AutoModel.from_pretrained(conf.name_or_path, config=hf_conf, trust_remote_code=False)
         self.is_whisper = hf_conf.model_type == "whisper"
-        fe = _feature_extractor(conf.name_or_path)
         if self.is_whisper:
-            from transformers import WhisperFeatureExtractor
-
-            self.whisper_fe = fe if fe is not None else WhisperFeatureExtractor(feature_size=hf_conf.num_mel_bins)
-            model = model.get_encoder()
+            # The encoder alone, float32, strictly loaded; run on each utterance's own length or on Whisper's
+            # 30-s window (ssl.whisper_window; speechser.nets.whisper_encoder).
+            model, _ = load_whisper_encoder(conf.name_or_path, hf_conf)
+            self.whisper = WhisperFrames(model, hf_conf, conf.whisper_window)
             layers = model.layers
         else:
+            model = AutoModel.from_pretrained(conf.name_or_path, config=hf_conf, trust_remote_code=False)
+            fe = _feature_extractor(conf.name_or_path)
             layers = model.encoder.layers
         self.num_layers = len(layers)
         self.output_dim = int(hf_conf.d_model if self.is_whisper else hf_conf.hidden_size)
         # Group-norm feature encoders (wav2vec2/HuBERT/WavLM base) are trained without an attention mask.
         self.use_attention_mask = (not self.is_whisper) and getattr(hf_conf, "feat_extract_norm", "layer") == "layer"
         if conf.normalize_waveform == "auto":
-            self.normalize = bool(getattr(fe, "do_normalize", False)) and not self.is_whisper
+            self.normalize = not self.is_whisper and bool(getattr(fe, "do_normalize", False))
         elif conf.normalize_waveform in ("true", "false"):
             self.normalize = conf.normalize_waveform == "true"
         else:
@@ -161,40 +167,36 @@ class SSLEncoder(nn.Module):
     def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Samples ``(B,)`` -> encoder frames ``(B,)``."""
         if self.is_whisper:
-            return ((lengths // WHISPER_HOP + 1) // 2).clamp(max=self.model.config.max_source_positions)
+            return WhisperFrames.frame_count(lengths.long().cpu()).to(lengths.device)
         return self.model._get_feat_extract_output_lengths(lengths).long()
 
-    def _whisper_inputs(self, wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if int(lengths.max()) > WHISPER_MAX_SAMPLES:
-            raise ValueError("the Whisper encoder takes at most 30 s of audio per utterance")
-        arrays = [w[: int(n)].float().cpu().numpy().astype(np.float32) for w, n in zip(wavs, lengths)]
-        feats = self.whisper_fe(arrays, sampling_rate=16000, return_tensors="pt")["input_features"]
-        return feats.to(wavs.device)
+    def hidden_states(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """Every hidden state the loaded layers give, each ``(B, T, D)`` (``h_0`` the input of layer 1), and
+        the frame counts ``(B,)``."""
+        if self.is_whisper:
+            return self.whisper(wavs, lengths)
+        mask = torch.arange(wavs.shape[1], device=wavs.device)[None, :] < lengths[:, None]
+        x = wavs.float()
+        if self.normalize:
+            n = lengths.clamp(min=1).to(x.dtype)[:, None]
+            mean = (x * mask).sum(1, keepdim=True) / n
+            var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / n
+            x = (x - mean) / torch.sqrt(var + 1e-7)
+        x = x * mask
+        kwargs = {"attention_mask": mask.long()} if self.use_attention_mask else {}
+        hidden = self.model(x, output_hidden_states=True, **kwargs).hidden_states
+        return list(hidden), self.frame_lengths(lengths).clamp(min=1, max=hidden[0].shape[1])
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``wavs (B, S)``, ``lengths (B,)`` samples -> ``(B, T, D)`` frames, ``(B,)`` frame counts."""
-        mask = torch.arange(wavs.shape[1], device=wavs.device)[None, :] < lengths[:, None]
-        if self.is_whisper:
-            out = self.model(self._whisper_inputs(wavs, lengths), output_hidden_states=True)
-        else:
-            x = wavs.float()
-            if self.normalize:
-                n = lengths.clamp(min=1).to(x.dtype)[:, None]
-                mean = (x * mask).sum(1, keepdim=True) / n
-                var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / n
-                x = (x - mean) / torch.sqrt(var + 1e-7)
-            x = x * mask
-            kwargs = {"attention_mask": mask.long()} if self.use_attention_mask else {}
-            out = self.model(x, output_hidden_states=True, **kwargs)
-        hidden = out.hidden_states
+        hidden, flen = self.hidden_states(wavs, lengths)
+        return self.combine(hidden), flen
+
+    def combine(self, hidden: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The representation (one layer, the weighted sum or ARI) of hidden states ``[(B, T, D)] * (L + 1)``."""
         if self.conf.ari:
-            feats = self.ari(hidden)
-        elif self.conf.weighted_sum:
+            return self.ari(hidden)
+        if self.conf.weighted_sum:
             w = torch.softmax(self.layer_weights, dim=0)
-            feats = sum(w[i] * hidden[i] for i in range(len(hidden)))
-        else:
-            feats = hidden[self.layer]
-        flen = self.frame_lengths(lengths).clamp(min=1, max=feats.shape[1])
-        if self.is_whisper:
-            feats = feats[:, : int(flen.max())]
-        return feats, flen
+            return sum(w[i] * hidden[i] for i in range(len(hidden)))
+        return hidden[self.layer]
