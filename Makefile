@@ -42,6 +42,7 @@ bench: install bench-extras
 	$(PY) test/bench/bench_conformer.py --steps 7
 	$(PY) test/bench/bench_conformer.py --paper --steps 3 --no-compile
 	$(PY) test/bench/bench_ctc_decode.py
+	$(PY) test/bench/bench_whisper.py
 	$(PY) test/bench/summarize.py
 
 # Python: byte-compiles, ruff. Shell: bash -n, then ShellCheck (settings: .shellcheckrc) on every shell script:

@@ -39,6 +39,7 @@ CONSOLE_SCRIPTS = {
     "speechser-format-audio": "speechser.bin.format_audio:main",
     "speechser-compute-fbank": "speechser.bin.compute_fbank:main",
     "speechser-compute-opensmile": "speechser.bin.compute_opensmile:main",
+    "speechser-compute-ssl": "speechser.bin.compute_ssl:main",
     "speechser-compute-cmvn": "speechser.bin.compute_cmvn:main",
     "speechser-make-folds": "speechser.bin.make_folds:main",
     "speechser-train-ser": "speechser.bin.train_ser:main",

@@ -2,7 +2,9 @@
 # Log-Mel filterbank features of a data directory, split over nj jobs (Kaldi's steps/make_fbank.sh role):
 #   utils/make_fbank.sh [--nj 4] [--cmd utils/run.pl] [--num_mel_bins 128] <src-data-dir> <dst-data-dir>
 # or openSMILE features instead (--feats_type opensmile_functionals|opensmile_lld, --opensmile_set
-# eGeMAPSv02|ComParE_2016): one 1 x D matrix per utterance, or the frame-level descriptors.
+# eGeMAPSv02|ComParE_2016): one 1 x D matrix per utterance, or the frame-level descriptors; or a frozen
+# pretrained encoder's hidden states (--feats_type ssl_functionals|ssl_frames, --ssl_model DIR_OR_NAME,
+# --ssl_layers all|1-4, --ssl_window utterance|padded; speechser-compute-ssl, one torch thread per job).
 # <dst> gets a copy of <src> plus feats.scp and utt2num_frames; the matrices go to <dst>/data/,
 # one log per job to <dst>/log/.
 # Safety: the options are checked before anything is touched (--nj a whole number >= 1; <dst> not <src>,
@@ -15,10 +17,14 @@ cmd=utils/run.pl
 num_mel_bins=128
 feats_type=fbank
 opensmile_set=eGeMAPSv02
+ssl_model=
+ssl_layers=all
+ssl_window=utterance
 . "$(dirname "$0")/parse_options.sh"
 if [ $# -ne 2 ]; then
-    echo "Usage: $0 [--nj N] [--cmd CMD] [--num_mel_bins D] [--feats_type fbank|opensmile_functionals|opensmile_lld]" \
-         "[--opensmile_set eGeMAPSv02|ComParE_2016] <src-data-dir> <dst-data-dir>" >&2
+    echo "Usage: $0 [--nj N] [--cmd CMD] [--num_mel_bins D] [--feats_type fbank|opensmile_functionals|opensmile_lld|" \
+         "ssl_functionals|ssl_frames] [--opensmile_set eGeMAPSv02|ComParE_2016] [--ssl_model DIR_OR_NAME]" \
+         "[--ssl_layers all|1-4] [--ssl_window utterance|padded] <src-data-dir> <dst-data-dir>" >&2
     exit 1
 fi
 src=$1
@@ -35,7 +41,11 @@ case "${feats_type}" in
         case "${opensmile_set}" in eGeMAPSv02|ComParE_2016) ;;
             *) die "--opensmile_set must be eGeMAPSv02 or ComParE_2016, got '${opensmile_set}'" ;; esac
         extract=(speechser-compute-opensmile --feature-set "${opensmile_set}" --level "${feats_type#opensmile_}") ;;
-    *) die "--feats_type must be fbank, opensmile_functionals or opensmile_lld, got '${feats_type}'" ;;
+    ssl_functionals|ssl_frames)
+        [ -n "${ssl_model}" ] || die "--feats_type ${feats_type} needs --ssl_model (a hub name or a local model directory)"
+        extract=(speechser-compute-ssl --model "${ssl_model}" --layers "${ssl_layers}" --window "${ssl_window}"
+                 --level "${feats_type#ssl_}" --num-threads 1) ;;
+    *) die "--feats_type must be fbank, opensmile_functionals, opensmile_lld, ssl_functionals or ssl_frames, got '${feats_type}'" ;;
 esac
 # --cmd is the job runner with its options, one string ("utils/slurm.pl --mem 4G"): its words, not globbed
 read -r -d '' -a runner <<< "${cmd}" || true

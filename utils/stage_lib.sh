@@ -53,13 +53,14 @@ format_audio() {
 }
 
 # make_features <cmvn_set> <set>...: ${num_mel_bins}-bin fbank (or ${feats_type} openSMILE ${opensmile_set}
-# features) of ${dumpdir}/raw/<set> over ${nj} jobs -> ${featsdir:-${dumpdir}/fbank}/<set>; global CMVN
-# statistics of <cmvn_set> -> <that dir>/<cmvn_set>/cmvn.ark
+# features, or ${feats_type} ssl_* hidden states ${ssl_layers} of ${ssl_model}) of ${dumpdir}/raw/<set> over
+# ${nj} jobs -> ${featsdir:-${dumpdir}/fbank}/<set>; global CMVN statistics of <cmvn_set> -> <that dir>/<cmvn_set>/cmvn.ark
 make_features() {
     local cmvn_set=$1 s dir=${featsdir:-${dumpdir}/fbank}; shift
     for s in "$@"; do
         utils/make_fbank.sh --nj "${nj}" --cmd "${feats_cmd}" --num_mel_bins "${num_mel_bins}" \
             --feats_type "${feats_type:-fbank}" --opensmile_set "${opensmile_set:-eGeMAPSv02}" \
+            --ssl_model "${ssl_model:-}" --ssl_layers "${ssl_layers:-all}" --ssl_window "${ssl_window:-utterance}" \
             "${dumpdir}/raw/${s}" "${dir}/${s}"
     done
     speechser-compute-cmvn "${dir}/${cmvn_set}"

@@ -11,7 +11,9 @@ linear classifier from scikit-learn:
   posterior: ``softmax(W x + b)`` of its decision values stands in (ranks and argmax are the SVM's).
 
 The regularization ``C`` is chosen from ``Cs`` by the UA on the validation set alone (the fold's
-validation speaker); ties go to the smaller ``C``. The fit model is stored as tensors (mean, scale,
+validation speaker); ties go to the smaller ``C``. With ``blocks``/``block_sets`` the vector is read as
+equal-width blocks (one per encoder layer of pooled SSL features, say) and the set of blocks is chosen
+with ``C`` on the same validation UA; the other columns get weight 0. The fit model is stored as tensors (mean, scale,
 ``W``, ``b``) in an ordinary checkpoint, so inference, k-NN (its embedding is the standardized
 vector) and ensembles use it like any other model. Shapes: features ``(B, T, D)`` -> ``(B, D)`` ->
 logits ``(B, C)``.
@@ -42,11 +44,21 @@ class LinearSERConfig:
     #: ``balanced``: classes weighted by inverse training frequency (scikit-learn's rule); ``none``.
     class_weight: str = "balanced"
     max_iter: int = 5000
+    #: The feature vector as ``blocks`` equal-width blocks (e.g. one per encoder layer of pooled SSL features).
+    blocks: int = 1
+    #: Candidate sets of block indices (0-based), chosen with ``C`` by the validation UA (ties: the earlier
+    #: set, the smaller ``C``); empty: every block.
+    block_sets: List[List[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_choice(self, solver=("logreg", "linear_svm"), class_weight=("balanced", "none"))
         if not self.Cs or any(not c > 0 for c in self.Cs):
             raise ValueError(f"Cs must be positive numbers, got {self.Cs}")
+        if self.blocks < 1:
+            raise ValueError(f"blocks must be >= 1, got {self.blocks}")
+        for s in self.block_sets:
+            if not s or any(not 0 <= b < self.blocks for b in s) or len(set(s)) != len(s):
+                raise ValueError(f"block_sets: {s} is not a non-empty set of block indices in 0..{self.blocks - 1}")
 
 
 class LinearSER(AbsSERModel):
@@ -63,6 +75,15 @@ class LinearSER(AbsSERModel):
         self.register_buffer("weight", torch.zeros(num_classes, input_dim))
         self.register_buffer("bias", torch.zeros(num_classes))
         self.register_buffer("chosen_c", torch.zeros(()))
+        #: 1 for the columns of the chosen blocks, 0 elsewhere (their weights are 0 too).
+        self.register_buffer("column_mask", torch.ones(input_dim))
+        if input_dim % conf.blocks:
+            raise ValueError(f"linear_ser: input dimension {input_dim} is not {conf.blocks} equal blocks")
+
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # models fit before block selection existed use every column
+        state_dict.setdefault(prefix + "column_mask", torch.ones_like(self.column_mask))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def num_classes(self) -> int:  # type: ignore[override]
@@ -70,7 +91,7 @@ class LinearSER(AbsSERModel):
 
     def embed_batch(self, batch: Batch) -> torch.Tensor:
         pooled = masked_mean(batch.feats.float(), lengths_to_mask(batch.lengths, batch.feats.shape[1]))
-        return (pooled - self.mean) / self.scale
+        return (pooled - self.mean) / self.scale * self.column_mask
 
     def classify(self, emb: torch.Tensor) -> torch.Tensor:
         return emb.float() @ self.weight.T + self.bias
@@ -104,21 +125,28 @@ class LinearSER(AbsSERModel):
         missing = sorted(int(c) for c in set(classes) - set(np.unique(y_train).tolist()))
         if missing:
             raise ValueError(f"linear_ser: the training set has no utterance of class(es) {missing}")
-        grid: List[Dict[str, float]] = []
+        grid: List[Dict[str, Any]] = []
         best: Optional[tuple] = None
-        for c in sorted(self.conf.Cs):
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                clf = self._solver(c).fit(xt, y_train)
-            converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-            hyp = clf.predict(xv)
-            scores = scores_from_confusion(confusion_matrix(y_valid.tolist(), hyp.tolist(), self.num_classes))
-            grid.append({"C": c, "valid_ua": scores["ua"], "valid_wa": scores["wa"], "converged": converged})
-            if best is None or scores["ua"] > best[0] + 1e-12:
-                best = (scores["ua"], c, clf)
+        width = xt.shape[1] // self.conf.blocks
+        for blocks in self.conf.block_sets or [list(range(self.conf.blocks))]:
+            cols = np.concatenate([np.arange(b * width, (b + 1) * width) for b in blocks])
+            for c in sorted(self.conf.Cs):
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    clf = self._solver(c).fit(xt[:, cols], y_train)
+                converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+                hyp = clf.predict(xv[:, cols])
+                scores = scores_from_confusion(confusion_matrix(y_valid.tolist(), hyp.tolist(), self.num_classes))
+                grid.append({"blocks": list(blocks), "C": c, "valid_ua": scores["ua"], "valid_wa": scores["wa"],
+                             "converged": converged})
+                if best is None or scores["ua"] > best[0] + 1e-12:
+                    best = (scores["ua"], c, clf, cols, list(blocks))
         assert best is not None
-        _, c, clf = best
-        coef = np.asarray(clf.coef_, dtype=np.float64)
+        _, c, clf, cols, blocks = best
+        coef = np.zeros((clf.coef_.shape[0], xt.shape[1]))
+        coef[:, cols] = np.asarray(clf.coef_, dtype=np.float64)
+        mask = np.zeros(xt.shape[1])
+        mask[cols] = 1.0
         intercept = np.asarray(clf.intercept_, dtype=np.float64)
         if coef.shape[0] == 1 and self.num_classes == 2:  # binary: one decision function for class 1
             coef, intercept = np.stack([-coef[0] / 2, coef[0] / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
@@ -128,6 +156,7 @@ class LinearSER(AbsSERModel):
             self.weight.copy_(torch.from_numpy(coef).float())
             self.bias.copy_(torch.from_numpy(intercept).float())
             self.chosen_c.fill_(c)
-        logging.info("linear_ser (%s): C = %g chosen on the validation set (UA %.4f); grid %s",
-                     self.conf.solver, c, best[0], grid)
-        return {"C": c, "valid_ua": best[0], "grid": grid}
+            self.column_mask.copy_(torch.from_numpy(mask).float())
+        logging.info("linear_ser (%s): C = %g%s chosen on the validation set (UA %.4f); grid %s", self.conf.solver, c,
+                     f", blocks {blocks}" if self.conf.block_sets else "", best[0], grid)
+        return {"C": c, "blocks": blocks, "valid_ua": best[0], "grid": grid}

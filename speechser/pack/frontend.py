@@ -5,6 +5,10 @@ A front-end is read from the settings file the feature stage writes beside each 
 
     {"kind": "fbank", "options": {"num_mel_bins": 128, "frame_length_ms": 25.0, ...}}
     {"kind": "opensmile", "options": {"feature_set": "ComParE_2016", "level": "functionals", ...}}
+    {"kind": "ssl", "options": {"model": "<dir>", "layers": [0, ..., 6], "level": "functionals", ...}}
+
+An ``ssl`` front-end's encoder directory is packed with the archive (members ``frontend_model.<file>``,
+:mod:`speechser.pack.packed`) and its ``model`` set back to the restored folder when the archive is loaded.
 
 :func:`extract_features` runs it over a data directory through the same code as the recipes' stage 3, so
 that packed inference sees the features the model was trained on.
@@ -20,8 +24,10 @@ from typing import Any, Dict, Iterable, Optional
 from speechser.features.extract import extract_fbank, read_fbank_options
 from speechser.features.fbank import FbankOptions
 from speechser.features.opensmile_feats import OpenSmileOptions, extract_opensmile, read_opensmile_options
+from speechser.features.ssl_feats import SSLFeatureOptions, extract_ssl, read_ssl_options
 
-KINDS = ("fbank", "opensmile")
+KINDS = ("fbank", "opensmile", "ssl")
+OPTION_CLASSES = {"fbank": FbankOptions, "opensmile": OpenSmileOptions, "ssl": SSLFeatureOptions}
 
 
 class FrontEndError(ValueError):
@@ -30,8 +36,8 @@ class FrontEndError(ValueError):
 
 @dataclass(frozen=True)
 class FrontEnd:
-    """``kind``: ``fbank`` or ``opensmile``; ``options``: the fields of :class:`FbankOptions` or
-    :class:`OpenSmileOptions`."""
+    """``kind``: ``fbank``, ``opensmile`` or ``ssl``; ``options``: the fields of :class:`FbankOptions`,
+    :class:`OpenSmileOptions` or :class:`SSLFeatureOptions`."""
 
     kind: str
     options: Dict[str, Any]
@@ -41,8 +47,8 @@ class FrontEnd:
             raise FrontEndError(f"unknown front-end '{self.kind}' ({', '.join(KINDS)})")
         self.typed()  # unknown or out-of-range options fail here, when the archive is read
 
-    def typed(self) -> FbankOptions | OpenSmileOptions:
-        cls = FbankOptions if self.kind == "fbank" else OpenSmileOptions
+    def typed(self) -> FbankOptions | OpenSmileOptions | SSLFeatureOptions:
+        cls = OPTION_CLASSES[self.kind]
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(self.options) - names)
         if unknown:
@@ -69,6 +75,10 @@ class FrontEnd:
 def front_end_of(data_dir: Path | str) -> FrontEnd:
     """The front-end the features of ``data_dir/feats.scp`` were extracted with (openSMILE settings when its
     archives have them, else the fbank settings; an archive without either is an error naming it)."""
+    ssl = read_ssl_options(data_dir)
+    if ssl is not None:
+        fields = {f.name for f in dataclasses.fields(SSLFeatureOptions)}
+        return FrontEnd("ssl", {k: v for k, v in ssl.items() if k in fields})
     smile = read_opensmile_options(data_dir)
     if smile is not None:
         fields = {f.name for f in dataclasses.fields(OpenSmileOptions)}
@@ -84,4 +94,6 @@ def extract_features(front_end: FrontEnd, data_dir: Path | str, out_prefix: Path
     opts = front_end.typed()
     if isinstance(opts, FbankOptions):
         return extract_fbank(data_dir, out_prefix, keys, opts, skip_unreadable=True)
+    if isinstance(opts, SSLFeatureOptions):
+        return extract_ssl(data_dir, out_prefix, keys, opts, skip_unreadable=True)
     return extract_opensmile(data_dir, out_prefix, keys, opts, skip_unreadable=True)

@@ -31,6 +31,8 @@ from speechser.pack.meta import check_meta
 
 MODEL_FILE = "model.pt"
 FRONT_END_FILE = "frontend.json"
+#: The members (``frontend_model.<file>``) holding an ``ssl`` front-end's encoder.
+FRONT_END_MODEL = "frontend_model"
 #: The config key of SSL and text encoders' pretrained models, and how a packed config names their copy.
 PRETRAINED_KEY = "name_or_path"
 PACKED_PREFIX = "packed:"
@@ -72,8 +74,28 @@ def common_members(conf: Any, exp_dir: Path | str, checkpoint: Path, front_end: 
     members = _pack_pretrained(table["model"], exp_dir)
     members["config.yaml"] = yaml.safe_dump(table, sort_keys=False, allow_unicode=True).encode()
     members[MODEL_FILE] = Path(checkpoint).read_bytes()
+    if front_end.kind == "ssl":  # the front-end's own encoder travels with the archive
+        where = Path(front_end.options["model"])
+        if not where.is_dir() or any(f.is_dir() for f in where.iterdir()):
+            raise PackUnsupported(f"{exp_dir}: its features come from the encoder '{where}', which is not a local "
+                                  "directory of files (a hub name?): packing copies local directories only")
+        for f in sorted(where.iterdir()):
+            members[f"{FRONT_END_MODEL}.{f.name}"] = f.read_bytes()
+        front_end = FrontEnd("ssl", {**front_end.options, "model": PACKED_PREFIX + FRONT_END_MODEL})
     members[FRONT_END_FILE] = (json.dumps(front_end.to_json(), indent=1) + "\n").encode()
     return members
+
+
+def _unpack_front_end_model(root: Path, front_end: FrontEnd) -> FrontEnd:
+    """An ``ssl`` front-end whose encoder is packed: its files restored in ``root/frontend_model`` and the
+    front-end pointed at that folder."""
+    if front_end.kind != "ssl" or front_end.options.get("model") != PACKED_PREFIX + FRONT_END_MODEL:
+        return front_end
+    target = root / FRONT_END_MODEL
+    target.mkdir(exist_ok=True)
+    for member in list(root.glob(f"{FRONT_END_MODEL}.*")):
+        member.replace(target / member.name[len(FRONT_END_MODEL) + 1:])
+    return FrontEnd("ssl", {**front_end.options, "model": str(target)})
 
 
 def _pretrained_refs(tree: Any) -> List[Dict[str, Any]]:
@@ -152,7 +174,8 @@ class PackedModel(PackedArchive):
     def __init__(self, archive: Path | str) -> None:
         super().__init__(archive)
         try:
-            self.front_end = FrontEnd.from_json(json.loads((self.dir / FRONT_END_FILE).read_text()))
+            self.front_end = _unpack_front_end_model(
+                self.dir, FrontEnd.from_json(json.loads((self.dir / FRONT_END_FILE).read_text())))
             _unpack_pretrained(self.dir)
         except (OSError, ValueError, KeyError) as err:
             raise self.loading_error(err) from None

@@ -5,7 +5,6 @@ its utterance-length form independent of the batch, long audio windowed rather t
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -40,8 +40,11 @@ expdir=exp           # experiments -> ${expdir}/<tag>
 fs=16000             # sample rate the audio is resampled to
 min_duration=0.5     # seconds; shorter utterances are skipped (and counted) at stage 2
 num_mel_bins=128     # fbank channels (25 ms window, 10 ms shift)
-feats_type=fbank     # fbank | opensmile_functionals (1 x D per utterance) | opensmile_lld (frame descriptors)
+feats_type=fbank     # fbank | opensmile_functionals (1 x D per utterance) | opensmile_lld (frame descriptors) | ssl_functionals | ssl_frames
 opensmile_set=eGeMAPSv02  # eGeMAPSv02 | ComParE_2016 (with an opensmile_* feats_type)
+ssl_model=""         # with feats_type ssl_functionals | ssl_frames: a frozen encoder (hub name or local directory)
+ssl_layers=all       # its hidden states to keep: all, 3, 1-4
+ssl_window=utterance # Whisper: utterance (each utterance's own length) | padded (Whisper's 30-s window)
 local_data_opts=""   # options passed to local/data.sh
 
 # Protocol options
@@ -80,7 +83,13 @@ case "${feats_type}" in  # features and folds of each front-end apart: data/<pro
     fbank) featsdir=${dumpdir}/fbank; foldsdir=data/${protocol} ;;
     opensmile_functionals|opensmile_lld)
         featsdir=${dumpdir}/${feats_type}_${opensmile_set}; foldsdir=data/${protocol}_${feats_type}_${opensmile_set} ;;
-    *) log "Error: --feats_type must be fbank, opensmile_functionals or opensmile_lld, got '${feats_type}'"; exit 2 ;;
+    ssl_functionals|ssl_frames)
+        [ -n "${ssl_model}" ] || { log "Error: --feats_type ${feats_type} needs --ssl_model (a hub name or a local directory)"; exit 2; }
+        ssl_name=$(basename "${ssl_model}")
+        [ "${ssl_layers}" = all ] || ssl_name+="_states${ssl_layers//,/_}"
+        [ "${ssl_window}" = utterance ] || ssl_name+="_${ssl_window}"
+        featsdir=${dumpdir}/${feats_type}_${ssl_name}; foldsdir=data/${protocol}_${feats_type}_${ssl_name} ;;
+    *) log "Error: --feats_type must be fbank, opensmile_functionals, opensmile_lld, ssl_functionals or ssl_frames, got '${feats_type}'"; exit 2 ;;
 esac
 if [ -n "${fusion_config}" ]; then
     [ -f "${fusion_config}" ] || { log "Error: --fusion_config ${fusion_config}: no such file"; exit 2; }

@@ -1,0 +1,163 @@
+"""A frozen pretrained encoder (Whisper, wav2vec 2.0, HuBERT, WavLM) as a front-end: its hidden states
+computed once per utterance and stored Kaldi-style like the filterbanks, so that folds, per-speaker
+normalization, training and packing treat them as any other features.
+
+Levels:
+
+- ``functionals``: per chosen hidden state ``h_l (T, D)`` its mean and standard deviation over the
+  utterance's frames, concatenated over the states in order: one ``(1, 2 D |layers|)`` vector per
+  utterance, read as ``|layers|`` blocks of ``2 D`` (``linear_ser``'s ``blocks`` choose among them on
+  validation data).
+- ``frames``: the chosen states side by side, ``(T, D |layers|)``, 20 ms apart.
+
+``layers``: the hidden-state indices (0 = input of the first Transformer layer, L = the last layer's
+output); empty: all ``L + 1``. Whisper runs on each utterance's own length unless ``window: padded``
+(:mod:`speechser.nets.whisper_encoder`). The encoder runs in float32 in eval mode, one utterance at a time,
+so an utterance's features do not depend on its neighbours.
+
+Beside each archive ``<prefix>.ark``, ``<prefix>.ssl.json`` records the options and the encoder's identity
+(the sha256 of its ``config.json`` and of its weights file): :func:`read_ssl_options` reads them back, and
+archives that disagree are an error naming both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+import numpy as np
+import torch
+
+from speechser.features.extract import feature_archives, options_path, write_feature_archive
+from speechser.io.datadir import DataDirError
+
+OPTIONS_SUFFIX = ".ssl.json"
+LEVELS = ("functionals", "frames")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class SSLFeatureOptions:
+    #: Hub name or local directory of the pretrained encoder.
+    model: str = ""
+    #: Hidden-state indices; empty: all.
+    layers: List[int] = field(default_factory=list)
+    level: str = "functionals"
+    #: Whisper only: ``utterance`` or ``padded``.
+    window: str = "utterance"
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("the SSL front-end needs a model (a hub name or a local directory)")
+        if self.level not in LEVELS:
+            raise ValueError(f"unknown SSL feature level '{self.level}' ({', '.join(LEVELS)})")
+        if self.sample_rate != 16000:
+            raise ValueError(f"SSL encoders take 16 kHz audio, got sample_rate {self.sample_rate}")
+        if any(int(x) < 0 for x in self.layers) or len(set(self.layers)) != len(self.layers):
+            raise ValueError(f"layers must be distinct hidden-state indices >= 0, got {self.layers}")
+
+
+def model_identity(model: str) -> Dict[str, str]:
+    """``{"config_sha256", "weights_sha256"}`` of a local model directory (empty for a hub name)."""
+    path = Path(model)
+    if not path.is_dir():
+        return {}
+    out = {}
+    if (path / "config.json").is_file():
+        out["config_sha256"] = hashlib.sha256((path / "config.json").read_bytes()).hexdigest()
+    for name in WEIGHT_FILES:
+        if (path / name).is_file():
+            digest = hashlib.sha256()
+            with open(path / name, "rb") as f:
+                for piece in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(piece)
+            out["weights_sha256"] = digest.hexdigest()
+            break
+    return out
+
+
+class SSLFeatureExtractor:
+    """The frozen encoder of ``opts`` and the features it gives one utterance."""
+
+    def __init__(self, opts: SSLFeatureOptions) -> None:
+        from speechser.nets.ssl import SSLConfig, SSLEncoder
+
+        self.opts = opts
+        self.encoder = SSLEncoder(SSLConfig(name_or_path=opts.model, layer=-1, freeze_all=True,
+                                            whisper_window=opts.window)).eval()
+        self.num_states = self.encoder.num_layers + 1
+        self.layers = list(opts.layers) or list(range(self.num_states))
+        bad = [x for x in self.layers if x >= self.num_states]
+        if bad:
+            raise ValueError(f"layers {bad}: {opts.model} has hidden states 0..{self.num_states - 1}")
+        self.dim = self.encoder.output_dim
+
+    @torch.no_grad()
+    def __call__(self, key: str, samples: np.ndarray, rate: int) -> np.ndarray:
+        """``samples (S,)`` at 16 kHz -> ``(1, 2 D |layers|)`` (functionals) or ``(T, D |layers|)`` (frames)."""
+        if rate != 16000:
+            raise ValueError(f"utterance '{key}': {rate} Hz audio; the SSL front-end takes 16 kHz")
+        x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
+        hidden, frames = self.encoder.hidden_states(x, torch.tensor([x.shape[1]]))
+        t = int(frames[0])
+        states = [hidden[i][0, :t].double() for i in self.layers]
+        if self.opts.level == "frames":
+            return torch.cat(states, dim=1).float().numpy()
+        rows = [torch.cat([h.mean(0), h.std(0, unbiased=False)]) for h in states]
+        return torch.cat(rows).float().numpy()[None]
+
+
+def extract_ssl(data_dir: Path | str, out_prefix: Path | str, keys: Optional[Iterable[str]] = None,
+                opts: SSLFeatureOptions = SSLFeatureOptions(model="?"), skip_unreadable: bool = False) -> int:
+    """Write ``<out_prefix>.ark``/``.scp``/``.num_frames`` and ``.ssl.json`` for the utterances ``keys``
+    (default: all); returns the count. ``skip_unreadable``: see
+    :func:`speechser.features.extract.write_feature_archive`."""
+    extractor = SSLFeatureExtractor(opts)
+    count, ark = write_feature_archive(data_dir, out_prefix, keys, opts.sample_rate, extractor,
+                                       f"SSL {opts.level}", skip_unreadable)
+    table = {"extractor": "ssl", **asdict(opts), "layers": extractor.layers, "dim": extractor.dim,
+             "num_states": extractor.num_states, "model_identity": model_identity(opts.model)}
+    options_path(ark, OPTIONS_SUFFIX).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    logging.info("wrote %d SSL %s matrices (%s, states %s) to %s", count, opts.level, opts.model,
+                 extractor.layers, ark)
+    return count
+
+
+def read_ssl_options(data_dir: Path | str) -> Optional[Dict[str, Any]]:
+    """The SSL front-end settings of ``data_dir/feats.scp``, or None when its archives are not SSL features;
+    archives extracted with different settings or encoders are an error naming both."""
+    scp = Path(data_dir) / "feats.scp"
+    found: List[Dict[str, Any]] = []
+    arks = feature_archives(data_dir)
+    for ark in arks:
+        path = options_path(ark, OPTIONS_SUFFIX)
+        if path.is_file():
+            found.append(json.loads(path.read_text(encoding="utf-8")))
+    if not found:
+        return None
+    other = next((f for f in found if f != found[0]), None)
+    if len(found) != len(arks) or other is not None:
+        raise DataDirError(f"{scp}: its archives were not all extracted with the same SSL front-end "
+                           f"({found[0].get('model')} states {found[0].get('layers')} and "
+                           f"{(other or {}).get('model')} states {(other or {}).get('layers')})")
+    return found[0]
+
+
+def check_ssl_features(data_dir: Path | str, model: str, layers: List[int]) -> None:
+    """Refuse SSL features of ``data_dir`` made by another encoder or with other hidden states than a
+    config names (``model``: its hub name or directory; ``layers``: the states it expects, empty: all)."""
+    found = read_ssl_options(data_dir)
+    if found is None:
+        return
+    here = model_identity(model)
+    theirs = found.get("model_identity", {})
+    same_model = (here and here == theirs) or (not here and found.get("model") == model)
+    if not same_model or (layers and list(layers) != list(found.get("layers", []))):
+        raise DataDirError(f"{data_dir}/feats.scp: SSL features of {found.get('model')} (states "
+                           f"{found.get('layers')}), but the config names {model} (states {layers or 'all'}): "
+                           "extract the features again with the config's encoder (stage 3), or name theirs")

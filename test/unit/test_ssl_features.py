@@ -1,0 +1,103 @@
+"""A frozen encoder as a front-end (real Whisper base weights, a few Emo-DB files): the stored features are
+the live encoder's, the settings and the encoder's identity are recorded beside the archive, and a linear
+probe chooses its blocks (hidden states) on the validation set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_lines
+from speechser.io.datadir import DataDirError
+
+KEYS = ["03a01Fa", "03a01Nc", "08a01Ab"]
+
+
+@pytest.fixture(scope="module")
+def three(emodb, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ssl") / "data"
+    d.mkdir()
+    write_lines(d / "wav.scp", {k: str(emodb / "wav" / f"{k}.wav") for k in KEYS})
+    write_lines(d / "utt2spk", {k: k[:2] for k in KEYS})
+    return d
+
+
+@pytest.mark.parametrize("level", ["functionals", "frames"])
+def test_stored_features_are_the_live_encoders(three, whisper_base, tmp_path, level):
+    from speechser.features.ssl_feats import SSLFeatureOptions, extract_ssl, read_ssl_options
+    from speechser.io.audio import AudioReader
+    from speechser.nets.ssl import SSLConfig, SSLEncoder
+
+    layers = [1, 2, 3, 4] if level == "functionals" else [3]
+    assert extract_ssl(three, tmp_path / "raw", opts=SSLFeatureOptions(str(whisper_base), layers, level)) == 3
+    stored = dict(kaldiio.load_scp(str(tmp_path / "raw.scp")))
+    enc = SSLEncoder(SSLConfig(name_or_path=str(whisper_base), freeze_all=True)).eval()
+    reader = AudioReader(three, target_rate=16000)
+    for key in KEYS:
+        x, _ = reader[key]
+        with torch.no_grad():
+            hidden, frames = enc.hidden_states(torch.from_numpy(x)[None], torch.tensor([len(x)]))
+        states = [hidden[i][0, : int(frames[0])] for i in layers]
+        if level == "functionals":
+            want = torch.cat([torch.cat([h.mean(0), h.std(0, unbiased=False)]) for h in states])[None]
+        else:
+            want = torch.cat(states, 1)
+        got = np.asarray(stored[key])
+        assert got.shape == tuple(want.shape) and got.shape[-1] == 512 * len(layers) * (2 if level == "functionals" else 1)
+        assert np.abs(got - want.numpy()).max() < 1e-4 * float(want.abs().max())
+    # the settings and the encoder's identity are recorded, and read back from a data directory
+    table = json.loads((tmp_path / "raw.ssl.json").read_text())
+    assert table["layers"] == layers and table["level"] == level and table["num_states"] == 7
+    sums = dict(ln.split()[::-1] for ln in (whisper_base / "SHA256SUMS").read_text().splitlines())
+    assert table["model_identity"]["weights_sha256"] == sums["model.safetensors"]
+    write_lines(three / "feats.scp", {k: v for k, v in
+                                      (ln.split(maxsplit=1) for ln in (tmp_path / "raw.scp").read_text().splitlines())})
+    assert read_ssl_options(three)["layers"] == layers
+    (three / "feats.scp").unlink()
+
+
+def test_features_of_another_encoder_or_other_states_are_refused(three, whisper_base, tmp_path):
+    from speechser.features.ssl_feats import SSLFeatureOptions, check_ssl_features, extract_ssl
+
+    extract_ssl(three, tmp_path / "a", keys=KEYS[:1], opts=SSLFeatureOptions(str(whisper_base), [3]))
+    extract_ssl(three, tmp_path / "b", keys=KEYS[1:2], opts=SSLFeatureOptions(str(whisper_base), [2]))
+    d = tmp_path / "mixed"
+    d.mkdir()
+    scp = (tmp_path / "a.scp").read_text() + (tmp_path / "b.scp").read_text()
+    (d / "feats.scp").write_text(scp)
+    with pytest.raises(DataDirError, match=r"not all extracted with the same SSL front-end .*states \[3\] .*\[2\]"):
+        check_ssl_features(d, str(whisper_base), [3])
+    (d / "feats.scp").write_text((tmp_path / "a.scp").read_text())
+    check_ssl_features(d, str(whisper_base), [3])
+    with pytest.raises(DataDirError, match=r"SSL features of .*whisper-base-encoder \(states \[3\]\), but the "
+                                           r"config names .* \(states \[4\]\)"):
+        check_ssl_features(d, str(whisper_base), [4])
+    with pytest.raises(ValueError, match=r"layers \[9\]: .* has hidden states 0..6"):
+        extract_ssl(three, tmp_path / "c", opts=SSLFeatureOptions(str(whisper_base), [9]))
+
+
+def test_the_probe_chooses_its_blocks_and_c_on_validation_and_zeroes_the_rest():
+    from speechser.models.linear_ser import LinearSER, LinearSERConfig
+
+    rng = np.random.default_rng(0)
+    n, width = 120, 4
+    y = np.arange(n) % 3
+    informative = np.eye(3)[y] @ rng.normal(size=(3, width)) * 3 + rng.normal(size=(n, width)) * 0.3
+    x = np.concatenate([rng.normal(size=(n, width)), informative, rng.normal(size=(n, width))], axis=1)
+    model = LinearSER(LinearSERConfig(Cs=[0.1, 1.0], blocks=3, block_sets=[[0], [1], [0, 2]]), 3 * width, 3)
+    info = model.fit(x[:80], y[:80], x[80:], y[80:])
+    assert info["blocks"] == [1] and info["valid_ua"] > 0.9
+    assert model.column_mask.tolist() == [0.0] * width + [1.0] * width + [0.0] * width
+    assert torch.count_nonzero(model.weight[:, :width]) == 0 and torch.count_nonzero(model.weight[:, 2 * width:]) == 0
+    # a model fit before block selection existed (no column_mask in its weights) loads with every column used
+    state = {k: v for k, v in model.state_dict().items() if k != "column_mask"}
+    fresh = LinearSER(LinearSERConfig(blocks=3), 3 * width, 3)
+    fresh.load_state_dict(state)
+    assert fresh.column_mask.tolist() == [1.0] * 3 * width
+    with pytest.raises(ValueError, match=r"block_sets: \[3\] is not a non-empty set of block indices in 0..2"):
+        LinearSERConfig(blocks=3, block_sets=[[3]])
