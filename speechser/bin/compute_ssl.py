@@ -7,7 +7,8 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from speechser.features.ssl_feats import LEVELS, SSLFeatureOptions, extract_ssl
+from speechser.features.ssl_feats import LEVELS, SSLFeatureOptions
+from speechser.nets.ssl_frontend import extract_ssl
 from speechser.io.audio import AudioError
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.log import log_command_line, setup_logging

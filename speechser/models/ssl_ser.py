@@ -6,7 +6,9 @@ Registry name ``ssl_ser``. Waveforms ``(B, S)`` -> SSL frames ``(B, T, D_ssl)``
 ``(B, U, d_asr)`` when ``asr_exp_dir``/``asr_model`` is set, as in the VLSP 2025
 system] -> the shared head: attentive statistics pooling ``(B, 2 dim)`` ->
 embedding ``(B, embed_dim)`` (LayerNorm) -> logits ``(B, C)``, hybrid
-CE + SupCon loss. The training config needs ``data.load_audio: true``.
+CE + SupCon loss. The training config needs ``data.load_audio: true``, unless ``ssl.cached``: then the
+features are stage 3's stored hidden states of the same encoder (``ssl_frames``, every state), read in place
+of running it (the same outputs as the frozen live encoder, at the cost of the head alone).
 """
 
 from __future__ import annotations
@@ -67,12 +69,16 @@ class SSLSER(AbsSERModel):
     def ssl_frames(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms -> frames ``(B, T, dim)`` (zero beyond each length; fused with the ASR encoder when it
         has one) and their mask ``(B, T)``."""
-        need_audio(batch, "ssl_ser")
-        assert batch.wavs is not None and batch.wav_lengths is not None
-        x, lens = self.ssl(batch.wavs, batch.wav_lengths)
+        if self.ssl.conf.cached:  # stage 3's stored states in place of the encoder
+            x, lens = self.ssl.combine(self.ssl.stored_states(batch.feats)), batch.lengths
+        else:
+            need_audio(batch, "ssl_ser")
+            assert batch.wavs is not None and batch.wav_lengths is not None
+            x, lens = self.ssl(batch.wavs, batch.wav_lengths)
         mask = lengths_to_mask(lens, x.shape[1])
         x = self.proj(x)
         if self.asr is not None and self.fusion is not None:
+            need_audio(batch, "ssl_ser's ASR branch")
             mem, mem_lens = self.asr(batch.wavs, batch.wav_lengths, batch.keys)
             x = self.fusion(x, mem, lengths_to_mask(mem_lens, mem.shape[1]))
         return x * mask.unsqueeze(-1).to(x.dtype), mask

@@ -54,6 +54,10 @@ class SSLConfig:
     #: Whisper only: ``utterance`` (each utterance's own length, the positional table cut to it) or ``padded``
     #: (Whisper's 30-s window, as transformers runs it); see :mod:`speechser.nets.whisper_encoder`.
     whisper_window: str = "utterance"
+    #: The hidden states come stored (stage 3's ``ssl_frames`` of this encoder, all ``L + 1`` states side by
+    #: side, ``(T, (L + 1) D)``): the encoder is not run and its weights are not loaded (only its config),
+    #: so it is frozen by construction; ``layer``, ``weighted_sum`` and ``ari`` combine the stored states.
+    cached: bool = False
 
     def __post_init__(self) -> None:
         if self.whisper_window not in WINDOWS:
@@ -93,7 +97,11 @@ class SSLEncoder(nn.Module):
                             conf.name_or_path, hf_conf.layerdrop)
             hf_conf.layerdrop = 0.0
         self.is_whisper = hf_conf.model_type == "whisper"
-        if self.is_whisper:
+        fe = None
+        if conf.cached:  # frozen by construction: the combination of the stored states still learns
+            model = None
+            layers = range(int(hf_conf.encoder_layers if self.is_whisper else hf_conf.num_hidden_layers))
+        elif self.is_whisper:
             # The encoder alone, float32, strictly loaded; run on each utterance's own length or on Whisper's
             # 30-s window (ssl.whisper_window; speechser.nets.whisper_encoder).
             model, _ = load_whisper_encoder(conf.name_or_path, hf_conf)
@@ -128,7 +136,7 @@ class SSLEncoder(nn.Module):
             self.layer = conf.layer if conf.layer >= 0 else self.num_layers + 1 + conf.layer
             if not 0 <= self.layer <= self.num_layers:
                 raise ValueError(f"ssl.layer {conf.layer} is outside 0..{self.num_layers}")
-            if self.layer < self.num_layers:
+            if self.layer < self.num_layers and model is not None:
                 # Hidden state k (k >= 1) is layer k's output. The wav2vec 2.0 family (wav2vec2, HuBERT,
                 # WavLM, data2vec-audio) records it before any final layer norm, so layers 1..k suffice
                 # (layer 9 of wav2vec2-base: 9 of 12 layers run). The Whisper encoder normalizes its last
@@ -139,6 +147,8 @@ class SSLEncoder(nn.Module):
         self._freeze(conf)
 
     def _freeze(self, conf: SSLConfig) -> None:
+        if self.model is None:  # stored states: nothing of the encoder is here to train
+            return
         if conf.freeze_all:
             for p in self.model.parameters():
                 p.requires_grad_(False)
@@ -149,7 +159,10 @@ class SSLEncoder(nn.Module):
     def lower_modules(self, n: int, cnn: bool = True) -> List[nn.Module]:
         """The modules below transformer layer ``n + 1``: the CNN feature encoder (with ``cnn``), and when
         ``n > 0`` the input projection and positional embeddings and the first ``n`` transformer layers
-        (``freeze_layers: n`` freezes these; the second stage of paper 002 with ``n = 4``)."""
+        (``freeze_layers: n`` freezes these; the second stage of paper 002 with ``n = 4``). None with stored
+        states (``cached``)."""
+        if self.model is None:
+            return []
         if self.is_whisper:
             convs: List[nn.Module] = [self.model.conv1, self.model.conv2]
             layers, embeds = self.model.layers, [self.model.embed_positions]
@@ -186,6 +199,17 @@ class SSLEncoder(nn.Module):
         kwargs = {"attention_mask": mask.long()} if self.use_attention_mask else {}
         hidden = self.model(x, output_hidden_states=True, **kwargs).hidden_states
         return list(hidden), self.frame_lengths(lengths).clamp(min=1, max=hidden[0].shape[1])
+
+    def stored_states(self, feats: torch.Tensor) -> List[torch.Tensor]:
+        """Stored hidden states ``(B, T, (L + 1) D)`` (stage 3's ``ssl_frames``, every state) -> ``L + 1``
+        states ``(B, T, D)``; features of another width (another encoder, or a subset of states) are an
+        error naming both widths."""
+        want = (self.num_layers + 1) * self.output_dim
+        if feats.shape[-1] != want:
+            raise ValueError(f"ssl.cached: stored states of width {feats.shape[-1]}, but {self.conf.name_or_path} "
+                             f"has {self.num_layers + 1} states of {self.output_dim} ({want}): extract every state "
+                             "of this encoder at stage 3 (--feats_type ssl_frames --ssl_layers all)")
+        return list(feats.float().split(self.output_dim, dim=-1))
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``wavs (B, S)``, ``lengths (B,)`` samples -> ``(B, T, D)`` frames, ``(B,)`` frame counts."""

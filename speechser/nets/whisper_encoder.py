@@ -60,10 +60,8 @@ def _state_dict(path: Path) -> dict:
 
         return load_file(str(weights))
     weights = path / "pytorch_model.bin"
-    if weights.is_file():
-        from speechser.train.checkpoint import load_checkpoint
-
-        return load_checkpoint(weights)
+    if weights.is_file():  # tensors only: a pickled object in it is refused, never run
+        return torch.load(weights, map_location="cpu", weights_only=True)
     raise WhisperLoadError(f"{path}: no model.safetensors or pytorch_model.bin (a Whisper model directory?)")
 
 

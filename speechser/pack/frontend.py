@@ -24,7 +24,8 @@ from typing import Any, Dict, Iterable, Optional
 from speechser.features.extract import extract_fbank, read_fbank_options
 from speechser.features.fbank import FbankOptions
 from speechser.features.opensmile_feats import OpenSmileOptions, extract_opensmile, read_opensmile_options
-from speechser.features.ssl_feats import SSLFeatureOptions, extract_ssl, read_ssl_options
+from speechser.features.ssl_feats import SSLFeatureOptions, read_ssl_options
+from speechser.nets.ssl_frontend import extract_ssl
 
 KINDS = ("fbank", "opensmile", "ssl")
 OPTION_CLASSES = {"fbank": FbankOptions, "opensmile": OpenSmileOptions, "ssl": SSLFeatureOptions}

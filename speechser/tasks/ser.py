@@ -28,6 +28,7 @@ from speechser.data.labels import labels_in_file, read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
 from speechser.data.sampler import DistInfo
 from speechser.data.soft_labels import SoftLabelConfig, distribution
+from speechser.features.ssl_feats import check_ssl_features
 from speechser.io.datadir import read_kv
 from speechser.losses.classification import class_weights_from_counts
 from speechser.metrics.ser_decode import write_ser_decode
@@ -138,6 +139,10 @@ def resolve_model(conf: SERTrainConfig) -> None:
     the ``trainer.init_param`` entry that loads its encoder. A value the config gives must agree."""
     m = conf.model
     check_fold_features(conf.data.train_dir, conf.data.valid_dir)  # a fold whose features were rebuilt since
+    ssl = m.conf.get("ssl") if isinstance(m.conf.get("ssl"), dict) else {}
+    if ssl.get("cached"):  # stored hidden states: of the encoder the config names
+        for d in (conf.data.train_dir, conf.data.valid_dir):
+            check_ssl_features(d, str(ssl.get("name_or_path", "")), [])
     dim = feature_dim(conf.data.train_dir)
     if m.input_dim and m.input_dim != dim:
         raise ConfigError(f"config key 'model.input_dim' is {m.input_dim}, but {conf.data.train_dir} has "

@@ -29,7 +29,8 @@ def three(emodb, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("level", ["functionals", "frames"])
 def test_stored_features_are_the_live_encoders(three, whisper_base, tmp_path, level):
-    from speechser.features.ssl_feats import SSLFeatureOptions, extract_ssl, read_ssl_options
+    from speechser.features.ssl_feats import SSLFeatureOptions, read_ssl_options
+    from speechser.nets.ssl_frontend import extract_ssl
     from speechser.io.audio import AudioReader
     from speechser.nets.ssl import SSLConfig, SSLEncoder
 
@@ -62,7 +63,8 @@ def test_stored_features_are_the_live_encoders(three, whisper_base, tmp_path, le
 
 
 def test_features_of_another_encoder_or_other_states_are_refused(three, whisper_base, tmp_path):
-    from speechser.features.ssl_feats import SSLFeatureOptions, check_ssl_features, extract_ssl
+    from speechser.features.ssl_feats import SSLFeatureOptions, check_ssl_features
+    from speechser.nets.ssl_frontend import extract_ssl
 
     extract_ssl(three, tmp_path / "a", keys=KEYS[:1], opts=SSLFeatureOptions(str(whisper_base), [3]))
     extract_ssl(three, tmp_path / "b", keys=KEYS[1:2], opts=SSLFeatureOptions(str(whisper_base), [2]))
@@ -101,3 +103,40 @@ def test_the_probe_chooses_its_blocks_and_c_on_validation_and_zeroes_the_rest():
     assert fresh.column_mask.tolist() == [1.0] * 3 * width
     with pytest.raises(ValueError, match=r"block_sets: \[3\] is not a non-empty set of block indices in 0..2"):
         LinearSERConfig(blocks=3, block_sets=[[3]])
+
+
+def test_a_head_on_stored_states_gives_the_frozen_live_encoders_outputs(three, whisper_base, tmp_path):
+    """ssl_ser with ``ssl.cached`` reads stage 3's stored states (every state of the encoder) in place of
+    running it: with the same head and layer weights, the same embeddings and logits as the live frozen
+    encoder on the waveforms (Emo-DB's files are all 2.0 s, so the live batch has no padding)."""
+    from speechser.data.dataset import Batch
+    from speechser.features.ssl_feats import SSLFeatureOptions
+    from speechser.io.audio import AudioReader
+    from speechser.models.registry import build_model
+    from speechser.nets.ssl_frontend import extract_ssl
+
+    extract_ssl(three, tmp_path / "frames", opts=SSLFeatureOptions(str(whisper_base), [], "frames"))
+    stored = dict(kaldiio.load_scp(str(tmp_path / "frames.scp")))
+    conf = {"ssl": {"name_or_path": str(whisper_base), "weighted_sum": True, "freeze_all": True}, "dim": 32,
+            "embed_dim": 16}
+    torch.manual_seed(0)
+    live = build_model("ssl_ser", conf, input_dim=80, num_classes=4).eval()
+    with torch.no_grad():
+        live.ssl.layer_weights.normal_()
+    cached = build_model("ssl_ser", {**conf, "ssl": {**conf["ssl"], "cached": True}}, input_dim=7 * 512,
+                         num_classes=4).eval()
+    assert not any(k.startswith("ssl.model.") for k in cached.state_dict())  # no encoder weights held
+    missing, unexpected = cached.load_state_dict(live.state_dict(), strict=False)
+    assert not missing and all(k.startswith("ssl.model.") for k in unexpected)
+    reader = AudioReader(three, target_rate=16000)
+    wavs = torch.stack([torch.from_numpy(reader[k][0]) for k in KEYS])
+    feats = torch.stack([torch.from_numpy(np.asarray(stored[k])) for k in KEYS])
+    labels = torch.zeros(len(KEYS), dtype=torch.long)
+    with torch.no_grad():
+        want = live(Batch(KEYS, torch.zeros(3, 1, 80), torch.ones(3, dtype=torch.long), labels, wavs,
+                          torch.full((3,), wavs.shape[1])))
+        got = cached(Batch(KEYS, feats, torch.full((3,), feats.shape[1]), labels))
+    assert (got["logits"] - want["logits"]).abs().max() < 1e-3
+    bad = feats[..., : 3 * 512]
+    with pytest.raises(ValueError, match=r"stored states of width 1536, but .* has 7 states of 512 \(3584\)"):
+        cached(Batch(KEYS, bad, torch.full((3,), feats.shape[1]), labels))
