@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import soundfile as sf
@@ -72,7 +73,9 @@ def write_augment_lists(root: Path, an4: Path) -> tuple:
     return root / "noise.scp", root / "rir.scp"
 
 
-def write_tiny_confs(conf: Path) -> None:
+def write_tiny_confs(conf: Path, whisper: Optional[Path] = None) -> None:
+    """Small configs for every stage; with ``whisper`` (a local Whisper model directory) the SER stage runs
+    the real pretrained encoder (frozen, its 4th hidden state) fused with the ASR encoder, else a tiny TDNN."""
     import yaml
 
     # the recipe's own augmentation sections (the probabilities and ranges a user runs with)
@@ -88,16 +91,19 @@ def write_tiny_confs(conf: Path) -> None:
     (conf / "filter.yaml").write_text(yaml.safe_dump({
         "bounds": {"conf_min": -1.0, "conf_max": 2.0, "wer_min": -1.0, "wer_max": 100.0}, "max_rounds": 1,
         "train_overrides": ["--trainer.max_epochs", "1"]}))
+    ser_model = {"name": "tdnn_asr_fusion", "conf": {"channels": 16, "embed_dim": 8, "fusion_heads": 2,
+                                                     "supcon_weight": 0.5}}
+    if whisper is not None:
+        ser_model = {"name": "ssl_ser", "conf": {"ssl": {"name_or_path": str(whisper), "layer": 4, "freeze_all": True},
+                                                 "dim": 32, "embed_dim": 8, "fusion_heads": 2, "supcon_weight": 0.5}}
     (conf / "ser.yaml").write_text(yaml.safe_dump({
         "data": {"max_frames": 3000, "load_audio": True, "augment": augment["ser"]},
-        "model": {"name": "tdnn_asr_fusion", "conf": {"channels": 16, "embed_dim": 8, "fusion_heads": 2,
-                                                      "supcon_weight": 0.5}},
-        "trainer": {"max_epochs": 2, "keep_nbest": 1, "average_nbest": 1}}))
+        "model": ser_model, "trainer": {"max_epochs": 2, "keep_nbest": 1, "average_nbest": 1}}))
 
 
-def make_recipe(tmp: Path, emodb: Path, an4: Path) -> tuple:
-    """The release fixture, a recipe directory with the tiny configs, and the environment to run it in:
-    ``(recipe dir, env)`` (also used by ``test/bench/bench_infer.py``)."""
+def make_recipe(tmp: Path, emodb: Path, an4: Path, whisper: Optional[Path] = None) -> tuple:
+    """The release fixture, a recipe directory with the tiny configs (the SER stage on ``whisper`` when given),
+    and the environment to run it in: ``(recipe dir, env)`` (also used by ``test/bench/bench_infer.py``)."""
     build_release(tmp / "release", emodb, an4)
     rdir = tmp / "egs/vlsp2025/asr_ser1"
     rdir.mkdir(parents=True)
@@ -105,7 +111,7 @@ def make_recipe(tmp: Path, emodb: Path, an4: Path) -> tuple:
         (shutil.copytree if (RECIPE / name).is_dir() else shutil.copy)(RECIPE / name, rdir / name)
     (rdir / "asr_ser.sh").symlink_to(ROOT / "egs/TEMPLATE/asr_ser1/asr_ser.sh")
     (rdir / "utils").symlink_to(ROOT / "utils")
-    write_tiny_confs(rdir / "conf")
+    write_tiny_confs(rdir / "conf", whisper)
     noise_scp, rir_scp = write_augment_lists(tmp / "augment", an4)
     # The recipe's front-end defaults are the paper's (128-bin fbank, < 0.5 s dropped): not overridden here.
     env = dict(os.environ, SPEECHSER_VLSP2025=str(tmp / "release"), SPEECHSER_NOISE_SCP=str(noise_scp),
@@ -115,8 +121,9 @@ def make_recipe(tmp: Path, emodb: Path, an4: Path) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def vlsp_run(emodb, an4, tmp_path_factory):
-    rdir, env = make_recipe(tmp_path_factory.mktemp("vlsp"), emodb, an4)
+def vlsp_run(emodb, an4, whisper_base, tmp_path_factory):
+    """The recipe on the fixture, its SER stage on the real Whisper base encoder."""
+    rdir, env = make_recipe(tmp_path_factory.mktemp("vlsp"), emodb, an4, whisper_base)
     args = ["./run.sh", "--bestrq_config", "conf/bestrq.yaml", "--bestrq_model", "valid.acc.ave_1best.pt",
             "--asr_config", "conf/asr.yaml", "--asr_model", "valid.acc.ave_1best.pt",
             "--filter_config", "conf/filter.yaml", "--ser_config", "conf/ser.yaml",

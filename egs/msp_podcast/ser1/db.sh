@@ -4,6 +4,8 @@
 _corpora=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/utils/../.." && pwd)/shared/corpora
 EMODB=${SPEECHSER_EMODB:-${_corpora}/emodb}
 AN4=${SPEECHSER_AN4:-${_corpora}/an4}
+# a pretrained encoder for the CPU-sized configuration (conf/train_whisper_probe.yaml)
+WHISPER_BASE=${SPEECHSER_WHISPER_BASE:-${_corpora}/../models/whisper-base-encoder}
 # IEMOCAP is licensed by USC and not among the shared corpora: point this at your IEMOCAP_full_release.
 IEMOCAP=${SPEECHSER_IEMOCAP:-${_corpora}/iemocap/IEMOCAP_full_release}
 # MSP-Podcast is licensed by UT Dallas (the MSP lab) and not among the shared corpora: point this at your
