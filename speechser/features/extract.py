@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import kaldiio
 import numpy as np
@@ -41,6 +41,15 @@ def feature_archives(data_dir: Path | str) -> Dict[str, int]:
     for e in read_entries(scp):
         arks.setdefault(e.value.rsplit(":", 1)[0], e.lineno)
     return arks
+
+
+def archive_settings(data_dir: Path | str, suffix: str) -> Tuple[List[Dict[str, Any]], int]:
+    """The settings files ``<archive><suffix>`` beside the archives ``data_dir/feats.scp`` points into, read
+    (JSON), and the number of archives: a front-end's reader compares the two (see
+    :func:`speechser.features.opensmile_feats.read_opensmile_options`)."""
+    arks = feature_archives(data_dir)
+    found = [json.loads(p.read_text(encoding="utf-8")) for p in (options_path(a, suffix) for a in arks) if p.is_file()]
+    return found, len(arks)
 
 
 class SkipUtterance(Exception):

@@ -23,11 +23,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, Optional
 
 import numpy as np
 
-from speechser.features.extract import SkipUtterance, feature_archives, options_path, write_feature_archive
+from speechser.features.extract import SkipUtterance, archive_settings, options_path, write_feature_archive
 from speechser.io.datadir import DataDirError
 
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")
@@ -105,14 +105,9 @@ def read_opensmile_options(data_dir: Path | str) -> Optional[Dict[str, Any]]:
     """The openSMILE settings of ``data_dir/feats.scp`` (set, level, sample rate, feature names), or None
     when its archives are not openSMILE features; archives that disagree are an error."""
     scp = Path(data_dir) / "feats.scp"
-    arks = feature_archives(data_dir)
-    found: List[Dict[str, Any]] = []
-    for ark in arks:
-        path = options_path(ark, OPTIONS_SUFFIX)
-        if path.is_file():
-            found.append(json.loads(path.read_text(encoding="utf-8")))
+    found, n_arks = archive_settings(data_dir, OPTIONS_SUFFIX)
     if not found:
         return None
-    if len(found) != len(arks) or any(f != found[0] for f in found):
+    if len(found) != n_arks or any(f != found[0] for f in found):
         raise DataDirError(f"{scp}: its archives were not all extracted with the same openSMILE settings")
     return found[0]

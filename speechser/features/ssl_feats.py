@@ -24,12 +24,11 @@ archives that disagree are an error naming both.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from speechser.features.extract import feature_archives, options_path
+from speechser.features.extract import archive_settings
 from speechser.io.datadir import DataDirError
 
 OPTIONS_SUFFIX = ".ssl.json"
@@ -82,16 +81,11 @@ def read_ssl_options(data_dir: Path | str) -> Optional[Dict[str, Any]]:
     """The SSL front-end settings of ``data_dir/feats.scp``, or None when its archives are not SSL features;
     archives extracted with different settings or encoders are an error naming both."""
     scp = Path(data_dir) / "feats.scp"
-    found: List[Dict[str, Any]] = []
-    arks = feature_archives(data_dir)
-    for ark in arks:
-        path = options_path(ark, OPTIONS_SUFFIX)
-        if path.is_file():
-            found.append(json.loads(path.read_text(encoding="utf-8")))
+    found, n_arks = archive_settings(data_dir, OPTIONS_SUFFIX)
     if not found:
         return None
     other = next((f for f in found if f != found[0]), None)
-    if len(found) != len(arks) or other is not None:
+    if len(found) != n_arks or other is not None:
         raise DataDirError(f"{scp}: its archives were not all extracted with the same SSL front-end "
                            f"({found[0].get('model')} states {found[0].get('layers')} and "
                            f"{(other or {}).get('model')} states {(other or {}).get('layers')})")

@@ -34,6 +34,7 @@ from speechser.io.datadir import (
     write_kv,
     write_spk2utt,
 )
+from speechser.io.process import pid_alive
 
 
 class NoUtteranceLeft(AudioError):
@@ -86,15 +87,6 @@ def _write_wav(tmp_path: Path, final_path: Path, samples: np.ndarray, rate: int,
         ) from None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
 
 def _remove_dead_builds(final: Path, kind: str) -> None:
     """Remove ``<final>.<kind>.<pid>`` folders left by a run that was killed (its process is gone)."""
@@ -102,7 +94,7 @@ def _remove_dead_builds(final: Path, kind: str) -> None:
         return
     for p in final.parent.glob(glob.escape(final.name) + f".{kind}.*"):
         pid = p.name[len(final.name) + len(kind) + 2:]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)) and p.is_dir():
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)) and p.is_dir():
             logging.warning("removing %s, left by an interrupted run (process %s is gone)", p, pid)
             shutil.rmtree(p, ignore_errors=True)
 

@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional
 from speechser.config import ConfigError, dump_config, read_yaml, to_dict
 from speechser.data.folds import FEATS_FINGERPRINT
 from speechser.io.atomic import write_json_atomic
+from speechser.io.process import pid_alive
 from speechser.train.distributed import DistInfo
 
 FINGERPRINT = "data_fingerprint.json"
@@ -46,16 +47,6 @@ class ExperimentError(RuntimeError):
 
 
 # -- lock ------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _describe(holder: Dict[str, Any]) -> str:
     if not holder:
         return "holder unknown"
@@ -97,7 +88,7 @@ class ExperimentLock:
                     raise self._refuse(holder) from None
                 # A file system without flock: fall back to the holder's pid on this host.
                 if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int) \
-                        and holder["pid"] != os.getpid() and _pid_alive(holder["pid"]):
+                        and holder["pid"] != os.getpid() and pid_alive(holder["pid"]):
                     os.close(fd)
                     raise self._refuse(holder) from None
             try:

@@ -64,6 +64,18 @@ def _train(fold: Path, exp: Path, seed: int) -> None:
     assert train_ser(load_ser_config(None, _train_args(fold, seed)), exp)["epochs"] == 1
 
 
+def _trained_fold(make_feats_dir, run_main, tmp_path: Path, seed: int) -> tuple:
+    """Features of 3 speakers, their LOSO folds, and an experiment trained on fold 1:
+    ``(features dir, folds dir, fold 1, experiment dir)``."""
+    src = make_feats_dir(n_spk=3, n_utt=2, name="all")
+    folds = tmp_path / "folds"
+    _make_folds(run_main, src, folds)
+    fold = folds / "fold1"
+    exp = tmp_path / "exp"
+    _train(fold, exp, seed)
+    return src, folds, fold, exp
+
+
 def _assert_refusal(err: BaseException, fold_part: Path, src: Path) -> None:
     msg = str(err)
     assert str(fold_part) in msg and str(src / "raw.ark") in msg and FIX in msg, msg
@@ -88,13 +100,8 @@ def test_training_decoding_and_packing_refuse_folds_whose_features_were_rebuilt(
     from speechser.tasks.asr import decode_asr
     from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
 
-    src = make_feats_dir(n_spk=3, n_utt=2, name="all")
-    folds = tmp_path / "folds"
-    _make_folds(run_main, src, folds)
-    fold = folds / "fold1"
+    src, folds, fold, exp = _trained_fold(make_feats_dir, run_main, tmp_path, train_seed)
     # untouched: stages 5 to 8 work on the folds
-    exp = tmp_path / "exp"
-    _train(fold, exp, train_seed)
     assert 0.0 <= infer_ser(exp, None, fold / "test", tmp_path / "decode")["ua"] <= 1.0
     assert pack_ser(exp, tmp_path / "m.tar", min_duration=0.0).is_file()
 
@@ -170,12 +177,7 @@ def test_resuming_a_run_on_folds_made_again_from_rebuilt_features_is_a_named_dif
     from speechser.tasks.ser import load_ser_config, train_ser
     from speechser.train.experiment import ExperimentError
 
-    src = make_feats_dir(n_spk=3, n_utt=2, name="all")
-    folds = tmp_path / "folds"
-    _make_folds(run_main, src, folds)
-    fold = folds / "fold1"
-    exp = tmp_path / "exp"
-    _train(fold, exp, train_seed)
+    src, folds, fold, exp = _trained_fold(make_feats_dir, run_main, tmp_path, train_seed)
     _rebuild_features(src, "reorder")
     _make_folds(run_main, src, folds)
     args = _train_args(fold, train_seed)
