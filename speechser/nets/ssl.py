@@ -16,6 +16,11 @@ Augmented Residual Integration, :mod:`speechser.nets.ari`). With a fixed
 contribute), which saves their compute and memory: ``layer: 9`` of wav2vec 2.0
 base (the VLSP 2025 system's SER features) runs 9 of its 12 layers and returns
 exactly the full model's ``hidden_states[9]``.
+
+Whisper is built as its encoder alone, strictly and in float32, and runs on each utterance's own length
+unless ``whisper_window: padded`` (:mod:`speechser.nets.whisper_encoder`). With ``cached`` the hidden
+states are not computed but read from stage 3's stored ``ssl_frames`` (``(B, T, (L + 1) D)``,
+:meth:`SSLEncoder.stored_states`): the encoder's weights are not even loaded.
 """
 
 from __future__ import annotations
