@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from speechser.io.datadir import DataDirError, read_entries
+from speechser.features.extract import feature_archives
+from speechser.io.datadir import DataDirError
 
 #: The file of a fold's data directory recording the feature archives its ``feats.scp`` points into.
 FEATS_FINGERPRINT = "feats_archives.json"
@@ -148,33 +149,13 @@ class StaleFoldsError(DataDirError):
     """A fold's ``feats.scp`` points into a feature archive rebuilt (or removed) since the fold was made."""
 
 
-def _archive_of(value: str) -> Optional[str]:
-    """The archive file of an ``scp`` value (``path.ark:offset``, ``path.ark:offset[slice]`` or ``path``);
-    None for a pipe (``... |``), which has no file to record."""
-    value = value.strip()
-    if value.endswith("|"):
-        return None
-    if value.endswith("]") and "[" in value:
-        value = value[: value.rindex("[")]
-    head, sep, tail = value.rpartition(":")
-    return head if sep and tail.isdigit() else value
-
-
 def _referenced_archives(data_dir: Path) -> List[str]:
     """The archives ``data_dir/feats.scp`` points into, as it names them (relative paths are relative to the
     working directory, as kaldiio reads them), in order of first use; empty without ``feats.scp``."""
-    scp = data_dir / "feats.scp"
-    if not scp.is_file():
-        return []
-    seen: Dict[str, None] = {}
-    for e in read_entries(scp):
-        ark = _archive_of(e.value)
-        if ark is not None:
-            seen.setdefault(ark, None)
-    return list(seen)
+    return list(feature_archives(data_dir)) if (data_dir / "feats.scp").is_file() else []
 
 
-def feature_archives(data_dir: Path | str) -> Dict[str, Dict[str, Any]]:
+def archive_stamps(data_dir: Path | str) -> Dict[str, Dict[str, Any]]:
     """``{archive: {"path", "size", "mtime_ns"}}`` for each archive file ``data_dir/feats.scp`` points into
     (keyed as the ``scp`` names it; ``path`` resolved; archives that do not exist are left out: reading
     them is an error of its own). Empty without ``feats.scp``.
@@ -197,7 +178,7 @@ def feature_archives(data_dir: Path | str) -> Dict[str, Dict[str, Any]]:
 
 def write_feats_fingerprint(data_dir: Path | str) -> Optional[Path]:
     """Record in ``data_dir/``:data:`FEATS_FINGERPRINT` the archives its ``feats.scp`` points into now
-    (:func:`feature_archives`); returns the file, or None (and removes an old record) when the directory
+    (:func:`archive_stamps`); returns the file, or None (and removes an old record) when the directory
     has no ``feats.scp``."""
     d = Path(data_dir)
     path = d / FEATS_FINGERPRINT
@@ -205,7 +186,7 @@ def write_feats_fingerprint(data_dir: Path | str) -> Optional[Path]:
         path.unlink(missing_ok=True)
         return None
     record = {"made": datetime.datetime.now().isoformat(timespec="seconds"), "cwd": os.getcwd(),
-              "archives": feature_archives(d)}
+              "archives": archive_stamps(d)}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, path)

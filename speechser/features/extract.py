@@ -32,14 +32,29 @@ def fbank_options_path(ark: Path | str) -> Path:
     return options_path(ark, FBANK_OPTIONS_SUFFIX)
 
 
+def archive_of(value: str) -> Optional[str]:
+    """The archive file of an ``scp`` value (``path.ark:offset``, ``path.ark:offset[slice]`` or ``path``);
+    None for a pipe (``... |``), which has no file."""
+    value = value.strip()
+    if value.endswith("|"):
+        return None
+    if value.endswith("]") and "[" in value:
+        value = value[: value.rindex("[")]
+    head, sep, tail = value.rpartition(":")
+    return head if sep and tail.isdigit() else value
+
+
 def feature_archives(data_dir: Path | str) -> Dict[str, int]:
-    """The archives ``data_dir/feats.scp`` points into -> the first line naming each."""
+    """The archives ``data_dir/feats.scp`` points into (as it names them) -> the first line naming each, in
+    order of first use."""
     scp = Path(data_dir) / "feats.scp"
     if not scp.is_file():
         raise DataDirError(f"{scp}: no such file (run the feature stage first)")
     arks: Dict[str, int] = {}
     for e in read_entries(scp):
-        arks.setdefault(e.value.rsplit(":", 1)[0], e.lineno)
+        ark = archive_of(e.value)
+        if ark is not None:
+            arks.setdefault(ark, e.lineno)
     return arks
 
 

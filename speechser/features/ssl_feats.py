@@ -23,10 +23,11 @@ archives that disagree are an error naming both.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from speechser.features.extract import archive_settings
 from speechser.io.datadir import DataDirError
@@ -59,10 +60,18 @@ class SSLFeatureOptions:
 
 
 def model_identity(model: str) -> Dict[str, str]:
-    """``{"config_sha256", "weights_sha256"}`` of a local model directory (empty for a hub name)."""
+    """``{"config_sha256", "weights_sha256"}`` of a local model directory (empty for a hub name); hashed once
+    per process for each state of the files (their sizes and times), however many data directories ask."""
     path = Path(model)
     if not path.is_dir():
         return {}
+    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.iterdir()) if f.is_file())
+    return dict(_hashed_identity(str(path.resolve()), stamp))
+
+
+@functools.lru_cache(maxsize=8)
+def _hashed_identity(path_text: str, stamp: tuple) -> Tuple[Tuple[str, str], ...]:
+    path = Path(path_text)
     out = {}
     if (path / "config.json").is_file():
         out["config_sha256"] = hashlib.sha256((path / "config.json").read_bytes()).hexdigest()
@@ -74,7 +83,7 @@ def model_identity(model: str) -> Dict[str, str]:
                     digest.update(piece)
             out["weights_sha256"] = digest.hexdigest()
             break
-    return out
+    return tuple(sorted(out.items()))
 
 
 def read_ssl_options(data_dir: Path | str) -> Optional[Dict[str, Any]]:

@@ -97,6 +97,8 @@ def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
     try:
         if source.endswith("|"):
             cmd = source[:-1]
+            # safe: Kaldi's wav.scp pipe, from the user's own data directories (recipes); lists from elsewhere
+            # reach here only through speechser-infer's --allow-commands (speechser.pack.inputs.run_commands)
             proc = subprocess.run(cmd, shell=True, capture_output=True, check=False)
             if proc.returncode != 0:
                 raise AudioError(

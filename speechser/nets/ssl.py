@@ -191,6 +191,9 @@ class SSLEncoder(nn.Module):
     def hidden_states(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
         """Every hidden state the loaded layers give, each ``(B, T, D)`` (``h_0`` the input of layer 1), and
         the frame counts ``(B,)``."""
+        if self.model is None:
+            raise ValueError(f"ssl.cached: {self.conf.name_or_path} is not loaded (the model reads stage 3's stored "
+                             "states, batch.feats); give waveforms to a model with ssl.cached false")
         if self.is_whisper:
             return self.whisper(wavs, lengths)
         mask = torch.arange(wavs.shape[1], device=wavs.device)[None, :] < lengths[:, None]

@@ -193,25 +193,19 @@ class WhisperFrames:
             pieces = [arrays]
         else:  # consecutive 30-s windows, the last one shorter
             pieces = [[a[i * WINDOW_SAMPLES: (i + 1) * WINDOW_SAMPLES] for a in arrays] for i in range(n_windows)]
-        outs: List[List[torch.Tensor]] = []
+        outs: List[Tuple[List[torch.Tensor], torch.Tensor]] = []  # per window: states, each utterance's frames
         for piece in pieces:
             n = torch.tensor([len(a) for a in piece])
             piece = [a if len(a) else np.zeros(HOP * 2, dtype=np.float32) for a in piece]
             mel = self.log_mel(piece, self.window == "padded").to(wavs.device)
-            t_valid = self.frame_count(n).clamp(min=1)
             hidden = self._encode(mel, (n // HOP).clamp(min=2))
-            outs.append([h[:, : int(t_valid.max())] for h in hidden])
+            t_window = self.frame_count(n)
+            outs.append(([h[:, : max(1, int(t_window.max()))] for h in hidden], t_window))
         if len(outs) == 1:
-            hidden = outs[0]
+            hidden = outs[0][0]
         else:  # each utterance's windows joined: frames of window i follow those of window i - 1
-            hidden = []
-            for states in zip(*outs):
-                rows = []
-                for b in range(wavs.shape[0]):
-                    parts = [s[b, : int(self.frame_count(torch.tensor(min(max(int(lengths[b]) - i * WINDOW_SAMPLES,
-                                                                                0), WINDOW_SAMPLES))))]
-                             for i, s in enumerate(states)]
-                    rows.append(torch.cat(parts, 0))
-                hidden.append(nn.utils.rnn.pad_sequence(rows, batch_first=True))
+            hidden = [nn.utils.rnn.pad_sequence(
+                [torch.cat([states[i][b, : int(t[b])] for states, t in outs], 0) for b in range(wavs.shape[0])],
+                batch_first=True) for i in range(len(outs[0][0]))]
         t = int(frames.max())
         return [h[:, :t] for h in hidden], frames.to(wavs.device)

@@ -39,7 +39,7 @@ def _whole(value: Any, low: int, high: int) -> bool:
 
 
 class _Checker:
-    """Collects what is wrong with one archive's ``meta.json``."""
+    """The checks of one archive's ``meta.json``; the first field out of range raises :class:`PackError`."""
 
     def __init__(self, meta: Mapping[str, Any], path: Path | str) -> None:
         self.meta, self.path = meta, path

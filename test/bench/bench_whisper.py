@@ -78,8 +78,8 @@ def main() -> int:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     emodb = corpus_path("SPEECHSER_EMODB", "emodb")
-    model = corpus_path("SPEECHSER_WHISPER_BASE", "whisper_base")
-    if emodb is None or model is None:
+    model_dir = corpus_path("SPEECHSER_WHISPER_BASE", "whisper_base")
+    if emodb is None or model_dir is None:
         print("bench: Emo-DB or Whisper base not found (SPEECHSER_EMODB, SPEECHSER_WHISPER_BASE)", file=sys.stderr)
         return 1
     files = sorted((emodb / "wav").glob("*.wav"))[::13][: a.n]
@@ -88,7 +88,7 @@ def main() -> int:
         x, sr = read_audio_source(str(f), f.stem)
         wavs.append(torch.from_numpy(resample(x, sr, 16000)))
     audio = sum(len(w) for w in wavs) / 16000
-    enc, conf = load_whisper_encoder(str(model))
+    enc, conf = load_whisper_encoder(str(model_dir))
     enc.eval()
     seconds = {}
     with torch.no_grad():
@@ -106,7 +106,7 @@ def main() -> int:
             enc(mel, output_hidden_states=True)
         seconds["transformers"] = time.perf_counter() - t0
         stored = [torch.cat(run_states(enc, conf, w), dim=-1) for w in wavs]
-    seconds.update(train_pass(model, wavs, stored))
+    seconds.update(train_pass(model_dir, wavs, stored))
     speed = {k: audio / v for k, v in seconds.items()}
     rows = [
         ("speechser, utterance length (default)", speed["utterance"], seconds["utterance"] / len(wavs)),
