@@ -9,6 +9,9 @@ The mixture's label distribution is ``d_mix = (d_maj + d_min) / 2``.
 :func:`mix_waveforms` joins two waveforms: with a gap ``g >= 0`` samples, ``a | zeros(g) | b``; with an
 overlap (``g < 0``) of ``o = min(-g, len(a), len(b))`` samples, the end of ``a`` and the start of ``b`` are
 summed. The result has ``len(a) + len(b) + g`` samples (``len(a) + len(b) - o`` for an overlap).
+On an encoder's stored states (stage 3's ``ssl_frames``) the mixture's states are those of the two utterances
+joined the same way (:func:`mix_frames`, the gap in frames of 20 ms), not the states of the mixed audio
+(which the encoder never saw): a departure from the paper, the price of running the encoder once.
 The "primary" label of an utterance (which classes are majority ones) is its hard label (``utt2emo``), and
 the class frequencies are those of the hard labels. The dataset (:class:`speechser.data.dataset.FeatsLabelDataset`)
 gives a mixture the mean of the two utterances' secondary-emotion and attribute targets, both transcripts in
@@ -35,6 +38,21 @@ def mix_waveforms(a: np.ndarray, b: np.ndarray, gap: int) -> np.ndarray:
     if o == 0:
         return np.concatenate([a, b])
     return np.concatenate([a[: len(a) - o], a[len(a) - o :] + b[:o], b[o:]])
+
+
+def mix_frames(a: np.ndarray, b: np.ndarray, gap: int) -> np.ndarray:
+    """An encoder's stored states ``a (T_a, D)``, ``b (T_b, D)`` and a gap in frames (negative = overlap) ->
+    ``a | zeros(gap, D) | b``, or with an overlap of ``o = min(-gap, T_a, T_b)`` frames the end of ``a`` and the
+    start of ``b`` averaged. The states of the mixed audio are not stored, so they are approximated from each
+    utterance's own (zero = the speaker's mean after per-speaker CMVN, the stand-in for silence)."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    if gap >= 0:
+        return np.concatenate([a, np.zeros((gap, a.shape[1]), dtype=np.float32), b])
+    o = min(-gap, len(a), len(b))
+    if o == 0:
+        return np.concatenate([a, b])
+    return np.concatenate([a[: len(a) - o], (a[len(a) - o :] + b[:o]) / 2, b[o:]])
 
 
 @dataclass

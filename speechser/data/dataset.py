@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from speechser.data.audio_mix import MinorityMixer, mix_waveforms
+from speechser.data.audio_mix import MinorityMixer, mix_frames, mix_waveforms
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.labels import UNKNOWN_LABEL, read_aux_labels, read_utt2label
 from speechser.data.soft_labels import (
@@ -24,6 +24,7 @@ from speechser.data.soft_labels import (
     read_label_votes,
 )
 from speechser.features.extract import read_fbank_options
+from speechser.features.ssl_feats import SSL_FRAME_SHIFT_MS, SSL_SAMPLE_RATE, read_ssl_options
 from speechser.features.fbank import CMVN, compute_fbank
 from speechser.io.audio import AudioReader
 from speechser.io.datadir import DataDirError, read_entries, read_kv
@@ -269,17 +270,29 @@ class FeatsLabelDataset(Dataset):
             raise ValueError(f"data.soft_labels.majority: '{unknown[0]}' is not in the label list ({' '.join(labels)})")
         self.majority = np.array([label in conf.majority for label in labels])
         if train and conf.mix_prob > 0:
-            if not (self.data_dir / "wav.scp").is_file():
-                raise DataDirError(f"{self.data_dir}/wav.scp: no such file (audio mixing reads the audio)")
-            self.fbank_opts = read_fbank_options(self.data_dir)
-            self.mix_audio = AudioReader(self.data_dir, target_rate=self.fbank_opts.sample_rate)
+            #: Stored encoder states (ssl_frames) are mixed as states (audio_mix.mix_frames), else the audio is
+            #: mixed and its filterbank computed.
+            ssl_opts = read_ssl_options(self.data_dir)
+            self.mix_states = ssl_opts is not None
+            if ssl_opts is not None and ssl_opts.get("level") != "frames":
+                raise ValueError(f"{self.data_dir}/feats.scp: audio mixing joins frames, but these are "
+                                 f"'{ssl_opts.get('level')}' (one vector per utterance): use ssl_frames features")
+            rate, frame_ms = SSL_SAMPLE_RATE, SSL_FRAME_SHIFT_MS
+            if not self.mix_states:
+                self.fbank_opts = read_fbank_options(self.data_dir)
+                rate, frame_ms = self.fbank_opts.sample_rate, self.fbank_opts.frame_shift_ms
+            self.mix_frame_samples = rate * frame_ms / 1000
+            if self.load_audio or not self.mix_states:
+                if not (self.data_dir / "wav.scp").is_file():
+                    raise DataDirError(f"{self.data_dir}/wav.scp: no such file (audio mixing reads the audio)")
+                self.mix_audio = AudioReader(self.data_dir, target_rate=rate)
             self.mixer = MinorityMixer([self.utt2label[k] for k in self.keys],
                                        [i for i, m in enumerate(self.majority) if m], len(labels), conf.mix_prob,
-                                       conf.mix_max_seconds, self.fbank_opts.sample_rate, seed)
+                                       conf.mix_max_seconds, rate, seed)
             # Bucketing sees each majority utterance at its longest mixed length (with the longest minority
             # partner and the longest silence), so that a batch of mixtures stays within data.max_frames.
             longest = max((self.lengths[j] for pool in self.mixer.pools for j in pool), default=0)
-            gap = int(round(conf.mix_max_seconds * 1000 / self.fbank_opts.frame_shift_ms))
+            gap = int(round(conf.mix_max_seconds * 1000 / frame_ms))
             self.lengths = [n + longest + gap if self.majority[self.utt2label[k]] else n
                             for n, k in zip(self.lengths, self.keys)]
 
@@ -303,12 +316,19 @@ class FeatsLabelDataset(Dataset):
         if draw is None:
             return None
         other = self.keys[draw.partner]
-        a, b = self._waveform(key), self._waveform(other)
-        wav = mix_waveforms(b, a, draw.gap) if draw.partner_first else mix_waveforms(a, b, draw.gap)
-        feats = compute_fbank(wav, self.fbank_opts.sample_rate, self.fbank_opts)
-        if self.cmvn is not None:
-            feats = self.cmvn(key, feats)  # the majority utterance's speaker statistics
-        return wav, feats, (self._soft(key) + self._soft(other)) / 2, [other, key] if draw.partner_first else [key, other]
+        first, second = (other, key) if draw.partner_first else (key, other)
+        wav: Optional[np.ndarray] = None
+        if not self.mix_states or self.load_audio:
+            wav = mix_waveforms(self._waveform(first), self._waveform(second), draw.gap)
+        if self.mix_states:  # each utterance's states, normalized by its own speaker's statistics
+            gap = int(round(draw.gap / self.mix_frame_samples))
+            feats = mix_frames(self._read(first), self._read(second), gap)
+        else:
+            assert wav is not None
+            feats = compute_fbank(wav, self.fbank_opts.sample_rate, self.fbank_opts)
+            if self.cmvn is not None:
+                feats = self.cmvn(key, feats)  # the majority utterance's speaker statistics
+        return wav, feats, (self._soft(key) + self._soft(other)) / 2, [first, second]
 
     def _secondary(self, keys: Sequence[str]) -> np.ndarray:
         """The mean secondary-emotion distribution of ``keys`` that have one (zeros when none has)."""

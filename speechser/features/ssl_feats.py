@@ -33,6 +33,10 @@ from speechser.features.extract import archive_settings
 from speechser.io.datadir import DataDirError
 
 OPTIONS_SUFFIX = ".ssl.json"
+#: The rate every supported encoder reads and its frames' hop: 20 ms (Whisper's 10-ms mel hop strided by 2,
+#: the wav2vec 2.0 family's 320-sample convolutional stride).
+SSL_SAMPLE_RATE = 16000
+SSL_FRAME_SHIFT_MS = 20
 LEVELS = ("functionals", "frames")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 

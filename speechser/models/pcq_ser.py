@@ -21,7 +21,10 @@ Registry name ``pcq_ser``. Per utterance, shapes for one 3 s segment at 16 kHz:
 Table 4's rows by config: ``block: conv3x3`` (w/o PDC), ``use_csq: false`` (w/o CSQ: ``Gap(x_4), Gap(Q_4)``),
 ``use_ssl: false`` with ``use_csq: false`` (w/o WavLM: the MLCNN alone, ``Gap(x_4)``). ``use_ssl: false`` with
 CSQ on runs the CSQ modules without a query token (not a row of the paper).
-The training config needs ``data.load_audio: true``.
+The training config needs ``data.load_audio: true``. With ``ssl.cached`` the query tokens come from stage 3's
+stored states of the whole utterance (``ssl_frames``), cut into the same segments as the waveform, instead of
+the encoder run on each 3-s segment alone: a segment's states then also saw the audio around it (a departure
+from the paper, which runs WavLM per segment, for the cost of the encoder once per utterance).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechser.config import check_choice, check_ranges
-from speechser.data.dataset import Batch
+from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.models.abs_model import AbsSERModel
 from speechser.models.asr_branch import need_audio
 from speechser.nets.csq import ChannelSemanticQuery
@@ -44,6 +47,7 @@ from speechser.nets.spectrogram import (
     SegmentSpectrogram,
     average_segment_posteriors,
     average_segments,
+    segment_frames,
     segment_waveforms,
 )
 from speechser.nets.ssl import SSLConfig, SSLEncoder
@@ -84,6 +88,10 @@ class PCQSER(AbsSERModel):
         self.spec = SegmentSpectrogram(conf.sample_rate, conf.window_ms, conf.hop_ms, conf.n_fft, conf.num_bins)
         self.mlcnn = MLCNN(conf.channels, conf.block)
         self.ssl: Optional[SSLEncoder] = SSLEncoder(conf.ssl) if conf.use_ssl else None
+        #: A segment's length in the encoder's frames (its stored states are cut to these with ``ssl.cached``).
+        self.segment_frames = 0
+        if self.ssl is not None:
+            self.segment_frames = int(self.ssl.frame_lengths(torch.tensor([self.segment]))[0])
         ch = list(conf.channels)
         self.csq: Optional[nn.ModuleList] = None
         if conf.use_csq:
@@ -100,8 +108,13 @@ class PCQSER(AbsSERModel):
         xs = self.mlcnn(self.spec(segs))
         q1: Optional[torch.Tensor] = None
         if self.ssl is not None:
-            full = torch.full((segs.shape[0],), segs.shape[1], device=segs.device, dtype=torch.long)
-            h, _ = self.ssl(segs, full)
+            if self.ssl.conf.cached:  # stage 3's states of the whole utterance, cut like the waveform
+                frames, lens = self.ssl.batch_frames(batch, "pcq_ser")
+                frames = frames * lengths_to_mask(lens, frames.shape[1]).unsqueeze(-1).to(frames.dtype)
+                h = segment_frames(frames, owner, self.segment_frames)
+            else:
+                full = torch.full((segs.shape[0],), segs.shape[1], device=segs.device, dtype=torch.long)
+                h, _ = self.ssl(segs, full)
             q1 = F.adaptive_avg_pool2d(h.unsqueeze(1), xs[0].shape[-2:]).to(xs[0].dtype)
         parts: List[torch.Tensor] = []
         if self.csq is not None:

@@ -15,7 +15,8 @@ Registry name ``sailer_ser``. Shapes (sec. 2.1, Fig. 1):
   has the targets: ``secondary_weight`` · KL to the secondary-emotion distribution (utterances without one
   left out), ``attribute_weight`` · MSE to arousal / valence / dominance mapped from ``attribute_range``
   to ``[0, 1]`` (the paper gives no loss or weights for them; these are ours).
-The training config needs ``data.load_audio: true`` (and ``data.load_text: true`` with ``use_text``).
+The training config needs ``data.load_audio: true`` (and ``data.load_text: true`` with ``use_text``), unless
+``ssl.cached``: then the speech branch reads stage 3's stored states of the same (frozen) encoder.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from speechser.config import check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.losses.classification import soft_label_kl
 from speechser.models.abs_model import AbsSERModel
-from speechser.models.asr_branch import need_audio
 from speechser.nets.pooling import masked_mean
 from speechser.nets.ser_head import SERHead, SERHeadOptions
 from speechser.nets.ssl import SSLConfig, SSLEncoder
@@ -85,9 +85,7 @@ class SAILERSER(AbsSERModel):
 
     def utterance_vector(self, batch: Batch) -> torch.Tensor:
         """Waveforms (and transcripts) -> the MLP's input ``(B, conv_dim [+ D_t])``."""
-        need_audio(batch, "sailer_ser")
-        assert batch.wavs is not None and batch.wav_lengths is not None
-        x, lens = self.ssl(batch.wavs, batch.wav_lengths)  # (B, T, D)
+        x, lens = self.ssl.batch_frames(batch, "sailer_ser")  # (B, T, D); stage 3's stored states with ssl.cached
         mask = lengths_to_mask(lens, x.shape[1])
         h = self.pointwise(x.transpose(1, 2)).transpose(1, 2)  # (B, T, conv_dim)
         parts = [masked_mean(h, mask)]

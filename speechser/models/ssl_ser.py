@@ -69,12 +69,7 @@ class SSLSER(AbsSERModel):
     def ssl_frames(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms -> frames ``(B, T, dim)`` (zero beyond each length; fused with the ASR encoder when it
         has one) and their mask ``(B, T)``."""
-        if self.ssl.conf.cached:  # stage 3's stored states in place of the encoder
-            x, lens = self.ssl.combine(self.ssl.stored_states(batch.feats)), batch.lengths
-        else:
-            need_audio(batch, "ssl_ser")
-            assert batch.wavs is not None and batch.wav_lengths is not None
-            x, lens = self.ssl(batch.wavs, batch.wav_lengths)
+        x, lens = self.ssl.batch_frames(batch, "ssl_ser")  # stage 3's stored states with ssl.cached
         mask = lengths_to_mask(lens, x.shape[1])
         x = self.proj(x)
         if self.asr is not None and self.fusion is not None:

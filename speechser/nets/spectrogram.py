@@ -35,6 +35,22 @@ def segment_waveforms(wavs: torch.Tensor, lengths: torch.Tensor, segment: int
     return torch.cat(segs), torch.tensor(owner, device=wavs.device, dtype=torch.long)
 
 
+def segment_frames(frames: torch.Tensor, owner: torch.Tensor, segment: int) -> torch.Tensor:
+    """Utterance frames ``(B, T, D)`` (an encoder's stored states) -> the frames of each segment
+    :func:`segment_waveforms` cut, ``(N, segment, D)``: segment ``n`` of utterance ``b`` is frames
+    ``[n segment, (n + 1) segment)`` of ``b``, zero-padded past its end; ``owner (N,)`` as that function gives."""
+    if segment <= 0:
+        raise ValueError(f"segment length must be > 0 frames, got {segment}")
+    out = frames.new_zeros(owner.shape[0], segment, frames.shape[-1])
+    seen: dict = {}
+    for i, b in enumerate(owner.tolist()):
+        n = seen.get(b, 0)
+        seen[b] = n + 1
+        part = frames[b, n * segment : (n + 1) * segment]
+        out[i, : part.shape[0]] = part
+    return out
+
+
 def average_segments(x: torch.Tensor, owner: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Segment vectors ``(N, D)`` -> their mean per utterance ``(B, D)``."""
     total = torch.zeros(batch_size, x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, owner, x)

@@ -102,6 +102,7 @@ class SSLEncoder(nn.Module):
                             conf.name_or_path, hf_conf.layerdrop)
             hf_conf.layerdrop = 0.0
         self.is_whisper = hf_conf.model_type == "whisper"
+        self.hf_conf = hf_conf
         fe = None
         if conf.cached:  # frozen by construction: the combination of the stored states still learns
             model = None
@@ -186,6 +187,11 @@ class SSLEncoder(nn.Module):
         """Samples ``(B,)`` -> encoder frames ``(B,)``."""
         if self.is_whisper:
             return WhisperFrames.frame_count(lengths.long().cpu()).to(lengths.device)
+        if self.model is None:  # stored states: the convolutional feature encoder's arithmetic, from its config
+            n = lengths.long()
+            for k, s in zip(self.hf_conf.conv_kernel, self.hf_conf.conv_stride):
+                n = torch.div(n - int(k), int(s), rounding_mode="floor") + 1
+            return n.clamp(min=0)
         return self.model._get_feat_extract_output_lengths(lengths).long()
 
     def hidden_states(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[List[torch.Tensor], torch.Tensor]:
@@ -218,6 +224,17 @@ class SSLEncoder(nn.Module):
                              f"has {self.num_layers + 1} states of {self.output_dim} ({want}): extract every state "
                              "of this encoder at stage 3 (--feats_type ssl_frames --ssl_layers all)")
         return list(feats.float().split(self.output_dim, dim=-1))
+
+    def batch_frames(self, batch: Any, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """A batch -> the representation ``(B, T, D)`` (:meth:`combine`) and frame counts ``(B,)``: from the stored
+        states ``batch.feats (B, T, (L + 1) D)`` with ``cached``, else from the encoder run on ``batch.wavs``
+        (``name``: the model, for the error a batch without audio gets)."""
+        if self.conf.cached:
+            return self.combine(self.stored_states(batch.feats)), batch.lengths
+        if batch.wavs is None or batch.wav_lengths is None:
+            raise ValueError(f"model '{name}' reads audio: set data.load_audio: true in the training config "
+                             "(or ssl.cached: true with stage 3's stored states)")
+        return self(batch.wavs, batch.wav_lengths)
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``wavs (B, S)``, ``lengths (B,)`` samples -> ``(B, T, D)`` frames, ``(B,)`` frame counts."""

@@ -13,7 +13,12 @@ from speechser.data.dataset import Batch, FeatsLabelDataset, collate_feats_label
 from speechser.models.registry import build_model
 from speechser.nets.csq import ChannelSemanticQuery
 from speechser.nets.mlcnn import MLCNN, PDCBlock
-from speechser.nets.spectrogram import SegmentSpectrogram, average_segment_posteriors, segment_waveforms
+from speechser.nets.spectrogram import (
+    SegmentSpectrogram,
+    average_segment_posteriors,
+    segment_frames,
+    segment_waveforms,
+)
 
 
 def conv_and_linear_weights(m: nn.Module) -> int:
@@ -155,3 +160,35 @@ def test_the_mlcnn_branch_learns_two_tones_apart(make_feats_dir, train_seed):
         opt.step()
     assert loss.item() < 0.1, f"loss {loss.item():.3f} after {step + 1} steps"
     assert eval_hyps().equal(batch.labels)
+
+
+def test_stored_states_are_cut_into_the_waveforms_segments():
+    frames = torch.arange(2 * 7, dtype=torch.float).view(2, 7, 1).repeat(1, 1, 3)
+    owner = torch.tensor([0, 0, 0, 1])  # utterance 0: 3 segments (the last partly past its frames), 1: one
+    segs = segment_frames(frames, owner, 3)
+    assert segs.shape == (4, 3, 3)
+    assert segs[:3, :, 0].flatten().tolist()[:7] == list(range(7)) and not segs[2, 1:].any()
+    assert segs[3, :, 0].tolist() == [7, 8, 9]
+
+
+def test_pcq_on_stored_states_gives_the_live_frozen_encoders_outputs(tiny_wavlm):
+    """With ``ssl.cached`` the query tokens come from stored states cut into the waveform's segments: when the
+    states are the encoder's on each segment (here an utterance of exactly two segments), the logits are the
+    live frozen encoder's; the segment's frame count comes from the encoder's config alone."""
+    torch.manual_seed(0)
+    conf = {**SMALL, "ssl": {"name_or_path": str(tiny_wavlm), "freeze_all": True}}
+    live = build_model("pcq_ser", conf, input_dim=40, num_classes=2).eval()
+    cached = build_model("pcq_ser", {**conf, "ssl": {**conf["ssl"], "cached": True}}, input_dim=3 * 16,
+                         num_classes=2).eval()
+    missing, unexpected = cached.load_state_dict(live.state_dict(), strict=False)
+    assert not missing and all(k.startswith("ssl.model.") for k in unexpected)
+    assert cached.segment_frames == live.segment_frames == 799  # 8,000 samples through strides 5 and 2
+    wav = 0.3 * torch.randn(1, 16000)
+    with torch.no_grad():
+        hidden, _ = live.ssl.hidden_states(wav.view(2, 8000), torch.full((2,), 8000))
+        stored = torch.cat(hidden, dim=-1).reshape(1, 2 * 799, 3 * 16)
+        labels = torch.zeros(1, dtype=torch.long)
+        want = live(Batch(["a"], torch.zeros(1, 1, 40), torch.ones(1, dtype=torch.long), labels, wav,
+                          torch.tensor([16000])))
+        got = cached(Batch(["a"], stored, torch.tensor([2 * 799]), labels, wav, torch.tensor([16000])))
+    assert (got["logits"] - want["logits"]).abs().max() < 1e-4

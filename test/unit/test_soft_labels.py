@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechser.data.audio_mix import MinorityMixer, mix_waveforms
+from speechser.data.audio_mix import MinorityMixer, mix_frames, mix_waveforms
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.soft_labels import SoftLabelConfig, annotation_dropout, distribution, read_label_votes
 from speechser.io.datadir import DataDirError
@@ -216,3 +216,55 @@ def test_class_weights_act_in_training_only_and_mixup_reads_the_soft_labels():
         torch.manual_seed(1)  # the same mixup draw
         losses.append(m(Batch(**{**batch.__dict__, "soft": target}))["loss"])
     assert not torch.allclose(losses[0], losses[1])  # the mixup path trains on the soft labels
+
+
+@pytest.mark.parametrize("gap, length", [(3, 15), (0, 12), (-4, 8), (-50, 7)])
+def test_mixed_states_have_the_stated_length_and_average_where_they_overlap(gap, length):
+    a = np.arange(1, 8, dtype=np.float32)[:, None].repeat(2, 1)
+    b = np.full((5, 2), 10, dtype=np.float32)
+    out = mix_frames(a, b, gap)
+    assert out.shape == (length, 2)
+    if gap > 0:
+        assert not out[7:10].any() and (out[:7] == a).all() and (out[10:] == b).all()
+    if gap == -4:
+        assert out[:, 0].tolist() == [1, 2, 3, 7, 7.5, 8, 8.5, 10]
+
+
+def test_a_mixture_of_stored_encoder_states_joins_the_two_utterances_states(make_feats_dir):
+    """On stage 3's stored states (an ``.ssl.json`` beside the archive) a mixture is the two utterances'
+    states joined with the drawn gap in 20-ms frames; the audio is not read unless the model asks for it."""
+    import json
+
+    import kaldiio
+
+    from speechser.io.datadir import read_kv
+
+    d = make_feats_dir(n_spk=2, n_utt=4, seconds=0.6)
+    write_votes(d)
+    rng = np.random.default_rng(0)
+    states = {k: rng.standard_normal((30, 6)).astype(np.float32) for k in read_kv(d / "utt2emo")}
+    with kaldiio.WriteHelper(f"ark,scp:{d / 'states.ark'},{d / 'feats.scp'}") as w:
+        for k in sorted(states):
+            w(k, states[k])
+    (d / "utt2num_frames").write_text("".join(f"{k} 30\n" for k in sorted(states)))
+    (d / "states.ssl.json").write_text(json.dumps({"model": "m", "layers": [], "level": "frames",
+                                                       "window": "utterance", "sample_rate": 16000}))
+    for name in ("cmvn.scp", "spk_cmvn.scp"):
+        (d / name).unlink(missing_ok=True)
+    conf = SoftLabelConfig(file="utt2emo_dist", majority=["ang"], mix_prob=1.0, mix_max_seconds=0.5)
+    ds = FeatsLabelDataset(d, ["ang", "neu"], soft_labels=conf, train=True, seed=1)
+    assert not hasattr(ds, "mix_audio")
+    mixed = 0
+    for i, key in enumerate(ds.keys):
+        item = ds[i]
+        if ds.utt2label[key] != 0:
+            assert np.array_equal(item["feats"], states[key])
+            continue
+        mixed += 1
+        draw = ds.mixer.draw(i, key)
+        other = ds.keys[draw.partner]
+        first, second = (other, key) if draw.partner_first else (key, other)
+        gap = int(round(draw.gap / 320))  # samples at 16 kHz -> 20-ms frames
+        assert np.array_equal(item["feats"], mix_frames(states[first], states[second], gap))
+        assert abs(gap) <= 25
+    assert mixed > 0

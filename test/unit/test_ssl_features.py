@@ -105,10 +105,12 @@ def test_the_probe_chooses_its_blocks_and_c_on_validation_and_zeroes_the_rest():
         LinearSERConfig(blocks=3, block_sets=[[3]])
 
 
-def test_a_head_on_stored_states_gives_the_frozen_live_encoders_outputs(three, whisper_base, tmp_path):
-    """ssl_ser with ``ssl.cached`` reads stage 3's stored states (every state of the encoder) in place of
-    running it: with the same head and layer weights, the same embeddings and logits as the live frozen
-    encoder on the waveforms (Emo-DB's files are all 2.0 s, so the live batch has no padding)."""
+@pytest.mark.parametrize("name,extra", [("ssl_ser", {"dim": 32}), ("sailer_ser", {"conv_dim": 32})])
+def test_a_head_on_stored_states_gives_the_frozen_live_encoders_outputs(three, whisper_base, tmp_path, name,
+                                                                       extra):
+    """ssl_ser and sailer_ser with ``ssl.cached`` read stage 3's stored states (every state of the encoder) in
+    place of running it: with the same head and layer weights, the same logits as the live frozen encoder on
+    the waveforms (Emo-DB's files are all 2.0 s, so the live batch has no padding)."""
     from speechser.data.dataset import Batch
     from speechser.features.ssl_feats import SSLFeatureOptions
     from speechser.io.audio import AudioReader
@@ -117,13 +119,13 @@ def test_a_head_on_stored_states_gives_the_frozen_live_encoders_outputs(three, w
 
     extract_ssl(three, tmp_path / "frames", opts=SSLFeatureOptions(str(whisper_base), [], "frames"))
     stored = dict(kaldiio.load_scp(str(tmp_path / "frames.scp")))
-    conf = {"ssl": {"name_or_path": str(whisper_base), "weighted_sum": True, "freeze_all": True}, "dim": 32,
-            "embed_dim": 16}
+    conf = {"ssl": {"name_or_path": str(whisper_base), "weighted_sum": True, "freeze_all": True},
+            "embed_dim": 16, **extra}
     torch.manual_seed(0)
-    live = build_model("ssl_ser", conf, input_dim=80, num_classes=4).eval()
+    live = build_model(name, conf, input_dim=80, num_classes=4).eval()
     with torch.no_grad():
         live.ssl.layer_weights.normal_()
-    cached = build_model("ssl_ser", {**conf, "ssl": {**conf["ssl"], "cached": True}}, input_dim=7 * 512,
+    cached = build_model(name, {**conf, "ssl": {**conf["ssl"], "cached": True}}, input_dim=7 * 512,
                          num_classes=4).eval()
     assert not any(k.startswith("ssl.model.") for k in cached.state_dict())  # no encoder weights held
     missing, unexpected = cached.load_state_dict(live.state_dict(), strict=False)
