@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from speechser.nets.whisper_encoder import WINDOWS, WhisperFrames, load_whisper_encoder
+from speechser.nets.whisper_encoder import WINDOWS, WhisperFrames, attention_mask, load_whisper_encoder
 
 
 
@@ -63,8 +63,17 @@ class SSLConfig:
     #: side, ``(T, (L + 1) D)``): the encoder is not run and its weights are not loaded (only its config),
     #: so it is frozen by construction; ``layer``, ``weighted_sum`` and ``ari`` combine the stored states.
     cached: bool = False
+    #: With ``cached`` (Whisper only): the top N encoder layers (and the final layer norm) are loaded and trained,
+    #: re-run on stored state ``L - N``; the states below stay stored. The stored states must be the encoder's
+    #: own (``data.cmvn_type: none``): these layers were trained on them.
+    train_top_layers: int = 0
 
     def __post_init__(self) -> None:
+        if self.train_top_layers < 0:
+            raise ValueError(f"ssl.train_top_layers must be >= 0, got {self.train_top_layers}")
+        if self.train_top_layers and not self.cached:
+            raise ValueError("ssl.train_top_layers re-runs layers on stored states: set ssl.cached: true (a live "
+                             "encoder is fine-tuned with freeze_layers instead)")
         if self.whisper_window not in WINDOWS:
             raise ValueError(f"ssl.whisper_window must be one of {', '.join(WINDOWS)}, got '{self.whisper_window}'")
 
@@ -104,9 +113,12 @@ class SSLEncoder(nn.Module):
         self.is_whisper = hf_conf.model_type == "whisper"
         self.hf_conf = hf_conf
         fe = None
+        self.top: Optional[nn.ModuleList] = None
         if conf.cached:  # frozen by construction: the combination of the stored states still learns
             model = None
             layers = range(int(hf_conf.encoder_layers if self.is_whisper else hf_conf.num_hidden_layers))
+            if conf.train_top_layers:
+                self._load_top_layers(conf, hf_conf, len(layers))
         elif self.is_whisper:
             # The encoder alone, float32, strictly loaded; run on each utterance's own length or on Whisper's
             # 30-s window (ssl.whisper_window; speechser.nets.whisper_encoder).
@@ -151,6 +163,31 @@ class SSLEncoder(nn.Module):
                 del layers[keep:]
         self.model = model
         self._freeze(conf)
+
+    def _load_top_layers(self, conf: SSLConfig, hf_conf: Any, num_layers: int) -> None:
+        """The encoder's top ``conf.train_top_layers`` layers and final layer norm, strictly loaded, trainable."""
+        if not self.is_whisper:
+            raise ValueError(f"ssl.train_top_layers: {conf.name_or_path} is not a Whisper encoder (only Whisper's "
+                             "layers are re-run on stored states)")
+        if conf.train_top_layers > num_layers:
+            raise ValueError(f"ssl.train_top_layers {conf.train_top_layers}: the encoder has {num_layers} layers")
+        encoder, _ = load_whisper_encoder(conf.name_or_path, hf_conf)
+        self.top = nn.ModuleList(list(encoder.layers)[num_layers - conf.train_top_layers:])
+        self.top_norm = encoder.layer_norm
+
+    def rerun_top(self, states: List[torch.Tensor], lengths: torch.Tensor) -> List[torch.Tensor]:
+        """Stored states ``[(B, T, D)] * (L + 1)`` and frame counts ``(B,)`` -> the same with the top layers'
+        states recomputed by the trainable layers from state ``L - N`` (the last through the layer norm)."""
+        assert self.top is not None
+        first = len(states) - 1 - len(self.top)
+        x = states[first]
+        mask = attention_mask(lengths, x.shape[1], x)
+        out = list(states[: first + 1])
+        for layer in self.top:
+            x = layer(x, mask)
+            out.append(x)
+        out[-1] = self.top_norm(x)
+        return out
 
     def _freeze(self, conf: SSLConfig) -> None:
         if self.model is None:  # stored states: nothing of the encoder is here to train
@@ -230,7 +267,10 @@ class SSLEncoder(nn.Module):
         states ``batch.feats (B, T, (L + 1) D)`` with ``cached``, else from the encoder run on ``batch.wavs``
         (``name``: the model, for the error a batch without audio gets)."""
         if self.conf.cached:
-            return self.combine(self.stored_states(batch.feats)), batch.lengths
+            states = self.stored_states(batch.feats)
+            if self.top is not None:
+                states = self.rerun_top(states, batch.lengths)
+            return self.combine(states), batch.lengths
         if batch.wavs is None or batch.wav_lengths is None:
             raise ValueError(f"model '{name}' reads audio: set data.load_audio: true in the training config "
                              "(or ssl.cached: true with stage 3's stored states)")

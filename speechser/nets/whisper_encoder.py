@@ -118,6 +118,16 @@ def load_whisper_encoder(name_or_path: str, config: Optional[Any] = None) -> Tup
     return encoder.float(), config
 
 
+def attention_mask(frames: torch.Tensor, t: int, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """The additive mask ``(B, 1, T, T)`` a Whisper encoder layer takes, hiding each utterance's frames past
+    ``frames (B,)`` from attention (None when no utterance is shorter than ``t``); ``x`` gives dtype and device."""
+    if int(frames.min()) >= t:
+        return None
+    keep = torch.arange(t, device=x.device)[None, :] < frames.to(x.device)[:, None]
+    mask = torch.zeros(x.shape[0], 1, t, t, dtype=x.dtype, device=x.device)
+    return mask.masked_fill(~keep[:, None, None, :], torch.finfo(x.dtype).min)
+
+
 class WhisperFrames:
     """Hidden states of a Whisper encoder (see the module docstring); not a module of its own, so that the
     encoder's weights belong to whoever owns ``encoder``. ``window``: ``utterance`` or ``padded``. When
@@ -168,11 +178,7 @@ class WhisperFrames:
         x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)
         t = x.shape[1]
         x = x + enc.embed_positions.weight[:t].to(x.dtype)
-        mask = None
-        if self.window == "utterance" and int(frames.min()) < t:
-            keep = torch.arange(t, device=x.device)[None, :] < frames.to(x.device)[:, None]
-            mask = torch.zeros(x.shape[0], 1, t, t, dtype=x.dtype, device=x.device)
-            mask = mask.masked_fill(~keep[:, None, None, :], torch.finfo(x.dtype).min)
+        mask = attention_mask(frames, t, x) if self.window == "utterance" else None
         x = nn.functional.dropout(x, p=float(getattr(enc, "dropout", 0.0)), training=enc.training)
         hidden = [x]
         for layer in enc.layers:

@@ -39,6 +39,7 @@ from speechser.train.checkpoint import (
 )
 from speechser.train.distributed import DistInfo, all_gather_objects, broadcast_buffers, sum_over_ranks
 from speechser.train.experiment import Experiment, ExperimentError, open_experiment
+from speechser.train.param_groups import check_groups, param_groups
 from speechser.train.scheduler import build_scheduler
 
 
@@ -49,10 +50,14 @@ class OptimConfig:
     weight_decay: float = 1e-4
     betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-8
+    #: Per-module settings by parameter-name prefix, e.g. ``{ssl.: {lr: 1.0e-5}}``
+    #: (:mod:`speechser.train.param_groups`); the rest train at ``lr`` / ``weight_decay``.
+    groups: Dict[str, Dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # lr 0 is allowed: it keeps loaded weights fixed (e.g. to test init_param)
         check_choice(self, name=("adamw", "adam", "sgd"))
         check_ranges(self, lr="[0, inf)", weight_decay="[0, inf)", betas="[0, 1)", eps="(0, inf)")
+        check_groups(self.groups)
 
 
 @dataclass
@@ -112,7 +117,8 @@ class TrainerConfig:
                                    f"({self.keep_nbest}): only the kept epoch files can be averaged")
 
 
-def build_optimizer(conf: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(conf: OptimConfig, params: Iterable[Any]) -> torch.optim.Optimizer:
+    """``params``: parameters, or parameter groups (:func:`speechser.train.param_groups.param_groups`)."""
     if conf.name == "adamw":
         return torch.optim.AdamW(params, lr=conf.lr, betas=tuple(conf.betas), eps=conf.eps,  # type: ignore[arg-type]
                                  weight_decay=conf.weight_decay)
@@ -155,7 +161,8 @@ class Trainer:
         self.model = model.to(self.device)
         self.optim_conf = optim_conf
         self.sched_conf = sched_conf
-        self.optimizer = build_optimizer(optim_conf, (p for p in model.parameters() if p.requires_grad))
+        self.optimizer = build_optimizer(optim_conf, param_groups(model, optim_conf.groups, optim_conf.lr,
+                                                                  optim_conf.weight_decay))
         self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[trainer_conf.amp_dtype]
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=trainer_conf.use_amp and self.amp_dtype == torch.float16

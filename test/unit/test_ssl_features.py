@@ -142,3 +142,44 @@ def test_a_head_on_stored_states_gives_the_frozen_live_encoders_outputs(three, w
     bad = feats[..., : 3 * 512]
     with pytest.raises(ValueError, match=r"stored states of width 1536, but .* has 7 states of 512 \(3584\)"):
         cached(Batch(KEYS, bad, torch.full((3,), feats.shape[1]), labels))
+
+
+def test_the_top_layers_rerun_on_stored_states_give_the_live_encoders_outputs_and_train(three, whisper_base,
+                                                                                        tmp_path):
+    """``ssl.train_top_layers: 2`` loads Whisper's last two layers and final norm and re-runs them on stored
+    state 4: untouched, the same logits as the live frozen encoder; a shorter utterance gives the same logits
+    alone or in a padded batch (its padding masked from attention); those layers get gradients."""
+    from speechser.data.dataset import Batch
+    from speechser.features.ssl_feats import SSLFeatureOptions
+    from speechser.io.audio import AudioReader
+    from speechser.models.registry import build_model
+    from speechser.nets.ssl_frontend import extract_ssl
+
+    extract_ssl(three, tmp_path / "frames", opts=SSLFeatureOptions(str(whisper_base), [], "frames"))
+    stored = dict(kaldiio.load_scp(str(tmp_path / "frames.scp")))
+    conf = {"ssl": {"name_or_path": str(whisper_base), "weighted_sum": True, "freeze_all": True}, "dim": 32,
+            "embed_dim": 16}
+    torch.manual_seed(0)
+    live = build_model("ssl_ser", conf, input_dim=80, num_classes=4).eval()
+    top = build_model("ssl_ser", {**conf, "ssl": {**conf["ssl"], "cached": True, "train_top_layers": 2}},
+                      input_dim=7 * 512, num_classes=4).eval()
+    assert {k.split(".")[1] for k in top.state_dict() if k.startswith("ssl.")} == {"layer_weights", "top", "top_norm"}
+    missing, _ = top.load_state_dict({k: v for k, v in live.state_dict().items() if not k.startswith("ssl.model.")},
+                                     strict=False)
+    assert all(k.startswith(("ssl.top.", "ssl.top_norm.")) for k in missing)  # loaded from the model directory
+    reader = AudioReader(three, target_rate=16000)
+    wavs = torch.stack([torch.from_numpy(reader[k][0]) for k in KEYS])
+    feats = torch.stack([torch.from_numpy(np.array(stored[k])) for k in KEYS])
+    labels = torch.zeros(len(KEYS), dtype=torch.long)
+    full = torch.full((3,), feats.shape[1])
+    with torch.no_grad():
+        want = live(Batch(KEYS, torch.zeros(3, 1, 80), torch.ones(3, dtype=torch.long), labels, wavs,
+                          torch.full((3,), wavs.shape[1])))
+        got = top(Batch(KEYS, feats, full, labels))
+        assert (got["logits"] - want["logits"]).abs().max() < 1e-3
+        alone = top(Batch(KEYS[1:2], feats[1:2, :60], torch.tensor([60]), labels[:1]))
+        padded = top(Batch(KEYS, feats, torch.tensor([feats.shape[1], 60, feats.shape[1]]), labels))
+    assert (alone["logits"][0] - padded["logits"][1]).abs().max() < 1e-4
+    top.train()
+    top(Batch(KEYS, feats, full, labels))["loss"].backward()
+    assert top.ssl.top[0].fc1.weight.grad is not None and top.ssl.top_norm.weight.grad is not None
