@@ -40,6 +40,7 @@ from torch import nn
 from speechser.config import check_choice, check_ranges
 from speechser.data.dataset import Batch, lengths_to_mask
 from speechser.decode.ctc import ctc_greedy_search
+from speechser.losses.ctc import CTC_REDUCTIONS, ctc_loss
 from speechser.models.abs_model import AbsSERModel, StagedFreezing
 from speechser.models.asr_branch import need_audio
 from speechser.nets.cmgi import CmGIConfig, CrossModalGatedInteraction
@@ -57,6 +58,9 @@ class CmGISERConfig(SERHeadOptions):
     cmgi: CmGIConfig = field(default_factory=CmGIConfig)
     #: α of eq. 2: ``L = α L_ASR + (1 − α) L_E``.
     asr_weight: float = 0.1
+    #: How L_ASR is reduced (:mod:`speechser.losses.ctc`): ``token`` (per-token, the scale of L_E, which gives
+    #: α its meaning) or ``utterance`` (summed over each utterance's tokens).
+    ctc_reduction: str = "token"
     #: What the text encoder reads in training: the transcript (``truth``, the paper) or the CTC hypothesis.
     train_text: str = "truth"
     #: ... and in evaluation and inference: the CTC hypothesis (``hypothesis``, speech only) or ``truth``.
@@ -66,7 +70,8 @@ class CmGISERConfig(SERHeadOptions):
 
     def __post_init__(self) -> None:
         check_ranges(self, asr_weight="[0, 1)", stage1_epochs="[0, inf)")
-        check_choice(self, train_text=("truth", "hypothesis"), eval_text=("truth", "hypothesis"))
+        check_choice(self, train_text=("truth", "hypothesis"), eval_text=("truth", "hypothesis"),
+                     ctc_reduction=CTC_REDUCTIONS)
         super().__post_init__()
 
 
@@ -146,8 +151,8 @@ class CmGISER(StagedFreezing, AbsSERModel):
         if a > 0:
             if batch.tokens is None or batch.token_lengths is None:
                 raise ValueError("cmgi_ser's CTC loss needs the transcripts: set data.load_text: true")
-            ctc = F.ctc_loss(log_probs.transpose(0, 1), batch.tokens, alen, batch.token_lengths, blank=0,
-                             reduction="sum", zero_infinity=True) / len(batch)
+            ctc = ctc_loss(log_probs, batch.tokens, alen, batch.token_lengths, self.conf.ctc_reduction)
             out["loss"] = a * ctc + (1 - a) * loss_e
             out["loss_ctc"] = ctc.detach()
+            out["loss_ser"] = loss_e.detach()
         return out

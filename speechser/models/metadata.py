@@ -58,11 +58,13 @@ class MetadataSERMixin(StagedFreezing):
     def forward(self, batch: Any) -> Dict[str, Any]:
         emb, aux_logits, mask = self._embed(batch)
         logits = self.head.classify(emb)
-        loss_aux = self.aux.loss(aux_logits, batch, mask) if self.aux.names else None
+        loss_aux, terms = self.aux.loss(aux_logits, batch, mask) if self.aux.names else (None, {})
+        out: Dict[str, Any] = {f"loss_{n}": t for n, t in terms.items()}  # each task's term, for the log
         if self.stage == 1:
             assert loss_aux is not None
             loss = loss_aux
         else:
             loss_ser = self.head.loss(logits, emb, batch.labels, batch.soft)
+            out["loss_ser"] = loss_ser.detach()
             loss = loss_ser if loss_aux is None else loss_ser + loss_aux
-        return {"loss": loss, "logits": logits.detach()}
+        return {**out, "loss": loss, "logits": logits.detach()}

@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechser.config import ConfigValueError, check_ranges
+from speechser.config import ConfigValueError, check_choice, check_ranges
 from speechser.data.labels import UNKNOWN_LABEL
+from speechser.losses.ctc import CTC_REDUCTIONS, ctc_loss
 from speechser.nets.co_attention import CoAttention
 from speechser.nets.pooling import masked_mean
 
@@ -54,8 +55,12 @@ class MetadataOptions:
     stage1_epochs: int = 0
     #: Stage 2 freezes the encoder's first N layers (the model says which; the paper: 4 of 12).
     stage2_freeze: int = 0
+    #: How the auxiliary ASR task's CTC loss is reduced (:mod:`speechser.losses.ctc`): ``token`` (per token,
+    #: SpeechBrain's default, on which paper 002 is built) or ``utterance``.
+    ctc_reduction: str = "token"
 
     def __post_init__(self) -> None:
+        check_choice(self, ctc_reduction=CTC_REDUCTIONS)
         check_ranges(self, aux_hidden="[1, inf)", co_attention_heads="[1, inf)", stage1_epochs="[0, inf)",
                      stage2_freeze="[0, inf)")
         for name, w in self.aux_weights.items():
@@ -86,6 +91,7 @@ class AuxiliaryTasks(nn.Module):
                              "training set's label file)")
         self.names = sorted(opts.aux_weights)
         self.weights = {n: float(opts.aux_weights[n]) for n in self.names}
+        self.ctc_reduction = opts.ctc_reduction
         self.hidden = nn.ModuleDict({n: nn.Sequential(nn.Linear(in_dim, opts.aux_hidden), nn.ReLU(),
                                                       nn.Dropout(dropout)) for n in self.names})
         self.classifiers = nn.ModuleDict({n: nn.Linear(opts.aux_hidden, int(classes[n])) for n in self.names})
@@ -116,26 +122,25 @@ class AuxiliaryTasks(nn.Module):
         co = self.co(x, mask, torch.stack([states[n] for n in self.names], 1)) if self.co is not None else None
         return co, logits
 
-    def loss(self, logits: Mapping[str, torch.Tensor], batch: Any, mask: torch.Tensor) -> torch.Tensor:
-        """``Σ_k λ_k L_k``: cross-entropy against ``batch.aux[k]`` (unknown labels, -100, ignored; a batch of
-        only unknown labels adds 0), CTC against ``batch.tokens`` for the ASR task (frames from ``mask``)."""
+    def loss(self, logits: Mapping[str, torch.Tensor], batch: Any, mask: torch.Tensor
+             ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """``Σ_k λ_k L_k`` and each ``L_k`` unweighted (detached, for the training log): cross-entropy against
+        ``batch.aux[k]`` (unknown labels, -100, ignored; a batch of only unknown labels adds 0), CTC against
+        ``batch.tokens`` for the ASR task (frames from ``mask``; :mod:`speechser.losses.ctc`)."""
         total: Optional[torch.Tensor] = None
+        terms: Dict[str, torch.Tensor] = {}
         for n in self.names:
             if n == ASR_TASK:
                 if batch.tokens is None or batch.token_lengths is None:
                     raise ValueError("the auxiliary ASR task needs the transcripts: set data.load_text: true")
-                lp = logits[n]
-                term = self.weights[n] * F.ctc_loss(lp.transpose(0, 1), batch.tokens, mask.sum(1), batch.token_lengths,
-                                                    blank=0, reduction="sum", zero_infinity=True) / lp.shape[0]
-                total = term if total is None else total + term
-                continue
-            if n not in batch.aux:
+                term = ctc_loss(logits[n], batch.tokens, mask.sum(1), batch.token_lengths, self.ctc_reduction)
+            elif n not in batch.aux:
                 raise ValueError(f"the batch has no '{n}' labels (the SER task loads them from the data directory)")
-            y = batch.aux[n]
-            if bool((y != UNKNOWN_LABEL).any()):
-                term = self.weights[n] * F.cross_entropy(logits[n].float(), y, ignore_index=UNKNOWN_LABEL)
+            elif bool((batch.aux[n] != UNKNOWN_LABEL).any()):
+                term = F.cross_entropy(logits[n].float(), batch.aux[n], ignore_index=UNKNOWN_LABEL)
             else:
                 term = logits[n].sum() * 0.0
-            total = term if total is None else total + term
+            terms[n] = term.detach()
+            total = self.weights[n] * term if total is None else total + self.weights[n] * term
         assert total is not None
-        return total
+        return total, terms

@@ -38,9 +38,10 @@ class SERHeadOptions:
     #: Hybrid loss ``(1 - a) * CE + a * SupCon`` on the utterance embeddings; 0 = cross-entropy only.
     supcon_weight: float = 0.0
     supcon_temperature: float = 0.1
-    #: SupCon form (:func:`speechser.losses.contrastive.supervised_contrastive`): ``in`` sums the positives
-    #: inside the log (Khosla et al.'s L_in, the VLSP 2025 paper's eq. 3), ``out`` averages their
-    #: log-probabilities outside it (L_out; what configs used before issue 9).
+    #: SupCon form (:func:`speechser.losses.contrastive.supervised_contrastive`): ``paper`` is the VLSP 2025
+    #: paper's eq. 3 as printed (the positives summed inside the log, ``1/|P(i)|`` in front of it); ``in`` is
+    #: Khosla et al.'s L_in (``1/|P(i)|`` inside the log); ``out`` averages the positives' log-probabilities
+    #: outside it (their L_out). The temperature (``supcon_temperature``, 0.1) is our choice: the paper gives none.
     supcon_variant: Literal["paper", "in", "out"] = "paper"
 
     def __post_init__(self) -> None:

@@ -285,12 +285,14 @@ class Trainer:
         if not self.dist.is_main or not self.history:
             return
         columns = list(self.history[0])
+        for row in self.history[1:]:  # loss terms a later stage adds (a staged model's SER term)
+            columns += [c for c in row if c not in columns]
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f, delimiter="\t")
             w.writerow(columns)
             for row in self.history:
-                w.writerow([int(row[c]) if c == "epoch" else f"{row[c]:.5f}" for c in columns])
+                w.writerow([int(row[c]) if c == "epoch" else f"{row[c]:.5f}" if c in row else "" for c in columns])
         tmp.replace(path)
 
     def average_nbest(self) -> Optional[Path]:
@@ -313,6 +315,7 @@ class Trainer:
     def train_one_epoch(self, loader: Iterable[Any], n_batches: int) -> Dict[str, float]:
         self.wrapped.train()
         total, count = 0.0, 0
+        terms: Dict[str, float] = {}  # the model's loss terms (out["loss_<name>"]), summed like the loss
         accum = self.conf.accum_grad
         self.optimizer.zero_grad(set_to_none=True)
         bar = tqdm(loader, total=n_batches, desc=f"epoch {self.epoch}", disable=None if self.dist.is_main else True,
@@ -342,12 +345,22 @@ class Trainer:
                 self.scheduler.step()
             total += float(loss.detach()) * len(batch)
             count += len(batch)
+            for k, v in out.items():
+                if k.startswith("loss_") and isinstance(v, torch.Tensor) and v.numel() == 1:
+                    terms[k] = terms.get(k, 0.0) + float(v) * len(batch)
             bar.set_postfix(loss=f"{total / count:.3f}")
             if self.conf.log_interval and i % self.conf.log_interval == 0:
                 logging.info("epoch %d %d/%d: loss %.4f lr %.3g", self.epoch, i, n_batches, total / count,
                              self.optimizer.param_groups[0]["lr"])
         total, count = sum_over_ranks([total, count], self.dist)  # the loss over every rank's batches
-        return {"loss": total / max(count, 1)}
+        if self.dist.enabled:  # ranks may have seen different terms (a batch without secondary labels ...)
+            merged: Dict[str, float] = {}
+            for rank_terms in all_gather_objects(terms, self.dist):
+                for k, v in rank_terms.items():
+                    merged[k] = merged.get(k, 0.0) + v
+            terms = merged
+        count = max(count, 1)
+        return {"loss": total / count, **{k: terms[k] / count for k in sorted(terms)}}
 
     @torch.no_grad()
     def validate(self, loader: Iterable[Any]) -> Dict[str, float]:
@@ -413,13 +426,16 @@ class Trainer:
             metric = valid_stats[self.metric_name]
             improved = not self.nbest or self._is_better(metric, self.nbest[0][0])
             elapsed = time.time() - t0
+            terms = {k: v for k, v in train_stats.items() if k != "loss"}
             self.history.append({"epoch": self.epoch, "train_loss": train_stats["loss"],
+                                 **{f"train_{k}": v for k, v in terms.items()},
                                  **{f"valid_{k}": v for k, v in sorted(valid_stats.items())}, "seconds": elapsed})
             self._save_epoch(metric)
             self._write_stats(stats_path)
             logging.info(
-                "epoch %d: train loss %.4f | valid %s | lr %.3g | %.1fs",
+                "epoch %d: train loss %.4f%s | valid %s | lr %.3g | %.1fs",
                 self.epoch, train_stats["loss"],
+                f" ({' '.join(f'{k[5:]} {v:.4f}' for k, v in terms.items())})" if terms else "",
                 " ".join(f"{k} {v:.4f}" for k, v in sorted(valid_stats.items())),
                 self.optimizer.param_groups[0]["lr"], elapsed,
             )

@@ -41,7 +41,9 @@ def test_cmgi_trains_on_transcripts_and_infers_from_its_own_hypotheses(pretraine
     assert summary is not None
     saved = read_yaml(exp / "config.yaml")["model"]
     assert saved["tokens"][:2] == ["<blank>", "<unk>"] and saved["conf"]["asr_weight"] == 0.1
-    assert len((exp / "train_stats.tsv").read_text().splitlines()) == 3  # header + 2 epochs
+    stats = (exp / "train_stats.tsv").read_text().splitlines()
+    assert len(stats) == 3  # header + 2 epochs
+    assert {"train_loss_ctc", "train_loss_ser"} <= set(stats[0].split("\t"))  # each term, every epoch
     seen = []
     real = CmGISER.hypotheses
 
@@ -62,6 +64,8 @@ def test_cmgi_trains_on_transcripts_and_infers_from_its_own_hypotheses(pretraine
     batch = collate_feats_labels([ds[i] for i in range(4)]).to(next(ser.model.parameters()).device)
     out = ser.model.train()(batch)  # eq. 2: α CTC + (1 − α) CE
     assert torch.isfinite(out["loss_ctc"]) and float(out["loss_ctc"]) > 0
+    assert out["loss"].item() == pytest.approx(0.1 * out["loss_ctc"].item() + 0.9 * out["loss_ser"].item(), rel=1e-5)
+    assert saved["conf"]["ctc_reduction"] == "token"  # per token, not summed over the transcript
 
 
 @pytest.mark.parametrize("interaction", ["sa", "ca_gate", "cmgi_pooled"])
