@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from speechser.data.folds import (
+    VALID_RULES,
     check_folds,
     given_split,
     leave_one_speaker_out,
@@ -24,8 +25,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         prog="speechser-make-folds",
         description="Write <out>/foldK/{train,valid,test} data directories. "
                     "loso: test = speaker K, valid = the next speaker, train = the rest; "
-                    "losess: the same with sessions (utt2session, e.g. IEMOCAP's 5); "
-                    "randomK: stratified random K folds (seeded), valid = the next fold; "
+                    "losess: the same with sessions (utt2session, e.g. IEMOCAP's 5), valid = one speaker of "
+                    "the next session; "
+                    "randomK: stratified random K folds (seeded), valid = a stratified fraction of the other "
+                    "K - 1 parts; "
                     "split: the corpus's own partition (utt2split, e.g. MSP-Podcast's), one fold fold1 with "
                     "train/valid/test = the utterances of --train-split/--valid-split/--test-split.",
     )
@@ -34,6 +37,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--protocol", required=True, help="loso, losess, random<K> (e.g. random10) or split")
     p.add_argument("--label-file", default="utt2emo", help="labels to stratify random folds by")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--valid", choices=VALID_RULES, default=None,
+                   help="the validation part: next (the next speaker, session or part, whole), speaker (one "
+                        "speaker of the next session), fraction (--valid-fraction of the training utterances, "
+                        "stratified); default: next for loso, speaker for losess, fraction for randomK")
+    p.add_argument("--valid-fraction", type=float, default=0.1, help="with --valid fraction (default 0.1)")
     p.add_argument("--train-split", default="Train", help="split: the utt2split name of the training part")
     p.add_argument("--valid-split", default="Development", help="split: the utt2split name of the valid part")
     p.add_argument("--test-split", default="Test1", help="split: the utt2split name of the test part")
@@ -44,12 +52,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         labels = read_kv(src / a.label_file) if (src / a.label_file).is_file() else None
         if a.protocol in ("loso", "losess"):
-            folds = leave_one_speaker_out(read_kv(src / ("utt2spk" if a.protocol == "loso" else "utt2session")))
+            valid = a.valid or ("next" if a.protocol == "loso" else "speaker")
+            folds = leave_one_speaker_out(read_kv(src / ("utt2spk" if a.protocol == "loso" else "utt2session")),
+                                          valid=valid, utt2label=labels, valid_fraction=a.valid_fraction,
+                                          seed=a.seed,
+                                          utt2speaker=read_kv(src / "utt2spk") if valid == "speaker" else None)
         elif a.protocol.startswith("random") and a.protocol[6:].isdigit():
+            valid = a.valid or "fraction"
             # without the label file, read_kv's error names it
             folds = stratified_kfold(labels if labels is not None else read_kv(src / a.label_file),
-                                     int(a.protocol[6:]), a.seed)
+                                     int(a.protocol[6:]), a.seed, valid, a.valid_fraction)
         elif a.protocol == "split":
+            valid = "the corpus's own"
             if not (src / "utt2split").is_file():
                 raise DataDirError(f"{src}/utt2split: no such file (--protocol split reads each utterance's "
                                    f"split from it: '<utt> Train', '<utt> Development', ...)")
@@ -59,6 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 raise ValueError(f"{src}/utt2split: {err}") from None
         else:
             raise ValueError(f"unknown protocol '{a.protocol}' (loso, losess, random<K>, split)")
+        n = len(folds[0].train) + len(folds[0].valid) + len(folds[0].test)
+        logging.info("validation: %s; fold1 trains on %d of %d utterances (%.0f %%), validates on %d", valid,
+                     len(folds[0].train), n, 100 * len(folds[0].train) / n, len(folds[0].valid))
         warnings = check_folds(folds, labels)
         for w in warnings:
             logging.warning("%s", w)

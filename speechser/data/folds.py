@@ -42,13 +42,56 @@ class Fold:
     test: List[str]
 
 
-def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | None = None) -> List[Fold]:
-    """Fold ``k``: test = speaker ``k``, valid = the next speaker (cyclically), train = the rest.
+#: How a fold's validation part is chosen: ``next`` (the next group or part, cyclically, held out whole),
+#: ``speaker`` (one speaker of the next group, the group's other speakers stay in training) or ``fraction``
+#: (a stratified random fraction of every training utterance).
+VALID_RULES = ("next", "speaker", "fraction")
 
-    ``speakers`` fixes the order (default: sorted speaker ids); fold names are
-    ``fold1`` .. ``foldN`` in that order. Any grouping works in place of speakers (``utt2session``:
-    leave-one-session-out, IEMOCAP's 5 folds with test = session ``k``, valid = session ``k + 1``).
+
+def _stratified_sample(utts: Sequence[str], utt2label: Optional[Mapping[str, str]], fraction: float,
+                       rng: random.Random) -> List[str]:
+    """About ``fraction`` of ``utts``, drawn per label (each label with two or more utterances gives at least
+    one, and never all of its utterances), sorted; without labels, of all of them; never empty for two or more
+    utterances."""
+    by_label: Dict[str, List[str]] = defaultdict(list)
+    for u in sorted(utts):
+        by_label[utt2label[u] if utt2label is not None else ""].append(u)
+    out: List[str] = []
+    for label in sorted(by_label):
+        group = by_label[label]
+        n = int(round(fraction * len(group)))
+        if len(group) >= 2:
+            n = min(max(n, 1), len(group) - 1)
+        out += rng.sample(group, n) if n > 0 else []
+    if not out and len(utts) >= 2:  # a tiny set: one utterance rather than an empty validation part
+        out = [rng.choice(sorted(utts))]
+    return sorted(out)
+
+
+def _check_valid_rule(valid: str, fraction: float) -> None:
+    if valid not in VALID_RULES:
+        raise ValueError(f"unknown validation rule '{valid}' ({', '.join(VALID_RULES)})")
+    if valid == "fraction" and not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
+
+
+def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | None = None, valid: str = "next",
+                          utt2speaker: Optional[Mapping[str, str]] = None,
+                          utt2label: Optional[Mapping[str, str]] = None, valid_fraction: float = 0.1,
+                          seed: int = 0) -> List[Fold]:
+    """Fold ``k``: test = speaker ``k``; train = the others, less the validation part ``valid`` takes:
+    ``next``: the next speaker (cyclically), whole; ``speaker``: one speaker of the next group (with groups
+    that are speakers, the same as ``next``; needs ``utt2speaker``); ``fraction``: ``valid_fraction`` of the
+    other speakers' utterances, stratified by ``utt2label`` and seeded (``seed``, the fold).
+
+    ``speakers`` fixes the order (default: sorted speaker ids); fold names are ``fold1`` .. ``foldN`` in that
+    order. Any grouping works in place of speakers (``utt2session``: leave-one-session-out, IEMOCAP's 5 folds;
+    ``next`` then holds a whole session out for validation and trains on three of five, ``speaker`` one of
+    the next session's two speakers, training on the other seven).
     """
+    _check_valid_rule(valid, valid_fraction)
+    if valid == "speaker" and utt2speaker is None:
+        raise ValueError("the 'speaker' validation rule needs each utterance's speaker (utt2spk)")
     spks = list(speakers) if speakers is not None else sorted(set(utt2spk.values()))
     if len(spks) < 3:
         raise ValueError("leave-one-speaker-out needs at least 3 speakers")
@@ -60,17 +103,32 @@ def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | 
         by_spk[spk].append(utt)
     folds = []
     for k, test_spk in enumerate(spks):
-        valid_spk = spks[(k + 1) % len(spks)]
-        train = sorted(u for s in spks if s not in (test_spk, valid_spk) for u in by_spk[s])
-        folds.append(Fold(f"fold{k + 1}", train, by_spk[valid_spk], by_spk[test_spk]))
+        pool = sorted(u for s in spks if s != test_spk for u in by_spk[s])
+        next_group = by_spk[spks[(k + 1) % len(spks)]]
+        if valid == "next":
+            held = next_group
+        elif valid == "speaker":
+            assert utt2speaker is not None
+            inner = sorted({utt2speaker[u] for u in next_group})
+            chosen = inner[k % len(inner)]
+            held = [u for u in pool if utt2speaker[u] == chosen]  # all of the speaker's, not only that group's
+        else:
+            held = _stratified_sample(pool, utt2label, valid_fraction, random.Random(f"{seed}:{k}"))
+        held_set = set(held)
+        folds.append(Fold(f"fold{k + 1}", [u for u in pool if u not in held_set], sorted(held), by_spk[test_spk]))
     return folds
 
 
-def stratified_kfold(utt2label: Mapping[str, str], k: int = 10, seed: int = 0) -> List[Fold]:
-    """Stratified random k-fold: each class's utterances are shuffled (seeded)
-    and dealt round-robin into ``k`` parts. Fold ``i``: test = part ``i``,
-    valid = part ``i+1`` (cyclically), train = the other ``k-2`` parts. More folds than utterances
-    would leave parts empty: an error."""
+def stratified_kfold(utt2label: Mapping[str, str], k: int = 10, seed: int = 0, valid: str = "fraction",
+                     valid_fraction: float = 0.1) -> List[Fold]:
+    """Stratified random k-fold: each class's utterances are shuffled (seeded) and dealt round-robin into ``k``
+    parts. Fold ``i``: test = part ``i``; validation, by ``valid``: ``fraction`` (the default) draws
+    ``valid_fraction`` of the other ``k - 1`` parts, stratified and seeded, and trains on the rest of them
+    (81 % of the data with 10 folds and 0.1); ``next`` holds part ``i + 1`` out whole (cyclically) and trains on
+    the other ``k - 2`` parts (80 %). More folds than utterances would leave parts empty: an error."""
+    if valid == "speaker":
+        raise ValueError("random folds have no speaker groups: validation 'next' or 'fraction'")
+    _check_valid_rule(valid, valid_fraction)
     if k < 3:
         raise ValueError("k must be at least 3 (train, valid and test parts)")
     if k > len(utt2label):
@@ -90,9 +148,15 @@ def stratified_kfold(utt2label: Mapping[str, str], k: int = 10, seed: int = 0) -
         offset += len(utts)
     folds = []
     for i in range(k):
-        valid_i = (i + 1) % k
-        train = sorted(u for j in range(k) if j not in (i, valid_i) for u in parts[j])
-        folds.append(Fold(f"fold{i + 1}", train, sorted(parts[valid_i]), sorted(parts[i])))
+        if valid == "next":
+            valid_i = (i + 1) % k
+            train = sorted(u for j in range(k) if j not in (i, valid_i) for u in parts[j])
+            folds.append(Fold(f"fold{i + 1}", train, sorted(parts[valid_i]), sorted(parts[i])))
+            continue
+        pool = sorted(u for j in range(k) if j != i for u in parts[j])
+        held = _stratified_sample(pool, utt2label, valid_fraction, random.Random(f"{seed}:{i}"))
+        held_set = set(held)
+        folds.append(Fold(f"fold{i + 1}", [u for u in pool if u not in held_set], held, sorted(parts[i])))
     return folds
 
 

@@ -52,15 +52,25 @@ def test_score_decode_dir_and_results_section(tmp_path: Path):
 
 
 def test_leave_one_session_out_folds_from_utt2session(make_data_dir, tmp_path: Path):
-    """``--protocol losess``: the folds of IEMOCAP's 5 sessions (here 3), test = session k, valid = k + 1."""
+    """``--protocol losess``: the folds of IEMOCAP's 5 sessions (here 3), test = session k; validation one
+    speaker of session k + 1 (the others of that session train), or with ``--valid next`` all of it."""
     from speechser.bin.make_folds import main
     from speechser.io.datadir import read_kv
 
-    d = make_data_dir(n_spk=3, n_utt=2)
-    utts = sorted(read_kv(d / "utt2spk"))
-    session = {u: f"Ses0{i % 3 + 1}" for i, u in enumerate(utts)}
+    d = make_data_dir(n_spk=6, n_utt=2)
+    utt2spk = read_kv(d / "utt2spk")
+    utts = sorted(utt2spk)
+    speakers = sorted(set(utt2spk.values()))
+    session = {u: f"Ses0{speakers.index(utt2spk[u]) // 2 + 1}" for u in utts}  # two speakers a session
     (d / "utt2session").write_text("".join(f"{u} {session[u]}\n" for u in utts))
-    assert main([str(d), str(tmp_path / "losess"), "--protocol", "losess"]) == 0
+    assert main([str(d), str(tmp_path / "speaker"), "--protocol", "losess"]) == 0
+    for k in (1, 2, 3):
+        part = {p: read_kv(tmp_path / f"speaker/fold{k}/{p}/utt2spk") for p in ("train", "valid", "test")}
+        assert {session[u] for u in part["test"]} == {f"Ses0{k}"}
+        assert {session[u] for u in part["valid"]} == {f"Ses0{k % 3 + 1}"} and len(set(part["valid"].values())) == 1
+        assert not set(part["valid"].values()) & set(part["train"].values())  # a speaker unseen in training
+        assert sorted(u for p in part.values() for u in p) == utts
+    assert main([str(d), str(tmp_path / "losess"), "--protocol", "losess", "--valid", "next"]) == 0
     for k in (1, 2, 3):
         test = set(read_kv(tmp_path / f"losess/fold{k}/test/utt2session").values())
         valid = set(read_kv(tmp_path / f"losess/fold{k}/valid/utt2session").values())
@@ -104,3 +114,29 @@ def test_check_folds_refuses_an_empty_part_and_warns_on_unseen_classes_and_tiny_
     assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "random3"]) == 0
     assert f"3 random3 folds in {tmp_path / 'f'} ({len(warnings)} warning(s) above)" in capsys.readouterr().out
     assert (tmp_path / "f/fold3/test/utt2emo").is_file()
+
+
+def test_random_folds_draw_validation_from_the_other_parts_and_keep_the_old_rule_by_name():
+    from collections import Counter
+
+    labels = {f"u{i:03d}": "ang" if i % 4 else "neu" for i in range(200)}  # 150 ang, 50 neu
+    folds = stratified_kfold(labels, k=10, seed=1)
+    for f in folds:
+        assert len(f.test) == 20 and len(f.valid) == 18 and len(f.train) == 162  # 81 % trains
+        assert Counter(labels[u] for u in f.valid) == {"ang": 14, "neu": 4}  # stratified: 10 % of each class
+        assert not (set(f.valid) | set(f.train)) & set(f.test) and not set(f.valid) & set(f.train)
+    old = stratified_kfold(labels, k=10, seed=1, valid="next")
+    assert [f.test for f in old] == [f.test for f in folds]  # the same parts
+    assert all(len(f.train) == 160 and old[(i + 1) % 10].test == f.valid for i, f in enumerate(old))
+    with pytest.raises(ValueError, match="random folds have no speaker groups"):
+        stratified_kfold(labels, k=10, valid="speaker")
+
+
+def test_leave_one_speaker_out_with_a_validation_fraction_keeps_the_test_speaker_out():
+    utt2spk = {f"s{s}-{i}": f"s{s}" for s in range(4) for i in range(10)}
+    labels = {u: "a" if int(u[-1]) % 2 else "b" for u in utt2spk}
+    folds = leave_one_speaker_out(utt2spk, valid="fraction", utt2label=labels, valid_fraction=0.2)
+    for k, f in enumerate(folds):
+        assert {utt2spk[u] for u in f.test} == {f"s{k}"} and len(f.valid) == 6 and len(f.train) == 24
+        assert f"s{k}" not in {utt2spk[u] for u in f.valid + f.train}
+    assert leave_one_speaker_out(utt2spk, valid="speaker", utt2speaker=utt2spk) == leave_one_speaker_out(utt2spk)
