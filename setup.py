@@ -42,6 +42,7 @@ CONSOLE_SCRIPTS = {
     "speechser-compute-ssl": "speechser.bin.compute_ssl:main",
     "speechser-compute-cmvn": "speechser.bin.compute_cmvn:main",
     "speechser-make-folds": "speechser.bin.make_folds:main",
+    "speechser-config-value": "speechser.bin.config_value:main",
     "speechser-train-ser": "speechser.bin.train_ser:main",
     "speechser-infer-ser": "speechser.bin.infer_ser:main",
     "speechser-score-ser": "speechser.bin.score_ser:main",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from speechser.config import ConfigError, check_ranges, load_config
+from speechser.config import ConfigError, ConfigValueError, check_ranges, load_config
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.folds import check_fold_features
@@ -115,6 +115,14 @@ def _tokenizer(conf: "SERTrainConfig") -> Optional[GraphemeTokenizer]:
 @dataclass
 class SERTrainConfig:
     seed: int = 0
+    #: The evaluation protocol the system was published with (``loso``, ``losess``, ``random<K>``, ``split``):
+    #: a recipe's ``ser.sh`` makes its folds unless ``--protocol`` says otherwise; training does not read it.
+    protocol: str = ""
+
+    def __post_init__(self) -> None:
+        p = self.protocol
+        if p and p not in ("loso", "losess", "split") and not (p.startswith("random") and p[6:].isdigit()):
+            raise ConfigValueError("protocol", f"'{p}' is not a protocol (loso, losess, random<K>, split)")
     data: SERDataConfig = field(default_factory=SERDataConfig)
     model: SERModelSection = field(default_factory=lambda: SERModelSection(name="tdnn_ser"))
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -85,3 +85,23 @@ def test_sailer_settings():
     assert s["annotation_dropout"] == 0.2 and sorted(s["majority"]) == ["ang", "hap", "neu", "sad"]
     assert s["mix_max_seconds"] == 2.0 and c["data"]["class_weight_power"] == 1.0
     assert m["secondary_weight"] > 0 and m["attribute_weight"] > 0
+
+
+def test_each_config_names_the_protocol_its_paper_used_and_recipes_read_it(capsys):
+    """The recipe's ser.sh reads ``protocol:`` (speechser-config-value) unless ``--protocol`` is given."""
+    import pytest
+
+    from speechser.bin.config_value import main as config_value
+    from speechser.config import ConfigValueError
+    from speechser.tasks.ser import SERTrainConfig
+
+    for path, protocol in [("egs/iemocap/ser1/conf/train_cmgi.yaml", "losess"),
+                           ("egs/iemocap/ser1/conf/train_metadata.yaml", "losess"),
+                           ("egs/iemocap/ser1/conf/train_pcq.yaml", "random10")]:
+        assert config_value([str(ROOT / path), "protocol", "loso"]) == 0
+        assert capsys.readouterr().out.strip() == protocol
+    assert config_value([str(ROOT / "egs/emodb/ser1/conf/train_tdnn.yaml"), "protocol", "loso"]) == 0
+    assert capsys.readouterr().out.strip() == "loso"  # none named: the default
+    assert config_value([str(ROOT / "egs/emodb/ser1/conf/train_tdnn.yaml"), "model"]) == 1
+    with pytest.raises(ConfigValueError, match="'random' is not a protocol"):
+        SERTrainConfig(protocol="random")

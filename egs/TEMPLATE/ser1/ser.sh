@@ -48,7 +48,8 @@ ssl_window=utterance # Whisper: utterance (each utterance's own length) | padded
 local_data_opts=""   # options passed to local/data.sh
 
 # Protocol options
-protocol=loso        # loso | losess (utt2session) | random10 (random<K>) | split (utt2split: the corpus's own partition)
+protocol=""          # loso | losess (utt2session) | random10 (random<K>) | split (utt2split: the corpus's own partition);
+                     # "" = the training config's "protocol:" (the one its system was published with), else loso
 make_folds_opts=""   # extra speechser-make-folds options, e.g. "--test-split Test2" (protocol split)
 folds=""             # e.g. "1 2 3"; empty = all
 fold_seed=0          # seed of the random<K> folds
@@ -79,6 +80,12 @@ log "$0 $*"
 . utils/stage_lib.sh
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
+if [ -z "${protocol}" ]; then  # the protocol the training config was published with, else leave-one-speaker-out
+    protocol=loso
+    if [ -z "${fusion_config}" ] && [ -f "${train_config}" ]; then
+        protocol=$(speechser-config-value "${train_config}" protocol loso) || exit 1
+    fi
+fi
 case "${feats_type}" in  # features and folds of each front-end apart: data/<protocol>[_<front-end>]
     fbank) featsdir=${dumpdir}/fbank; foldsdir=data/${protocol} ;;
     opensmile_functionals|opensmile_lld)

@@ -3,10 +3,14 @@
 #   ./run.sh                                          CmGI (paper 001), leave-one-session-out (5 folds)
 #   ./run.sh --train_config conf/train_metadata.yaml --inference_model valid.ua.ave_5best.pt
 #                                                     the metadata-enhanced system (paper 002)
+#   ./run.sh --train_config conf/train_pcq.yaml       PCQ (paper 003) on its own protocol, 10 random folds
 #   ./run.sh --protocol loso                          leave-one-speaker-out (10 folds)
+# Each config names the protocol its paper used (protocol: in the YAML); --protocol overrides it. Leave-one-
+# session-out validates on one speaker of the next session and trains on the other seven speakers
+# (--make_folds_opts "--valid next": a whole session, training on three of five, as before).
 # Set SPEECHSER_IEMOCAP (or db.sh) to your IEMOCAP_full_release. The configs are the papers' sizes (GPUs,
 # pretrained models from the hub or local directories).
 set -euo pipefail
 . ./db.sh
-./ser.sh --train_config conf/train_cmgi.yaml --protocol losess --cmvn_type none \
+./ser.sh --train_config conf/train_cmgi.yaml --cmvn_type none \
     --inference_model valid.ua.ave_3best.pt "$@"
