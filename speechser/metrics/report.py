@@ -60,6 +60,40 @@ def score_decode_dir(decode_dir: Path | str, labels: Sequence[str]) -> FoldResul
                       {k: (index[ref[k]], index[hyp[k]]) for k in keys})
 
 
+def minority_map(decode_dirs: Sequence[Path | str], labels: Sequence[str], majority: Sequence[str]
+                 ) -> Tuple[List[float], float, List[str]]:
+    """SAILER's minority-class mean average precision (paper 004, sec. 2.4) of scored decode directories: for
+    each class not in ``majority`` that occurs in the references, the one-against-rest average precision of
+    its posterior (``posteriors.tsv``), averaged; per directory and pooled over all of them. Returns the
+    per-directory values, the pooled value and the minority classes."""
+    from speechser.decode.ensemble import read_posteriors
+    from speechser.metrics.classification import average_precision
+
+    unknown = [c for c in majority if c not in labels]
+    if unknown:
+        raise DataDirError(f"majority class '{unknown[0]}' is not in the label list ({' '.join(labels)})")
+    minority = [c for c in labels if c not in majority]
+    per_dir: List[float] = []
+    all_post: List[np.ndarray] = []
+    all_ref: List[str] = []
+    for d in decode_dirs:
+        path = Path(d) / "posteriors.tsv"
+        if not path.is_file():
+            raise DataDirError(f"{path}: no such file (the minority-class mAP ranks the posteriors; decode again)")
+        cols, keys, post = read_posteriors(path)
+        if list(cols) != list(labels):
+            raise DataDirError(f"{path}: columns {' '.join(cols)} are not the label list's ({' '.join(labels)})")
+        ref = read_kv(Path(d) / "ref")
+        refs = [ref[k] for k in keys]
+        aps = [average_precision(post[:, labels.index(c)], [r == c for r in refs]) for c in minority if c in refs]
+        per_dir.append(float(np.mean(aps)) if aps else float("nan"))
+        all_post.append(post)
+        all_ref += refs
+    post = np.concatenate(all_post)
+    aps = [average_precision(post[:, labels.index(c)], [r == c for r in all_ref]) for c in minority if c in all_ref]
+    return per_dir, float(np.mean(aps)) if aps else float("nan"), minority
+
+
 def speaker_results(folds: Sequence[FoldResult], utt2spk: Mapping[str, str], num_labels: int,
                     source: str = "utt2spk") -> List[FoldResult]:
     """The test utterances of all folds regrouped by speaker (``utt2spk``), one result per speaker in
@@ -121,6 +155,7 @@ def cv_report(
     command: str,
     notes: str = "",
     speakers: Optional[Sequence[FoldResult]] = None,
+    min_map: Optional[Tuple[List[float], float, List[str]]] = None,
 ) -> str:
     """A Markdown section: per-fold table, mean and sample std over folds (``n - 1``, see
     :func:`~speechser.metrics.classification.mean_and_sample_std`; ``n/a`` for one fold, and the
@@ -144,7 +179,13 @@ def cv_report(
     total = sum(f.cm for f in folds)
     pooled = scores_from_confusion(total)
     lines += ["", f"Pooled over all test utterances: UA {100 * pooled['ua']:.2f} %, "
-              f"WA {100 * pooled['wa']:.2f} %, macro-F1 {100 * pooled['macro_f1']:.2f} %.", "",
+              f"WA {100 * pooled['wa']:.2f} %, macro-F1 {100 * pooled['macro_f1']:.2f} %.", ""]
+    if min_map is not None:
+        per_fold, pooled_map, minority = min_map
+        mean, std = mean_and_sample_std([v for v in per_fold if not np.isnan(v)])
+        lines += [f"Minority-class mAP ({', '.join(minority)}; SAILER's measure): {100 * mean:.2f} % mean over "
+                  f"folds (std {'n/a' if np.isnan(std) else f'{100 * std:.2f}'}), {100 * pooled_map:.2f} % pooled.", ""]
+    lines += [
               "Summed confusion matrix (rows: reference, columns: hypothesis):", "", "```",
               format_confusion(total, labels), "```", ""]
     if speakers:

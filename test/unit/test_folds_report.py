@@ -1,6 +1,7 @@
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from speechser.data.folds import leave_one_speaker_out, stratified_kfold
@@ -140,3 +141,31 @@ def test_leave_one_speaker_out_with_a_validation_fraction_keeps_the_test_speaker
         assert {utt2spk[u] for u in f.test} == {f"s{k}"} and len(f.valid) == 6 and len(f.train) == 24
         assert f"s{k}" not in {utt2spk[u] for u in f.valid + f.train}
     assert leave_one_speaker_out(utt2spk, valid="speaker", utt2speaker=utt2spk) == leave_one_speaker_out(utt2spk)
+
+
+def test_scoring_adds_the_minority_class_map_from_the_posteriors(tmp_path: Path, capsys):
+    """``speechser-score-ser --majority``: SAILER's minority-class mAP, the mean over the non-majority classes
+    of the average precision of their posterior, per fold and pooled (min_map.tsv and the report)."""
+    from speechser.bin.score_ser import main as score
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("ang\nneu\nsad\n")
+    rows = {"fold1": [("a", "sad", [0.1, 0.1, 0.8]), ("b", "ang", [0.6, 0.1, 0.3]), ("c", "neu", [0.2, 0.7, 0.1])],
+            "fold2": [("d", "sad", [0.5, 0.2, 0.3]), ("e", "ang", [0.3, 0.2, 0.5]), ("f", "sad", [0.2, 0.2, 0.6])]}
+    for fold, items in rows.items():
+        d = tmp_path / fold / "decode_test"
+        d.mkdir(parents=True)
+        (d / "ref").write_text("".join(f"{k} {r}\n" for k, r, _ in items))
+        (d / "hyp").write_text("".join(f"{k} {['ang', 'neu', 'sad'][int(np.argmax(p))]}\n" for k, _, p in items))
+        (d / "posteriors.tsv").write_text("utt\tang\tneu\tsad\n" + "".join(
+            f"{k}\t" + "\t".join(str(x) for x in p) + "\n" for k, _, p in items))
+    dirs = [str(tmp_path / f / "decode_test") for f in rows]
+    assert score(["--label-list", str(labels), "--out-dir", str(tmp_path / "s"), "--majority", "ang,neu", *dirs]) == 0
+    table = dict(line.split("\t") for line in (tmp_path / "s/min_map.tsv").read_text().splitlines()[1:])
+    assert float(table["fold1"]) == pytest.approx(1.0)  # sad ranked first in fold 1
+    assert float(table["fold2"]) == pytest.approx((1 + 2 / 3) / 2)  # sad at 0.6, then ang at 0.5, sad at 0.3
+    # pooled, by sad's posterior: a 0.8 (sad), f 0.6 (sad), e 0.5, b 0.3, d 0.3 (sad; ties in order), c 0.1
+    assert float(table["pooled"]) == pytest.approx((1 + 1 + 3 / 5) / 3)
+    assert "Minority-class mAP (sad; SAILER's measure)" in (tmp_path / "s/report.md").read_text()
+    assert score(["--label-list", str(labels), "--out-dir", str(tmp_path / "t"), "--majority", "joy", *dirs]) == 1
+    assert "majority class 'joy' is not in the label list" in capsys.readouterr().err

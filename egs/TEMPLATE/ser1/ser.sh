@@ -234,18 +234,21 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     [ -f "${exp}/logs/infer.elapsed" ] && timing="${timing}; inference $(cat "${exp}/logs/infer.elapsed") s"
     system_note="model ${inference_model:-averaged (else best) checkpoint}; CMVN ${cmvn_type}"
     [ -z "${fusion_config}" ] || system_note="late fusion ${fusion_config} (weights per fold in ${exp}/fold<K>/fusion.json)"
+    majority=""  # a config with SAILER's majority classes also gets their minority-class mAP
+    [ -n "${fusion_config}" ] || majority=$(speechser-config-value "${train_config}" data.soft_labels.majority "") \
+        || exit 1
     speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
         --tag "${tag}-${protocol}" --header "$(results_header)" \
         --notes "${system_note}${timing}; confusion plot ${exp}/scores/confusion.png" \
-        --utt2spk data/all/utt2spk \
+        --utt2spk data/all/utt2spk --majority "${majority}" \
         "${decode_dirs[@]}"
     if [ "${knn}" = true ]; then
         speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
             --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
             --tag "${tag}-${protocol}-knn" --header "$(results_header)" \
             --notes "model ${inference_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
-            "${knn_dirs[@]}"
+            --majority "${majority}" "${knn_dirs[@]}"
     fi
 fi
 
