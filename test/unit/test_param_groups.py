@@ -2,7 +2,6 @@
 its scheduler give each, and the errors for a prefix that names nothing or an unknown setting."""
 
 import pytest
-import torch
 from torch import nn
 
 from speechser.config import ConfigValueError, from_dict, load_yaml_text
