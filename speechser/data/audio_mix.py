@@ -12,11 +12,13 @@ summed. The result has ``len(a) + len(b) + g`` samples (``len(a) + len(b) - o`` 
 On an encoder's stored states (stage 3's ``ssl_frames``) the mixture's states are those of the two utterances
 joined the same way (:func:`mix_frames`, the gap in frames of 20 ms), not the states of the mixed audio
 (which the encoder never saw): a departure from the paper, the price of running the encoder once.
+A mixture longer than ``mix_cap_seconds`` (SAILER's 15-s input cap; 0 = none) is cut to its central part
+(:func:`cap_center`), so that both utterances stay in it. Batches are budgeted by each epoch's mixed lengths
+(:meth:`speechser.data.dataset.FeatsLabelDataset.epoch_lengths`), not by the longest possible mixture.
 The "primary" label of an utterance (which classes are majority ones) is its hard label (``utt2emo``), and
 the class frequencies are those of the hard labels. The dataset (:class:`speechser.data.dataset.FeatsLabelDataset`)
 gives a mixture the mean of the two utterances' secondary-emotion and attribute targets, both transcripts in
-the mixing order, the majority utterance's metadata (gender, speaker) and speaker CMVN; bucketing counts a
-majority-class utterance at its longest possible mixed length.
+the mixing order, the majority utterance's metadata (gender, speaker) and speaker CMVN.
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ def mix_waveforms(a: np.ndarray, b: np.ndarray, gap: int) -> np.ndarray:
     if o == 0:
         return np.concatenate([a, b])
     return np.concatenate([a[: len(a) - o], a[len(a) - o :] + b[:o], b[o:]])
+
+
+def mixed_length(n_a: int, n_b: int, gap: int) -> int:
+    """The length of :func:`mix_waveforms` / :func:`mix_frames` of lengths ``n_a``, ``n_b`` and ``gap``."""
+    return n_a + n_b + gap if gap >= 0 else n_a + n_b - min(-gap, n_a, n_b)
+
+
+def cap_center(x: np.ndarray, cap: int) -> np.ndarray:
+    """``x`` (samples or frames on axis 0) cut to its central ``cap`` (``cap`` 0 or ``len(x) <= cap``: whole):
+    SAILER's input cap applied to a mixture keeps the join, so both utterances stay in it."""
+    if cap <= 0 or len(x) <= cap:
+        return x
+    start = (len(x) - cap) // 2
+    return x[start : start + cap]
 
 
 def mix_frames(a: np.ndarray, b: np.ndarray, gap: int) -> np.ndarray:
@@ -89,11 +105,13 @@ class MinorityMixer:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def draw(self, index: int, key: str) -> Optional[MixDraw]:
-        """The mixing decision for training utterance ``index`` (``key``), or None (not mixed)."""
+    def draw(self, index: int, key: str, epoch: Optional[int] = None) -> Optional[MixDraw]:
+        """The mixing decision for training utterance ``index`` (``key``) in ``epoch`` (default: the one set),
+        or None (not mixed)."""
         if self.prob <= 0 or not self.pools or int(self.labels[index]) not in self.majority:
             return None
-        g = np.random.default_rng([self.seed, self.epoch, zlib.crc32(key.encode("utf-8")), 7])
+        g = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch),
+                                   zlib.crc32(key.encode("utf-8")), 7])
         if g.random() >= self.prob:
             return None
         pool = self.pools[int(g.choice(len(self.pools), p=self.class_prob))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from speechser.data.audio_mix import MinorityMixer, mix_frames, mix_waveforms
+from speechser.data.audio_mix import MinorityMixer, cap_center, mix_frames, mix_waveforms, mixed_length
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.labels import UNKNOWN_LABEL, read_aux_labels, read_utt2label
 from speechser.data.soft_labels import (
@@ -282,6 +283,9 @@ class FeatsLabelDataset(Dataset):
                 self.fbank_opts = read_fbank_options(self.data_dir)
                 rate, frame_ms = self.fbank_opts.sample_rate, self.fbank_opts.frame_shift_ms
             self.mix_frame_samples = rate * frame_ms / 1000
+            #: Frames a join of two filterbanks' audio gains over their sum: the edges' windows (2 for 25 / 10 ms).
+            self.mix_edge_frames = 0 if self.mix_states else \
+                max(0, math.ceil(self.fbank_opts.frame_length_ms / self.fbank_opts.frame_shift_ms) - 1)
             if self.load_audio or not self.mix_states:
                 if not (self.data_dir / "wav.scp").is_file():
                     raise DataDirError(f"{self.data_dir}/wav.scp: no such file (audio mixing reads the audio)")
@@ -289,12 +293,8 @@ class FeatsLabelDataset(Dataset):
             self.mixer = MinorityMixer([self.utt2label[k] for k in self.keys],
                                        [i for i, m in enumerate(self.majority) if m], len(labels), conf.mix_prob,
                                        conf.mix_max_seconds, rate, seed)
-            # Bucketing sees each majority utterance at its longest mixed length (with the longest minority
-            # partner and the longest silence), so that a batch of mixtures stays within data.max_frames.
-            longest = max((self.lengths[j] for pool in self.mixer.pools for j in pool), default=0)
-            gap = int(round(conf.mix_max_seconds * 1000 / frame_ms))
-            self.lengths = [n + longest + gap if self.majority[self.utt2label[k]] else n
-                            for n, k in zip(self.lengths, self.keys)]
+            self.mix_cap_samples = int(round(conf.mix_cap_seconds * rate))
+            self.mix_cap_frames = int(round(conf.mix_cap_seconds * 1000 / frame_ms))
 
     def _soft(self, key: str) -> np.ndarray:
         """The utterance's label distribution (after annotation dropout in training)."""
@@ -319,16 +319,32 @@ class FeatsLabelDataset(Dataset):
         first, second = (other, key) if draw.partner_first else (key, other)
         wav: Optional[np.ndarray] = None
         if not self.mix_states or self.load_audio:
-            wav = mix_waveforms(self._waveform(first), self._waveform(second), draw.gap)
+            wav = cap_center(mix_waveforms(self._waveform(first), self._waveform(second), draw.gap),
+                             self.mix_cap_samples)
         if self.mix_states:  # each utterance's states, normalized by its own speaker's statistics
             gap = int(round(draw.gap / self.mix_frame_samples))
-            feats = mix_frames(self._read(first), self._read(second), gap)
+            feats = cap_center(mix_frames(self._read(first), self._read(second), gap), self.mix_cap_frames)
         else:
             assert wav is not None
             feats = compute_fbank(wav, self.fbank_opts.sample_rate, self.fbank_opts)
             if self.cmvn is not None:
                 feats = self.cmvn(key, feats)  # the majority utterance's speaker statistics
         return wav, feats, (self._soft(key) + self._soft(other)) / 2, [first, second]
+
+    def epoch_lengths(self, epoch: int) -> List[int]:
+        """Each item's length in frames in ``epoch``: a mixture's is its mixed (and capped) length, for the
+        batch budget (:class:`speechser.data.sampler.BucketBatchSampler` rebuilds its batches each epoch)."""
+        if self.mixer is None:
+            return list(self.lengths)
+        out = []
+        for i, (key, n) in enumerate(zip(self.keys, self.lengths)):
+            draw = self.mixer.draw(i, key, epoch)
+            if draw is not None:
+                n = mixed_length(n, self.lengths[draw.partner], int(round(draw.gap / self.mix_frame_samples)))
+                n += self.mix_edge_frames
+                n = min(n, self.mix_cap_frames) if self.mix_cap_frames > 0 else n
+            out.append(n)
+        return out
 
     def _secondary(self, keys: Sequence[str]) -> np.ndarray:
         """The mean secondary-emotion distribution of ``keys`` that have one (zeros when none has)."""

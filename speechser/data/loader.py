@@ -48,16 +48,18 @@ def bucketed_loader(
     dist: DistInfo = DistInfo(),
     num_workers: int = 0,
     shard_eval: bool = False,
+    epoch_lengths: Optional[Callable[[int], Sequence[int]]] = None,
 ) -> Tuple[DataLoader, BucketBatchSampler]:
     """A loader whose batches hold at most ``max_frames`` padded frames; training
     loaders (``shuffle``) are sharded over DDP ranks (every rank the same number of
     batches) and have no single-item batch (merged into a neighbour). Evaluation
     loaders are whole on every rank, or with ``shard_eval`` (validation during
-    training) cut into the ranks' shards, each batch on exactly one rank."""
+    training) cut into the ranks' shards, each batch on exactly one rank. ``epoch_lengths``: the items'
+    lengths in an epoch, where they change (mixtures); the batches are rebuilt each epoch."""
     shard = shuffle or shard_eval
     sampler = BucketBatchSampler(
         lengths, max_frames, max_batch_size, shuffle=shuffle, seed=seed,
         num_replicas=dist.world_size if shard else 1, rank=dist.rank if shard else 0,
-        min_batch_size=2 if shuffle else 1, even_shards=shuffle,
+        min_batch_size=2 if shuffle else 1, even_shards=shuffle, epoch_lengths=epoch_lengths,
     )
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers), sampler

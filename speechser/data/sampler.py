@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterator, List, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 from torch.utils.data import Sampler
 
@@ -55,32 +55,44 @@ class BucketBatchSampler(Sampler[List[int]]):
         rank: int = 0,
         min_batch_size: int = 1,
         even_shards: bool = True,
+        epoch_lengths: Optional[Callable[[int], Sequence[int]]] = None,
     ) -> None:
         if max_frames <= 0 or max_batch_size <= 0:
             raise ValueError("max_frames and max_batch_size must be positive")
-        self.lengths = list(lengths)
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
         self.num_replicas = num_replicas
         self.rank = rank
         self.even_shards = even_shards
+        self.max_frames, self.max_batch_size, self.min_batch_size = max_frames, max_batch_size, min_batch_size
+        #: Items whose length changes with the epoch (SAILER's mixtures): the batches are rebuilt from
+        #: ``epoch_lengths(epoch)`` at each :meth:`set_epoch`, so their number may change too.
+        self.epoch_lengths = epoch_lengths
+        # with epoch_lengths, the first epoch's (the trainer numbers epochs from 1): the batch count the
+        # learning-rate schedule plans with (a later epoch with more batches ends at the schedule's floor)
+        self._build(epoch_lengths(1) if epoch_lengths is not None else lengths)
+
+    def _build(self, lengths: Sequence[int]) -> None:
+        self.lengths = list(lengths)
         order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], i))
         self.batches: List[List[int]] = []
         batch: List[int] = []
         for idx in order:
             longest = max(self.lengths[idx], max((self.lengths[i] for i in batch), default=0))
-            if batch and (longest * (len(batch) + 1) > max_frames or len(batch) >= max_batch_size):
+            if batch and (longest * (len(batch) + 1) > self.max_frames or len(batch) >= self.max_batch_size):
                 self.batches.append(batch)
                 batch = []
             batch.append(idx)
         if batch:
             self.batches.append(batch)
-        if min_batch_size > 1:
-            self.batches = _merge_small(self.batches, min_batch_size)
+        if self.min_batch_size > 1:
+            self.batches = _merge_small(self.batches, self.min_batch_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.epoch_lengths is not None:
+            self._build(self.epoch_lengths(epoch))
 
     def _epoch_batches(self) -> List[List[int]]:
         batches = list(self.batches)

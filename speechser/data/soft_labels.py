@@ -49,6 +49,8 @@ class SoftLabelConfig:
     mix_prob: float = 0.0
     #: The longest silence or overlap between the two mixed utterances, in seconds (SAILER: 2).
     mix_max_seconds: float = 2.0
+    #: A mixture longer than this many seconds is cut to its central part (SAILER's 15-s input cap); 0 = none.
+    mix_cap_seconds: float = 0.0
     #: Multi-task targets (SAILER, sec. 2.4), for models with those heads: the secondary-emotion votes
     #: (``utt2emo2_dist``, the label list's classes; a partial file: utterances without a line have no
     #: secondary target) and the emotion attributes (``utt2avd``: arousal, valence, dominance per line).
@@ -56,7 +58,8 @@ class SoftLabelConfig:
     attribute_file: str = ""
 
     def __post_init__(self) -> None:
-        check_ranges(self, annotation_dropout="[0, 1)", mix_prob="[0, 1]", mix_max_seconds="[0, inf)")
+        check_ranges(self, annotation_dropout="[0, 1)", mix_prob="[0, 1]", mix_max_seconds="[0, inf)",
+                     mix_cap_seconds="[0, inf)")
         if (self.annotation_dropout > 0 or self.mix_prob > 0) and not self.file:
             raise ConfigValueError("soft_labels.file", "annotation dropout and audio mixing act on soft labels: "
                                    "set the soft-label file (utt2emo_dist)")

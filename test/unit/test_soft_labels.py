@@ -140,7 +140,7 @@ def test_training_with_soft_labels_dropout_mixing_and_reweighting_runs(make_feat
 
     saved = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())["data"]["soft_labels"]
     assert saved == {"file": "utt2emo_dist", "annotation_dropout": 0.2, "majority": ["ang"], "mix_prob": 0.5,
-                     "mix_max_seconds": 2.0, "secondary_file": "", "attribute_file": ""}
+                     "mix_max_seconds": 2.0, "mix_cap_seconds": 0.0, "secondary_file": "", "attribute_file": ""}
     with pytest.raises(Exception, match="soft-label file"):
         load_ser_config(None, ["--data.train_dir", "x", "--data.valid_dir", "y", "--data.label_list", "z",
                                "--data.soft_labels.mix_prob", "0.5", "--data.soft_labels.majority", "[ang]"])
@@ -167,7 +167,9 @@ def test_minority_map_is_the_mean_average_precision_of_the_minority_classes():
     assert ev2.compute()["min_map"] == pytest.approx(0.5)
 
 
-def test_a_mixture_averages_its_other_targets_and_is_bucketed_at_its_longest(make_feats_dir):
+def test_a_mixture_averages_its_other_targets_and_is_bucketed_at_its_own_length(make_feats_dir):
+    """The batch budget counts each epoch's mixture at its mixed length (about, in frames: the filterbank of
+    the joined audio loses a frame or two at the edges), not at the longest possible mixture."""
     d = make_feats_dir(n_spk=2, n_utt=4, seconds=0.6)
     write_votes(d)
     from speechser.io.datadir import read_kv
@@ -187,10 +189,36 @@ def test_a_mixture_averages_its_other_targets_and_is_bucketed_at_its_longest(mak
             assert np.allclose(item["attrs"], [(i + j) / 2, i + j, 3])
             want = [0, 1] if keys[0] in (key, other) else [0, 0]  # the one secondary target, or none
             assert np.allclose(item["soft2"], want)
-            assert ds.lengths[i] == plain.lengths[i] + max(plain.lengths[k] for k in range(len(ds))
-                                                           if ds.utt2label[ds.keys[k]] == 1) + 50
+            counted = ds.epoch_lengths(ds.epoch)[i]
+            assert 0 <= counted - item["feats"].shape[0] <= 3
+            assert counted < plain.lengths[i] + max(plain.lengths) + 50 or abs(ds.mixer.draw(i, key).gap) == 8000
         else:
-            assert ds.lengths[i] == plain.lengths[i] and np.allclose(item["attrs"], [i, 2 * i, 3])
+            assert ds.epoch_lengths(0)[i] == plain.lengths[i] and np.allclose(item["attrs"], [i, 2 * i, 3])
+    assert ds.lengths == plain.lengths  # the unmixed lengths stay as they are
+
+
+def test_a_mixture_longer_than_the_cap_keeps_its_centre_and_batches_follow_the_epochs(make_feats_dir):
+    from speechser.data.sampler import BucketBatchSampler
+
+    d = make_feats_dir(n_spk=2, n_utt=4, seconds=0.6)
+    write_votes(d)
+    conf = SoftLabelConfig(file="utt2emo_dist", majority=["ang"], mix_prob=1.0, mix_max_seconds=0.5,
+                           mix_cap_seconds=0.8)
+    ds = FeatsLabelDataset(d, ["ang", "neu"], soft_labels=conf, train=True, load_audio=True, seed=1)
+    for i, key in enumerate(ds.keys):
+        if ds.utt2label[key] == 0:
+            item = ds[i]
+            from speechser.data.audio_mix import mixed_length
+
+            n = min(mixed_length(9600, 9600, ds.mixer.draw(i, key).gap), 12800)  # 0.6 s each, the cap 0.8 s
+            assert len(item["wav"]) == n and item["feats"].shape[0] == 1 + (n - 400) // 160
+            assert ds.epoch_lengths(ds.epoch)[i] >= item["feats"].shape[0]
+            assert ds.epoch_lengths(ds.epoch)[i] <= 80 + 2  # the cap in 10-ms frames (and the edges' windows)
+    sampler = BucketBatchSampler(ds.lengths, 200, epoch_lengths=ds.epoch_lengths)
+    for epoch in (1, 2):
+        sampler.set_epoch(epoch)
+        lengths = ds.epoch_lengths(epoch)
+        assert all(len(b) * max(lengths[i] for i in b) <= 200 for b in sampler)
 
 
 def test_class_weights_act_in_training_only_and_mixup_reads_the_soft_labels():
