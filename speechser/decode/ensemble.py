@@ -15,29 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from speechser.io.datadir import DataDirError, read_kv
-from speechser.metrics.ser_decode import write_ser_decode
-
-
-def read_posteriors(path: Path | str) -> Tuple[List[str], List[str], np.ndarray]:
-    """``posteriors.tsv`` -> (labels, keys, ``(N, C)`` posteriors); a malformed line names file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataDirError(f"{path}: no such file")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if not lines or not lines[0].startswith("utt\t"):
-        raise DataDirError(f"{path}:1: expected a header 'utt<TAB>label ...'")
-    labels = lines[0].split("\t")[1:]
-    keys, rows = [], []
-    for n, line in enumerate(lines[1:], 2):
-        parts = line.split("\t")
-        if len(parts) != len(labels) + 1:
-            raise DataDirError(f"{path}:{n}: expected {len(labels) + 1} columns, found {len(parts)}")
-        try:
-            rows.append([float(x) for x in parts[1:]])
-        except ValueError:
-            raise DataDirError(f"{path}:{n}: a posterior is not a number") from None
-        keys.append(parts[0])
-    return labels, keys, np.asarray(rows, dtype=np.float64).reshape(len(keys), len(labels))
+from speechser.metrics.ser_decode import read_posteriors, write_ser_decode  # noqa: F401 (read_posteriors: re-exported)
 
 
 def read_members(member_dirs: Sequence[Path | str]) -> Tuple[List[str], List[str], np.ndarray]:

@@ -66,7 +66,7 @@ def minority_map(decode_dirs: Sequence[Path | str], labels: Sequence[str], major
     each class not in ``majority`` that occurs in the references, the one-against-rest average precision of
     its posterior (``posteriors.tsv``), averaged; per directory and pooled over all of them. Returns the
     per-directory values, the pooled value and the minority classes."""
-    from speechser.decode.ensemble import read_posteriors
+    from speechser.metrics.ser_decode import read_posteriors
     from speechser.metrics.classification import average_precision
 
     unknown = [c for c in majority if c not in labels]

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from speechser.io.datadir import DataDirError
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 
 
@@ -48,3 +49,25 @@ def write_ser_decode(out_dir: Path | str, keys: Sequence[str], post: Any, refs: 
         json.dump({**scores, "n": len(keys), **(extra or {})}, f, indent=1)
     logging.info("%s: %d utterances, UA %.2f%% WA %.2f%%", out_dir, len(keys), 100 * scores["ua"], 100 * scores["wa"])
     return scores
+
+
+def read_posteriors(path: Path | str) -> Tuple[List[str], List[str], np.ndarray]:
+    """``posteriors.tsv`` -> (labels, keys, ``(N, C)`` posteriors); a malformed line names file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataDirError(f"{path}: no such file")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].startswith("utt\t"):
+        raise DataDirError(f"{path}:1: expected a header 'utt<TAB>label ...'")
+    labels = lines[0].split("\t")[1:]
+    keys, rows = [], []
+    for n, line in enumerate(lines[1:], 2):
+        parts = line.split("\t")
+        if len(parts) != len(labels) + 1:
+            raise DataDirError(f"{path}:{n}: expected {len(labels) + 1} columns, found {len(parts)}")
+        try:
+            rows.append([float(x) for x in parts[1:]])
+        except ValueError:
+            raise DataDirError(f"{path}:{n}: a posterior is not a number") from None
+        keys.append(parts[0])
+    return labels, keys, np.asarray(rows, dtype=np.float64).reshape(len(keys), len(labels))

@@ -58,6 +58,13 @@ class AbsSERModel(AbsModel):
         emb = self.embed_batch(batch)
         return emb, self.classify(emb)
 
+    def decode_outputs(self, batch: Any) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, List[Any]]]:
+        """What decoding records: :meth:`utterance_outputs` and the predictions of the model's auxiliary tasks
+        per utterance (batch order): a label file (``utt2gender``) -> class indices, ``text`` -> the CTC
+        hypotheses. None here; models with auxiliary tasks override it."""
+        emb, logits = self.utterance_outputs(batch)
+        return emb, logits, {}
+
     def forward(self, batch: Any) -> Dict[str, Any]:  # type: ignore[override]
         emb = self.embed_batch(batch)
         logits = self.classify(emb)

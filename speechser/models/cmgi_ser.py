@@ -115,17 +115,25 @@ class CmGISER(StagedFreezing, AbsSERModel):
         with torch.no_grad():
             return self.hypotheses(log_probs.detach(), lengths)
 
-    def _encode(self, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _encode(self, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, List[str]]:
+        """A batch -> embeddings, CTC log-probabilities, frame counts and the texts the text branch read."""
         need_audio(batch, "cmgi_ser")
         assert batch.wavs is not None and batch.wav_lengths is not None
         xa, alen = self.ssl(batch.wavs, batch.wav_lengths)
         log_probs = F.log_softmax(self.ctc(xa).float(), dim=-1)
-        xl, lmask = self.text(self._texts(batch, log_probs, alen))
+        texts = self._texts(batch, log_probs, alen)
+        xl, lmask = self.text(texts)
         v = self.cmgi(xa, lengths_to_mask(alen, xa.shape[1]), xl.to(xa.dtype), lmask)
-        return self.head.embed_vector(v), log_probs, alen
+        return self.head.embed_vector(v), log_probs, alen, texts
 
     def embed_batch(self, batch: Batch) -> torch.Tensor:
         return self._encode(batch)[0]
+
+    def decode_outputs(self, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, List[Any]]]:
+        """Embeddings, logits and the CTC branch's greedy hypotheses (``text``; paper 001 reports their WER)."""
+        emb, log_probs, alen, texts = self._encode(batch)
+        hyps = texts if self.conf.eval_text == "hypothesis" else self.hypotheses(log_probs, alen)
+        return emb, self.head.classify(emb), {"text": hyps}
 
     def _phase1(self, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """SSL frames -> (CE of the mean-pooled classifier, its logits, CTC log-probabilities, lengths)."""
@@ -143,7 +151,7 @@ class CmGISER(StagedFreezing, AbsSERModel):
         if self.stage == 1 and self.training:
             loss_e, logits, log_probs, alen = self._phase1(batch)
         else:
-            emb, log_probs, alen = self._encode(batch)
+            emb, log_probs, alen, _ = self._encode(batch)
             logits = self.head.classify(emb)
             loss_e = self.head.loss(logits, emb, batch.labels, batch.soft)
         out: Dict[str, Any] = {"logits": logits.detach(), "loss": loss_e}

@@ -15,12 +15,12 @@ freezes); the mixin builds nothing itself: the model's ``__init__`` calls :meth:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from speechser.models.abs_model import StagedFreezing
-from speechser.nets.aux_tasks import AuxiliaryTasks, MetadataOptions
+from speechser.nets.aux_tasks import ASR_TASK, AuxiliaryTasks, MetadataOptions
 
 
 class MetadataSERMixin(StagedFreezing):
@@ -34,6 +34,7 @@ class MetadataSERMixin(StagedFreezing):
                       tokens: Optional[Sequence[str]] = None) -> None:
         self.aux = AuxiliaryTasks(frame_dim, aux_classes or {}, self.conf, dropout, len(tokens or ()))
         self.stage = 1 if self.conf.stage1_epochs > 0 else 2
+        self.aux_tokens = list(tokens or ())
 
     @staticmethod
     def extra_head_dim(frame_dim: int, opts: MetadataOptions) -> int:
@@ -54,6 +55,22 @@ class MetadataSERMixin(StagedFreezing):
 
     def embed_batch(self, batch: Any) -> torch.Tensor:
         return self._embed(batch)[0]
+
+    def decode_outputs(self, batch: Any) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, List[Any]]]:
+        """Embeddings, logits and each auxiliary task's predictions: class indices, or for the ASR task the
+        CTC greedy hypotheses as text (paper 002's Table III scores them)."""
+        from speechser.decode.ctc import ctc_greedy_search
+        from speechser.text.tokenizer import GraphemeTokenizer
+
+        emb, aux_logits, mask = self._embed(batch)
+        preds: Dict[str, List[Any]] = {}
+        for name, logits in aux_logits.items():
+            if name == ASR_TASK:
+                tok = GraphemeTokenizer(self.aux_tokens)
+                preds[name] = [tok.decode(h.tokens) for h in ctc_greedy_search(logits, mask.sum(1))]
+            else:
+                preds[name] = logits.argmax(-1).tolist()
+        return emb, self.head.classify(emb), preds
 
     def forward(self, batch: Any) -> Dict[str, Any]:
         emb, aux_logits, mask = self._embed(batch)

@@ -24,6 +24,7 @@ from speechser.models.pcq_ser import PCQSER, PCQSERConfig
 from speechser.models.sailer_ser import SAILERSER, SAILERSERConfig
 from speechser.models.ssl_ser import SSLSER, SSLSERConfig
 from speechser.models.tdnn_asr_fusion import TDNNASRFusion, TDNNASRFusionConfig
+from speechser.models.text_ser import TextSER, TextSERConfig
 from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
 from speechser.models.tdnn_vector_ser import TDNNVectorSER, TDNNVectorSERConfig
 
@@ -37,6 +38,7 @@ MODELS: Dict[str, Tuple[Type[nn.Module], type]] = {
     "metadata_tdnn_ser": (MetadataTDNNSER, MetadataTDNNSERConfig),  # SER: fbank TDNN + metadata tasks
     "pcq_ser": (PCQSER, PCQSERConfig),                             # SER: MLCNN + SSL queries, CSQ (paper 003)
     "sailer_ser": (SAILERSER, SAILERSERConfig),                     # SER: SSL + pointwise convs (+ text), SAILER (paper 004)
+    "text_ser": (TextSER, TextSERConfig),                           # SER: a text encoder over the transcript (paper 001's baseline)
     "ssl_ser": (SSLSER, SSLSERConfig),                             # SER on an SSL encoder (+ ASR fusion)
     "tdnn_asr_fusion": (TDNNASRFusion, TDNNASRFusionConfig),       # SER: fbank TDNN + ASR fusion
     "tdnn_ser": (TDNNSER, TDNNSERConfig),                          # SER: fbank TDNN

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from speechser.config import ConfigError, ConfigValueError, check_ranges, load_config
 from speechser.data.augment import WaveformAugmentor
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.dataset import Batch, FeatsLabelDataset, collate_feats_labels
+from speechser.data.labels import UNKNOWN_LABEL
 from speechser.data.folds import check_fold_features
 from speechser.data.labels import labels_in_file, read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
@@ -31,6 +32,7 @@ from speechser.data.soft_labels import SoftLabelConfig, distribution
 from speechser.features.ssl_feats import check_ssl_features
 from speechser.io.datadir import read_kv
 from speechser.losses.classification import class_weights_from_counts
+from speechser.metrics.aux_decode import write_aux_decode
 from speechser.metrics.ser_decode import write_ser_decode
 from speechser.models.abs_model import AbsSERModel
 from speechser.models.registry import ModelSection, build_model, model_config_dict
@@ -325,6 +327,10 @@ class SEROutputs:
     emb: torch.Tensor
     post: torch.Tensor
     labels: List[int]
+    #: Auxiliary tasks' predictions and references (:meth:`AbsSERModel.decode_outputs`): task -> utterance ->
+    #: ``(hypothesis, reference)``; a label task's are class names, the ASR task's texts; reference None when
+    #: the set has none.
+    aux: Dict[str, Dict[str, Tuple[Any, Any]]] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -342,20 +348,37 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str, require_labels
             raise ConfigError(f"{data_dir}: features of dimension {got}, but the model in {ser.dir} was trained on "
                               f"{ser.conf.data.train_dir} with dimension {ser.conf.model.input_dim} (another "
                               "feature set or front-end?)")
-    ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok, require_labels=require_labels)
+    aux_labels = {n: c for n, c in ser.conf.model.aux_labels.items() if (Path(data_dir) / n).is_file()}
+    ds = _dataset(d, str(data_dir), ser.labels, train=False, tokenizer=tok, require_labels=require_labels,
+                  aux_labels=aux_labels)
     loader, _ = bucketed_loader(ds, ds.lengths, collate_feats_labels, d.max_frames, d.max_batch_size, False,
                                 ser.conf.seed, DistInfo())
     dev = model_device(model)
     rows: Dict[str, tuple] = {}
+    aux: Dict[str, Dict[str, Tuple[Any, Any]]] = {}
     for batch in tqdm(loader, desc=f"embed {Path(data_dir).name}", disable=None, leave=False):
         batch = batch.to(dev)
-        emb, logits = model.utterance_outputs(batch)
+        emb, logits, preds = model.decode_outputs(batch)
         post = torch.softmax(logits.float(), dim=-1)
         for key, e, p, ref in zip(batch.keys, emb.float().cpu(), post.cpu(), batch.labels.tolist()):
             rows[key] = (e, p, ref)
+        for name, hyps in preds.items():
+            aux.setdefault(name, {}).update(_aux_pairs(name, hyps, batch, ser.conf.model.aux_labels))
     keys = sorted(rows)
     return SEROutputs(keys, torch.stack([rows[k][0] for k in keys]), torch.stack([rows[k][1] for k in keys]),
-                      [rows[k][2] for k in keys])
+                      [rows[k][2] for k in keys], aux)
+
+
+def _aux_pairs(name: str, hyps: List[Any], batch: Batch, aux_labels: Mapping[str, List[str]]
+               ) -> Dict[str, Tuple[Any, Any]]:
+    """One batch's ``key -> (hypothesis, reference)`` of auxiliary task ``name`` (class names, or texts)."""
+    if name == "text":
+        refs: List[Any] = list(batch.texts) if batch.texts is not None else [None] * len(hyps)
+        return {k: (h, r) for k, h, r in zip(batch.keys, hyps, refs)}
+    classes = aux_labels.get(name, [])
+    ref_idx = batch.aux[name].tolist() if name in batch.aux else [UNKNOWN_LABEL] * len(hyps)
+    return {k: (classes[h] if h < len(classes) else str(h), classes[r] if 0 <= r < len(classes) else None)
+            for k, h, r in zip(batch.keys, hyps, ref_idx)}
 
 
 def infer_ser(
@@ -370,4 +393,8 @@ def infer_ser(
     file is decoded unlabelled: posteriors and hypotheses, no ``ref``, no scores."""
     ser = load_experiment(exp_dir, checkpoint, device)
     out = collect_ser_outputs(ser, data_dir, require_labels=False)
-    return write_ser_decode(out_dir, out.keys, out.post, out.labels, ser.labels, {"checkpoint": str(ser.checkpoint)})
+    scores = write_ser_decode(out_dir, out.keys, out.post, out.labels, ser.labels,
+                              {"checkpoint": str(ser.checkpoint)})
+    if out.aux:
+        write_aux_decode(out_dir, out.aux)
+    return scores

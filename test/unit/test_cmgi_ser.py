@@ -55,6 +55,10 @@ def test_cmgi_trains_on_transcripts_and_infers_from_its_own_hypotheses(pretraine
     monkeypatch.setattr(CmGISER, "hypotheses", spy)
     scores = infer_ser(exp, None, d, tmp_path / "decode")  # eval_text: hypothesis
     assert 0.0 <= scores["ua"] <= 1.0 and len(seen) == 8  # every test utterance went through its hypothesis
+    import json
+
+    asr = json.loads((tmp_path / "decode/aux_scores.json").read_text())["text"]  # paper 001: the branch's WER
+    assert asr["n"] == 8 and asr["wer"] >= 0 and (tmp_path / "decode/aux_text").is_file()
     ser = load_experiment(exp)
     assert ser.model.ssl.model.feature_extractor.conv_layers[0].conv.weight.requires_grad is False  # CNN frozen
     from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels

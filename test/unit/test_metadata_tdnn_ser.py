@@ -90,6 +90,19 @@ def test_two_stage_training_records_its_tasks_and_resumes_across_the_switch(make
     ser = load_experiment(exp, exp / "3epoch.pt")
     assert set(ser.model.aux.names) == {"utt2gender", "utt2spk"}
     assert 0.0 <= infer_ser(exp, exp / "3epoch.pt", d, tmp_path / "decode")["ua"] <= 1.0
+    # paper 002's Table III: each auxiliary task's predictions and accuracy in the decode directory
+    import json
+
+    aux = json.loads((tmp_path / "decode/aux_scores.json").read_text())
+    hyps = read_kv(tmp_path / "decode/aux_utt2gender")
+    refs = read_kv(d / "utt2gender")
+    assert set(hyps) == set(refs) and set(hyps.values()) <= {"f", "m"}
+    assert aux["utt2gender"]["n"] == len(refs)
+    assert aux["utt2gender"]["accuracy"] == pytest.approx(sum(hyps[k] == refs[k] for k in refs) / len(refs))
+    assert set(aux) == {"utt2gender", "utt2spk"}
+    from speechser.metrics.aux_decode import aux_summary
+
+    assert aux_summary([tmp_path / "decode"]).startswith("Auxiliary tasks, mean over folds")
 
 
 def test_the_asr_auxiliary_task_is_ctc_over_the_frames(make_feats_dir, tmp_path: Path, train_seed):
@@ -120,3 +133,11 @@ def test_the_asr_auxiliary_task_is_ctc_over_the_frames(make_feats_dir, tmp_path:
         train_ser(load_ser_config(None, args), tmp_path / "no_text")
     train_ser(load_ser_config(None, args + ["--data.load_text", "true"]), tmp_path / "exp")
     assert load_experiment(tmp_path / "exp").model.aux.names == ["text"]
+    import json
+
+    from speechser.tasks.ser import infer_ser
+
+    infer_ser(tmp_path / "exp", None, d, tmp_path / "decode")  # the auxiliary recognizer's CER and WER
+    scores = json.loads((tmp_path / "decode/aux_scores.json").read_text())["text"]
+    assert scores["n"] == len(read_kv(d / "text")) and scores["wer"] >= 0 and scores["cer"] >= 0
+    assert set(read_kv(tmp_path / "decode/aux_text")) == set(read_kv(d / "text"))
