@@ -7,7 +7,7 @@ import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 import kaldiio
 import numpy as np
@@ -146,6 +146,12 @@ class FeatsLabelDataset(Dataset):
     ``wav.scp`` and augmented, and its features are recomputed from the augmented
     waveform (:class:`AugmentedFbank`), so that a model reading both (``wav`` and
     ``feats``) sees the same augmented audio; nothing is preloaded then.
+
+    ``skip_file`` (training sets only, ``train``): a file of the data directory listing utterance ids,
+    one a line (e.g. ``no_consensus``); those utterances are left out of the set before anything else
+    is read (keys, lengths, labels and soft labels stay aligned), and their count is logged. Validation
+    and test sets are not filtered (the MSP-Podcast recipe's ``no_consensus`` utterances, consensus O/X,
+    are all in its Train split: its other splits keep no O/X utterance).
     """
 
     def __init__(
@@ -165,6 +171,7 @@ class FeatsLabelDataset(Dataset):
         seed: int = 0,
         vectors: Optional[Any] = None,
         require_labels: bool = True,
+        skip_file: str = "",
     ) -> None:
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
@@ -172,11 +179,16 @@ class FeatsLabelDataset(Dataset):
             raise DataDirError(f"{scp}: no such file (run the feature stage first)")
         self._reader = FeatsScp(scp)
         self.keys: List[str] = list(self._reader.entries)
+        #: The utterances of ``skip_file`` left out of this (training) set; every table below is cut to
+        #: ``self.keys`` or has them removed.
+        self.skipped: FrozenSet[str] = frozenset()
+        if train and skip_file:
+            self._skip(skip_file)
         #: Unlabelled inference (``require_labels`` False and no ``label_file``): every label is
         #: :data:`UNKNOWN_LABEL`, and only posteriors and hypotheses can be written.
         self.labelled = require_labels or (self.data_dir / label_file).is_file()
-        self.utt2label = read_utt2label(self.data_dir / label_file, list(labels)) if self.labelled else \
-            {k: UNKNOWN_LABEL for k in self.keys}
+        self.utt2label = self._without_skipped(read_utt2label(self.data_dir / label_file, list(labels))) \
+            if self.labelled else {k: UNKNOWN_LABEL for k in self.keys}
         missing = [k for k in self.keys if k not in self.utt2label]
         if missing:
             raise DataDirError(f"{self.data_dir}/{label_file}: no label for utterance '{missing[0]}'")
@@ -187,7 +199,7 @@ class FeatsLabelDataset(Dataset):
             path = self.data_dir / name
             if not path.is_file():
                 raise DataDirError(f"{path}: no such file (an auxiliary task of the model reads it)")
-            table = read_aux_labels(path, list(classes))
+            table = self._without_skipped(read_aux_labels(path, list(classes)))
             lost = [k for k in self.keys if k not in table]
             if lost:
                 raise DataDirError(f"{path}: no label for utterance '{lost[0]}'")
@@ -235,6 +247,29 @@ class FeatsLabelDataset(Dataset):
                 self._cache[k] = self._read(k)
         logging.info("%s: %d utterances, %d frames", self.data_dir, len(self.keys), sum(self.lengths))
 
+    def _skip(self, skip_file: str) -> None:
+        """Leave the utterances listed in ``<data_dir>/<skip_file>`` out of ``self.keys`` (a training set's
+        ``data.skip_file``); logged with their count. Ids the set lacks are ignored (a fold's training part
+        holds only part of a list carried from the whole corpus)."""
+        path = self.data_dir / skip_file
+        if not path.is_file():
+            raise DataDirError(f"{path}: no such file (data.skip_file '{skip_file}': the list of utterances to "
+                               f"leave out of the training set {self.data_dir}; the data preparation writes it, "
+                               f"e.g. the MSP-Podcast recipe's no_consensus: rerun the recipe from stage 1, or "
+                               f"set data.skip_file to \"\" to train on every utterance)")
+        listed = {e.key for e in read_entries(path, allow_empty_value=True)}
+        kept = [k for k in self.keys if k not in listed]
+        self.skipped = frozenset(k for k in self.keys if k in listed)
+        logging.info("%s: %d utterance(s) of %s left out (data.skip_file)", self.data_dir, len(self.skipped), path)
+        if not kept:
+            raise DataDirError(f"{path}: lists every utterance of {self.data_dir} (data.skip_file): no training "
+                               f"utterance left")
+        self.keys = kept
+
+    def _without_skipped(self, table: Dict[str, Any]) -> Dict[str, Any]:
+        """``table`` without the utterances ``skip_file`` left out (it is returned as is when there are none)."""
+        return {k: v for k, v in table.items() if k not in self.skipped} if self.skipped else table
+
     def _init_soft_labels(self, conf: Optional[SoftLabelConfig], labels: List[str], train: bool, seed: int
                           ) -> None:
         """Soft labels (``conf.file``) and, for a training set, annotation dropout and audio mixing."""
@@ -244,9 +279,9 @@ class FeatsLabelDataset(Dataset):
         self.num_labels = len(labels)
         self.soft_conf = conf
         if conf is not None and conf.secondary_file and (self.data_dir / conf.secondary_file).is_file():
-            self.secondary = read_label_votes(self.data_dir / conf.secondary_file, labels)
+            self.secondary = self._without_skipped(read_label_votes(self.data_dir / conf.secondary_file, labels))
         if conf is not None and conf.attribute_file and (self.data_dir / conf.attribute_file).is_file():
-            self.attributes = read_attributes(self.data_dir / conf.attribute_file)
+            self.attributes = self._without_skipped(read_attributes(self.data_dir / conf.attribute_file))
             lost = [k for k in self.keys if k not in self.attributes]
             if lost:
                 raise DataDirError(f"{self.data_dir / conf.attribute_file}: no entry for utterance '{lost[0]}'")
@@ -261,7 +296,7 @@ class FeatsLabelDataset(Dataset):
                 raise DataDirError(f"{path}: no such file (data.soft_labels.file: the training set's soft labels)")
             logging.info("%s: no %s; hard labels only for this set", self.data_dir, conf.file)
             return
-        votes = read_label_votes(path, labels)
+        votes = self._without_skipped(read_label_votes(path, labels))
         lost = [k for k in self.keys if k not in votes]
         if lost:
             raise DataDirError(f"{path}: no entry for utterance '{lost[0]}'")

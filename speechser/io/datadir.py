@@ -44,6 +44,11 @@ PER_SPK_FILES: Tuple[str, ...] = ("spk2gender", "cmvn.scp")
 #: subset, copy and combine, but (as Kaldi's ``--utt-extra-files``) do not decide which utterances
 #: are kept. See :func:`extra_utt_files`.
 KALDI_EXTRA_UTT_FILES: Tuple[str, ...] = ("utt2uniq", "utt2lang", "utt2warp", "vad.scp")
+#: Utterance lists (one utterance id a line, no value) outside the ``utt2*`` pattern, carried and filtered
+#: to the kept utterances as :data:`KALDI_EXTRA_UTT_FILES` are (an empty list stays an empty file), never
+#: deciding which utterances are kept: ``no_consensus``, the MSP-Podcast recipe's Train utterances of
+#: consensus O/X (a training set leaves them out with ``data.skip_file``).
+UTT_LIST_FILES: Tuple[str, ...] = ("no_consensus",)
 _UTT_FILE_RE = re.compile(r"utt2[A-Za-z0-9_]+")
 #: Files whose value may be empty (an empty transcript is legal).
 EMPTY_VALUE_OK: Tuple[str, ...] = ("text",)
@@ -116,11 +121,12 @@ def check_keys(entries: Sequence["Entry"], path: Path | str) -> None:
 
 def extra_utt_files(data_dir: Path | str) -> List[str]:
     """The per-utterance files of ``data_dir`` outside :data:`PER_UTT_FILES`: Kaldi's
-    :data:`KALDI_EXTRA_UTT_FILES` and every other ``utt2<name>`` file, sorted."""
+    :data:`KALDI_EXTRA_UTT_FILES`, the utterance lists :data:`UTT_LIST_FILES` and every other
+    ``utt2<name>`` file, sorted."""
     d = Path(data_dir)
     if not d.is_dir():
         return []
-    found = {n for n in KALDI_EXTRA_UTT_FILES if (d / n).is_file()}
+    found = {n for n in (*KALDI_EXTRA_UTT_FILES, *UTT_LIST_FILES) if (d / n).is_file()}
     found |= {p.name for p in d.iterdir() if _UTT_FILE_RE.fullmatch(p.name) and p.is_file()}
     return sorted(found - set(PER_UTT_FILES))
 
@@ -664,7 +670,8 @@ def fix_data_dir(
 #: Top-level files of a destination that a copy replaces: the data files it may write, and any
 #: other file of those kinds left from earlier contents (removed, each logged, see :func:`_clear_stale`).
 _DATA_FILE_RE = re.compile(r"(utt2|spk2|reco2)[A-Za-z0-9_]+|[A-Za-z0-9_.-]+\.scp|text|segments|frame_shift"
-                           r"|emotions\.txt|labels\.txt|cmvn[A-Za-z0-9_.]*\.ark")
+                           r"|emotions\.txt|labels\.txt|cmvn[A-Za-z0-9_.]*\.ark|"
+                           + "|".join(map(re.escape, UTT_LIST_FILES)))
 
 
 def _prepare_dst(dst: Path, tool: str) -> None:

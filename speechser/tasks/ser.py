@@ -81,6 +81,11 @@ class SERDataConfig(FeatsDataConfig):
     #: normalized per speaker with its ``cmvn.scp`` (``cmvn_type`` speaker) or not (none); for models with
     #: a ``vector_dim`` (``tdnn_vector_ser``), which is filled in from it.
     vector_dir: str = ""
+    #: A file of the training data directory listing utterance ids, one a line, left out of the training set
+    #: (logged with their count; a name the directory lacks is an error): ``no_consensus``, the MSP-Podcast
+    #: recipe's Train utterances of consensus O/X, for the categorical baseline that excludes them. Validation
+    #: and test sets are not filtered (the recipe keeps O/X utterances in its Train split only).
+    skip_file: str = ""
 
     def __post_init__(self) -> None:
         check_ranges(self, max_frames="[1, inf)", max_batch_size="[1, inf)", num_workers="[0, inf)",
@@ -224,7 +229,7 @@ def _dataset(conf: SERDataConfig, data_dir: str, labels: List[str], train: bool,
                              conf.crop_frames if train else 0, load_audio=conf.load_audio,
                              augment=augment if train else None, aux_labels=aux_labels, tokenizer=tokenizer,
                              soft_labels=conf.soft_labels, train=train, seed=seed, vectors=vectors,
-                             require_labels=require_labels)
+                             require_labels=require_labels, skip_file=conf.skip_file)
 
 
 def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:

@@ -49,7 +49,7 @@ SPECIAL: Dict[str, Tuple[str, str, List[Tuple[str, str]]]] = {
     "MSP-PODCAST_2000_0003.wav": ("U", "Train", [("Surprise", "Happy"), ("Surprise", ""), ("Happy", ""),
                                                  ("Surprise", "Fear")]),
     "MSP-PODCAST_2000_0004.wav": ("U", "Test1", [("Surprise", ""), ("Surprise", ""), ("Fear", "")]),
-    # O and X: kept only with --keep_no_agreement true, and then only in Train, with the plurality class
+    # O and X: kept only in Train (unless --keep_no_agreement false), with the plurality class
     "MSP-PODCAST_2001_0001.wav": ("O", "Train", [("Other", ""), ("Other", ""), ("Other", ""), ("Happy", ""),
                                                  ("Sad", "")]),  # hap:1 sad:1, tie -> hap (class order)
     "MSP-PODCAST_2001_0002.wav": ("O", "Development", [("Other", ""), ("Other", ""), ("Neutral", "")]),

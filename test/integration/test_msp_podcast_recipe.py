@@ -75,12 +75,14 @@ def test_fixture_has_the_release_layout(release, consensus):
 
 
 def test_prepare_writes_the_8_class_data_dir(release, consensus, tmp_path):
+    """--keep_no_agreement false: every O/X utterance excluded (the challenge baseline's data)."""
     out = tmp_path / "all"
-    proc = prepare(release, out)
+    proc = prepare(release, out, "--keep_no_agreement", "false")
     assert proc.returncode == 0, proc.stderr
     for name in ("wav.scp", "utt2spk", "spk2utt", "utt2gender", "text", "utt2emo", "utt2emo_dist", "utt2avd",
-                 "utt2emo2_dist", "utt2split", "emotions.txt"):
+                 "utt2emo2_dist", "utt2split", "emotions.txt", "no_consensus"):
         assert (out / name).is_file(), name
+    assert (out / "no_consensus").read_text() == ""  # no O/X utterance kept: an empty list
     assert (out / "emotions.txt").read_text().split() == CLASSES
     kept = {uid(r): r for r in consensus.values() if r["EmoClass"] in CODE and r["Split_Set"] != "Test3"}
     utt2emo = kv(out / "utt2emo")
@@ -133,9 +135,11 @@ def test_prepare_writes_the_8_class_data_dir(release, consensus, tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 
-def test_keep_no_agreement_keeps_train_o_and_x_with_their_plurality_class(release, consensus, tmp_path):
+@pytest.mark.parametrize("opts", [(), ("--keep_no_agreement", "true")], ids=["default", "explicit"])
+def test_keep_no_agreement_keeps_train_o_and_x_with_their_plurality_class(release, consensus, tmp_path, opts):
+    """The default (as --keep_no_agreement true): Train's O/X kept, listed in no_consensus."""
     out = tmp_path / "all"
-    proc = prepare(release, out, "--keep_no_agreement", "true")
+    proc = prepare(release, out, *opts)
     assert proc.returncode == 0, proc.stderr
     utt2emo = kv(out / "utt2emo")
     o_train = uid(consensus["MSP-PODCAST_2001_0001.wav"])  # Other x3, Happy, Sad: tie -> hap (class order)
@@ -147,6 +151,9 @@ def test_keep_no_agreement_keeps_train_o_and_x_with_their_plurality_class(releas
         assert uid(consensus[name]) not in utt2emo  # not in Train; or no 8-class vote at all
     assert "excluded 1: consensus O (other), no vote among the 8 classes" in proc.stdout
     assert set(kv(out / "utt2split")[u] for u in (o_train, x_train)) == {"Train"}
+    # listed for data.skip_file (the categorical baseline leaves them out of its training set)
+    assert (out / "no_consensus").read_text() == "".join(f"{u}\n" for u in sorted([o_train, x_train]))
+    assert "kept 2 Train utterance(s) of consensus O/X" in proc.stdout and "no_consensus" in proc.stdout
 
 
 @pytest.mark.parametrize("breakage, where, words", [
@@ -245,6 +252,14 @@ def test_recipe_trains_end_to_end_with_a_tiny_tdnn(recipe):
     for part, name in (("train", "Train"), ("valid", "Development"), ("test", "Test1")):
         assert set(kv(folds / "fold1" / part / "utt2spk")) == {u for u, s in split.items() if s == name}, part
         assert (folds / "fold1" / part / "utt2emo_dist").is_file()
+    # Train's O/X utterances (kept by default) are in the training part, and no_consensus (data.skip_file)
+    # travelled through formatting, features and folds, cut to each part's utterances
+    no_consensus = (rdir / "data/all/no_consensus").read_text().split()
+    assert len(no_consensus) == 2 and {split[u] for u in no_consensus} == {"Train"}
+    assert (folds / "fold1/train/no_consensus").read_text().split() == no_consensus
+    assert set(no_consensus) <= set(kv(folds / "fold1/train/utt2spk"))
+    for part in ("valid", "test"):
+        assert (folds / "fold1" / part / "no_consensus").read_text() == "", part
     exp = rdir / "exp/train_tiny/split/fold1"
     assert (exp / "decode_test").is_dir()
     saved = read_yaml(exp / "config.yaml")

@@ -4,7 +4,9 @@
 # valid = Development, test = Test1), scored by macro-F1 (the challenge's metric), UA and WA.
 #   ./run.sh                                             WavLM-large, weighted sum of layers, soft labels
 #   ./run.sh --make_folds_opts "--test-split Test2" --tag train_ssl_test2     scored on Test2 instead
-#   ./run.sh --local_data_opts "--keep_no_agreement true"  also train on Train's O/X utterances
+#   ./run.sh --local_data_opts "--keep_no_agreement false"  leave Train's O/X utterances out of data/all
+#                                                     (kept by default, listed in no_consensus: the SAILER
+#                                                     configs train on them, the categorical ones skip them)
 #   ./run.sh --train_config conf/train_sailer.yaml --inference_model valid.macro_f1.ave_3best.pt
 #                                                     the SAILER system (model sailer_ser; to become the
 #                                                     default once it has been run here)

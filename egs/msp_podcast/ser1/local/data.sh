@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # MSP-Podcast -> data/all (the release root comes from db.sh: MSP_PODCAST; its layout and what is kept:
 # local/prepare_msp_podcast.py). Options (ser.sh --local_data_opts "..."):
-#   --keep_no_agreement true   keep the Train utterances of consensus O/X with their plurality class
-#                              (for soft-label training); default false, as the challenge's baseline
+#   --keep_no_agreement true   (default) keep the Train utterances of consensus O/X with their plurality
+#                              class, for soft-label training (SAILER), and list them in data/all/no_consensus:
+#                              a config with data.skip_file: no_consensus (conf/train_ssl.yaml, the challenge's
+#                              categorical baseline) leaves them out of its training set
+#   --keep_no_agreement false  exclude every O/X utterance from data/all (no_consensus is then empty)
 set -euo pipefail
-keep_no_agreement=false
+keep_no_agreement=true
 . utils/parse_options.sh
 . ./db.sh
 if [ ! -f "${MSP_PODCAST}/Labels/labels_consensus.csv" ]; then

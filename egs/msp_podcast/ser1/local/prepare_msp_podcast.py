@@ -2,6 +2,7 @@
 """MSP-Podcast release -> a Kaldi data directory for the 2025 challenge's categorical task (8 classes).
 
 Usage: local/prepare_msp_podcast.py [--keep_no_agreement true|false] <msp_podcast_root> <out_dir>
+       (--keep_no_agreement: default true, see "Which utterances are kept" below)
 
 The release layout assumed (MSP-Podcast v1.12 as distributed; nothing else is read):
   Audios/<FileName>                 the recordings, e.g. MSP-PODCAST_0002_0033.wav (16 kHz)
@@ -37,6 +38,11 @@ Writes <out_dir>/ (every file sorted, Kaldi style):
                   against utt2spk)
   utt2avd         "utt act val dom", the consensus attributes as floats
   utt2split       Train, Development, Test1 or Test2 (speechser-make-folds --protocol split reads it)
+  no_consensus    the ids of the kept utterances of consensus O or X (all of the Train split), one a line,
+                  sorted; an empty file when there are none (--keep_no_agreement false). The data tools
+                  carry it into formatted copies, feature directories and folds, cut to their utterances;
+                  a training config with data.skip_file: no_consensus (the categorical baseline,
+                  conf/train_ssl.yaml) leaves them out of its training set, the SAILER configs train on them
   emotions.txt
 
 Utterance and speaker ids (Kaldi's rule: an utterance id starts with its speaker id, so that utt2spk
@@ -47,11 +53,13 @@ CMVN and speaker-disjoint protocols never pool unrelated unknown speakers.
 
 Which utterances are kept:
 - Test3 (the challenge test set, no labels) is left out of data/all (an unlabelled set is a separate job);
-- consensus O (other) and X (no agreement) are excluded by default, as the challenge's categorical
-  baseline does. With --keep_no_agreement true, those of the Train split are kept for soft-label
-  training, with their plurality class among the annotators' 8-class votes as utt2emo (ties broken by
-  the class order above); those of the other splits are still excluded (scoring needs a consensus
-  label), as are those without any 8-class vote.
+- consensus O (other) and X (no agreement) of the Train split are kept by default (--keep_no_agreement
+  true), for soft-label training as SAILER (paper 004) trains on every sample: with their plurality class
+  among the annotators' 8-class votes as utt2emo (ties broken by the class order above), listed in
+  no_consensus so that a categorical system can leave them out (data.skip_file); those of the other
+  splits are excluded (scoring needs a consensus label), as are those without any 8-class vote.
+  --keep_no_agreement false excludes every O/X utterance (no_consensus is then empty), as the
+  challenge's categorical baseline prepares its data.
 Counts per split and per class, and of what was excluded and why, are printed.
 """
 
@@ -256,6 +264,8 @@ def main(root: Path, out: Path, keep_no_agreement: bool) -> None:
                          ("utt2emo", "emo"), ("utt2emo_dist", "dist"), ("utt2avd", "avd"), ("utt2split", "split")):
         write_kv(out / fname, {u: r[field] for u, r in rows.items()})
     write_kv(out / "utt2emo2_dist", {u: r["dist2"] for u, r in rows.items() if r["dist2"]})
+    no_consensus = sorted(u for u, r in rows.items() if r["letter"] in ("O", "X"))
+    (out / "no_consensus").write_text("".join(f"{u}\n" for u in no_consensus))
     spk2utt: Dict[str, List[str]] = defaultdict(list)
     for u in sorted(rows):
         spk2utt[rows[u]["spk"]].append(u)
@@ -273,10 +283,9 @@ def main(root: Path, out: Path, keep_no_agreement: bool) -> None:
         print(f"{PROG}:   {split}: {len(in_split)}: " + " ".join(f"{c} {counts[c]}" for c in CLASSES))
     counts = Counter(r["emo"] for r in rows.values())
     print(f"{PROG}:   all: " + " ".join(f"{c} {counts[c]}" for c in CLASSES))
-    kept_ox = sum(r["letter"] in ("O", "X") for r in rows.values())
-    if kept_ox:
-        print(f"{PROG}: kept {kept_ox} Train utterance(s) of consensus O/X with their plurality class "
-              f"(--keep_no_agreement true)")
+    if keep_no_agreement:
+        print(f"{PROG}: kept {len(no_consensus)} Train utterance(s) of consensus O/X with their plurality class "
+              f"(--keep_no_agreement true), listed in no_consensus (data.skip_file: no_consensus leaves them out)")
     n2 = sum(bool(r["dist2"]) for r in rows.values())
     print(f"{PROG}: utt2emo2_dist: {n2} of {len(rows)} utterances have secondary-emotion votes")
     if fallback:
@@ -294,7 +303,7 @@ def parse_bool(value: str) -> bool:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    keep = False
+    keep = True
     if len(args) >= 2 and args[0] in ("--keep_no_agreement", "--keep-no-agreement"):
         keep = parse_bool(args[1])
         args = args[2:]
