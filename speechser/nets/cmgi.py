@@ -15,6 +15,10 @@ eq. 3-4 attend between them, which needs one width; HuBERT-large is 1024 wide, B
    it can only be ``c^a``, the cross-attention output aligned with ``s^a`` that the gate is computed from.
 4. Eq. 7: ``concat(mp(output^a), mp(output^l))`` ``(B, 4 dim)``, the classifier's input.
 
+The attention of eqs. 3-4 is written in the paper as one softmax attention with no output projection; here
+each is ``nn.MultiheadAttention`` (``num_heads`` heads, 8 by default, and its output projection ``W^O``), the
+usual Transformer form: a departure the paper leaves open (it gives no head count).
+
 ``interaction`` selects the rows of the paper's Table 2:
 
 | value | Table 2 row | output |
