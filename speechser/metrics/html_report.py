@@ -156,10 +156,11 @@ def _neighbours_section(decode_dirs: Sequence[Path | str]) -> List[str]:
 
 
 def read_train_stats(path: Path) -> Dict[str, List[float]]:
-    """``train_stats.tsv`` (a header, one row per epoch) -> column -> values."""
+    """``train_stats.tsv`` (a header, one row per epoch) -> column -> values; an empty cell (a loss term an
+    epoch did not have, such as the SER term in a staged model's first stage) is NaN."""
     with open(path, encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
+    return {k: [float(r[k]) if r[k] not in ("", None) else float("nan") for r in rows] for k in (rows[0] if rows else {})}
 
 
 def training_curves(stats: Dict[str, Dict[str, List[float]]], metric: str) -> Optional[str]:

@@ -100,6 +100,14 @@ def test_two_stage_training_records_its_tasks_and_resumes_across_the_switch(make
     assert aux["utt2gender"]["n"] == len(refs)
     assert aux["utt2gender"]["accuracy"] == pytest.approx(sum(hyps[k] == refs[k] for k in refs) / len(refs))
     assert set(aux) == {"utt2gender", "utt2spk"}
+    # each loss term every epoch; the SER term starts with stage 2 (an empty cell before, read as NaN)
+    import math
+
+    from speechser.metrics.html_report import read_train_stats
+
+    stats = read_train_stats(exp / "train_stats.tsv")
+    assert {"train_loss_utt2gender", "train_loss_utt2spk", "train_loss_ser"} <= set(stats)
+    assert math.isnan(stats["train_loss_ser"][0]) and not math.isnan(stats["train_loss_ser"][-1])
     from speechser.metrics.aux_decode import aux_summary
 
     assert aux_summary([tmp_path / "decode"]).startswith("Auxiliary tasks, mean over folds")
