@@ -62,7 +62,9 @@ def test_train_and_decode_every_decoder(an4_small, tiny_asr):
     exp, summary = tiny_asr
     assert summary["epochs"] == 2 and (exp / "valid.acc.ave_2best.pt").is_file()
     stats = (exp / "train_stats.tsv").read_text().splitlines()
-    assert stats[0].split("\t")[:4] == ["epoch", "train_loss", "valid_acc", "valid_loss"] and len(stats) == 3
+    # each loss term of the CTC + RNN-T model beside the total, then the validation metrics
+    assert stats[0].split("\t")[:6] == ["epoch", "train_loss", "train_loss_ctc", "train_loss_rnnt", "valid_acc",
+                                         "valid_loss"] and len(stats) == 3
     for decoder in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam"):
         out = exp / f"decode_{decoder}"
         scores = decode_asr(exp, exp / "valid.acc.ave_2best.pt", d, out, decoder=decoder, beam=3)
