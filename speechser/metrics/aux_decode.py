@@ -28,7 +28,7 @@ def write_aux_decode(out_dir: Path | str, aux: Dict[str, Dict[str, Any]]) -> Dic
     for task, pairs in sorted(aux.items()):
         keys = sorted(pairs)
         with open(out_dir / f"aux_{task}", "w", encoding="utf-8") as f:
-            f.write("".join(f"{k} {pairs[k][0]}\n" for k in keys))
+            f.write("".join(f"{k} {pairs[k][0]}".rstrip() + "\n" for k in keys))  # an empty hypothesis: the key alone
         scored = [k for k in keys if pairs[k][1] is not None]
         if not scored:
             continue
