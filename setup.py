@@ -68,6 +68,7 @@ CONSOLE_SCRIPTS = {
 setup(
     name="speechser",
     version="0.1.0",
+    license="Apache-2.0",
     description=__doc__,
     python_requires=">=3.10",
     packages=find_packages(include=["speechser", "speechser.*"]),
