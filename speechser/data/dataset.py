@@ -366,6 +366,12 @@ class FeatsLabelDataset(Dataset):
                 feats = self.cmvn(key, feats)  # the majority utterance's speaker statistics
         return wav, feats, (self._soft(key) + self._soft(other)) / 2, [first, second]
 
+    @property
+    def varying_lengths(self) -> bool:
+        """Whether an item's length changes with the epoch (audio mixing): the sampler then rebuilds its
+        batches from :meth:`epoch_lengths` each epoch."""
+        return self.mixer is not None
+
     def epoch_lengths(self, epoch: int) -> List[int]:
         """Each item's length in frames in ``epoch``: a mixture's is its mixed (and capped) length, for the
         batch budget (:class:`speechser.data.sampler.BucketBatchSampler` rebuilds its batches each epoch)."""

@@ -99,7 +99,7 @@ def read_audio_source(source: str, key: str = "?") -> Tuple[np.ndarray, int]:
             cmd = source[:-1]
             # safe: Kaldi's wav.scp pipe, from the user's own data directories (recipes); lists from elsewhere
             # reach here only through speechser-infer's --allow-commands (speechser.pack.inputs.run_commands)
-            proc = subprocess.run(cmd, shell=True, capture_output=True, check=False)
+            proc = subprocess.run(cmd, shell=True, capture_output=True, check=False)  # safe: see the line above
             if proc.returncode != 0:
                 raise AudioError(
                     f"utterance '{key}': command '{cmd}' failed with exit code {proc.returncode}: "

@@ -21,6 +21,7 @@ import torch
 
 from speechser.models.abs_model import StagedFreezing
 from speechser.nets.aux_tasks import ASR_TASK, AuxiliaryTasks, MetadataOptions
+from speechser.text.tokenizer import GraphemeTokenizer
 
 
 class MetadataSERMixin(StagedFreezing):
@@ -34,7 +35,8 @@ class MetadataSERMixin(StagedFreezing):
                       tokens: Optional[Sequence[str]] = None) -> None:
         self.aux = AuxiliaryTasks(frame_dim, aux_classes or {}, self.conf, dropout, len(tokens or ()))
         self.stage = 1 if self.conf.stage1_epochs > 0 else 2
-        self.aux_tokens = list(tokens or ())
+        #: Decodes the auxiliary ASR task's CTC hypotheses (the transcripts' graphemes), when it has one.
+        self.aux_tokenizer = GraphemeTokenizer(list(tokens)) if tokens else None
 
     @staticmethod
     def extra_head_dim(frame_dim: int, opts: MetadataOptions) -> int:
@@ -60,14 +62,13 @@ class MetadataSERMixin(StagedFreezing):
         """Embeddings, logits and each auxiliary task's predictions: class indices, or for the ASR task the
         CTC greedy hypotheses as text (paper 002's Table III scores them)."""
         from speechser.decode.ctc import ctc_greedy_search
-        from speechser.text.tokenizer import GraphemeTokenizer
 
         emb, aux_logits, mask = self._embed(batch)
         preds: Dict[str, List[Any]] = {}
         for name, logits in aux_logits.items():
             if name == ASR_TASK:
-                tok = GraphemeTokenizer(self.aux_tokens)
-                preds[name] = [tok.decode(h.tokens) for h in ctc_greedy_search(logits, mask.sum(1))]
+                assert self.aux_tokenizer is not None  # the ASR task is built only with tokens
+                preds[name] = [self.aux_tokenizer.decode(h.tokens) for h in ctc_greedy_search(logits, mask.sum(1))]
             else:
                 preds[name] = logits.argmax(-1).tolist()
         return emb, self.head.classify(emb), preds

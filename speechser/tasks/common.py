@@ -155,7 +155,8 @@ def train_model(
     logging.info("global batch: %s", plan.message)
     train_loader, sampler = bucketed_loader(train_ds, train_ds.lengths, collate, plan.max_frames,
                                             plan.max_batch_size, True, conf.seed, exp.dist, d.num_workers,
-                                            epoch_lengths=getattr(train_ds, "epoch_lengths", None))
+                                            epoch_lengths=train_ds.epoch_lengths
+                                            if getattr(train_ds, "varying_lengths", False) else None)
     valid_loader, _ = bucketed_loader(valid_ds, valid_ds.lengths, collate, d.max_frames, d.max_batch_size,
                                       False, conf.seed, exp.dist, d.num_workers, shard_eval=True)
     # the stored config keeps the configured values (a resume under another process count plans again)

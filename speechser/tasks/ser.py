@@ -24,6 +24,7 @@ from speechser.config import ConfigError, ConfigValueError, check_ranges, load_c
 from speechser.data.augment import WaveformAugmentor
 from speechser.data.dataset import Batch, FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import UNKNOWN_LABEL
+from speechser.nets.aux_tasks import ASR_TASK
 from speechser.data.folds import check_fold_features
 from speechser.data.labels import labels_in_file, read_label_list
 from speechser.data.loader import FeatsDataConfig, bucketed_loader
@@ -377,7 +378,7 @@ def collect_ser_outputs(ser: SERExperiment, data_dir: Path | str, require_labels
 def _aux_pairs(name: str, hyps: List[Any], batch: Batch, aux_labels: Mapping[str, List[str]]
                ) -> Dict[str, Tuple[Any, Any]]:
     """One batch's ``key -> (hypothesis, reference)`` of auxiliary task ``name`` (class names, or texts)."""
-    if name == "text":
+    if name == ASR_TASK:
         refs: List[Any] = list(batch.texts) if batch.texts is not None else [None] * len(hyps)
         return {k: (h, r) for k, h, r in zip(batch.keys, hyps, refs)}
     classes = aux_labels.get(name, [])
