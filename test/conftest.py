@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechser.io.corpora import MARKERS, REQUIRE_VAR, corpora_required, lookup_corpus
+from corpora import MARKERS, REQUIRE_VAR, corpora_required, lookup_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def train_seed() -> int:
 
 
 def corpus_path(var: str, name: str) -> Optional[Path]:
-    """The corpus ``name`` (its variable ``var``), or None where it is not found (see speechser.io.corpora)."""
+    """The corpus ``name`` (its variable ``var``), or None where it is not found (see corpora)."""
     found = lookup_corpus(name, ROOT)
     assert found.var == var, (found.var, var)
     return found.path if found.found else None

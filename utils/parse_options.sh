@@ -9,7 +9,8 @@
 # Usage:  stage=1; nj=4; . utils/parse_options.sh || exit 1
 # After parsing, the counters every stage script relies on are checked where
 # the script defines them: stage and stop_stage must be integers >= 0; nj,
-# threads, train_jobs, threads_per_job and max_jobs_run integers >= 1. Anything else is
+# threads, train_jobs, threads_per_job and max_jobs_run integers >= 1 (threads may be left empty: in the
+# stage scripts it is the former name of threads_per_job, unset unless given). Anything else is
 # an error naming the option (a bad value would otherwise make every
 # "[ ${stage} -le N ]" guard false and run nothing).
 
@@ -58,6 +59,7 @@ set -- "${__po_args[@]+"${__po_args[@]}"}"
 for __po_name in stage stop_stage nj threads train_jobs threads_per_job max_jobs_run; do
     [ -n "${!__po_name+set}" ] || continue
     __po_val=${!__po_name}
+    [ "${__po_name}" != threads ] || [ -n "${__po_val}" ] || continue
     case "${__po_name}" in
         stage|stop_stage) __po_min=0 ;;
         *) __po_min=1 ;;

@@ -2,8 +2,8 @@
 # one bash function per step. Source it after utils/parse_options.sh:  . utils/stage_lib.sh
 # Each stage script keeps its own numbered, guarded stages and calls these; nothing here runs on sourcing.
 #
-# The functions read the stage scripts' common options as globals: nj (feature jobs), threads (of each
-# ASR training and decoding job; default 2), ngpu and num_nodes (of each training; default 1), dumpdir, fs, min_duration,
+# The functions read the stage scripts' common options as globals: nj (feature jobs), threads_per_job (CPU
+# threads of each training, decoding and k-NN job; default 2), ngpu and num_nodes (of each training; default 1), dumpdir, fs, min_duration,
 # num_mel_bins, beam_size, local_data_opts, knn_config, knn_backend, knn_args, results_md, cmdline,
 # and cmd.sh's feats_cmd, train_cmd, infer_cmd. Everything step-specific is an argument.
 # Layout: data/<set> -> ${dumpdir}/raw/<set> -> ${dumpdir}/fbank/<set>; experiments under exp/<tag>.
@@ -27,6 +27,35 @@ results_header() { echo "# RESULTS: $(recipe_name)"; }
 # terminal naming it and the models <exp> has. Use as: model=$(model_path "${exp}" "${name}") || exit 1
 model_path() {
     speechser-model-path --exp-dir "$1" --name "$2" || { log "Error: no model to use in $1 (see above)" >&2; return 1; }
+}
+
+# renamed_option <former name> <its value> <name>: an option given under its former name (--threads, --tag,
+# ...) is taken as the new one, with a warning; the stage scripts declare both and call this after
+# parse_options.sh, e.g. renamed_option tag "${tag}" asr_tag
+renamed_option() {
+    [ -n "$2" ] || return 0
+    log "Warning: --$1 is now --$3; taking --$3 '$2'"
+    printf -v "$3" '%s' "$2"
+}
+
+# A pool of background jobs, at most <max> running at a time, each with its log, every exit status counted
+# (a bare "wait" would return 0 and let an old output pass for a new one):
+#   pool_start <max>; pool_run <log> <command> [args...]; ...; pool_wait || { log "Error: ...${pool_failed}"; exit 1; }
+# pool_wait returns 1 when a job failed and leaves the failed jobs' logs in ${pool_failed} (" <log>" each).
+pool_start() { pool_max=$1; pool_pids=(); pool_logs=(); pool_failed=""; }
+pool_run() {
+    local log=$1
+    shift
+    "$@" &
+    pool_pids+=($!)
+    pool_logs+=("${log}")
+    while [ "$(jobs -rp | wc -l)" -ge "${pool_max}" ]; do wait -n || true; done
+}
+pool_wait() {
+    local i
+    pool_failed=""
+    for i in "${!pool_pids[@]}"; do wait "${pool_pids[${i}]}" || pool_failed+=" ${pool_logs[${i}]}"; done
+    [ -z "${pool_failed}" ]
 }
 
 # default_tag <config> [<suffix>]: an experiment tag from a config's file name (conf/train.yaml char -> train_char)
@@ -82,16 +111,16 @@ token_args() {
     fi
 }
 
-# train_launch <log> <threads> <command> [args...]: a training through ${train_cmd} and speechser-launch on
+# train_launch <log> <command> [args...]: a training (${threads_per_job} CPU threads) through ${train_cmd} and speechser-launch on
 # ${ngpu} processes (GPUs) per node and ${num_nodes} nodes: --ngpu 0 trains on CPUs (--trainer.device cpu),
 # 1 in one process (a GPU when there is one), N > 1 under torchrun; --num_nodes M > 1 needs train_cmd=utils/slurm.pl
 # (one torchrun per node through srun). The trainer keeps the config's global batch whatever the process count.
 train_launch() {
-    local log=$1 threads=$2 device=() runner=()
-    shift 2
+    local log=$1 device=() runner=()
+    shift
     [ "${ngpu:-1}" != 0 ] || device=(--trainer.device cpu)
     split_words runner "${train_cmd}"
-    "${runner[@]}" --num-threads "${threads}" --gpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" "${log}" \
+    "${runner[@]}" --num-threads "${threads_per_job:-2}" --gpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" "${log}" \
         speechser-launch --ngpu "${ngpu:-1}" --num-nodes "${num_nodes:-1}" -- "$@" "${device[@]}"
 }
 
@@ -102,7 +131,7 @@ train_asr() {
     local exp=$1 config=$2 train=${dumpdir}/fbank/$3 valid=${dumpdir}/fbank/$4 start=${SECONDS}
     shift 4
     mkdir -p "${exp}/logs"
-    train_launch "${exp}/logs/train.log" "${threads:-2}" \
+    train_launch "${exp}/logs/train.log" \
         speechser-train-asr --config "${config}" --exp-dir "${exp}" \
         --data.train_dir "${train}" --data.valid_dir "${valid}" \
         --data.cmvn_type global --data.cmvn_stats "${train}/cmvn.ark" "$@"
@@ -119,7 +148,7 @@ decode_asr() {
     mkdir -p "${exp}/logs"
     for dec in "${dec_list[@]}"; do
         for s in "$@"; do
-            "${runner[@]}" --num-threads "${threads:-2}" "${exp}/logs/decode_${dec}_${s}.log" \
+            "${runner[@]}" --num-threads "${threads_per_job:-2}" "${exp}/logs/decode_${dec}_${s}.log" \
                 speechser-decode-asr --exp-dir "${exp}" --checkpoint "${ckpt}" \
                 --data-dir "${dumpdir}/fbank/${s}" --out-dir "${exp}/decode_${dec}_${s}" \
                 --decoder "${dec}" --beam "${beam_size}"
@@ -155,7 +184,7 @@ filter_loop() {
     for s in "${test_list[@]}"; do test_args+=(--test-dir "${dumpdir}/fbank/${s}"); done
     split_words runner "${train_cmd}"
     mkdir -p "${out}/logs"
-    "${runner[@]}" --num-threads "${threads:-2}" "${out}/logs/filter_loop.log" \
+    "${runner[@]}" --num-threads "${threads_per_job:-2}" "${out}/logs/filter_loop.log" \
         speechser-filter-loop --config "${config}" --asr-exp "${exp}" --checkpoint "${ckpt}" \
         --train-dir "${dumpdir}/fbank/${train}" --valid-dir "${dumpdir}/fbank/${valid}" "${test_args[@]}" \
         --out-dir "${out}" "$@"
@@ -176,6 +205,15 @@ final_asr() {
     fi
 }
 
+# final_asr_model <asr_exp> <checkpoint name> <filter_config>: final_asr's experiment and checkpoint into the
+# globals final_exp and final_ckpt; a missing model ends the stage script (the error names it)
+final_asr_model() {
+    local line
+    line=$(final_asr "$1" "$2" "$3") || exit 1
+    # shellcheck disable=SC2034  # the globals the stage scripts read
+    read -r final_exp final_ckpt <<< "${line}"
+}
+
 # report_filter_rounds <asr_exp> <filter_config>: <asr_exp>/filter/rounds.tsv -> section filter-rounds of ${results_md}
 report_filter_rounds() {
     local out=$1/filter
@@ -184,26 +222,26 @@ report_filter_rounds() {
         --wall-time "$(cat "${out}/logs/filter_loop.elapsed" 2>/dev/null || echo "")"
 }
 
-# train_ser <log> <threads> <exp> <config> <train_dir> <valid_dir> <label_list> [speechser-train-ser options...]
+# train_ser <log> <exp> <config> <train_dir> <valid_dir> <label_list> [speechser-train-ser options...]
 train_ser() {
-    local log=$1 threads=$2 exp=$3 config=$4 train=$5 valid=$6 labels=$7
-    shift 7
+    local log=$1 exp=$2 config=$3 train=$4 valid=$5 labels=$6
+    shift 6
     mkdir -p "$(dirname "${log}")"
-    train_launch "${log}" "${threads}" \
+    train_launch "${log}" \
         speechser-train-ser --config "${config}" --exp-dir "${exp}" \
         --data.train_dir "${train}" --data.valid_dir "${valid}" --data.label_list "${labels}" "$@"
 }
 
 
-# infer_ser <log> <threads> <exp> <checkpoint name in exp, "" = its averaged/best model> <data_dir> <out_dir>:
+# infer_ser <log> <exp> <checkpoint name in exp, "" = its averaged/best model> <data_dir> <out_dir>:
 # posteriors, hyp, ref, scores.json -> <out_dir>
 infer_ser() {
     local ckpt_args=() runner=()  # no --checkpoint: the experiment's averaged model, else its best
-    [ -z "$4" ] || ckpt_args=(--checkpoint "$3/$4")
+    [ -z "$3" ] || ckpt_args=(--checkpoint "$2/$3")
     split_words runner "${infer_cmd}"
     mkdir -p "$(dirname "$1")"
-    "${runner[@]}" --num-threads "$2" "$1" \
-        speechser-infer-ser --exp-dir "$3" "${ckpt_args[@]}" --data-dir "$5" --out-dir "$6"
+    "${runner[@]}" --num-threads "${threads_per_job:-2}" "$1" \
+        speechser-infer-ser --exp-dir "$2" "${ckpt_args[@]}" --data-dir "$4" --out-dir "$5"
 }
 
 # check_knn_config: an error (exit 1) when ${knn_config} is given and is not a file; an empty one
@@ -212,14 +250,14 @@ check_knn_config() {
     [ -z "${knn_config}" ] || [ -f "${knn_config}" ] || { log "Error: --knn_config ${knn_config}: no such file"; exit 1; }
 }
 
-# knn_ser <log> <threads> <exp> <checkpoint name in exp, "" = its averaged/best model> <train_dir> <valid_dir> <out_dir> <test_dir>...: k-NN interpolated
+# knn_ser <log> <exp> <checkpoint name in exp, "" = its averaged/best model> <train_dir> <valid_dir> <out_dir> <test_dir>...: k-NN interpolated
 # SER decoding (datastore train + valid; beta, k, temperature tuned on valid) -> <out_dir>/<test>/.
 # The grid is ${knn_config} (YAML: betas, ks, temperatures, backend); --knn_backend, when given, overrides
 # its backend, and ${knn_args} (e.g. "--ks [4,8] --betas [0.0,0.5]": split at spaces, so none inside a
 # value) any key, last.
 knn_ser() {
-    local log=$1 threads=$2 exp=$3 ckpt=$4 train=$5 valid=$6 out=$7 t
-    shift 7
+    local log=$1 exp=$2 ckpt=$3 train=$4 valid=$5 out=$6 t
+    shift 6
     local opts=() tests=() overrides=() runner=()
     [ -z "${ckpt}" ] || opts+=(--checkpoint "${exp}/${ckpt}")
     check_knn_config
@@ -229,7 +267,7 @@ knn_ser() {
     split_words overrides "${knn_args}"
     split_words runner "${infer_cmd}"
     mkdir -p "$(dirname "${log}")"
-    "${runner[@]}" --num-threads "${threads}" "${log}" \
+    "${runner[@]}" --num-threads "${threads_per_job:-2}" "${log}" \
         speechser-knn-ser --exp-dir "${exp}" --train-dir "${train}" --valid-dir "${valid}" \
         "${tests[@]}" --out-dir "${out}" "${opts[@]}" "${overrides[@]}"
 }

@@ -16,7 +16,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--method", default="vote", choices=["vote", "mean"])
     a = p.parse_args(argv)
-    from speechser.decode.ensemble import ensemble_decodes
+    from speechser.combine.ensemble import ensemble_decodes
 
     setup_logging()
     log_command_line()

@@ -1,5 +1,5 @@
 """speechser-fuse-ser: late fusion of SER experiments, fold by fold: a weighted average of their posteriors,
-the weights chosen on each fold's validation set (see :mod:`speechser.decode.fusion`)."""
+the weights chosen on each fold's validation set (see :mod:`speechser.combine.late_fusion`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a, overrides = p.parse_known_args(argv)
     setup_logging()
     log_command_line()
-    from speechser.decode.fusion import fuse_fold, load_fusion_config
+    from speechser.combine.late_fusion import fuse_fold, load_fusion_config
 
     try:
         conf = load_fusion_config(a.config, overrides)

@@ -1,7 +1,7 @@
 """speechser-model-path: the weights file of a trained experiment that later stages use, for shell scripts.
 
 Prints ``<exp-dir>/<name>`` when ``--name`` is given and exists; else the model the trainer wrote, chosen as
-every tool chooses it (:func:`speechser.tasks.common.resolve_checkpoint`): the averaged model
+every tool chooses it (:func:`speechser.tasks.experiment_dir.resolve_checkpoint`): the averaged model
 ``valid.<metric>.ave_<n>best.pt`` (``<metric>`` from the experiment's ``config.yaml``; ``<n>`` is however
 many epochs were averaged), else the best epoch, else the last checkpoint. A missing model is an error
 that names it and lists the models the experiment has.
@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from speechser.config import read_yaml
-    from speechser.tasks.common import experiment_models, resolve_checkpoint
+    from speechser.tasks.experiment_dir import experiment_models, resolve_checkpoint
     from speechser.train.checkpoint import CheckpointError
 
     p = argparse.ArgumentParser(prog="speechser-model-path", description=__doc__.split("\n\n")[0])

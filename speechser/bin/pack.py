@@ -5,11 +5,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
+
+
+def record_from_config(exp_dir: str) -> None:
+    """:func:`record_inference_inputs` for ``exp_dir`` from the data section of its ``config.yaml``."""
+    from types import SimpleNamespace
+
+    from speechser.config import read_yaml
+    from speechser.tasks.experiment_dir import record_inference_inputs
+
+    data = read_yaml(Path(exp_dir) / "config.yaml").get("data") or {}
+    if not data.get("train_dir"):
+        raise ConfigError(f"{exp_dir}/config.yaml: no data.train_dir to record the inference inputs from")
+    record_inference_inputs(SimpleNamespace(train_dir=data["train_dir"], cmvn_type=data.get("cmvn_type", "none"),
+                                            vector_dir=data.get("vector_dir", "")), Path(exp_dir))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -42,6 +57,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "scores/report.md)")
     p.add_argument("--knn-dir", default=None, help="SER: the experiment's k-NN decode directory (knn_params.json, "
                    "datastore/): the archive then decodes with k-NN interpolation as tuned there")
+    p.add_argument("--record-inputs", action="store_true", help="first record in the experiment (inference/) what "
+                   "packing needs of its training data (front-end, pooled statistics), as training does when it "
+                   "starts: for an experiment trained by an older speechser; run from the recipe directory, with the "
+                   "data/ and dump/ its config names")
     p.add_argument("--min-duration", type=float, default=0.5, help="the recipe's stage-2 minimum in seconds: "
                    "shorter audio is skipped at inference too (default: %(default)s)")
     a = p.parse_args(argv)
@@ -49,6 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log_command_line()
     try:
         task = experiment_task(a.exp_dir) if a.task == "auto" else a.task
+        if a.record_inputs:
+            record_from_config(a.exp_dir)
         decoder, extra = a.decoder, {}
         if not decoder and a.choose_decoder_from:
             decoder, wer = choose_decoder(a.choose_decoder_from)

@@ -7,7 +7,7 @@ import sys
 from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
-from speechser.metrics.asr import asr_report
+from speechser.metrics.report import asr_report
 from speechser.metrics.report import add_report_options, publish_report
 
 

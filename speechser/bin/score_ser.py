@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
 from speechser.log import setup_logging
-from speechser.metrics.aux_decode import aux_summary
+from speechser.metrics.decode_dir import aux_summary
 from speechser.metrics.report import add_report_options, cv_report, minority_map, publish_report, score_cv
 
 

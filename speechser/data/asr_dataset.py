@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from speechser.data.augment import WaveformAugmentor
-from speechser.data.dataset import AugmentedFbank, FeatsScp
+from speechser.data.ser_dataset import AugmentedFbank, FeatsScp
 from speechser.features.fbank import CMVN
 from speechser.io.datadir import DataDirError, read_entries, read_kv
 from speechser.text.tokenizer import Tokenizer

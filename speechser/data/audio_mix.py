@@ -14,9 +14,9 @@ joined the same way (:func:`mix_frames`, the gap in frames of 20 ms), not the st
 (which the encoder never saw): a departure from the paper, the price of running the encoder once.
 A mixture longer than ``mix_cap_seconds`` (SAILER's 15-s input cap; 0 = none) is cut to its central part
 (:func:`cap_center`), so that both utterances stay in it. Batches are budgeted by each epoch's mixed lengths
-(:meth:`speechser.data.dataset.FeatsLabelDataset.epoch_lengths`), not by the longest possible mixture.
+(:meth:`speechser.data.ser_dataset.FeatsLabelDataset.epoch_lengths`), not by the longest possible mixture.
 The "primary" label of an utterance (which classes are majority ones) is its hard label (``utt2emo``), and
-the class frequencies are those of the hard labels. The dataset (:class:`speechser.data.dataset.FeatsLabelDataset`)
+the class frequencies are those of the hard labels. The dataset (:class:`speechser.data.ser_dataset.FeatsLabelDataset`)
 gives a mixture the mean of the two utterances' secondary-emotion and attribute targets, both transcripts in
 the mixing order, the majority utterance's metadata (gender, speaker) and speaker CMVN.
 """

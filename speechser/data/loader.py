@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 from torch.utils.data import DataLoader, Dataset
 
 from speechser.data.augment import AugmentConfig
-from speechser.data.dataset import read_cmvn
+from speechser.data.ser_dataset import read_cmvn
 from speechser.data.sampler import BucketBatchSampler, DistInfo
 from speechser.features.fbank import CMVN
 

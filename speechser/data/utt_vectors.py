@@ -18,7 +18,7 @@ from typing import Dict, Iterable
 import kaldiio
 import numpy as np
 
-from speechser.data.dataset import read_cmvn
+from speechser.data.ser_dataset import read_cmvn
 from speechser.io.datadir import DataDirError, read_entries
 
 

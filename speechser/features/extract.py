@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 from pathlib import Path
@@ -178,6 +179,13 @@ def extract_fbank(
     write_fbank_options(ark, opts)
     logging.info("wrote %d feature matrices to %s", count, ark)
     return count
+
+
+def stats_bytes(stats: np.ndarray) -> bytes:
+    """Kaldi-layout statistics ``(2, D + 1)`` as the bytes of a ``.ark`` matrix file."""
+    buf = io.BytesIO()
+    kaldiio.save_mat(buf, stats)
+    return buf.getvalue()
 
 
 def compute_cmvn_stats(data_dir: Path | str, per_speaker: bool) -> Dict[str, np.ndarray]:

@@ -40,7 +40,7 @@ from speechser.filter.data_filter import FilterBounds, filter_data_dir
 from speechser.io.atomic import write_json_atomic
 from speechser.io.datadir import read_kv
 from speechser.tasks.asr import decode_asr, load_asr_config, train_asr
-from speechser.tasks.common import experiment_models, resolve_checkpoint
+from speechser.tasks.experiment_dir import experiment_models, resolve_checkpoint
 
 
 @dataclass

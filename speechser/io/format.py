@@ -30,9 +30,8 @@ from speechser.io.datadir import (
     read_entries,
     safe_key_filename,
     read_kv,
-    utt2spk_to_spk2utt,
     write_kv,
-    write_spk2utt,
+    write_tables,
 )
 from speechser.io.process import pid_alive
 
@@ -399,18 +398,13 @@ def _write_tables(src: Path, dst: Path, done: _Formatted, utt_tables: Mapping[st
     """The data files of :func:`format_data_dir` in ``dst``: the input's tables (read beforehand) cut
     to the kept utterances and their speakers, the new ``wav.scp`` and ``utt2dur``, ``format.log``."""
     keep = set(done.wav)
-    for name, table in utt_tables.items():
-        write_kv(dst / name, {k: v for k, v in table.items() if k in keep})
-    write_kv(dst / "wav.scp", done.wav)
-    write_kv(dst / "utt2dur", done.utt2dur)
     kept_utt2spk = {u: s for u, s in done.utt2spk.items() if u in keep}
-    write_spk2utt(dst / "spk2utt", utt2spk_to_spk2utt(kept_utt2spk))
     spks = set(kept_utt2spk.values())
-    for name, table in spk_tables.items():
-        write_kv(dst / name, {k: v for k, v in table.items() if k in spks})
-    for extra in ("emotions.txt",):
-        if (src / extra).is_file():
-            shutil.copy2(src / extra, dst / extra)
+    tables: Dict[str, Mapping[str, str]] = {name: {k: v for k, v in table.items() if k in keep}
+                                            for name, table in utt_tables.items()}
+    tables.update({name: {k: v for k, v in table.items() if k in spks} for name, table in spk_tables.items()})
+    tables.update({"wav.scp": done.wav, "utt2dur": done.utt2dur})
+    write_tables(src, dst, tables, kept_utt2spk)
     report = done.report
     with open(dst / "format.log", "w", encoding="utf-8") as f:
         f.write(report.summary() + "\n")

@@ -24,7 +24,7 @@ from speechser.io.audio import AudioReader
 from speechser.io.datadir import write_kv
 from speechser.knn.datastore import KNNDatastore, interpolate, tune_knn
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
-from speechser.metrics.ser_decode import write_ser_decode
+from speechser.metrics.decode_dir import write_ser_decode
 from speechser.tasks.ser import collect_ser_outputs, load_experiment
 
 

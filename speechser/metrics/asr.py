@@ -132,48 +132,6 @@ def write_asr_scores(refs: Mapping[str, str], hyps: Mapping[str, str], out_dir: 
     return {"wer": words.error_rate, "cer": chars.error_rate, "missing": len(missing)}
 
 
-def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: str = "",
-               allow_missing: bool = False) -> str:
-    """A Markdown section with the WER and CER tables of decode directories
-    (each holding ``result.wer.md``, ``result.cer.md`` and ``scores.json``),
-    one row per directory named ``<decode dir>``.
-
-    A decode that did not score every utterance of its set (``scores.json``
-    says ``n`` < ``n_ref``, records ``missing`` or ``skipped`` ones, or does
-    not say) is refused, naming the directory, unless ``allow_missing``:
-    then the note says how many were missing."""
-    import datetime
-
-    from speechser.metrics.decode_dir import check_fresh, read_scores_json, unique_dirs
-    from speechser.metrics.report import environment_line
-
-    wer_rows, cer_rows = [], []
-    for d in unique_dirs(decode_dirs):
-        for name, rows in (("result.wer.md", wer_rows), ("result.cer.md", cer_rows)):
-            if not (d / name).is_file():
-                raise DataDirError(f"{d}/{name}: no such file (run decoding first)")
-            row = (d / name).read_text().splitlines()[-1]
-            rows.append(row.replace("| test |", f"| {d.parent.name}/{d.name} |", 1))
-        meta = read_scores_json(d)
-        check_fresh(d, ("result.wer.md", "result.cer.md", "scores.json"), meta)
-        n, n_ref = meta.get("n"), meta.get("n_ref")
-        lost = len(meta.get("skipped") or []) + int(meta.get("missing") or 0)
-        if n_ref is None or n is None or n != n_ref or lost:
-            what = (f"{n} of {n_ref} utterance(s) decoded, {lost} missing or skipped" if n_ref is not None
-                    else "it does not record how many utterances its set has (decoded by an older speechser?)")
-            if not allow_missing:
-                raise DataDirError(f"{d}/scores.json: not every utterance of the set was scored: {what}; "
-                                   "decode again, or pass --allow-missing to report it as it is")
-            notes += f" {d.name}: {what}."
-    lines = [f"## {title}", "", f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
-             f"- environment: {environment_line()}", f"- command: `{command}`"]
-    if notes.strip():
-        lines.append(f"- {notes.strip()}")
-    lines += ["", "### WER", "", TABLE_HEADER, *wer_rows, "", "### CER", "",
-              TABLE_HEADER.replace("Wrd", "Chr"), *cer_rows, ""]
-    return "\n".join(lines)
-
-
 def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
     """Levenshtein distance between two sequences (tokens or words)."""
     prev = list(range(len(b) + 1))

@@ -1,24 +1,39 @@
-"""Checks shared by the scoring tools before they trust a decode directory.
+"""The decode directory of a model on one data set: its one definition (written, read and checked here).
 
-- :func:`unique_dirs`: a list of decode directories naming one directory twice
-  (the same resolved path) would count it twice; refused.
-- :func:`read_scores_json`: the ``scores.json`` a decode writes; a missing or
-  malformed file is a :class:`DataDirError` naming it.
-- :func:`check_fresh`: a decode records the checkpoint it used
-  (``"checkpoint"`` in ``scores.json``); output older than that checkpoint
-  was written by an earlier model (a failed re-decode left it in place) and is
-  refused, naming both files. A checkpoint that no longer exists at the
-  recorded path cannot be compared and is not judged.
+An SER decode directory (inference, k-NN interpolation, ensembles and late fusion write it):
+
+- ``posteriors.tsv``: a header ``utt<TAB>label ...``, then one row of ``C`` posteriors per utterance
+  (:func:`write_ser_decode`, :func:`read_posteriors`);
+- ``hyp`` and ``ref``: ``utt label`` lines (no ``ref`` for a set without labels);
+- ``scores.json``: UA, WA, macro-F1, per-class recall, ``n``, and what the writer adds (checkpoint, k-NN
+  parameters, ensemble members);
+- with auxiliary tasks (the metadata-enhanced and CmGI models): ``aux_<task>`` hypotheses and
+  ``aux_scores.json`` (:func:`write_aux_decode`, summarised over folds by :func:`aux_summary`).
+
+An ASR decode directory holds ``text``, ``ref``, ``confidence`` and ``scores.json``. Checks every scoring tool
+runs before it trusts a decode directory:
+
+- :func:`unique_dirs`: a list naming one directory twice (the same resolved path) would count it twice;
+  refused.
+- :func:`read_scores_json`: a missing or malformed ``scores.json`` is a :class:`DataDirError` naming it.
+- :func:`check_fresh`: output older than the checkpoint its ``scores.json`` records was written by an
+  earlier model (a failed re-decode left it in place) and is refused, naming both files. A checkpoint that
+  no longer exists at the recorded path cannot be compared and is not judged.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import logging
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from speechser.io.datadir import DataDirError
+from speechser.metrics.asr import score_chars, score_words
+from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 
 
 def unique_dirs(dirs: Iterable[Path | str], what: str = "decode directory") -> List[Path]:
@@ -79,3 +94,114 @@ def check_fresh(decode_dir: Path | str, outputs: Sequence[str] = ("scores.json",
                 f"from, {ckpt_path} (modified {_when(model_time)}): it is the output of an earlier model "
                 "(did the last decode fail?); decode again"
             )
+
+
+def write_ser_decode(out_dir: Path | str, keys: Sequence[str], post: Any, refs: Sequence[int],
+                     labels: List[str], extra: Optional[Dict[str, Any]] = None,
+                     hyps: Optional[Sequence[int]] = None) -> Dict[str, float]:
+    """Write the decode directory ``out_dir`` of posteriors ``post`` ``(N, C)`` (rows in ``keys`` order,
+    a tensor or an array) and references ``refs`` ``(N,)`` (label indices into ``labels``); returns the
+    scores. The hypotheses are the posteriors' argmax unless ``hyps`` gives them. A set without references
+(every ``refs`` entry negative, :data:`speechser.data.labels.UNKNOWN_LABEL`) gets no ``ref`` and no scores:
+``scores.json`` says ``"labelled": false``, and the returned scores are empty."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    post = np.asarray(post, dtype=np.float64)
+    with open(out_dir / "posteriors.tsv", "w", encoding="utf-8") as f:
+        f.write("utt\t" + "\t".join(labels) + "\n")
+        for k, row in zip(keys, post):
+            f.write(k + "\t" + "\t".join(f"{x:.6f}" for x in row) + "\n")
+    hyps = post.argmax(1).tolist() if hyps is None else list(hyps)
+    with open(out_dir / "hyp", "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {labels[h]}\n" for k, h in zip(keys, hyps))
+    if len(refs) and all(r < 0 for r in refs):  # an unlabelled set: posteriors and hypotheses only
+        (out_dir / "ref").unlink(missing_ok=True)
+        with open(out_dir / "scores.json", "w") as f:
+            json.dump({"n": len(keys), "labelled": False, **(extra or {})}, f, indent=1)
+        logging.info("%s: %d unlabelled utterances (posteriors and hypotheses, no scores)", out_dir, len(keys))
+        return {}
+    if any(r < 0 for r in refs):
+        raise ValueError(f"{out_dir}: some utterances have a reference label and some have none")
+    with open(out_dir / "ref", "w", encoding="utf-8") as f:
+        f.writelines(f"{k} {labels[r]}\n" for k, r in zip(keys, refs))
+    scores = scores_from_confusion(confusion_matrix(list(refs), hyps, len(labels)))
+    with open(out_dir / "scores.json", "w") as f:
+        json.dump({**scores, "n": len(keys), **(extra or {})}, f, indent=1)
+    logging.info("%s: %d utterances, UA %.2f%% WA %.2f%%", out_dir, len(keys), 100 * scores["ua"], 100 * scores["wa"])
+    return scores
+
+
+def read_posteriors(path: Path | str) -> Tuple[List[str], List[str], np.ndarray]:
+    """``posteriors.tsv`` -> (labels, keys, ``(N, C)`` posteriors); a malformed line names file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataDirError(f"{path}: no such file")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines or not lines[0].startswith("utt\t"):
+        raise DataDirError(f"{path}:1: expected a header 'utt<TAB>label ...'")
+    labels = lines[0].split("\t")[1:]
+    keys, rows = [], []
+    for n, line in enumerate(lines[1:], 2):
+        parts = line.split("\t")
+        if len(parts) != len(labels) + 1:
+            raise DataDirError(f"{path}:{n}: expected {len(labels) + 1} columns, found {len(parts)}")
+        try:
+            rows.append([float(x) for x in parts[1:]])
+        except ValueError:
+            raise DataDirError(f"{path}:{n}: a posterior is not a number") from None
+        keys.append(parts[0])
+    return labels, keys, np.asarray(rows, dtype=np.float64).reshape(len(keys), len(labels))
+
+
+#: The file of a decode directory with the auxiliary tasks' scores (:func:`write_aux_decode`).
+AUX_SCORES = "aux_scores.json"
+
+
+def write_aux_decode(out_dir: Path | str, aux: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    """The auxiliary tasks' outputs in a decode directory (paper 002's Table III, paper 001's ASR WER):
+    ``aux_<task>`` with ``utt hypothesis`` lines for each task (``aux`` task -> utterance -> ``(hypothesis,
+    reference)``, a reference None where the set has none), and :data:`AUX_SCORES` with, over the utterances
+    that have a reference, a label task's ``accuracy`` and the ASR task's (``text``) ``wer`` and ``cer``, each
+    with ``n``; returns those scores."""
+    out_dir = Path(out_dir)
+    scores: Dict[str, Dict[str, float]] = {}
+    for task, pairs in sorted(aux.items()):
+        keys = sorted(pairs)
+        with open(out_dir / f"aux_{task}", "w", encoding="utf-8") as f:
+            f.write("".join(f"{k} {pairs[k][0]}".rstrip() + "\n" for k in keys))  # an empty hypothesis: the key alone
+        scored = [k for k in keys if pairs[k][1] is not None]
+        if not scored:
+            continue
+        if task == "text":
+            refs = {k: str(pairs[k][1]) for k in scored}
+            hyps = {k: str(pairs[k][0]) for k in scored}
+            scores[task] = {"wer": score_words(refs, hyps)[0].error_rate, "cer": score_chars(refs, hyps).error_rate,
+                            "n": len(scored)}
+        else:
+            scores[task] = {"accuracy": float(np.mean([pairs[k][0] == pairs[k][1] for k in scored])),
+                            "n": len(scored)}
+    (out_dir / AUX_SCORES).write_text(json.dumps(scores, indent=1) + "\n", encoding="utf-8")
+    for task, s in scores.items():
+        logging.info("%s: auxiliary task %s: %s", out_dir, task, ", ".join(f"{k} {v:.4g}" for k, v in s.items()))
+    return scores
+
+
+def aux_summary(decode_dirs: Sequence[Path | str]) -> str:
+    """A Markdown paragraph of the auxiliary tasks' scores, the mean over the decode directories (folds) that
+    have them (:data:`AUX_SCORES`); empty when none has."""
+    found: Dict[str, Dict[str, List[float]]] = {}
+    for d in decode_dirs:
+        path = Path(d) / AUX_SCORES
+        if not path.is_file():
+            continue
+        for task, s in json.loads(path.read_text(encoding="utf-8")).items():
+            for metric, value in s.items():
+                if metric != "n":
+                    found.setdefault(task, {}).setdefault(metric, []).append(float(value))
+    if not found:
+        return ""
+    parts = []
+    for task, metrics in sorted(found.items()):
+        values = [f"{m if m == 'accuracy' else m.upper()} {100 * np.mean(v):.2f} %" for m, v in metrics.items()]
+        parts.append(f"{task} {' '.join(values)} ({len(next(iter(metrics.values())))} folds)")
+    return "Auxiliary tasks, mean over folds (aux_scores.json of each decode directory): " + "; ".join(parts) + ".\n"

@@ -113,7 +113,7 @@ def _neighbours_section(decode_dirs: Sequence[Path | str]) -> List[str]:
     """For k-NN decodes (``neighbours.tsv``, ``audio.tsv``, ``ref``, ``hyp``, ``posteriors.tsv``): the
     misrecognized test utterances with the highest posterior on their wrong class (spread over the decode
     directories), each with its nearest datastore neighbours and audio players; [] without k-NN decodes."""
-    from speechser.metrics.ser_decode import read_posteriors
+    from speechser.metrics.decode_dir import read_posteriors
     from speechser.io.datadir import read_kv
 
     dirs = [Path(d) for d in decode_dirs if (Path(d) / "neighbours.tsv").is_file() and (Path(d) / "ref").is_file()]

@@ -1,4 +1,5 @@
-"""Cross-validation reports: per-fold and averaged scores, summed confusion, RESULTS.md sections."""
+"""RESULTS.md sections: cross-validation reports of SER (per-fold and averaged scores, summed confusion) and
+the WER/CER tables of ASR decodes (:func:`asr_report`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from speechser.data.labels import read_label_list
 from speechser.io.atomic import write_text_atomic
 from speechser.io.datadir import DataDirError, read_kv
+from speechser.metrics.asr import TABLE_HEADER
 from speechser.metrics.classification import (
     confusion_matrix,
     format_confusion,
@@ -22,6 +24,7 @@ from speechser.metrics.classification import (
     plot_confusion,
     scores_from_confusion,
 )
+from speechser.metrics.decode_dir import check_fresh, read_posteriors, read_scores_json, unique_dirs
 
 
 #: The per-speaker table in a report stops after this many rows (``per_speaker.tsv`` has them all).
@@ -41,7 +44,6 @@ class FoldResult:
 def score_decode_dir(decode_dir: Path | str, labels: Sequence[str]) -> FoldResult:
     """Score ``hyp`` against ``ref`` (``utt label`` files) of a decode directory; refused when its
     output is older than the checkpoint its ``scores.json`` records (see :func:`check_fresh`)."""
-    from speechser.metrics.decode_dir import check_fresh
 
     d = Path(decode_dir)
     check_fresh(d, ("hyp", "scores.json"))
@@ -66,7 +68,6 @@ def minority_map(decode_dirs: Sequence[Path | str], labels: Sequence[str], major
     each class not in ``majority`` that occurs in the references, the one-against-rest average precision of
     its posterior (``posteriors.tsv``), averaged; per directory and pooled over all of them. Returns the
     per-directory values, the pooled value and the minority classes."""
-    from speechser.metrics.ser_decode import read_posteriors
     from speechser.metrics.classification import average_precision
 
     unknown = [c for c in majority if c not in labels]
@@ -199,6 +200,43 @@ def cv_report(
     return "\n".join(lines)
 
 
+def asr_report(decode_dirs: List[Path | str], title: str, command: str, notes: str = "",
+               allow_missing: bool = False) -> str:
+    """A Markdown section with the WER and CER tables of decode directories
+    (each holding ``result.wer.md``, ``result.cer.md`` and ``scores.json``),
+    one row per directory named ``<decode dir>``.
+
+    A decode that did not score every utterance of its set (``scores.json``
+    says ``n`` < ``n_ref``, records ``missing`` or ``skipped`` ones, or does
+    not say) is refused, naming the directory, unless ``allow_missing``:
+    then the note says how many were missing."""
+    wer_rows, cer_rows = [], []
+    for d in unique_dirs(decode_dirs):
+        for name, rows in (("result.wer.md", wer_rows), ("result.cer.md", cer_rows)):
+            if not (d / name).is_file():
+                raise DataDirError(f"{d}/{name}: no such file (run decoding first)")
+            row = (d / name).read_text().splitlines()[-1]
+            rows.append(row.replace("| test |", f"| {d.parent.name}/{d.name} |", 1))
+        meta = read_scores_json(d)
+        check_fresh(d, ("result.wer.md", "result.cer.md", "scores.json"), meta)
+        n, n_ref = meta.get("n"), meta.get("n_ref")
+        lost = len(meta.get("skipped") or []) + int(meta.get("missing") or 0)
+        if n_ref is None or n is None or n != n_ref or lost:
+            what = (f"{n} of {n_ref} utterance(s) decoded, {lost} missing or skipped" if n_ref is not None
+                    else "it does not record how many utterances its set has (decoded by an older speechser?)")
+            if not allow_missing:
+                raise DataDirError(f"{d}/scores.json: not every utterance of the set was scored: {what}; "
+                                   "decode again, or pass --allow-missing to report it as it is")
+            notes += f" {d.name}: {what}."
+    lines = [f"## {title}", "", f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+             f"- environment: {environment_line()}", f"- command: `{command}`"]
+    if notes.strip():
+        lines.append(f"- {notes.strip()}")
+    lines += ["", "### WER", "", TABLE_HEADER, *wer_rows, "", "### CER", "",
+              TABLE_HEADER.replace("Wrd", "Chr"), *cer_rows, ""]
+    return "\n".join(lines)
+
+
 def replace_section(path: Path | str, tag: str, body: str, header: str) -> None:
     """Put ``body`` between ``<!-- begin TAG -->`` and ``<!-- end TAG -->`` in
     ``path`` (created with ``header`` if missing); other sections stay."""
@@ -237,7 +275,6 @@ def score_cv(
     ``utt2spk``, also the per-speaker results (returned third, written to ``per_speaker.tsv``).
     A directory given twice, or two directories with the same fold name, are refused (they would be
     counted twice, or give a ``scores.tsv`` with one fold twice)."""
-    from speechser.metrics.decode_dir import unique_dirs
 
     labels = read_label_list(label_list)
     folds = [score_decode_dir(d, labels) for d in unique_dirs(decode_dirs)]

@@ -45,7 +45,7 @@ class AbsSERModel(AbsModel):
         return self.head.num_classes
 
     def embed_batch(self, batch: Any) -> torch.Tensor:
-        """A batch (:class:`speechser.data.dataset.Batch`) -> utterance embeddings ``(B, embed_dim)``."""
+        """A batch (:class:`speechser.data.ser_dataset.Batch`) -> utterance embeddings ``(B, embed_dim)``."""
         raise NotImplementedError
 
     def classify(self, emb: torch.Tensor) -> torch.Tensor:

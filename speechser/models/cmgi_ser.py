@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechser.config import check_choice, check_ranges
-from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.data.ser_dataset import Batch, lengths_to_mask
 from speechser.decode.ctc import ctc_greedy_search
 from speechser.losses.ctc import CTC_REDUCTIONS, ctc_loss
 from speechser.models.abs_model import AbsSERModel, StagedFreezing

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from speechser.config import check_choice
-from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.data.ser_dataset import Batch, lengths_to_mask
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
 from speechser.models.abs_model import AbsSERModel
 from speechser.nets.pooling import masked_mean

@@ -3,7 +3,7 @@
 Registry name ``metadata_ssl_ser``. ``ssl_ser``'s encoder (an SSL model on the waveform, its layers
 combined by ARI with ``ssl.ari: true`` as the paper does, or a weighted sum, its ablation; frames
 projected to ``dim``) feeds the auxiliary metadata heads, the co-attention and the shared SER head
-(:mod:`speechser.models.metadata`). Two-stage fine-tuning as the paper sets it: stage 1 (``stage1_epochs``)
+(:mod:`speechser.models.metadata_ser_mixin`). Two-stage fine-tuning as the paper sets it: stage 1 (``stage1_epochs``)
 trains the auxiliary tasks with the CNN frozen (``ssl.freeze_feature_extractor``, the default) and
 every transformer layer fine-tuned; stage 2 adds the SER loss and freezes the CNN, the input
 projection, the positional embedding and the first ``stage2_freeze`` transformer layers (the paper: 4
@@ -19,8 +19,8 @@ from typing import List, Mapping, Optional, Sequence
 
 import torch
 
-from speechser.data.dataset import Batch
-from speechser.models.metadata import MetadataSERMixin
+from speechser.data.ser_dataset import Batch
+from speechser.models.metadata_ser_mixin import MetadataSERMixin
 from speechser.models.ssl_ser import SSLSER, SSLSERConfig
 from speechser.nets.aux_tasks import MetadataOptions
 

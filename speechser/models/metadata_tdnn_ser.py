@@ -5,7 +5,7 @@ heads for the metadata tasks named in ``aux_weights`` (gender, speaker, style la
 :mod:`speechser.nets.aux_tasks`) and (2) the shared SER head, whose input is the attentive-statistics
 pooling of the frames concatenated, with ``co_attention``, with the co-attention of the frames over
 the auxiliary hidden states ``(B, K (C + H))``. Two-stage fine-tuning (``stage1_epochs`` > 0;
-:mod:`speechser.models.metadata`): stage 1 trains the auxiliary tasks only, stage 2 adds the SER loss
+:mod:`speechser.models.metadata_ser_mixin`): stage 1 trains the auxiliary tasks only, stage 2 adds the SER loss
 and freezes the (optional CNN front-end,) stem and first ``stage2_freeze`` TDNN blocks (the paper
 freezes the CNN and the first 4 of 12 transformer layers of an SSL encoder; this TDNN has a stem and
 4 blocks). Without auxiliary tasks it is ``tdnn_ser`` exactly (same weights, same outputs).
@@ -21,8 +21,8 @@ from typing import List, Mapping, Optional, Sequence
 
 import torch
 
-from speechser.data.dataset import Batch
-from speechser.models.metadata import MetadataSERMixin
+from speechser.data.ser_dataset import Batch
+from speechser.models.metadata_ser_mixin import MetadataSERMixin
 from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
 from speechser.nets.aux_tasks import MetadataOptions
 

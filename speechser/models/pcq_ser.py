@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechser.config import check_choice, check_ranges
-from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.data.ser_dataset import Batch, lengths_to_mask
 from speechser.models.abs_model import AbsSERModel
 from speechser.models.asr_branch import need_audio
 from speechser.nets.csq import ChannelSemanticQuery

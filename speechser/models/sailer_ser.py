@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechser.config import check_ranges
-from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.data.ser_dataset import Batch, lengths_to_mask
 from speechser.losses.classification import soft_label_kl
 from speechser.models.abs_model import AbsSERModel
 from speechser.nets.pooling import masked_mean

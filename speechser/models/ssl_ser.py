@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from speechser.config import check_ranges
-from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.data.ser_dataset import Batch, lengths_to_mask
 from speechser.models.abs_model import AbsSERModel
 from speechser.models.asr_branch import (
     ASREncoderBranch,

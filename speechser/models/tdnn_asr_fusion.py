@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import torch
 
-from speechser.data.dataset import Batch, lengths_to_mask
+from speechser.data.ser_dataset import Batch, lengths_to_mask
 from speechser.models.asr_branch import ASRFusionOptions, build_asr_fusion, need_audio
 from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
 

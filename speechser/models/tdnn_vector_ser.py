@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from speechser.config import check_ranges
-from speechser.data.dataset import Batch
+from speechser.data.ser_dataset import Batch
 from speechser.models.tdnn_ser import TDNNSER, TDNNSERConfig
 
 

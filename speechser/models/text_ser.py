@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from speechser.data.dataset import Batch
+from speechser.data.ser_dataset import Batch
 from speechser.models.abs_model import AbsSERModel
 from speechser.nets.ser_head import SERHead, SERHeadOptions
 from speechser.nets.text_encoder import TextEncoder, TextEncoderConfig

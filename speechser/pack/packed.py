@@ -10,22 +10,20 @@ them ``packed:pretrained.<i>`` (set back to a real folder when the archive is lo
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-import kaldiio
-import numpy as np
 import yaml
 
 from speechser.config import read_yaml, to_dict
+from speechser.features.extract import stats_bytes  # noqa: F401 (re-exported)
 from speechser.io.datadir import read_kv, utt2spk_to_spk2utt, write_kv, write_spk2utt
 from speechser.io.format import NoUtteranceLeft, format_data_dir
 from speechser.pack.archive import PackError, PackUnsupported, read_archive
-from speechser.pack.frontend import FrontEnd, extract_features, front_end_of
+from speechser.pack.frontend import FrontEnd, extract_features
 from speechser.pack.inputs import NothingToLabel
 from speechser.pack.meta import check_meta
 
@@ -49,22 +47,6 @@ def experiment_task(exp_dir: Path | str) -> str:
     if "vocab_size" in model:
         return "asr"
     raise PackError(f"{exp_dir}/config.yaml: neither an SER nor an ASR model (give --task)")
-
-
-def stats_bytes(stats: np.ndarray) -> bytes:
-    """Kaldi-layout statistics ``(2, D + 1)`` as the bytes of a ``.ark`` matrix file."""
-    buf = io.BytesIO()
-    kaldiio.save_mat(buf, stats)
-    return buf.getvalue()
-
-
-def recipe_front_end(exp_dir: Path | str, train_dir: str) -> FrontEnd:
-    """The front-end of an experiment's training set; its path is relative to the recipe directory."""
-    path = Path(train_dir)
-    if not path.is_absolute() and not path.is_dir():
-        raise PackError(f"{exp_dir}/config.yaml: its training set '{path}' is not here: the config's paths are "
-                        f"relative to the recipe's directory, so run speechser-pack from there (now in {Path.cwd()})")
-    return front_end_of(path)
 
 
 def common_members(conf: Any, exp_dir: Path | str, checkpoint: Path, front_end: FrontEnd) -> Dict[str, bytes]:

@@ -18,14 +18,14 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.loader import bucketed_loader
 from speechser.data.sampler import DistInfo
 from speechser.data.folds import check_experiment_folds
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
-from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, recipe_front_end
+from speechser.pack.packed import MODEL_FILE, PackedModel, common_members
 from speechser.tasks.asr import DECODERS, TOKENS_DIR, ASRExperiment, load_experiment, transcribe_batches
-from speechser.tasks.common import CMVN_FILE
+from speechser.tasks.experiment_dir import CMVN_FILE, recorded_front_end
 
 TOKENS_PREFIX = "tokens."
 
@@ -58,7 +58,7 @@ def pack_asr(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
     conf = asr.conf
     if conf.data.cmvn_type != "global":
         raise PackUnsupported(f"{exp_dir}: ASR with cmvn_type '{conf.data.cmvn_type}': packing supports global CMVN")
-    front_end = recipe_front_end(exp_dir, conf.data.train_dir)
+    front_end = recorded_front_end(exp_dir)
     members = common_members(conf, exp_dir, asr.checkpoint, front_end)
     tokens = Path(exp_dir) / TOKENS_DIR
     if not tokens.is_dir():

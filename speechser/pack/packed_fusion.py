@@ -2,7 +2,7 @@
 
 The archive holds each member's complete SER archive (``member<i>.tar``, :mod:`speechser.pack.packed_ser`,
 packed with the checkpoint that member's fused decode used) and, in ``meta.json``, the fold's ``weights``
-(as :func:`speechser.decode.fusion.fuse_fold` chose or took them, from its ``fusion.json``). Labelling runs
+(as :func:`speechser.combine.late_fusion.fuse_fold` chose or took them, from its ``fusion.json``). Labelling runs
 every member on the audio (each with its own front-end: fusion is usually across front-ends) and returns
 ``sum_i w_i p_i``, the posteriors of the recipe's fused decode. An utterance a member skips (openSMILE skips
 clipped audio, say) is skipped by the fusion, with that member's reason.

@@ -37,15 +37,22 @@ import kaldiio
 import numpy as np
 
 from speechser.features.extract import compute_cmvn_stats, write_speaker_cmvn
-from speechser.features.fbank import accumulate_cmvn
 from speechser.io.datadir import read_kv, subset_data_dir, write_data_dir
 from speechser.knn.datastore import KNNDatastore, interpolate
 from speechser.data.folds import check_experiment_folds
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
 from speechser.pack.frontend import FrontEnd, extract_features
 from speechser.pack.meta import check_labels
-from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, recipe_front_end, stats_bytes
-from speechser.tasks.common import CMVN_FILE
+from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, stats_bytes
+from speechser.tasks.experiment_dir import (
+    CMVN_FILE,
+    INFERENCE_DIR,
+    POOLED_CMVN_RECORD,
+    VECTOR_CMVN_RECORD,
+    VECTOR_FRONT_END_RECORD,
+    recorded,
+    recorded_front_end,
+)
 from speechser.tasks.ser import SERExperiment, SEROutputs, collect_ser_outputs, load_experiment
 
 #: A speaker whose statistics cover fewer frames is normalized with the training set's pooled statistics
@@ -89,7 +96,7 @@ def pack_ser(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
     check_experiment_folds(exp_dir)  # features rebuilt since the folds were made: refused, naming the stage
     ser = load_experiment(exp_dir, checkpoint, device="cpu")
     conf = ser.conf
-    front_end = recipe_front_end(exp_dir, conf.data.train_dir)
+    front_end = recorded_front_end(exp_dir)
     conf.model.labels = list(ser.labels)
     vector_members = _vector_members(exp_dir, conf, front_end) if conf.data.vector_dir else {}
     members = common_members(conf, exp_dir, ser.checkpoint, front_end)
@@ -98,7 +105,7 @@ def pack_ser(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
     if conf.data.cmvn_type == "global":
         members[CMVN_FILE] = Path(conf.data.cmvn_stats).read_bytes()
     elif conf.data.cmvn_type == "speaker":
-        members[CMVN_FILE] = stats_bytes(compute_cmvn_stats(conf.data.train_dir, per_speaker=False)["global"])
+        members[CMVN_FILE] = recorded(exp_dir, POOLED_CMVN_RECORD).read_bytes()
     if results is not None:
         members["RESULTS.md"] = Path(results).read_bytes()
     knn_params = None
@@ -119,19 +126,19 @@ def pack_ser(exp_dir: Path | str, out: Path | str, checkpoint: Optional[str] = N
 
 def _vector_members(exp_dir: Path | str, conf: Any, front_end: Any) -> Dict[str, bytes]:
     """Early fusion: the front-end of ``data.vector_dir`` and the pooled statistics of the training set's
-    vectors (the training utterances only: the vector directory holds every fold's test speakers too)."""
-    vec_front = recipe_front_end(exp_dir, conf.data.vector_dir)
+    vectors (the training utterances only: the vector directory holds every fold's test speakers too), as
+    training recorded them in the experiment."""
+    vec_front = recorded_front_end(exp_dir, VECTOR_FRONT_END_RECORD)
     if vec_front.sample_rate != front_end.sample_rate:
         raise PackUnsupported(f"{exp_dir}: the frames ({front_end.sample_rate} Hz) and the vectors "
                               f"({vec_front.sample_rate} Hz) were made at different rates")
     if conf.data.cmvn_type not in ("speaker", "none"):
         raise PackUnsupported(f"{exp_dir}: utterance vectors with cmvn_type '{conf.data.cmvn_type}'")
-    vectors = kaldiio.load_scp(str(Path(conf.data.vector_dir) / "feats.scp"))
-    train = [k for k in read_kv(Path(conf.data.train_dir) / "utt2spk") if k in vectors]
-    if not train:
-        raise PackError(f"{conf.data.vector_dir}: no vectors for the training set {conf.data.train_dir}")
+    if not (Path(exp_dir) / INFERENCE_DIR / VECTOR_CMVN_RECORD).is_file():
+        raise PackError(f"{conf.data.vector_dir}: no vectors for the training set {conf.data.train_dir} "
+                        f"(training recorded none in {Path(exp_dir) / INFERENCE_DIR})")
     return {VECTOR_FRONT_END_FILE: (json.dumps(vec_front.to_json(), indent=1) + "\n").encode(),
-            VECTOR_CMVN_FILE: stats_bytes(accumulate_cmvn(vectors[k] for k in train))}
+            VECTOR_CMVN_FILE: recorded(exp_dir, VECTOR_CMVN_RECORD).read_bytes()}
 
 
 @dataclass

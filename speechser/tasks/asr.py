@@ -32,10 +32,11 @@ from speechser.io.datadir import read_kv
 from speechser.metrics.asr import write_asr_scores
 from speechser.models.asr_branch import ASREncoderBranch
 from speechser.models.registry import ModelSection, build_model, model_config_dict
-from speechser.tasks.common import (
+from speechser.tasks.experiment_dir import (
     CMVN_FILE,
     check_input_dim,
     copy_global_cmvn,
+    record_inference_inputs,
     copy_into_experiment,
     feature_dim,
     load_trained_model,
@@ -163,6 +164,7 @@ def _copy_tokenizer(conf: ASRDataConfig, exp: Experiment) -> None:
 def _train_asr(conf: ASRTrainConfig, exp: Experiment, tok: Tokenizer, stop_after_epoch: Optional[int]
                ) -> Dict[str, Any]:
     copy_global_cmvn(conf.data, exp)
+    record_inference_inputs(conf.data, exp.dir, exp.dist.is_main)
     _copy_tokenizer(conf.data, exp)
     # data.augment: augmented fbank computed on the fly for the training set; valid stays precomputed.
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from speechser.config import ConfigError, ConfigValueError, check_ranges, load_config
 from speechser.data.augment import WaveformAugmentor
-from speechser.data.dataset import Batch, FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import Batch, FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import UNKNOWN_LABEL
 from speechser.nets.aux_tasks import ASR_TASK
 from speechser.data.folds import check_fold_features
@@ -33,14 +33,15 @@ from speechser.data.soft_labels import SoftLabelConfig, distribution
 from speechser.features.ssl_feats import check_ssl_features
 from speechser.io.datadir import read_kv
 from speechser.losses.classification import class_weights_from_counts
-from speechser.metrics.aux_decode import write_aux_decode
-from speechser.metrics.ser_decode import write_ser_decode
+from speechser.metrics.decode_dir import write_aux_decode
+from speechser.metrics.decode_dir import write_ser_decode
 from speechser.models.abs_model import AbsSERModel
 from speechser.models.registry import ModelSection, build_model, model_config_dict
 from speechser.tasks import asr as asr_task
-from speechser.tasks.common import (
+from speechser.tasks.experiment_dir import (
     check_input_dim,
     copy_global_cmvn,
+    record_inference_inputs,
     feature_dim,
     load_trained_model,
     model_device,
@@ -242,6 +243,7 @@ def train_ser(conf: SERTrainConfig, exp_dir: Path | str, stop_after_epoch: Optio
 
 def _train_ser(conf: SERTrainConfig, exp: Experiment, stop_after_epoch: Optional[int]) -> Dict[str, Any]:
     copy_global_cmvn(conf.data, exp)
+    record_inference_inputs(conf.data, exp.dir, exp.dist.is_main)
     labels = conf.model.labels
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
     aux = conf.model.aux_labels or None
@@ -395,7 +397,7 @@ def infer_ser(
     device: str = "auto",
 ) -> Dict[str, float]:
     """Write ``posteriors.tsv``, ``hyp``, ``ref`` and ``scores.json`` for ``data_dir`` into ``out_dir``
-    (:func:`speechser.metrics.ser_decode.write_ser_decode`); returns the scores. A set without the label
+    (:func:`speechser.metrics.decode_dir.write_ser_decode`); returns the scores. A set without the label
     file is decoded unlabelled: posteriors and hypotheses, no ``ref``, no scores."""
     ser = load_experiment(exp_dir, checkpoint, device)
     out = collect_ser_outputs(ser, data_dir, require_labels=False)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "test"))
 from conftest import corpus_path  # noqa: E402
 from figures import FIGURES_DIR, figure, write_figures  # noqa: E402
 from speechser.config import read_yaml  # noqa: E402
-from speechser.data.dataset import Batch  # noqa: E402
+from speechser.data.ser_dataset import Batch  # noqa: E402
 from speechser.features.fbank import compute_fbank  # noqa: E402
 from speechser.io.audio import read_audio_source, resample  # noqa: E402
 from speechser.metrics.report import environment_line  # noqa: E402

@@ -43,7 +43,7 @@ def train_pass(model_dir: Path, wavs: list, stored: list) -> dict:
     """Seconds of one training pass (batches of 16) of the recipe's head with the live encoder and with the
     stored states."""
     from speechser.config import read_yaml
-    from speechser.data.dataset import Batch
+    from speechser.data.ser_dataset import Batch
     from speechser.models.registry import build_model
 
     conf = read_yaml(ROOT / "egs/emodb/ser1/conf/train_whisper_ssl_ser.yaml")["model"]["conf"]

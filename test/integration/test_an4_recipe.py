@@ -20,7 +20,7 @@ def test_an4_recipe_small(an4, tmp_path):
     tiny = ("--model.conf.encoder.d_model 32 --model.conf.encoder.num_layers 1 --model.conf.encoder.num_heads 2 "
             "--model.conf.encoder.ffn_dim 64 --model.conf.pred_hidden 32 --model.conf.pred_embed_dim 16 "
             "--model.conf.joint_dim 32 --trainer.max_epochs 1")  # the config averages 5: 1 epoch writes ave_1best
-    # stage 9, the data filter loop, with bounds wide enough to keep an undertrained model's decodes
+    # stage 7, the data filter loop, with bounds wide enough to keep an undertrained model's decodes
     (rdir / "conf/filter_wide.yaml").write_text(
         "bounds: {conf_min: -1.0, conf_max: 2.0, wer_min: -1.0, wer_max: 100.0}\nmax_rounds: 1\n"
         "train_overrides: [--trainer.max_epochs, '1']\n")
@@ -36,23 +36,26 @@ def test_an4_recipe_small(an4, tmp_path):
     exp = rdir / "exp/train_char"
     assert (exp / "config.yaml").is_file() and (exp / "valid.acc.ave_1best.pt").is_file()
     results = (rdir / "RESULTS.md").read_text()
-    for dec in ("ctc_greedy", "ctc_beam", "rnnt_greedy"):
-        for s in ("train_dev", "test"):
-            assert (exp / f"decode_{dec}_{s}/confidence").is_file()
-            assert re.search(rf"^\| train_char/decode_{dec}_{s} \| 20 \| \d+ \|", results, re.M)
     assert "<!-- begin filter-rounds -->" in results
     assert re.search(r"^\| 1 \| 180 \| 0 \| 0 \| 0 \| 0.0000 \|", results, re.M)  # round 1 kept all 180
     assert (exp / "filter/round1/asr/valid.acc.ave_1best.pt").is_file()
+    # stages 8-10 decode, score and pack the final model: the filter loop's last round
+    final = exp / "filter/round1/asr"
+    assert (rdir / (exp / "filter/final_asr").read_text().split()[0]).resolve() == final.resolve()
+    for dec in ("ctc_greedy", "ctc_beam", "rnnt_greedy"):
+        for s in ("train_dev", "test"):
+            assert (final / f"decode_{dec}_{s}/confidence").is_file()
+            assert re.search(rf"^\| asr/decode_{dec}_{s} \| 20 \| \d+ \|", results, re.M)
 
-    # stage 10 packed the model with the decoder of lowest WER on train_dev; the archive transcribes the
-    # test set's audio from a plain list of files as stage 7 did with that decoder
+    # stage 10 packed the final model with the decoder of lowest WER on train_dev; the archive transcribes the
+    # test set's audio from a plain list of files as stage 8 did with that decoder
     import json
 
     arc = exp / "packed/model.tar"
     assert arc.is_file()
     proc = subprocess.run(["tar", "xOf", str(arc), "meta.json"], capture_output=True, text=True, check=True)
     meta = json.loads(proc.stdout)
-    valid_wer = {d: json.loads((exp / f"decode_{d}_train_dev/scores.json").read_text())["wer"]
+    valid_wer = {d: json.loads((final / f"decode_{d}_train_dev/scores.json").read_text())["wer"]
                  for d in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")}
     assert meta["task"] == "asr" and valid_wer[meta["decoder"]] == min(valid_wer.values())
     wav = dict(ln.split(" ", 1) for ln in (rdir / "dump/raw/test/wav.scp").read_text().splitlines())
@@ -61,8 +64,8 @@ def test_an4_recipe_small(an4, tmp_path):
                            str(tmp_path / "out")], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = dict((ln.split(" ", 1) + [""])[:2] for ln in (tmp_path / "out/text").read_text().splitlines())
-    stage7 = exp / f"decode_{meta['decoder']}_test/text"
-    want = dict((ln.split(" ", 1) + [""])[:2] for ln in stage7.read_text().splitlines())
+    stage8 = final / f"decode_{meta['decoder']}_test/text"
+    want = dict((ln.split(" ", 1) + [""])[:2] for ln in stage8.read_text().splitlines())
     assert got == want and len(got) == 20
     assert not (tmp_path / "out/utt2emo").exists()
     rows = (tmp_path / "out/results.tsv").read_text().splitlines()

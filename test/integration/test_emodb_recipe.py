@@ -125,7 +125,7 @@ def test_late_fusion_of_a_tdnn_and_functionals_through_the_recipe(recipe):
     --decode_valid true), then --fusion_config averages their posteriors with weights chosen on valid."""
     import numpy as np
 
-    from speechser.decode.ensemble import read_posteriors
+    from speechser.combine.ensemble import read_posteriors
 
     rdir, env = recipe
     first = "1" if not (rdir / "data/loso/fold2").is_dir() else "5"  # the stages before training, if not run yet

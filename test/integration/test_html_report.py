@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from speechser.bin.score_ser import main as score_ser
-from speechser.metrics.ser_decode import write_ser_decode
+from speechser.metrics.decode_dir import write_ser_decode
 
 LABELS = ["ang", "neu", "sad"]
 #: Collects what a person would see go wrong: script errors, and images that fail to decode.

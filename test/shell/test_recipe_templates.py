@@ -6,6 +6,7 @@ the tests check what each stage calls and where its outputs go, in well under a 
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -68,8 +69,12 @@ def test_setup_makes_a_working_recipe_skeleton(tmp_path: Path, template: str):
     assert (rdir / stage_script).is_symlink() and (rdir / stage_script).resolve() == ROOT / "egs/TEMPLATE" / \
         template / stage_script
     assert (rdir / "utils").is_symlink() and (rdir / "utils").resolve() == ROOT / "utils"
-    for name in ("path.sh", "cmd.sh", "db.sh"):  # the recipe's own copies, to edit
+    for name in ("path.sh", "cmd.sh", "db.sh"):  # the recipe's own files, to edit
         assert (rdir / name).is_file() and not (rdir / name).is_symlink(), name
+    # its db.sh reads the one shared list of corpora, then takes the recipe's own lines
+    assert 'TEMPLATE/common/db.sh"' in (rdir / "db.sh").read_text()
+    shared = run(["bash", "-c", ". ./db.sh && echo ${EMODB}"], cwd=rdir, check=True).stdout.strip()
+    assert shared.endswith("/corpora/emodb") or shared == os.environ.get("SPEECHSER_EMODB"), shared
     confs = sorted(p.name for p in (ROOT / "egs/TEMPLATE" / template / "conf").iterdir())
     assert sorted(p.name for p in (rdir / "conf").iterdir()) == confs
     assert not any(p.is_symlink() for p in (rdir / "conf").iterdir())
@@ -218,7 +223,7 @@ def test_ser_knn_uses_the_grid_config_and_fails_early_without_it(tmp_path: Path)
 
 def test_asr_filter_stage_writes_its_rounds_section_with_the_console_script(tmp_path: Path):
     r = make_recipe(tmp_path, FAKES)
-    proc = run(["bash", "asr.sh", "--stage", "9", "--train_set", "tr", "--valid_set", "dv", "--test_sets", "t1",
+    proc = run(["bash", "asr.sh", "--stage", "7", "--train_set", "tr", "--valid_set", "dv", "--test_sets", "t1",
                 "--filter_config", "conf/filter.yaml", "--filter_args", "--max_rounds 1"], cwd=r)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (loop,) = calls(r, "speechser-filter-loop")
@@ -227,11 +232,13 @@ def test_asr_filter_stage_writes_its_rounds_section_with_the_console_script(tmp_
     assert opt(loop, "--checkpoint") == ["exp/train_char/valid.acc.ave_3best.pt"]  # what training wrote
     (rounds,) = calls(r, "speechser-report-filter-rounds")
     assert rounds[0] == "exp/train_char/filter/rounds.tsv" and opt(rounds, "--header") == [f"# RESULTS: {tmp_path.name}/recipe"]
-    assert opt(rounds, "--command")[0].startswith("asr.sh --stage 9") and opt(rounds, "--wall-time")[0].isdigit()
+    assert opt(rounds, "--command")[0].startswith("asr.sh --stage 7") and opt(rounds, "--wall-time")[0].isdigit()
     (pack,) = calls(r, "speechser-pack")  # stage 10: the decoder is chosen on the valid set's decodes only
     assert opt(pack, "--task") == ["asr"] and opt(pack, "--out") == ["exp/train_char/packed/model.tar"]
-    chosen = pack[pack.index("--choose-decoder-from") + 1:][:4]
-    assert chosen == [f"exp/train_char/decode_{d}_dv" for d in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")]
+    chosen = pack[pack.index("--choose-decoder-from") + 1:][:4]  # of the final model: the loop's last round
+    final = (r / "exp/train_char/filter/final_asr").read_text().split()[0]
+    assert chosen == [f"{final}/decode_{d}_dv" for d in ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")]
+    assert opt(pack, "--exp-dir") == [final]
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
@@ -248,5 +255,51 @@ def test_help_lists_every_option_with_its_default_and_meaning(tmp_path: Path, te
     listed = re.findall(r"^  --([a-z_0-9]+) ", proc.stdout, re.M)
     assert listed == names
     if template == "asr":
-        assert re.search(r"^  --threads 2 +CPU threads of each training and decoding job", proc.stdout, re.M)
-        assert re.search(r'^  --inference_model "" +a weights file in exp/<tag>', proc.stdout, re.M)
+        assert re.search(r"^  --threads_per_job 2 +CPU threads of each training and decoding job", proc.stdout, re.M)
+        assert re.search(r'^  --asr_model "" +a weights file of exp/<asr_tag>', proc.stdout, re.M)
+
+
+def test_former_option_names_are_taken_with_a_warning(tmp_path: Path):
+    """The stage scripts share one vocabulary (--threads_per_job; --asr_tag/--ser_tag, --asr_model/--ser_model,
+    --ser_config/--ser_args): an option under its former name still works and says what it is now called."""
+    r = make_recipe(tmp_path, FAKES)
+    proc = run(["bash", "asr.sh", "--stage", "8", "--train_set", "tr", "--valid_set", "dv", "--test_sets", "t1",
+                "--tag", "old", "--inference_model", "m.pt", "--threads", "3"], cwd=r)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for former, now in (("threads", "threads_per_job"), ("tag", "asr_tag"), ("inference_model", "asr_model")):
+        assert f"--{former} is now --{now}" in out, former
+    (pack,) = calls(r, "speechser-pack")
+    assert opt(pack, "--exp-dir") == ["exp/old"] and opt(pack, "--checkpoint") == ["exp/old/m.pt"]
+    (r / "calls.txt").unlink()
+    (r / "data/loso/fold1").mkdir(parents=True)
+    proc = run(["bash", "ser.sh", "--stage", "5", "--stop_stage", "5", "--train_config", "conf/x.yaml", "--tag", "t",
+                "--train_args", "--seed 3"], cwd=r)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "--train_config is now --ser_config" in out and "--tag is now --ser_tag" in out
+    (ser,) = calls(r, "speechser-train-ser")
+    assert opt(ser, "--config") == ["conf/x.yaml"] and opt(ser, "--exp-dir") == ["exp/t/loso/fold1"]
+    assert ser[-2:] == ["--seed", "3"]
+
+
+def test_the_job_pool_runs_at_most_max_jobs_and_names_each_failed_log(tmp_path: Path):
+    script = tmp_path / "pool.sh"
+    script.write_text(f"""set -euo pipefail
+log() {{ echo "$*"; }}
+. {LIB}
+job() {{  # how many are running when it starts: its start counted, the ends so far taken off
+    echo + >> events; [ $(( $(grep -c + events) - $(grep -c -- - events || true) )) -le 2 ] || echo over >> over
+    sleep 0.3; echo - >> events; return "$1"
+}}
+pool_start 2
+pool_run a.log job 0
+pool_run b.log job 1
+pool_run c.log job 0
+pool_run d.log job 2
+if pool_wait; then echo all-ok; else echo "failed:${{pool_failed}}"; fi
+""")
+    proc = run(["bash", str(script)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().endswith("failed: b.log d.log")
+    assert (tmp_path / "events").read_text().split().count("-") == 4 and not (tmp_path / "over").exists()

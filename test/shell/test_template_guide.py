@@ -48,7 +48,7 @@ def test_first_recipe_from_the_guide_runs_end_to_end(tmp_path: Path, emodb: Path
                                              f"cp {data_sh} local/data.sh && chmod +x local/data.sh")
     tiny = ("--trainer.max_epochs 3 --model.conf.channels 16 --model.conf.embed_dim 8 "
             "--trainer.keep_nbest 2 --trainer.average_nbest 2")
-    script = script.replace('--train_args "--trainer.max_epochs 3"', f'--train_args "{tiny}" --nj 2')
+    script = script.replace('--ser_args "--trainer.max_epochs 3"', f'--ser_args "{tiny}" --nj 2')
     env = dict(os.environ, SPEECHSER_MYCORPUS=str(corpus), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=900)

@@ -99,3 +99,17 @@ def test_speed_perturbation_changes_duration_and_pitch(make_data_dir, tmp_path: 
     assert n == 6 and validate_data_dir(tmp_path / "sp") == 6
     assert list(read_kv(tmp_path / "sp" / "utt2spk").items())[0] == ("sp0.9-spkA-u0", "sp0.9-spkA")
     assert float(read_kv(tmp_path / "sp" / "utt2dur")["sp0.9-spkA-u0"]) == pytest.approx(1 / 0.9, abs=1e-3)
+
+
+def test_format_carries_the_label_lists_as_copy_does(make_data_dir, tmp_path: Path):
+    """Formatting writes its tables through the data directories' one writer: the label lists a copy
+    carries (emotions.txt, labels.txt) reach the formatted directory too."""
+    from speechser.io.datadir import LABEL_LISTS, copy_data_dir
+
+    d = make_data_dir()
+    for name in LABEL_LISTS:
+        (d / name).write_text("ang\nneu\n")
+    format_data_dir(d, tmp_path / "out", tmp_path / "wavs", 16000, 0.1)
+    copy_data_dir(d, tmp_path / "copied")
+    for name in LABEL_LISTS:
+        assert (tmp_path / "out" / name).read_text() == (tmp_path / "copied" / name).read_text() == "ang\nneu\n"

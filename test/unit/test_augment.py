@@ -269,7 +269,7 @@ def test_fbank_settings_are_stored_with_the_features(feats_dir):
 
 def test_asr_on_the_fly_features_match_the_offline_ones_and_augmentation_changes_them(feats_dir):
     from speechser.data.asr_dataset import FeatsTextDataset
-    from speechser.data.dataset import read_cmvn
+    from speechser.data.ser_dataset import read_cmvn
     from speechser.text.tokenizer import GraphemeTokenizer
 
     tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(["hello 0", "hello 1"]))
@@ -290,7 +290,7 @@ def test_asr_on_the_fly_features_match_the_offline_ones_and_augmentation_changes
 
 
 def test_ser_training_set_augments_wav_and_feats_alike(feats_dir):
-    from speechser.data.dataset import FeatsLabelDataset, read_cmvn
+    from speechser.data.ser_dataset import FeatsLabelDataset, read_cmvn
     from speechser.features.fbank import compute_fbank
 
     cmvn = read_cmvn(feats_dir, "speaker", None)

@@ -61,7 +61,7 @@ def test_cmgi_trains_on_transcripts_and_infers_from_its_own_hypotheses(pretraine
     assert asr["n"] == 8 and asr["wer"] >= 0 and (tmp_path / "decode/aux_text").is_file()
     ser = load_experiment(exp)
     assert ser.model.ssl.model.feature_extractor.conv_layers[0].conv.weight.requires_grad is False  # CNN frozen
-    from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+    from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
     from speechser.text.tokenizer import GraphemeTokenizer
 
     ds = FeatsLabelDataset(d, ser.labels, load_audio=True, tokenizer=GraphemeTokenizer(saved["tokens"]))
@@ -93,7 +93,7 @@ def test_cmgi_without_transcripts_is_a_clear_error(pretrained, make_feats_dir, t
 
 
 def test_phase_1_trains_the_ssl_model_alone_and_phase_2_freezes_its_cnn(pretrained, make_feats_dir):
-    from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+    from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
     from speechser.io.datadir import read_kv
     from speechser.models.registry import build_model
     from speechser.text.tokenizer import GraphemeTokenizer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from speechser.io.corpora import CorpusNotFound, corpora_required, lookup_corpus, require_corpus
+from corpora import CorpusNotFound, corpora_required, lookup_corpus, require_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -281,7 +281,7 @@ def test_pcq_feeds_csq_j_the_maps_x_j_and_x_j_plus_1_and_the_query_pooled_to_x_j
     """Eq. 6 ``z_j = CSQ(f_j, Q_j)`` with ``f_j = [x_j, x_{j+1}]`` as :mod:`speechser.models.pcq_ser` documents:
     module ``j`` gets the MLCNN's ``x_j`` and ``x_{j+1}`` (the same tensors), and ``Q_1`` is the SSL output
     pooled to ``x_1``'s size, ``Q_j`` (j > 1) ``Q_{j-1}`` pooled to ``x_j``'s size."""
-    from speechser.data.dataset import Batch
+    from speechser.data.ser_dataset import Batch
     from speechser.models.registry import build_model
 
     torch.manual_seed(0)

@@ -156,7 +156,7 @@ def test_two_gloo_processes_train_the_same_weights_as_one_with_accumulation(make
     assert gap(ddp, weights(tmp_path / "one_no_accum", 2)) > 1e-3
     # The logged metrics of the 2 processes (each rank validated its shard, merged) are those of their saved
     # model over the whole validation set, evaluated here in one process as the trainer does.
-    from speechser.data.dataset import collate_feats_labels
+    from speechser.data.ser_dataset import collate_feats_labels
     from speechser.data.loader import bucketed_loader
     from speechser.tasks.ser import _dataset, load_experiment
 

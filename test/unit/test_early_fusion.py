@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from speechser.config import ConfigError
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.utt_vectors import UttVectors
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.models.registry import build_model

@@ -206,7 +206,7 @@ def _break_scp(d: Path, line: int, ark: str) -> str:
 
 
 def test_feats_scp_pointing_to_a_missing_ark_names_scp_line_and_ark(make_feats_dir, tmp_path: Path):
-    from speechser.data.dataset import FeatsLabelDataset
+    from speechser.data.ser_dataset import FeatsLabelDataset
 
     d = make_feats_dir(n_spk=1, n_utt=3)
     key = _break_scp(d, 2, str(tmp_path / "gone.ark"))
@@ -216,7 +216,7 @@ def test_feats_scp_pointing_to_a_missing_ark_names_scp_line_and_ark(make_feats_d
 
 
 def test_feats_scp_pointing_to_a_corrupt_ark_names_scp_and_key(make_feats_dir, tmp_path: Path):
-    from speechser.data.dataset import FeatsLabelDataset
+    from speechser.data.ser_dataset import FeatsLabelDataset
 
     d = make_feats_dir(n_spk=1, n_utt=3)
     junk = tmp_path / "junk.ark"

@@ -197,7 +197,7 @@ def test_read_only_output_is_an_error_naming_the_place(make_data_dir, tmp_path: 
 
 def test_data_file_write_failure_names_the_output_dir_not_a_temporary_file(make_data_dir, tmp_path: Path,
                                                                             capsys, monkeypatch):
-    import speechser.io.format as format_module
+    import speechser.io.datadir.edit as table_writer  # formatting writes its tables through datadir's writer
 
     d = make_data_dir()
     out = tmp_path / "out"
@@ -208,7 +208,7 @@ def test_data_file_write_failure_names_the_output_dir_not_a_temporary_file(make_
         tmp = Path(path).with_name(Path(path).name + ".tmp")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
 
-    monkeypatch.setattr(format_module, "write_kv", full)
+    monkeypatch.setattr(table_writer, "write_kv", full)
     rc, err = fmt(capsys, d, out, "--audio-dir", out / "wav", "--rate", "8000")
     assert rc == 1 and f"cannot write the output data directory {out}" in err and "free space" in err, err
     assert ".tmp" not in err and ".new." not in err

@@ -1,5 +1,6 @@
 """The package's import graph (static, every ``import`` statement, also those inside functions): no import
-cycles, and no module imports a layer above its own (ARCHITECTURE.md's layer table)."""
+cycles between modules, no module imports a layer above its own (docs/architecture.md's layer table), and no
+two sub-packages of one layer import each other (a two-way dependency the layer rule alone cannot see)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ LAYERS: Dict[str, int] = {
     # The package root holds __version__ and re-exports the public Python API (Speech2TextEmotion) lazily
     # (a module __getattr__, PEP 562): importing speechser loads nothing of the layers above it.
     "__init__": 7,
-    "filter": 6, "knn": 6, "pack": 6,
+    "filter": 6, "knn": 6, "pack": 6, "combine": 6,
     "tasks": 5,
     "train": 4,
     "models": 3,
     "nets": 2, "losses": 2, "decode": 2, "metrics": 2,
     "data": 1, "features": 1, "text": 1,
-    "io": 0, "config": 0, "log": 0, "jobs": 0,
+    "io": 0, "config": 0, "log": 0, "job_runner": 0,
 }
 
 
@@ -55,8 +56,13 @@ def import_graph() -> Dict[str, Set[str]]:
     return graph
 
 
+def top_of(mod: str) -> str:
+    """The sub-package (or top-level module) ``mod`` belongs to: ``speechser.metrics.report`` -> ``metrics``."""
+    return mod.split(".")[1] if "." in mod else "__init__"
+
+
 def layer_of(mod: str) -> int:
-    top = mod.split(".")[1] if "." in mod else "__init__"
+    top = top_of(mod)
     if top not in LAYERS:
         raise AssertionError(f"{mod}: sub-package '{top}' has no layer in this test's table (add it, as in "
                              "ARCHITECTURE.md)")
@@ -100,10 +106,35 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
     assert not upward, "\n".join(upward)
 
 
+def package_graph(graph: Dict[str, Set[str]]) -> Dict[str, Set[str]]:
+    """The module graph collapsed to sub-packages: ``a -> b`` when a module of ``a`` imports one of ``b``."""
+    out: Dict[str, Set[str]] = {}
+    for mod, targets in graph.items():
+        out.setdefault(top_of(mod), set()).update(top_of(t) for t in targets if top_of(t) != top_of(mod))
+    return out
+
+
+def two_way_pairs(graph: Dict[str, Set[str]]) -> List[str]:
+    """Sub-packages of one layer that import each other, each pair once (``a <-> b``)."""
+    packages = package_graph(graph)
+    return sorted(f"{a} <-> {b}" for a, targets in packages.items() for b in targets
+                  if a < b and a in packages.get(b, set()))
+
+
+def test_no_two_packages_of_a_layer_import_each_other() -> None:
+    pairs = two_way_pairs(import_graph())
+    assert not pairs, "sub-packages that import each other (move the shared part down a layer): " + ", ".join(pairs)
+
+
 def test_the_checks_see_a_cycle_and_an_upward_import() -> None:
     """The walkers themselves: a planted cycle is found, and a data module importing train is upward."""
     graph = {"speechser.a.x": {"speechser.a.y"}, "speechser.a.y": {"speechser.a.x"}}
     assert find_cycle(graph) == ["speechser.a.x", "speechser.a.y", "speechser.a.x"]
+    # no module cycle, but metrics and decode (one layer) depending on each other through different modules
+    planted = {"speechser.metrics.html_report": {"speechser.decode.ensemble"},
+               "speechser.decode.ensemble": {"speechser.metrics.classification"},
+               "speechser.metrics.classification": set()}
+    assert not find_cycle(planted) and two_way_pairs(planted) == ["decode <-> metrics"]
     assert layer_of("speechser.data.loader") < layer_of("speechser.train.distributed")
     assert "speechser.models.registry" in import_graph()["speechser.tasks.ser"]
 
@@ -118,7 +149,7 @@ def test_each_registered_model_lives_in_the_file_named_after_it(name: str) -> No
 def test_every_model_file_is_registered() -> None:
     """``models/`` holds the registered models plus the shared contracts (abs_model), the table
     (registry), the ASR-encoder branch that fusion models share (asr_branch) and the metadata models' shared
-    tasks and schedule (metadata)."""
-    helpers = {"__init__", "abs_model", "registry", "asr_branch", "metadata"}
+    tasks and schedule (metadata_ser_mixin)."""
+    helpers = {"__init__", "abs_model", "registry", "asr_branch", "metadata_ser_mixin"}
     files = {p.stem for p in (PKG / "models").glob("*.py")} - helpers
     assert files == set(MODELS)

@@ -1,4 +1,4 @@
-"""Late fusion (speechser.decode.fusion, speechser-fuse-ser): the weight grid, the choice on the validation
+"""Late fusion (speechser.combine.late_fusion, speechser-fuse-ser): the weight grid, the choice on the validation
 set only, the fused posteriors, and clear errors for members that cannot be fused."""
 
 from pathlib import Path
@@ -9,10 +9,10 @@ import yaml
 
 from speechser.bin.fuse_ser import main as fuse_main
 from speechser.config import ConfigError
-from speechser.decode.ensemble import read_posteriors
-from speechser.decode.fusion import LateFusionConfig, choose_weights, fuse_fold, load_fusion_config, weight_grid
+from speechser.combine.ensemble import read_posteriors
+from speechser.combine.late_fusion import LateFusionConfig, choose_weights, fuse_fold, load_fusion_config, weight_grid
 from speechser.io.datadir import DataDirError
-from speechser.metrics.ser_decode import write_ser_decode
+from speechser.metrics.decode_dir import write_ser_decode
 
 LABELS = ["ang", "hap", "sad"]
 

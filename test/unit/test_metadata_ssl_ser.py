@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from conftest import save_tiny_wavlm
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.io.datadir import read_kv
 from speechser.models.registry import build_model
 

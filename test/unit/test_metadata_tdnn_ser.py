@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from speechser.config import read_yaml
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.labels import UNKNOWN_LABEL
 from speechser.io.datadir import read_kv
 from speechser.models.registry import build_model
@@ -108,7 +108,7 @@ def test_two_stage_training_records_its_tasks_and_resumes_across_the_switch(make
     stats = read_train_stats(exp / "train_stats.tsv")
     assert {"train_loss_utt2gender", "train_loss_utt2spk", "train_loss_ser"} <= set(stats)
     assert math.isnan(stats["train_loss_ser"][0]) and not math.isnan(stats["train_loss_ser"][-1])
-    from speechser.metrics.aux_decode import aux_summary
+    from speechser.metrics.decode_dir import aux_summary
 
     assert aux_summary([tmp_path / "decode"]).startswith("Auxiliary tasks, mean over folds")
 

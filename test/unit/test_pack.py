@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechser.metrics.ser_decode import write_ser_decode
+from speechser.metrics.decode_dir import write_ser_decode
 from speechser.pack.archive import META, PACK_VERSION, PackError, read_archive, write_archive
 from speechser.pack.frontend import FrontEnd, FrontEndError
 from speechser.pack.inputs import collect_inputs, plan_segments, write_input_dir
@@ -309,3 +309,51 @@ def test_an_early_fusion_model_is_packed_with_both_front_ends(make_feats_dir, tm
     assert alone.outputs.keys == ["solo"] and torch.isfinite(alone.outputs.post).all()
     assert "vectors: 1 speaker(s) with fewer than 10 frames" in caplog.text
     packed.close()
+
+
+def test_packing_reads_the_experiment_alone(make_feats_dir, tmp_path, train_seed, monkeypatch):
+    """Training records in the experiment what packing needs of its training data (``inference/``: the
+    front-end, the pooled statistics of per-speaker CMVN): with the training set's features, statistics and
+    settings deleted, and from another working directory, the experiment packs, and the archive labels the
+    audio as decoding did before the deletion."""
+    from speechser.pack.packed_ser import PackedSER, pack_ser
+    from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
+
+    d = make_feats_dir(n_spk=2, n_utt=3, seconds=0.6)
+    conf = load_ser_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        "--data.cmvn_type", "speaker", "--trainer.max_epochs", "1", "--seed", str(train_seed)])
+    train_ser(conf, tmp_path / "exp")
+    infer_ser(tmp_path / "exp", None, d, tmp_path / "decode")
+    assert sorted(p.name for p in (tmp_path / "exp/inference").iterdir()) == ["cmvn_pooled.ark", "frontend.json"]
+    for p in d.iterdir():  # the training data's features and what was derived from them: gone
+        if p.name not in ("wav.scp", "utt2spk", "spk2utt", "emotions.txt", "utt2emo"):
+            p.unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    arc = pack_ser(tmp_path / "exp", tmp_path / "alone.tar", min_duration=0.0)
+    packed = PackedSER(arc, device="cpu")
+    assert _labelled_as_decoded(packed, d, tmp_path) < 1e-5
+    packed.close()
+
+
+def test_an_experiment_without_its_record_names_the_fix(make_feats_dir, tmp_path, train_seed, capsys):
+    """An experiment trained before experiments recorded their inference inputs: packing says which file is
+    missing and how to record it; ``--record-inputs`` records it from the training data and packs."""
+    from speechser.bin.pack import main as pack_main
+    from speechser.tasks.ser import load_ser_config, train_ser
+
+    d = make_feats_dir(n_spk=2, n_utt=3, seconds=0.6)
+    train_ser(load_ser_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        "--trainer.max_epochs", "1", "--seed", str(train_seed)]), tmp_path / "exp")
+    recorded = (tmp_path / "exp/inference/frontend.json").read_text()
+    (tmp_path / "exp/inference/frontend.json").unlink()
+    args = ["--exp-dir", str(tmp_path / "exp"), "--out", str(tmp_path / "m.tar"), "--min-duration", "0"]
+    assert pack_main(args) == 1
+    err = capsys.readouterr().err
+    assert "inference/frontend.json: no such file" in err and "--record-inputs" in err
+    assert not (tmp_path / "m.tar").exists()
+    assert pack_main([*args, "--record-inputs"]) == 0
+    assert (tmp_path / "exp/inference/frontend.json").read_text() == recorded and (tmp_path / "m.tar").is_file()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from conftest import save_tiny_wavlm
-from speechser.data.dataset import Batch, FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import Batch, FeatsLabelDataset, collate_feats_labels
 from speechser.models.registry import build_model
 from speechser.nets.csq import ChannelSemanticQuery
 from speechser.nets.mlcnn import MLCNN, PDCBlock

@@ -6,7 +6,7 @@ import pytest
 
 from speechser.bin.score_ser import main as score_main
 from speechser.io.datadir import DataDirError
-from speechser.metrics.ser_decode import write_ser_decode
+from speechser.metrics.decode_dir import write_ser_decode
 
 LABELS = ["ang", "hap"]
 

@@ -32,7 +32,7 @@ def test_a_recipe_fusion_config_loads_and_names_configs_of_the_recipe(path: Path
     trained with another seed (``<config>_seed<N>``, the tag of a seed ensemble's member)."""
     import re
 
-    from speechser.decode.fusion import load_fusion_config
+    from speechser.combine.late_fusion import load_fusion_config
 
     conf = load_fusion_config(path)
     for member in conf.members:

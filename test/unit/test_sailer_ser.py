@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from conftest import save_tiny_bert, save_tiny_wavlm
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.soft_labels import SoftLabelConfig
 from speechser.io.datadir import read_kv
 from speechser.losses.classification import soft_label_kl

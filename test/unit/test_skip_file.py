@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from speechser.config import read_yaml
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.soft_labels import SoftLabelConfig, distribution
 from speechser.io.datadir import DataDirError, copy_data_dir, fix_data_dir, read_kv, subset_data_dir
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from speechser.data.audio_mix import MinorityMixer, mix_frames, mix_waveforms
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.data.soft_labels import SoftLabelConfig, annotation_dropout, distribution, read_label_votes
 from speechser.io.datadir import DataDirError
 from speechser.losses.classification import class_weights_from_counts, soft_label_kl
@@ -147,7 +147,7 @@ def test_training_with_soft_labels_dropout_mixing_and_reweighting_runs(make_feat
 
 
 def test_minority_map_is_the_mean_average_precision_of_the_minority_classes():
-    from speechser.data.dataset import Batch
+    from speechser.data.ser_dataset import Batch
     from speechser.metrics.classification import ClassificationEvaluator, average_precision
 
     assert average_precision([0.9, 0.8, 0.7, 0.1], [True, False, True, False]) == pytest.approx((1 + 2 / 3) / 2)
@@ -234,7 +234,7 @@ def test_class_weights_act_in_training_only_and_mixup_reads_the_soft_labels():
     assert torch.allclose(m.head.class_loss(logits, None, soft), soft_label_kl(logits, soft))
     assert torch.allclose(m.head.class_loss(logits, torch.tensor([0, 1, 1, 0])),
                           F.cross_entropy(logits, torch.tensor([0, 1, 1, 0]), label_smoothing=m.conf.label_smoothing))
-    from speechser.data.dataset import Batch
+    from speechser.data.ser_dataset import Batch
 
     batch = Batch(keys=list("abcd"), feats=torch.randn(4, 30, 10), lengths=torch.full((4,), 30),
                   labels=torch.tensor([0, 1, 1, 0]), soft=soft)

@@ -111,7 +111,7 @@ def test_a_head_on_stored_states_gives_the_frozen_live_encoders_outputs(three, w
     """ssl_ser and sailer_ser with ``ssl.cached`` read stage 3's stored states (every state of the encoder) in
     place of running it: with the same head and layer weights, the same logits as the live frozen encoder on
     the waveforms (Emo-DB's files are all 2.0 s, so the live batch has no padding)."""
-    from speechser.data.dataset import Batch
+    from speechser.data.ser_dataset import Batch
     from speechser.features.ssl_feats import SSLFeatureOptions
     from speechser.io.audio import AudioReader
     from speechser.models.registry import build_model
@@ -149,7 +149,7 @@ def test_the_top_layers_rerun_on_stored_states_give_the_live_encoders_outputs_an
     """``ssl.train_top_layers: 2`` loads Whisper's last two layers and final norm and re-runs them on stored
     state 4: untouched, the same logits as the live frozen encoder; a shorter utterance gives the same logits
     alone or in a padded batch (its padding masked from attention); those layers get gradients."""
-    from speechser.data.dataset import Batch
+    from speechser.data.ser_dataset import Batch
     from speechser.features.ssl_feats import SSLFeatureOptions
     from speechser.io.audio import AudioReader
     from speechser.models.registry import build_model

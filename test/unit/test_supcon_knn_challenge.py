@@ -196,14 +196,14 @@ def test_knn_config_rejects_an_empty_grid_and_out_of_range_values(tmp_path: Path
 
 
 def _write_decode(d: Path, rows, refs):
-    from speechser.metrics.ser_decode import write_ser_decode
+    from speechser.metrics.decode_dir import write_ser_decode
 
     keys = [f"u{i}" for i in range(len(rows))]
     write_ser_decode(d, keys, np.asarray(rows), refs, ["a", "b", "c"])
 
 
 def test_vote_ensemble_majority_and_tie_break(tmp_path: Path):
-    from speechser.decode.ensemble import ensemble_decodes
+    from speechser.combine.ensemble import ensemble_decodes
     from speechser.io.datadir import DataDirError
 
     refs = [0, 1]
@@ -223,7 +223,7 @@ def test_vote_ensemble_majority_and_tie_break(tmp_path: Path):
 
 def test_posterior_averaging_ensemble_takes_the_argmax_of_the_mean_posterior(tmp_path: Path):
     """SAILER's ensembles (paper 004) average the members' posteriors; the vote can differ from it."""
-    from speechser.decode.ensemble import ensemble_decodes, read_posteriors
+    from speechser.combine.ensemble import ensemble_decodes, read_posteriors
 
     refs = [1]
     _write_decode(tmp_path / "m1", [[0.40, 0.35, 0.25]], refs)

@@ -10,7 +10,8 @@ import torch
 from speechser.config import dump_config
 from speechser.data.asr_dataset import FeatsTextDataset
 from speechser.io.datadir import DataDirError, read_kv
-from speechser.metrics.asr import asr_report, write_asr_scores
+from speechser.metrics.asr import write_asr_scores
+from speechser.metrics.report import asr_report
 from speechser.models.registry import build_model, model_config_dict
 from speechser.text.tokenizer import GraphemeTokenizer, read_tokenizer_settings, write_tokenizer_settings
 from speechser.tasks.asr import ASRTrainConfig, build_tokenizer, decode_asr

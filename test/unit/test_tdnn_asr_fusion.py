@@ -8,7 +8,7 @@ import yaml
 
 from conftest import save_tiny_wavlm
 from speechser.config import read_yaml
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
 from speechser.models.registry import build_model
 from speechser.nets.fusion import CrossAttentionFusion
 from speechser.tasks.asr import asr_model_section, load_encoder_branch
@@ -26,7 +26,7 @@ def test_asr_branch_matches_the_asr_model_on_extracted_features(asr_exp):
     branch = load_encoder_branch(exp, "valid.acc.ave_1best.pt").train()
     assert not branch.encoder.training and not any(p.requires_grad for p in branch.parameters())
     ds = FeatsLabelDataset(d, ["ang", "neu"], load_audio=True)
-    from speechser.data.dataset import read_cmvn
+    from speechser.data.ser_dataset import read_cmvn
 
     ds_asr = FeatsLabelDataset(d, ["ang", "neu"], cmvn=read_cmvn(d, "global", d / "cmvn.ark"))
     batch = collate_feats_labels([ds[0], ds[1]])

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels, read_cmvn
+from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels, read_cmvn
 from speechser.data.sampler import BucketBatchSampler
 from speechser.data.specaug import SpecAugment
 from speechser.models.registry import build_model
@@ -91,7 +91,7 @@ def test_dataset_loss_decreases_on_real_features(make_feats_dir, train_seed):
 
 
 def test_mixup_loss_is_the_mixed_cross_entropy(monkeypatch):
-    from speechser.data.dataset import Batch
+    from speechser.data.ser_dataset import Batch
     from speechser.losses.classification import cross_entropy
 
     torch.manual_seed(0)

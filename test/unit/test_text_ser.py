@@ -11,7 +11,7 @@ from conftest import save_tiny_bert
 
 def test_text_ser_trains_on_transcripts_and_reads_no_audio(make_feats_dir, tmp_path: Path, train_seed):
     from speechser.config import ConfigError
-    from speechser.data.dataset import FeatsLabelDataset, collate_feats_labels
+    from speechser.data.ser_dataset import FeatsLabelDataset, collate_feats_labels
     from speechser.tasks.ser import infer_ser, load_experiment, load_ser_config, train_ser
     from speechser.text.tokenizer import GraphemeTokenizer
 

@@ -6,15 +6,17 @@
 #   2  audio formatting      resample to ${fs} Hz, drop empty/too-short utterances -> dump/raw/<set>
 #   3  speed perturbation    ${speed_perturb_factors} copies of the training set -> dump/raw/<train_set>_sp
 #   4  features              log-Mel fbank over ${nj} jobs; global CMVN of the training set -> dump/fbank/<set>
-#                            (training and decoding jobs use ${threads} threads each)
+#                            (training and decoding jobs use ${threads_per_job} threads each)
 #   5  token list            grapheme list or sentencepiece model from the training text -> data/token_list
-#   6  ASR training          exp/<tag>/
-#   7  decoding              every decoder in ${decoders} on valid and test sets -> exp/<tag>/decode_<dec>_<set>
-#   8  scoring               WER/CER tables -> RESULTS.md
-#   9  data filter loop      (with --filter_config) decode the training set, keep utterances by WER and CTC
-#                            confidence, retrain, repeat -> exp/<tag>/filter/round<r>, rounds table in RESULTS.md
-#  10  packing               the model (${inference_model}, default the averaged one) with the decoder of lowest WER on ${valid_set} as one
-#                            archive -> exp/<tag>/packed/model.tar (speechser-infer, speechser.Speech2TextEmotion)
+#   6  ASR training          exp/<asr_tag>/
+#   7  data filter loop      (with --filter_config) decode the training set, keep utterances by WER and CTC
+#                            confidence, retrain, repeat -> exp/<asr_tag>/filter/round<r>, rounds table in RESULTS.md;
+#                            the final model is then the last round's (without --filter_config: stage 6's)
+#   8  decoding              the final model with every decoder in ${decoders} on valid and test sets
+#                            -> <final experiment>/decode_<dec>_<set>
+#   9  scoring               WER/CER tables -> RESULTS.md
+#  10  packing               the final model with the decoder of lowest WER on ${valid_set} as one archive
+#                            -> exp/<asr_tag>/packed/model.tar (speechser-infer, speechser.Speech2TextEmotion)
 # The steps are the functions of utils/stage_lib.sh, shared with ser.sh and asr_ser.sh.
 set -euo pipefail
 
@@ -25,7 +27,7 @@ cmdline="$0 $*"
 stage=1                    # first stage to run
 stop_stage=100             # last stage to run
 nj=2                       # feature extraction jobs (capped at the number of speakers: a job holds whole speakers)
-threads=2                  # CPU threads of each training and decoding job (OMP_NUM_THREADS)
+threads_per_job=2          # CPU threads of each training and decoding job (OMP_NUM_THREADS)
 ngpu=1                     # training processes per node: 0 CPU, 1 one process (a GPU if any), N > 1 torchrun (DDP)
 num_nodes=1                # training nodes; > 1 needs train_cmd=utils/slurm.pl in cmd.sh (one torchrun per node)
 dumpdir=dump               # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
@@ -42,13 +44,17 @@ token_type=char            # char | bpe | unigram
 nbpe=30                    # sentencepiece vocabulary size (bpe, unigram)
 asr_config=conf/train.yaml # training config (model, trainer, data options)
 asr_args=""                # extra --key value overrides for speechser-train-asr
-tag=""                     # experiment tag (default: <asr_config name>_<token_type>)
-inference_model=""         # a weights file in exp/<tag>, e.g. valid.acc.ave_10best.pt; "" = its averaged (else best) model
-decoders="ctc_greedy ctc_beam rnnt_greedy rnnt_beam"  # decoders of stage 7 (and the candidates of stage 10)
+asr_tag=""                 # experiment tag (default: <asr_config name>_<token_type>)
+asr_model=""               # a weights file of exp/<asr_tag> (and of each filter round), e.g. valid.acc.ave_10best.pt;
+                           # "" = its averaged (else best) model
+decoders="ctc_greedy ctc_beam rnnt_greedy rnnt_beam"  # decoders of stage 8 (and the candidates of stage 10)
 beam_size=10               # beam of ctc_beam and rnnt_beam
-results_md=RESULTS.md      # the results file stage 8 writes sections of
-filter_config=""           # e.g. conf/filter.yaml (stage 9 runs only with it)
+results_md=RESULTS.md      # the results file stages 7 and 9 write sections of
+filter_config=""           # e.g. conf/filter.yaml (stage 7 runs only with it)
 filter_args=""             # extra --key value overrides of ${filter_config}
+threads=""                 # former name of --threads_per_job (still accepted, with a warning)
+tag=""                     # former name of --asr_tag (still accepted, with a warning)
+inference_model=""         # former name of --asr_model (still accepted, with a warning)
 
 help_message="Usage: $0 --train_set S --valid_set S --test_sets \"S ...\" [--stage N] [--stop_stage M] [options]"
 
@@ -57,6 +63,9 @@ log "$0 $*"
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage_lib.sh
+renamed_option threads "${threads}" threads_per_job
+renamed_option tag "${tag}" asr_tag
+renamed_option inference_model "${inference_model}" asr_model
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
 [ -n "${train_set}" ] || { log "Error: --train_set is required (a data directory under data/)"; exit 2; }
@@ -68,8 +77,8 @@ if [ -z "${valid_set}" ]; then
     log "       utils/subset_data_dir.sh --utt-list data/train.list data/all data/train"
     exit 2
 fi
-[ -n "${tag}" ] || tag=$(default_tag "${asr_config}" "${token_type}")
-exp=${expdir}/${tag}
+[ -n "${asr_tag}" ] || asr_tag=$(default_tag "${asr_config}" "${token_type}")
+exp=${expdir}/${asr_tag}
 if [ -n "${speed_perturb_factors}" ]; then train_used=${train_set}_sp; else train_used=${train_set}; fi
 # the option strings and lists, as words (utils/stage_lib.sh: split_words)
 tests=() factors=() asr_argv=() filter_argv=()
@@ -117,38 +126,39 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     train_asr "${exp}" "${asr_config}" "${train_used}" "${valid_set}" "${tok[@]}" "${asr_argv[@]}"
 fi
 
-if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-    model=$(model_path "${exp}" "${inference_model}") || exit 1
-    log "Stage 7: decoding (${decoders}) with ${model}"
-    decode_asr "${exp}" "${model}" "${decoders}" "${valid_set}" "${tests[@]}"
-fi
-
-if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
-    log "Stage 8: scoring -> ${results_md}"
-    model=$(model_path "${exp}" "${inference_model}") || exit 1
-    timing=""
-    [ -f "${exp}/logs/train.elapsed" ] && timing="training wall time $(cat "${exp}/logs/train.elapsed") s;"
-    mapfile -t dirs < <(decode_dirs "${exp}" "${decoders}" "${valid_set}" "${tests[@]}")
-    score_asr "${tag}" "${tag}" "${timing} model $(basename "${model}"); no language model" "${dirs[@]}"
-fi
-
-if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ -n "${filter_config}" ]; then
-    model=$(model_path "${exp}" "${inference_model}") || exit 1
-    log "Stage 9: data filter loop (${filter_config}) from ${model} -> ${exp}/filter"
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ -n "${filter_config}" ]; then
+    model=$(model_path "${exp}" "${asr_model}") || exit 1
+    log "Stage 7: data filter loop (${filter_config}) from ${model} -> ${exp}/filter"
     filter_loop "${exp}" "${model}" "${filter_config}" "${train_used}" "${valid_set}" "${test_sets}" \
         "${filter_argv[@]}"
     report_filter_rounds "${exp}" "${filter_config}"
 fi
 
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+    final_asr_model "${exp}" "${asr_model}" "${filter_config}"
+    log "Stage 8: decoding (${decoders}) with ${final_ckpt}"
+    decode_asr "${final_exp}" "${final_ckpt}" "${decoders}" "${valid_set}" "${tests[@]}"
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+    log "Stage 9: scoring -> ${results_md}"
+    final_asr_model "${exp}" "${asr_model}" "${filter_config}"
+    timing=""
+    [ -f "${exp}/logs/train.elapsed" ] && timing="training wall time $(cat "${exp}/logs/train.elapsed") s;"
+    [ "${final_exp}" = "${exp}" ] || timing="${timing} the data filter loop's final model (${final_exp});"
+    mapfile -t dirs < <(decode_dirs "${final_exp}" "${decoders}" "${valid_set}" "${tests[@]}")
+    score_asr "${asr_tag}" "${asr_tag}" "${timing} model $(basename "${final_ckpt}"); no language model" "${dirs[@]}"
+fi
+
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
-    model=$(model_path "${exp}" "${inference_model}") || exit 1
-    log "Stage 10: packing ${model} -> ${exp}/packed/model.tar"
+    final_asr_model "${exp}" "${asr_model}" "${filter_config}"
+    log "Stage 10: packing ${final_ckpt} -> ${exp}/packed/model.tar"
     mkdir -p "${exp}/packed" "${exp}/logs"
     pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}" --beam "${beam_size}")
-    mapfile -t dirs < <(decode_dirs "${exp}" "${decoders}" "${valid_set}")
+    mapfile -t dirs < <(decode_dirs "${final_exp}" "${decoders}" "${valid_set}")
     pack_opts+=(--choose-decoder-from "${dirs[@]}")
     [ ! -f "${results_md}" ] || pack_opts+=(--results "${results_md}")
-    speechser-pack --task asr --exp-dir "${exp}" --checkpoint "${model}" --out "${exp}/packed/model.tar" \
+    speechser-pack --task asr --exp-dir "${final_exp}" --checkpoint "${final_ckpt}" --out "${exp}/packed/model.tar" \
         "${pack_opts[@]}" > "${exp}/logs/pack.log" 2>&1 \
         || { log "Error: packing failed; see ${exp}/logs/pack.log"; tail -n 2 "${exp}/logs/pack.log" >&2; exit 1; }
 fi

@@ -33,7 +33,7 @@ cmdline="$0 $*"
 stage=1              # first stage to run
 stop_stage=100       # last stage to run
 nj=2                  # feature extraction jobs (capped at the number of speakers)
-threads=2             # CPU threads of each training, decoding and k-NN job
+threads_per_job=2     # CPU threads of each training, decoding and k-NN job
 ngpu=1                # training processes per node: 0 CPU, 1 one process (a GPU if any), N > 1 torchrun (DDP)
 num_nodes=1           # training nodes; > 1 needs train_cmd=utils/slurm.pl in cmd.sh (one torchrun per node)
 dumpdir=dump         # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
@@ -70,6 +70,7 @@ asr_decoder=ctc_greedy  # ctc_greedy | ctc_beam | rnnt_greedy | rnnt_beam
 beam_size=10         # beam of the beam-search decoders
 label_map=conf/label_map.yaml  # corpus labels -> the 2 challenge classes (ACC_SER)
 results_md=RESULTS.md  # the results file the scoring stages write sections of
+threads=""            # former name of --threads_per_job (still accepted, with a warning)
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--test_sets \"S ...\"] [--bestrq_config F] [--asr_config F] [--filter_config F] [--ser_config F] [--knn_config F] [--noise_scp F] [--rir_scp F] [--*_tag T] [--*_args \"--key value ...\"]"
 
@@ -78,6 +79,7 @@ log "$0 $*"
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage_lib.sh
+renamed_option threads "${threads}" threads_per_job
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
 [ -n "${test_sets}" ] || { log "Error: --test_sets is empty"; exit 2; }
@@ -129,11 +131,6 @@ augment_note() {
 
 # The ASR model later stages use, set as final_exp and final_ckpt: the filter loop's last retrained round,
 # else exp/<asr_tag>'s model (--asr_model, default the one its training wrote); exits when there is none.
-final_asr_model() {
-    local line
-    line=$(final_asr "${asr_exp}" "${asr_model}" "${filter_config}") || exit 1
-    read -r final_exp final_ckpt <<< "${line}"
-}
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation -> data/{${sets// /,}}"
@@ -183,10 +180,10 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ -n "${filter_config}" 
 fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
-    final_asr_model
+    final_asr_model "${asr_exp}" "${asr_model}" "${filter_config}"
     log "Stage 8: SER training with the ASR encoder of ${final_ckpt} -> ${ser_exp}"
     augment_note
-    train_ser "${ser_exp}/logs/train.log" "${threads}" "${ser_exp}" "${ser_config}" "${feats}/${train_set}" \
+    train_ser "${ser_exp}/logs/train.log" "${ser_exp}" "${ser_config}" "${feats}/${train_set}" \
         "${feats}/${valid_set}" data/emotions.txt --data.cmvn_type global --data.cmvn_stats "${feats}/${train_set}/cmvn.ark" \
         --model.conf.asr_exp_dir "${final_exp}" --model.conf.asr_checkpoint "$(basename "${final_ckpt}")" \
         "${augment_args[@]}" "${ser_argv[@]}"
@@ -197,23 +194,23 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     check_knn_config
     test_dirs=()
     for s in "${tests[@]}"; do
-        infer_ser "${ser_exp}/logs/infer_${s}.log" "${threads}" "${ser_exp}" "${ser_model}" "${feats}/${s}" \
+        infer_ser "${ser_exp}/logs/infer_${s}.log" "${ser_exp}" "${ser_model}" "${feats}/${s}" \
             "${ser_exp}/decode_${s}"
         test_dirs+=("${feats}/${s}")
     done
-    knn_ser "${ser_exp}/logs/knn.log" "${threads}" "${ser_exp}" "${ser_model}" "${feats}/${train_set}" \
+    knn_ser "${ser_exp}/logs/knn.log" "${ser_exp}" "${ser_model}" "${feats}/${train_set}" \
         "${feats}/${valid_set}" "${ser_exp}/knn" "${test_dirs[@]}"
 fi
 
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
-    final_asr_model
+    final_asr_model "${asr_exp}" "${asr_model}" "${filter_config}"
     log "Stage 10: ASR decoding (${asr_decoder}) of ${test_sets} with ${final_ckpt}"
     decode_asr "${final_exp}" "${final_ckpt}" "${asr_decoder}" "${tests[@]}"
 fi
 
 if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
     log "Stage 11: challenge scores -> ${results_md}"
-    final_asr_model
+    final_asr_model "${asr_exp}" "${asr_model}" "${filter_config}"
     ntest=${#tests[@]}
     for s in "${tests[@]}"; do
         suffix=""
@@ -237,7 +234,7 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
 fi
 
 if [ "${stage}" -le 12 ] && [ "${stop_stage}" -ge 12 ]; then
-    final_asr_model
+    final_asr_model "${asr_exp}" "${asr_model}" "${filter_config}"
     log "Stage 12: packing ${final_ckpt} (${asr_decoder}) and ${ser_exp}/${ser_model:-<averaged model>} -> ${ser_exp}/packed/joint.tar"
     mkdir -p "${ser_exp}/packed" "${ser_exp}/logs"
     pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}" --decoder "${asr_decoder}" --beam "${beam_size}")

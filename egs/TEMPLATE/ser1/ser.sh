@@ -16,7 +16,7 @@
 #                            (--knn true: also k-NN interpolated, datastore = the fold's train + valid,
 #                            beta/k/temperature tuned on its valid set over the grid of --knn_config -> fold<K>/knn/test)
 #   7  scoring               per-fold and averaged UA/WA/F1, confusion matrix, RESULTS.md
-#   8  packing               each fold's model as one archive -> exp/<tag>/<protocol>/packed/fold<K>.tar, which
+#   8  packing               each fold's model as one archive -> exp/<ser_tag>/<protocol>/packed/fold<K>.tar, which
 #                            speechser-infer and the Python API (speechser.Speech2TextEmotion) use on any audio
 #                            (--knn true: also fold<K>_knn.tar, decoding with the fold's datastore and tuned beta/k/T;
 #                            --fusion_config: the members' archives and the fold's weights in one archive)
@@ -32,11 +32,11 @@ stage=1              # first stage to run
 stop_stage=100       # last stage to run
 nj=2                 # feature-extraction jobs
 train_jobs=2         # folds trained at the same time
-threads_per_job=1    # CPU threads of each training/inference job
+threads_per_job=1    # CPU threads of each training, inference and k-NN job
 ngpu=1               # processes per node of each fold's training: 0 CPU, 1 one (a GPU if any), N > 1 torchrun (DDP)
 num_nodes=1          # nodes of each fold's training; > 1 needs train_cmd=utils/slurm.pl in cmd.sh
 dumpdir=dump         # formatted audio and features -> ${dumpdir}/raw, ${dumpdir}/fbank
-expdir=exp           # experiments -> ${expdir}/<tag>
+expdir=exp           # experiments -> ${expdir}/<ser_tag>
 fs=16000             # sample rate the audio is resampled to
 min_duration=0.5     # seconds; shorter utterances are skipped (and counted) at stage 2
 num_mel_bins=128     # fbank channels (25 ms window, 10 ms shift)
@@ -55,21 +55,25 @@ folds=""             # e.g. "1 2 3"; empty = all
 fold_seed=0          # seed of the random<K> folds
 
 # Training and inference options
-train_config=conf/train.yaml  # training config (model, trainer, data options)
-train_args=""        # extra --key value overrides for speechser-train-ser
-tag=""               # experiment tag (default: the config's file name)
+ser_config=conf/train.yaml  # training config (model, trainer, data options)
+ser_args=""          # extra --key value overrides for speechser-train-ser
+ser_tag=""           # experiment tag (default: the config's file name)
 cmvn_type=speaker    # none | global | speaker
 label_list=data/all/emotions.txt  # the class list (one label a line; its order is the posteriors' order)
 label_file=utt2emo   # the data directories' label file (utt2emo)
-inference_model=""   # a checkpoint file of each fold's experiment, e.g. valid.ua.ave_5best.pt; "" = its averaged model, else its best
+ser_model=""         # a checkpoint file of each fold's experiment, e.g. valid.ua.ave_5best.pt; "" = its averaged model, else its best
 decode_valid=false   # true: stage 6 also decodes each fold's valid set (-> fold<K>/decode_valid, for late fusion)
 fusion_config=""     # conf/fuse_*.yaml: stages 6-7 fuse the decodes of the experiments it lists (late fusion)
-knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 scores it as <tag>-<protocol>-knn
+knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 scores it as <ser_tag>-<protocol>-knn
 knn_config=conf/knn.yaml  # the k-NN grid (betas, ks, temperatures) and search backend; "" = the tool's defaults
 knn_backend=""       # torch | faiss: overrides the backend of ${knn_config}
 knn_args=""          # extra --key value overrides of ${knn_config} for speechser-knn-ser, e.g. "--ks [4,8]"
 results_md=RESULTS.md  # the results file the scoring stages write sections of
-results_title=""     # the RESULTS.md section title (default: <tag> <protocol>)
+results_title=""     # the RESULTS.md section title (default: <ser_tag> <protocol>)
+train_config=""      # former name of --ser_config (still accepted, with a warning)
+train_args=""        # former name of --ser_args (still accepted, with a warning)
+tag=""               # former name of --ser_tag (still accepted, with a warning)
+inference_model=""   # former name of --ser_model (still accepted, with a warning)
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--protocol loso|random10|split] [--folds \"1 2\"] [options]"
 
@@ -78,12 +82,16 @@ log "$0 $*"
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage_lib.sh
+renamed_option train_config "${train_config}" ser_config
+renamed_option train_args "${train_args}" ser_args
+renamed_option tag "${tag}" ser_tag
+renamed_option inference_model "${inference_model}" ser_model
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
 if [ -z "${protocol}" ]; then  # the protocol the training config was published with, else leave-one-speaker-out
     protocol=loso
-    if [ -z "${fusion_config}" ] && [ -f "${train_config}" ]; then
-        protocol=$(speechser-config-value "${train_config}" protocol loso) || exit 1
+    if [ -z "${fusion_config}" ] && [ -f "${ser_config}" ]; then
+        protocol=$(speechser-config-value "${ser_config}" protocol loso) || exit 1
     fi
 fi
 case "${feats_type}" in  # features and folds of each front-end apart: data/<protocol>[_<front-end>]
@@ -101,10 +109,10 @@ esac
 if [ -n "${fusion_config}" ]; then
     [ -f "${fusion_config}" ] || { log "Error: --fusion_config ${fusion_config}: no such file"; exit 2; }
     [ "${knn}" != true ] || { log "Error: --knn true decodes one model; it cannot be combined with --fusion_config"; exit 2; }
-    [ -n "${tag}" ] || tag=$(default_tag "${fusion_config}")
+    [ -n "${ser_tag}" ] || ser_tag=$(default_tag "${fusion_config}")
 fi
-[ -n "${tag}" ] || tag=$(default_tag "${train_config}")
-exp=${expdir}/${tag}/${protocol}
+[ -n "${ser_tag}" ] || ser_tag=$(default_tag "${ser_config}")
+exp=${expdir}/${ser_tag}/${protocol}
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation -> data/all"
@@ -150,23 +158,20 @@ elif [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     log "Stage 5: training folds ${folds}(${train_jobs} at a time, ${threads_per_job} thread(s) each) -> ${exp}"
     mkdir -p "${exp}/logs"
     stage_start=${SECONDS}
-    pids=()
-    train_argv=()
-    split_words train_argv "${train_args}"
+    ser_argv=()
+    split_words ser_argv "${ser_args}"
+    pool_start "${train_jobs}"
     for k in "${fold_list[@]}"; do
         d=${foldsdir}/fold${k}
         [ -d "${d}" ] || { log "Error: ${d} does not exist (run stage 4)"; exit 1; }
         cmvn_args=()
         [ "${cmvn_type}" != global ] || cmvn_args=(--data.cmvn_stats "${d}/train/cmvn.ark")
-        train_ser "${exp}/logs/train.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" "${train_config}" \
+        pool_run "${exp}/logs/train.fold${k}.log" \
+            train_ser "${exp}/logs/train.fold${k}.log" "${exp}/fold${k}" "${ser_config}" \
             "${d}/train" "${d}/valid" "${label_list}" --data.label_file "${label_file}" \
-            --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" "${train_argv[@]}" &
-        pids+=($!)
-        while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
+            --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" "${ser_argv[@]}"
     done
-    failed=0
-    for pid in "${pids[@]}"; do wait "${pid}" || failed=$((failed + 1)); done
-    [ "${failed}" -eq 0 ] || { log "Error: ${failed} fold(s) failed to train; see ${exp}/logs/train.fold*.log"; exit 1; }
+    pool_wait || { log "Error: fold(s) failed to train; see${pool_failed}"; exit 1; }
     echo "$((SECONDS - stage_start))" > "${exp}/logs/train.elapsed"
     log "Stage 5 took $((SECONDS - stage_start))s"
 fi
@@ -176,38 +181,27 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${fusion_config}" 
     for k in "${fold_list[@]}"; do rm -f "${exp}/fold${k}/decode_test/hyp"; done
     mkdir -p "${exp}/logs"
     speechser-fuse-ser --config "${fusion_config}" --exp-root "${expdir}" --protocol "${protocol}" \
-        --out-tag "${tag}" --folds "${fold_list[@]}" > "${exp}/logs/fuse.log" 2>&1 \
+        --out-tag "${ser_tag}" --folds "${fold_list[@]}" > "${exp}/logs/fuse.log" 2>&1 \
         || { log "Error: late fusion failed; see ${exp}/logs/fuse.log"; tail -n 3 "${exp}/logs/fuse.log" >&2; exit 1; }
 elif [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
-    log "Stage 6: inference with ${inference_model:-the averaged (else best) model of each experiment} on folds ${folds}"
+    log "Stage 6: inference with ${ser_model:-the averaged (else best) model of each experiment} on folds ${folds}"
     stage_start=${SECONDS}
     [ "${knn}" != true ] || check_knn_config
-    # Every job's exit status counts (a bare "wait" would return 0 and let an old hyp pass for a new one),
-    # and the outputs of a previous run are removed first so a failed job cannot leave them in place.
-    pids=(); pid_logs=()
+    # The outputs of a previous run are removed first, so that a failed job cannot leave them in place.
+    pool_start "${train_jobs}"
     for k in "${fold_list[@]}"; do
+        d=${foldsdir}/fold${k}
         rm -f "${exp}/fold${k}/decode_test/hyp" "${exp}/fold${k}/decode_valid/hyp" "${exp}/fold${k}/knn/test/hyp"
-        infer_ser "${exp}/logs/infer.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
-            "${inference_model}" "${foldsdir}/fold${k}/test" "${exp}/fold${k}/decode_test" &
-        pids+=($!); pid_logs+=("${exp}/logs/infer.fold${k}.log")
-        while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
-        if [ "${decode_valid}" = true ]; then
-            infer_ser "${exp}/logs/infer_valid.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
-                "${inference_model}" "${foldsdir}/fold${k}/valid" "${exp}/fold${k}/decode_valid" &
-            pids+=($!); pid_logs+=("${exp}/logs/infer_valid.fold${k}.log")
-            while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
-        fi
-        if [ "${knn}" = true ]; then
-            d=${foldsdir}/fold${k}
-            knn_ser "${exp}/logs/knn.fold${k}.log" "${threads_per_job}" "${exp}/fold${k}" \
-                "${inference_model}" "${d}/train" "${d}/valid" "${exp}/fold${k}/knn" "${d}/test" &
-            pids+=($!); pid_logs+=("${exp}/logs/knn.fold${k}.log")
-            while [ "$(jobs -rp | wc -l)" -ge "${train_jobs}" ]; do wait -n || true; done
-        fi
+        pool_run "${exp}/logs/infer.fold${k}.log" infer_ser "${exp}/logs/infer.fold${k}.log" "${exp}/fold${k}" \
+            "${ser_model}" "${d}/test" "${exp}/fold${k}/decode_test"
+        [ "${decode_valid}" != true ] || pool_run "${exp}/logs/infer_valid.fold${k}.log" \
+            infer_ser "${exp}/logs/infer_valid.fold${k}.log" "${exp}/fold${k}" "${ser_model}" "${d}/valid" \
+            "${exp}/fold${k}/decode_valid"
+        [ "${knn}" != true ] || pool_run "${exp}/logs/knn.fold${k}.log" \
+            knn_ser "${exp}/logs/knn.fold${k}.log" "${exp}/fold${k}" "${ser_model}" "${d}/train" "${d}/valid" \
+            "${exp}/fold${k}/knn" "${d}/test"
     done
-    failed_logs=""
-    for i in "${!pids[@]}"; do wait "${pids[${i}]}" || failed_logs="${failed_logs} ${pid_logs[${i}]}"; done
-    [ -z "${failed_logs}" ] || { log "Error: inference job(s) failed; see${failed_logs}"; exit 1; }
+    pool_wait || { log "Error: inference job(s) failed; see${pool_failed}"; exit 1; }
     for k in "${fold_list[@]}"; do
         [ -f "${exp}/fold${k}/decode_test/hyp" ] || { log "Error: inference failed for fold ${k}; see ${exp}/logs/infer.fold${k}.log"; exit 1; }
         if [ "${decode_valid}" = true ] && [ ! -f "${exp}/fold${k}/decode_valid/hyp" ]; then
@@ -228,26 +222,26 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
         knn_dirs+=("${exp}/fold${k}/knn/test")
     done
     nfolds=${#fold_list[@]}
-    [ -n "${results_title}" ] || results_title="${tag}: ${protocol}, ${nfolds} fold(s)"
+    [ -n "${results_title}" ] || results_title="${ser_tag}: ${protocol}, ${nfolds} fold(s)"
     timing=""
     [ -f "${exp}/logs/train.elapsed" ] && timing="; training wall time $(cat "${exp}/logs/train.elapsed") s (stage 5, ${train_jobs} job(s) x ${threads_per_job} thread(s))"
     [ -f "${exp}/logs/infer.elapsed" ] && timing="${timing}; inference $(cat "${exp}/logs/infer.elapsed") s"
-    system_note="model ${inference_model:-averaged (else best) checkpoint}; CMVN ${cmvn_type}"
+    system_note="model ${ser_model:-averaged (else best) checkpoint}; CMVN ${cmvn_type}"
     [ -z "${fusion_config}" ] || system_note="late fusion ${fusion_config} (weights per fold in ${exp}/fold<K>/fusion.json)"
     majority=""  # a config with SAILER's majority classes also gets their minority-class mAP
-    [ -n "${fusion_config}" ] || majority=$(speechser-config-value "${train_config}" data.soft_labels.majority "") \
+    [ -n "${fusion_config}" ] || majority=$(speechser-config-value "${ser_config}" data.soft_labels.majority "") \
         || exit 1
     speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
-        --tag "${tag}-${protocol}" --header "$(results_header)" \
+        --ser_tag "${ser_tag}-${protocol}" --header "$(results_header)" \
         --notes "${system_note}${timing}; confusion plot ${exp}/scores/confusion.png" \
         --utt2spk data/all/utt2spk --majority "${majority}" \
         "${decode_dirs[@]}"
     if [ "${knn}" = true ]; then
         speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
             --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
-            --tag "${tag}-${protocol}-knn" --header "$(results_header)" \
-            --notes "model ${inference_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
+            --ser_tag "${ser_tag}-${protocol}-knn" --header "$(results_header)" \
+            --notes "model ${ser_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
             --majority "${majority}" "${knn_dirs[@]}"
     fi
 fi
@@ -257,7 +251,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     [ "${knn}" != true ] || log "Stage 8: with --knn true also fold<K>_knn.tar: the datastore and its tuned beta/k/T"
     mkdir -p "${exp}/packed" "${exp}/logs"
     pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}")
-    [ -z "${inference_model}" ] || pack_opts+=(--checkpoint "${inference_model}")
+    [ -z "${ser_model}" ] || pack_opts+=(--checkpoint "${ser_model}")
     [ ! -f "${exp}/scores/report.md" ] || pack_opts+=(--results "${exp}/scores/report.md")
     for k in "${fold_list[@]}"; do
         rc=0

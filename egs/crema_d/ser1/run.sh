@@ -5,8 +5,8 @@
 #   ./run.sh                                               10-fold speaker-independent (losess over actor groups)
 #   ./run.sh --protocol loso                               leave one actor out (91 folds)
 #   ./run.sh --protocol random10                           10-fold stratified random (speaker-dependent)
-#   ./run.sh --feats_type fbank --train_config conf/train_tdnn_soft.yaml --tag tdnn_soft   the crowd's votes as
+#   ./run.sh --feats_type fbank --ser_config conf/train_tdnn_soft.yaml --ser_tag tdnn_soft   the crowd's votes as
 #                                                          soft targets (utt2emo_dist) for a TDNN on fbank
 set -euo pipefail
 ./ser.sh --protocol losess --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
-    --train_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"
+    --ser_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"

@@ -7,11 +7,11 @@
 #   ./run.sh                                 leave-one-speaker-out, all 10 folds
 #   ./run.sh --protocol random10             10-fold stratified random cross-validation
 #   ./run.sh --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
-#       --train_config conf/train_compare_logreg.yaml    the classical baseline (ComParE functionals)
-#   ./run.sh --feats_type fbank --train_config conf/train_tdnn_soft.yaml   a from-scratch TDNN on fbank
-#   ./run.sh --feats_type fbank --train_config conf/train_tdnn.yaml --stage 5 --folds "1 2"   retrain two folds
+#       --ser_config conf/train_compare_logreg.yaml    the classical baseline (ComParE functionals)
+#   ./run.sh --feats_type fbank --ser_config conf/train_tdnn_soft.yaml   a from-scratch TDNN on fbank
+#   ./run.sh --feats_type fbank --ser_config conf/train_tdnn.yaml --stage 5 --folds "1 2"   retrain two folds
 #   ./run.sh --fusion_config conf/fuse_compare_tdnn_soft.yaml --stage 5     late fusion (see the config)
 set -euo pipefail
 . ./db.sh
 ./ser.sh --feats_type ssl_functionals --ssl_model "${WHISPER_BASE}" \
-    --train_config conf/train_whisper_probe.yaml --cmvn_type speaker "$@"
+    --ser_config conf/train_whisper_probe.yaml --cmvn_type speaker "$@"

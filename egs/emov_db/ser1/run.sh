@@ -7,4 +7,4 @@
 #   ./run.sh --local_data_opts "--text false"      without CMU Arctic's cmuarctic.data (no transcripts)
 set -euo pipefail
 ./ser.sh --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
-    --train_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"
+    --ser_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"

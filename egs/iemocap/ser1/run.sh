@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # IEMOCAP emotion recognition, 4 classes (excited merged into happy; 5,531 utterances), UA and WA.
-#   ./run.sh                                          CmGI (paper 001), leave-one-session-out (5 folds)
-#   ./run.sh --train_config conf/train_metadata.yaml --inference_model valid.ua.ave_5best.pt
-#                                                     the metadata-enhanced system (paper 002)
-#   ./run.sh --train_config conf/train_pcq.yaml       PCQ (paper 003) on its own protocol, 10 random folds
+#   ./run.sh                                          CmGI (acoustic + semantic interaction), leave-one-session-out (5 folds)
+#   ./run.sh --ser_config conf/train_metadata.yaml --ser_model valid.ua.ave_5best.pt
+#                                                     the metadata-enhanced system
+#   ./run.sh --ser_config conf/train_pcq.yaml --ser_model valid.ua.ave_5best.pt
+#                                                     PCQ, on its own protocol (10 random folds)
 #   ./run.sh --protocol loso                          leave-one-speaker-out (10 folds)
 # Each config names the protocol its paper used (protocol: in the YAML); --protocol overrides it. Leave-one-
 # session-out validates on one speaker of the next session and trains on the other seven speakers
@@ -12,5 +13,5 @@
 # pretrained models from the hub or local directories).
 set -euo pipefail
 . ./db.sh
-./ser.sh --train_config conf/train_cmgi.yaml --cmvn_type none \
-    --inference_model valid.ua.ave_3best.pt "$@"
+./ser.sh --ser_config conf/train_cmgi.yaml --cmvn_type none \
+    --ser_model valid.ua.ave_3best.pt "$@"

@@ -5,8 +5,8 @@
 #   ./run.sh                                          leave-one-actor-out, 24 folds
 #   ./run.sh --protocol losess                        6 folds of 4 actors (data/all/utt2session)
 #   ./run.sh --protocol random10                      10-fold stratified random (speaker-dependent)
-#   ./run.sh --local_data_opts "--classes 7" --tag compare_logreg_7class    without calm
-#   ./run.sh --feats_type fbank --train_config conf/train.yaml              a from-scratch TDNN on fbank
+#   ./run.sh --local_data_opts "--classes 7" --ser_tag compare_logreg_7class    without calm
+#   ./run.sh --feats_type fbank --ser_config conf/train.yaml              a from-scratch TDNN on fbank
 set -euo pipefail
 ./ser.sh --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
-    --train_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"
+    --ser_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"

@@ -51,8 +51,8 @@ for cond in clean corrupt; do
     tag=${tag_prefix}_${cond}
     if [ ! -f "exp/${tag}/decode_ctc_greedy_test/scores.json" ]; then
         log "training ${tag} on ${fb}/${train_set}_sp"
-        ./run.sh --stage 6 --stop_stage 7 --nj "${nj}" --train_set "${train_set}" --asr_config "${train_config}" \
-            --tag "${tag}" --decoders ctc_greedy --inference_model "${inference_model}"
+        ./run.sh --stage 6 --stop_stage 8 --nj "${nj}" --train_set "${train_set}" --asr_config "${train_config}" \
+            --asr_tag "${tag}" --decoders ctc_greedy --asr_model "${inference_model}"
     fi
 done
 

@@ -17,14 +17,14 @@ if [ ! -f "${asr_model}" ]; then
     echo "$0: ${asr_model} not found: run egs/an4/asr1 first" >&2
     exit 1
 fi
-[ -d data/loso ] || ./run.sh --stop_stage 4 "$@"
+[ -d data/loso ] || ./run.sh --feats_type fbank --stop_stage 4 "$@"
 # row <config> [run.sh options]: trains and scores the row unless its LOSO scores exist
 row() {
     local conf=$1 scores; shift
     scores=exp/$(basename "${conf}" .yaml)/loso/scores/scores.tsv
     case " $* " in *" --knn true "*) scores=exp/$(basename "${conf}" .yaml)/loso/scores_knn/scores.tsv ;; esac
     if [ -f "${scores}" ]; then echo "$0: ${scores} exists, skipping ${conf}"; return 0; fi
-    ./run.sh --stage 5 --train_config "${conf}" "$@"
+    ./run.sh --feats_type fbank --stage 5 --ser_config "${conf}" "$@"
 }
 row conf/train_tdnn.yaml "$@"
 row conf/train_tdnn_asr_fusion.yaml "$@"
@@ -38,7 +38,7 @@ rows=("1. foundation (train_tdnn)=exp/train_tdnn/loso/scores/scores.tsv"
       "3. + hybrid loss 0.5 CE + 0.5 SupCon=exp/train_tdnn_asr_fusion_supcon/loso/scores/scores.tsv"
       "4. + k-NN interpolation=exp/train_tdnn_asr_fusion_supcon/loso/scores_knn/scores.tsv")
 [ "${variants}" = true ] && rows+=("2b. row 2 + modality dropout 0.5=exp/train_tdnn_asr_fusion_mdrop/loso/scores/scores.tsv")
-speechser-compare-ser --results-md RESULTS.md --tag asr-ser-ablation --header "# RESULTS: emodb/ser1" \
+speechser-compare-ser --results-md RESULTS.md --ser_tag asr-ser-ablation --header "# RESULTS: emodb/ser1" \
     --title "Ablation of the multi-stage system's SER parts (leave-one-speaker-out)" \
     --command "local/run_asr_fusion_ablation.sh${*:+ $*}" \
     --notes "ASR encoder: egs/an4/asr1 exp/train_char/valid.acc.ave_5best.pt (English AN4; no Emo-DB speaker in its training data), frozen. Date $(date +%F), $(nproc) CPU core(s), no GPU." \

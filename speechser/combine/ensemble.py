@@ -1,5 +1,5 @@
 """Ensembles of SER decodes: each member is a decode directory holding ``posteriors.tsv`` and ``ref``
-(as :func:`speechser.metrics.ser_decode.write_ser_decode` writes them).
+(as :func:`speechser.metrics.decode_dir.write_ser_decode` writes them).
 
 - ``vote``: each member votes for its argmax class; the most votes win, a tie
   goes to the tied class with the highest mean posterior. The written
@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from speechser.io.datadir import DataDirError, read_kv
-from speechser.metrics.ser_decode import read_posteriors, write_ser_decode  # noqa: F401 (read_posteriors: re-exported)
+from speechser.metrics.decode_dir import read_posteriors, write_ser_decode  # noqa: F401 (read_posteriors: re-exported)
 
 
 def read_members(member_dirs: Sequence[Path | str]) -> Tuple[List[str], List[str], np.ndarray]:

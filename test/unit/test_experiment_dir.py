@@ -7,7 +7,7 @@ import pytest
 
 from speechser.config import ConfigError, read_yaml
 from speechser.io.datadir import DataDirError
-from speechser.tasks.common import feature_dim, resolve_checkpoint
+from speechser.tasks.experiment_dir import feature_dim, resolve_checkpoint
 from speechser.train.checkpoint import CheckpointError
 from speechser.train.trainer import TrainerConfig
 

@@ -5,12 +5,15 @@ model back from an experiment directory alone.
 An experiment directory is self-contained: its ``config.yaml`` holds the model's registry name, its
 resolved config and its sizes (``model.input_dim``, and per task the vocabulary size or the label
 list); the files the data options name and inference needs (global CMVN statistics, token lists) are
-copied into it when training starts.
+copied into it when training starts, and what packing needs of the training data is recorded there
+(:func:`record_inference_inputs`): packing reads the experiment directory and nothing of the recipe's
+``data/`` or ``dump/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -24,6 +27,9 @@ from torch import nn
 
 from speechser.config import ConfigError, from_dict, read_yaml
 from speechser.data.loader import bucketed_loader
+from speechser.features.extract import compute_cmvn_stats, stats_bytes
+from speechser.features.fbank import accumulate_cmvn
+from speechser.features.front_end import FrontEnd, FrontEndError, front_end_of
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.models.registry import build_model
 from speechser.train.checkpoint import CheckpointError, load_model_state
@@ -73,6 +79,80 @@ def copy_into_experiment(src: Path | str, exp: Experiment, name: str) -> Path:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
     return dst
+
+
+#: The experiment's record of its training data for inference and packing (:func:`record_inference_inputs`).
+INFERENCE_DIR = "inference"
+#: In :data:`INFERENCE_DIR`: the training set's front-end (:class:`FrontEnd`); with ``data.cmvn_type:
+#: speaker``, the training set's pooled statistics (a speaker too short for its own uses them); with
+#: utterance vectors (``data.vector_dir``), their front-end and the training utterances' pooled statistics.
+FRONT_END_RECORD = "frontend.json"
+POOLED_CMVN_RECORD = "cmvn_pooled.ark"
+VECTOR_FRONT_END_RECORD = "vectors.frontend.json"
+VECTOR_CMVN_RECORD = "vectors.cmvn_pooled.ark"
+
+
+def _write_record(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _record_front_end(data_dir: Path, path: Path) -> None:
+    """``data_dir``'s front-end into ``path``; features without recorded settings (made by hand) are
+    trained on all the same, with a warning that the experiment cannot be packed."""
+    try:
+        front_end = front_end_of(data_dir)
+    except (DataDirError, FrontEndError) as err:
+        logging.warning("%s: not recorded, so this experiment cannot be packed: %s", path, err)
+        path.unlink(missing_ok=True)
+        return
+    _write_record(path, (json.dumps(front_end.to_json(), indent=1) + "\n").encode())
+
+
+def record_inference_inputs(data_conf: Any, exp_dir: Path, is_main: bool = True) -> None:
+    """Record in ``exp_dir/inference/`` what inference needs of the training data (see
+    :data:`FRONT_END_RECORD`): written by rank 0 when training starts (again on a resume), read by packing.
+    ``data_conf``: the ``data`` section (``train_dir``, ``cmvn_type``, and for SER ``vector_dir``)."""
+    if not is_main:
+        return
+    out = Path(exp_dir) / INFERENCE_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    train_dir = Path(data_conf.train_dir)
+    _record_front_end(train_dir, out / FRONT_END_RECORD)
+    if data_conf.cmvn_type == "speaker":
+        pooled = compute_cmvn_stats(train_dir, per_speaker=False)["global"]
+        _write_record(out / POOLED_CMVN_RECORD, stats_bytes(pooled))
+    vector_dir = getattr(data_conf, "vector_dir", "")
+    if vector_dir:
+        _record_front_end(Path(vector_dir), out / VECTOR_FRONT_END_RECORD)
+        vectors = kaldiio.load_scp(str(Path(vector_dir) / "feats.scp"))
+        train = [k for k in read_kv(train_dir / "utt2spk") if k in vectors]
+        if train:  # none: packing refuses the experiment, naming the sets
+            _write_record(out / VECTOR_CMVN_RECORD, stats_bytes(accumulate_cmvn(vectors[k] for k in train)))
+    logging.info("%s: recorded the training set's front-end%s for inference", out,
+                 " and pooled statistics" if data_conf.cmvn_type == "speaker" or vector_dir else "")
+
+
+def recorded(exp_dir: Path | str, name: str) -> Path:
+    """``exp_dir/inference/<name>``, which must exist: else an :class:`ExperimentRecordMissing` saying how
+    to record it."""
+    path = Path(exp_dir) / INFERENCE_DIR / name
+    if not path.is_file():
+        raise ExperimentRecordMissing(
+            f"{path}: no such file: the experiment does not record its training data's {name} (trained by an "
+            "older speechser, or the file was removed). Record it from the training data its config names: "
+            "run `speechser-pack --record-inputs ...` from the recipe directory (with its data/ and dump/)")
+    return path
+
+
+def recorded_front_end(exp_dir: Path | str, name: str = FRONT_END_RECORD) -> FrontEnd:
+    """The front-end recorded in ``exp_dir/inference/<name>``."""
+    return FrontEnd.from_json(json.loads(recorded(exp_dir, name).read_text(encoding="utf-8")))
+
+
+class ExperimentRecordMissing(FileNotFoundError):
+    """An experiment lacks a file of its :data:`INFERENCE_DIR` record."""
 
 
 def copy_global_cmvn(data_conf: Any, exp: Experiment) -> None:

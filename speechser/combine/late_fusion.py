@@ -34,10 +34,10 @@ from typing import Any, Dict, List, Sequence, Tuple
 import numpy as np
 
 from speechser.config import ConfigValueError, check_choice, check_ranges, load_config
-from speechser.decode.ensemble import read_members
+from speechser.combine.ensemble import read_members
 from speechser.io.datadir import DataDirError, read_kv
 from speechser.metrics.classification import confusion_matrix, scores_from_confusion
-from speechser.metrics.ser_decode import write_ser_decode
+from speechser.metrics.decode_dir import write_ser_decode
 
 
 @dataclass
