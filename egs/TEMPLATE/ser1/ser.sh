@@ -233,14 +233,14 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
         || exit 1
     speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores" \
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
-        --ser_tag "${ser_tag}-${protocol}" --header "$(results_header)" \
+        --tag "${ser_tag}-${protocol}" --header "$(results_header)" \
         --notes "${system_note}${timing}; confusion plot ${exp}/scores/confusion.png" \
         --utt2spk data/all/utt2spk --majority "${majority}" \
         "${decode_dirs[@]}"
     if [ "${knn}" = true ]; then
         speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
             --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
-            --ser_tag "${ser_tag}-${protocol}-knn" --header "$(results_header)" \
+            --tag "${ser_tag}-${protocol}-knn" --header "$(results_header)" \
             --notes "model ${ser_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
             --majority "${majority}" "${knn_dirs[@]}"
     fi

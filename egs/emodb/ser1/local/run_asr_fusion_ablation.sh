@@ -38,7 +38,7 @@ rows=("1. foundation (train_tdnn)=exp/train_tdnn/loso/scores/scores.tsv"
       "3. + hybrid loss 0.5 CE + 0.5 SupCon=exp/train_tdnn_asr_fusion_supcon/loso/scores/scores.tsv"
       "4. + k-NN interpolation=exp/train_tdnn_asr_fusion_supcon/loso/scores_knn/scores.tsv")
 [ "${variants}" = true ] && rows+=("2b. row 2 + modality dropout 0.5=exp/train_tdnn_asr_fusion_mdrop/loso/scores/scores.tsv")
-speechser-compare-ser --results-md RESULTS.md --ser_tag asr-ser-ablation --header "# RESULTS: emodb/ser1" \
+speechser-compare-ser --results-md RESULTS.md --tag asr-ser-ablation --header "# RESULTS: emodb/ser1" \
     --title "Ablation of the multi-stage system's SER parts (leave-one-speaker-out)" \
     --command "local/run_asr_fusion_ablation.sh${*:+ $*}" \
     --notes "ASR encoder: egs/an4/asr1 exp/train_char/valid.acc.ave_5best.pt (English AN4; no Emo-DB speaker in its training data), frozen. Date $(date +%F), $(nproc) CPU core(s), no GPU." \
