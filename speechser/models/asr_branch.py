@@ -19,16 +19,18 @@ utterance key *and* a content hash of its samples (:func:`waveform_digest`),
 so two sets that share utterance ids (folds, train/test sets of different
 corpora, a re-prepared data directory) never read each other's outputs:
 different audio under the same id is a cache miss, computed and stored
-anew. Augmentation that changed the waveform every epoch would therefore
-only fill the cache, never hit it; the SER datasets augment the SER model's
-own features, not the waveform.
+anew. Waveform augmentation (``data.augment``, the VLSP recipe's SER configs) changes an utterance's
+samples every epoch, so its outputs would only fill the cache, never hit it: an utterance seen with more
+than :data:`MAX_AUDIO_VERSIONS` different audios is taken to be augmented, its entries are dropped and it is
+not cached again (the memory stays bounded by that many outputs per utterance; the validation set, never
+augmented, stays cached).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -56,6 +58,11 @@ def build_asr_model(asr_model: Mapping[str, Any]) -> nn.Module:
     cls, conf_cls = ASR_MODELS[name]
     conf = from_dict(conf_cls, asr_model["conf"], "model.conf.asr_model.conf")
     return cls(conf, input_dim=int(asr_model["input_dim"]), vocab_size=int(asr_model["vocab_size"]))
+
+
+#: An utterance cached under this many different audios is not cached under another: its audio changes every
+#: time it is read (waveform augmentation). Two are kept: two sets may share an utterance id.
+MAX_AUDIO_VERSIONS = 2
 
 
 def waveform_digest(wav: torch.Tensor) -> str:
@@ -86,6 +93,9 @@ class ASREncoderBranch(nn.Module):
         self.use_cache = cache and freeze
         #: (utterance key, :func:`waveform_digest` of its samples) -> encoder output ``(U, d_model)``.
         self._cache: Dict[Tuple[str, str], torch.Tensor] = {}
+        #: the digests cached for each key, and the keys whose audio changes (augmented: never cached)
+        self._versions: Dict[str, List[str]] = {}
+        self._varying: Set[str] = set()
 
     def set_cmvn(self, mean: np.ndarray, std: np.ndarray) -> None:
         """The global CMVN ``(bins,)`` the ASR model was trained with (its experiment's ``cmvn.ark``)."""
@@ -121,11 +131,29 @@ class ASREncoderBranch(nn.Module):
         the same weights); the next forward over that utterance reads it instead of encoding again."""
         if not self.use_cache:
             raise RuntimeError("remember() needs a frozen branch with its cache on")
-        self._cache[(key, waveform_digest(wav))] = output.detach()
+        self._store((key, waveform_digest(wav)), output)
+
+    def _store(self, cid: Tuple[str, str], output: torch.Tensor) -> None:
+        """Cache ``output`` under ``cid`` unless its key has had more than :data:`MAX_AUDIO_VERSIONS` audios."""
+        key, digest = cid
+        if key in self._varying:
+            return
+        versions = self._versions.setdefault(key, [])
+        if digest not in versions:
+            if len(versions) >= MAX_AUDIO_VERSIONS:  # a new audio every time: augmented, stop caching it
+                for d in versions:
+                    self._cache.pop((key, d), None)
+                del self._versions[key]
+                self._varying.add(key)
+                return
+            versions.append(digest)
+        self._cache[cid] = output.detach()
 
     def forget(self) -> None:
         """Empty the cache (inference: a new set of recordings)."""
         self._cache.clear()
+        self._versions.clear()
+        self._varying.clear()
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, keys: Optional[Sequence[str]] = None
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -141,9 +169,12 @@ class ASREncoderBranch(nn.Module):
             idx = torch.tensor(todo, device=wavs.device)
             sub_len = lengths[idx]
             enc, enc_lens = self.encode(wavs[idx, : int(sub_len.max())], sub_len)
-            for j, i in enumerate(todo):
-                self._cache[ids[i]] = enc[j, : int(enc_lens[j])].detach()
-        outs = [self._cache[c].to(wavs.device) for c in ids]
+            computed = {ids[i]: enc[j, : int(enc_lens[j])].detach() for j, i in enumerate(todo)}
+            for cid, out in computed.items():
+                self._store(cid, out)
+        else:
+            computed = {}
+        outs = [(computed[c] if c in computed else self._cache[c]).to(wavs.device) for c in ids]
         out_lens = torch.tensor([o.shape[0] for o in outs], device=wavs.device)
         return torch.nn.utils.rnn.pad_sequence(outs, batch_first=True), out_lens
 

@@ -1,5 +1,5 @@
 """SER from the transcript alone: a pretrained text encoder (BERT) and the shared head (paper 001's text-only
-baseline, Table 2's "BERT" row beside the acoustic and the interacting systems).
+baseline, Table 1's text-only row, Exp. 8 beside the acoustic and the interacting systems).
 
 Registry name ``text_ser``. Shapes: transcripts (``data.load_text: true``; the data directory's ``text``, the
 reference transcript, or an ASR system's hypotheses written there) -> subwords -> the text encoder

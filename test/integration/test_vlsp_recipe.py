@@ -1,4 +1,4 @@
-"""The VLSP 2025 ASR-SER recipe, all 11 stages, on a small fixture in the release layout that
+"""The VLSP 2025 ASR-SER recipe, all 12 stages, on a small fixture in the release layout that
 local/prepare_vlsp2025.py documents, built from real Emo-DB and AN4 audio (the challenge data
 cannot be fetched here). Tiny models and few epochs: it checks the plumbing and the files a user
 reads, not accuracy."""

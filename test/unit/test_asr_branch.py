@@ -73,3 +73,25 @@ def test_keys_must_match_the_batch(branch):
     w, n = _batch(torch.randn(6000) * 0.1, torch.randn(6000) * 0.1)
     with pytest.raises(ValueError, match="2 waveforms"):
         branch(w, n, ["only_one"])
+
+
+def test_an_utterance_augmented_every_epoch_stops_being_cached(branch):
+    """Waveform augmentation gives an utterance new audio each epoch: after MAX_AUDIO_VERSIONS audios its
+    entries are dropped and it is never stored again (the cache stays bounded), while an utterance read with
+    the same audio (a validation set) stays cached; every output is still the encoder's own."""
+    from speechser.models.asr_branch import MAX_AUDIO_VERSIONS
+
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(8000, generator=g) * 0.1
+    valid, lv = _batch(torch.randn(7000, generator=g) * 0.1)
+    for epoch in range(MAX_AUDIO_VERSIONS + 3):
+        w, n = _batch(base * (1.0 + 0.05 * epoch))  # the "augmented" training utterance
+        out, _ = branch(w, n, ["train1"])
+        want, _ = branch.uncached(w, n)
+        assert torch.allclose(out, want, atol=1e-6)
+        branch(valid, lv, ["valid1"])
+        assert sum(k == "train1" for k, _ in branch._cache) <= MAX_AUDIO_VERSIONS
+    assert not any(k == "train1" for k, _ in branch._cache)  # dropped once it proved to change every time
+    calls = len(branch.calls)
+    branch(valid, lv, ["valid1"])
+    assert len(branch.calls) == calls  # the unchanging utterance is still read from the cache

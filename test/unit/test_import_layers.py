@@ -153,3 +153,15 @@ def test_every_model_file_is_registered() -> None:
     helpers = {"__init__", "abs_model", "registry", "asr_branch", "metadata_ser_mixin"}
     files = {p.stem for p in (PKG / "models").glob("*.py")} - helpers
     assert files == set(MODELS)
+
+
+def test_the_documented_layer_table_is_the_one_checked_here() -> None:
+    """docs/architecture.md's table names every sub-package at the layer this test enforces."""
+    import re
+
+    doc = (PKG.parent / "docs/architecture.md").read_text(encoding="utf-8")
+    documented: Dict[str, int] = {}
+    for rank, modules in re.findall(r"^\| (\d) [a-z]+ \| ([^|]+) \|", doc, re.M):
+        for name in re.findall(r"`([a-z_]+)`", modules):
+            documented[name] = int(rank)
+    assert documented == LAYERS
