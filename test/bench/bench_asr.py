@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ASR speed on real AN4 batches (issue 3's benchmark).
+"""ASR speed on real AN4 batches.
 
 1. Training-step throughput (forward + backward + Adam) of speechser's Conformer
    blocks against ``torchaudio.models.Conformer`` at identical dimensions, on the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Conformer encoder training step against its peers (issue 17), side by side in one run.
+"""Conformer encoder training step against its peers, side by side in one run.
 
 The step is forward + backward + SGD of a whole encoder (conv2d 4x subsampling and the blocks) on a batch of
 ``--batch`` x ``--seconds`` s of 80-dim features (random values: the time does not depend on them), dropout on:
@@ -12,7 +12,7 @@ The step is forward + backward + SGD of a whole encoder (conv2d 4x subsampling a
 
 Reported: audio seconds per second of training (median of ``--steps`` timed steps after ``--warmup``), the
 ratios, the share of the conv2d subsampling (the same in every encoder) and the blocks alone side by side;
-and the variants of the attention and convolution modules tried for issue 17 with their measured effect
+and the variants of the attention and convolution modules tried while optimizing the encoder, with their measured effect
 (``VARIANTS_TRIED``: measured with throw-away A/B scripts on the same machine, not re-run here).
 ``--paper`` uses the paper's size (12 x 512, 8 heads, FFN 2048) with bf16 autocast.
 
@@ -198,7 +198,7 @@ def main() -> int:
              "ESPnet's `Conv2dSubsampling` is the same architecture), so it dilutes every ratio. The blocks alone "
              f"(the subsampled batch, {int(lens[0])} frames):", "",
              "| blocks | audio s / s | speechser / this |", "| --- | --- | --- |", *block_rows, "",
-             "Variants tried for issue 17 (blocks alone, relative to the implementation kept; throw-away A/B runs "
+             "Variants tried while optimizing the encoder (blocks alone, relative to the implementation kept; throw-away A/B runs "
              "on this machine, 2026-11-23, not re-run by this script):", "", *VARIANTS_TRIED, ""]
     text = "\n".join(lines)
     print(text)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Speed of the filter loop's decode (issue 17): batched CTC greedy search with CTC confidences over a
+"""Speed of the filter loop's decode: batched CTC greedy search with CTC confidences over a
 whole training set, through the code every decode stage runs (``speechser.tasks.asr.transcribe_batches``).
 
 The model is a ``conformer_transducer`` of the AN4 recipe's dimensions (``egs/an4/asr1/conf/train.yaml``:

@@ -6,7 +6,7 @@ archives run one after the other, each reading and featurizing the audio itself.
 The system is trained by the VLSP recipe on the fixture of ``test/integration/test_vlsp_recipe.py``
 (real Emo-DB and AN4 audio in the challenge's release layout): one epoch per model, no BEST-RQ and no
 filter loop, since only the speed matters here; the weights do not change the time. ``--encoder`` sets
-the Conformer's size (``medium``: d 256, 4 heads, FFN 1024, 6 blocks, issue 17's benchmark size; ``tiny``:
+the Conformer's size (``medium``: d 256, 4 heads, FFN 1024, 6 blocks, the benchmark size; ``tiny``:
 the test's). Inference runs over every recording of the fixture's train, dev and test sets; each mode
 is timed ``--repeats`` times after a warm-up, and the median is reported.
 

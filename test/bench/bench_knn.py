@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""k-NN search time of the SER datastore (issue 17): ``speechser.knn.datastore.KNNDatastore`` with its exact
+"""k-NN search time of the SER datastore: ``speechser.knn.datastore.KNNDatastore`` with its exact
 backends, ``torch`` (chunked matrix product + top-k) and ``faiss`` (``IndexFlatIP``), at 100 k and 1 M stored
 vectors of 256 dimensions (random, L2-normalized: exact search time does not depend on the values).
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Padding of the frame-budget batch sampler on real corpora (issue 17): the share of the frames in the
+"""Padding of the frame-budget batch sampler on real corpora: the share of the frames in the
 training batches that are real frames, not padding.
 
 For each corpus the utterance lengths are the fbank frame counts the recipes' stage 3 would write

@@ -4,8 +4,9 @@
 ``test/bench/RESULTS_refactor.md`` (a 2-epoch Emo-DB LOSO fold with k-NN, a 2-epoch AN4 run with four decoders,
 and a 2-epoch Emo-DB fold fused with that AN4 encoder): the per-epoch training losses and validation
 metrics (``train_stats.tsv`` and the epoch lines of ``train.log``, without their times), the decodes
-(posteriors, hypotheses, references, confidences), the k-NN search and the scores. Exit 1 on any
-difference.
+(posteriors, hypotheses, references, confidences), the k-NN search and the scores, and the members of
+the packed archives (``packed/*.tar``, but their report ``RESULTS.md``; ``meta.json`` without the fields
+that name the run: source, creation time). A run that BEFORE does not hold is left out (said); exit 1 on any other difference.
 """
 import json
 import re
@@ -45,7 +46,34 @@ def clean(path: str, text: str) -> str:
     return text
 
 
+def archive_members(path: Path) -> dict:
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        out = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    out.pop("RESULTS.md", None)  # the recipe's report: dates and commands
+    meta = json.loads(out.pop("meta.json"))
+    for k in ("source", "created", "files"):  # where and when it was packed; "files": checksums, compared above
+        meta.pop(k, None)
+    out["meta.json"] = json.dumps(meta, sort_keys=True).encode()
+    return out
+
+
 bad = 0
+for run in sorted({"/".join(f.split("/")[:4]) for f in files}):
+    if not (B / run).is_dir():
+        print(f"left out  {run} (not in {B})")
+files = [f for f in files if (B / "/".join(f.split("/")[:4])).is_dir()]
+for arc in sorted(B.glob("*/*/exp/*/**/packed/*.tar")):
+    rel = arc.relative_to(B)
+    if not (A / rel).is_file():
+        print(f"MISSING {rel} after")
+        bad += 1
+        continue
+    mb, ma = archive_members(arc), archive_members(A / rel)
+    differ = sorted(k for k in set(mb) | set(ma) if mb.get(k) != ma.get(k))
+    print(f"{'same    ' if not differ else 'DIFFERS '} {rel} ({len(mb)} members){': ' + ', '.join(differ) if differ else ''}")
+    bad += bool(differ)
 for f in files:
     b, a = B / f, A / f
     if not b.is_file() or not a.is_file():

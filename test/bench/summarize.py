@@ -3,6 +3,11 @@
 ``test/bench/figures.py``) into ``test/bench/RESULTS.md``: for each bench its environment, date and command,
 and a table of speechser's number against each peer's, measured in the same run, with their ratio.
 
+Above the benches' sections, a "Summary" table has one row per bench: its headline figure, which is the first
+figure of its figures file (so a ``bench_*.py`` records the figure it is about first), with the script that
+measured it, the figure's note (the workload), unit and direction, speechser's value, each peer's value and
+ratio, and a link to the bench's section.
+
 Usage: ``python test/bench/summarize.py [--figures-dir test/bench/figures] [--out test/bench/RESULTS.md]``
 (``make bench`` runs every benchmark, then this).
 """
@@ -12,9 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,6 +109,58 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _anchor(heading: str, seen: Dict[str, int]) -> str:
+    """GitHub's anchor of a markdown heading: lower case, punctuation dropped, spaces as hyphens, and
+    ``-1``, ``-2``, ... after a repeat of an anchor already in ``seen`` (the document's earlier headings)."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+    n = seen.get(slug, 0)
+    seen[slug] = n + 1
+    return slug if n == 0 else f"{slug}-{n}"
+
+
+def _script(command: str) -> str:
+    """The bench's command without ``python`` and the script's folder: ``bench_knn.py --sizes 1000``."""
+    words = command.split()
+    if len(words) > 1 and Path(words[0]).name.startswith("python"):
+        words = [Path(words[1]).name, *words[2:]]
+    return " ".join(words)
+
+
+def headline(rec: dict) -> Optional[dict]:
+    """The figure a bench is summarized by: its first (None for a bench that recorded none)."""
+    return rec["figures"][0] if rec["figures"] else None
+
+
+def summary_row(rec: dict, anchor: str) -> str:
+    """The bench's row of the summary table: its headline figure against each peer's, with the ratio."""
+    section = f"[{_cell(rec['bench'])}](#{anchor})"
+    script = f"`{_script(rec['command'])}`"
+    f = headline(rec)
+    if f is None:
+        return f"| {_cell(rec['bench'])} ({script}) | — | — | (no figures recorded) | {section} |"
+    results = [fmt(f["speechser"])]
+    for peer, v in f["peers"].items():
+        r = ratio(f["speechser"], v, f["higher_is_better"])
+        results.append(f"{peer} {fmt(v)}" + ("" if r is None else f" (ratio {r:.2f})"))
+    metric = f"{f['unit']}, {'higher' if f['higher_is_better'] else 'lower'} is better"
+    return (f"| {_cell(f['what'])} ({script}) | {_cell(f.get('note', '')) or '—'} | {_cell(metric)} | "
+            f"{_cell('; '.join(results))} | {section} |")
+
+
+def summary_section(records: List[dict]) -> List[str]:
+    """The "Summary" section: one row per bench (in the order given), each linking to the bench's section."""
+    seen: Dict[str, int] = {}
+    for heading in (HEADER[0].lstrip("# "), "Summary"):
+        _anchor(heading, seen)
+    lines = ["## Summary", "",
+             "One row per benchmark: its headline figure, the first its script records, with every peer's value "
+             "for it and the ratio; the benchmark's section below has all its figures.", "",
+             "| benchmark | workload | metric | result | section |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += [summary_row(rec, _anchor(rec["bench"], seen)) for rec in records]
+    return lines + [""]
+
+
 def bench_section(rec: dict) -> List[str]:
     lines = [f"## {rec['bench']}", "",
              f"- environment: {rec['environment']}",
@@ -137,8 +195,9 @@ def summarize(figures_dir: Path, out: Path) -> str:
         if rec["bench"] in seen:
             raise SummaryError(f"{p}: bench {rec['bench']!r} already recorded by {seen[rec['bench']]}")
         seen[rec["bench"]] = p
-    lines = list(HEADER)
-    for rec in sorted(records, key=lambda r: r["bench"]):
+    records = sorted(records, key=lambda r: r["bench"])
+    lines = list(HEADER) + summary_section(records)
+    for rec in records:
         lines += bench_section(rec)
     text = "\n".join(lines)
     Path(out).write_text(text)
