@@ -28,11 +28,18 @@ def write(path: Path, rec) -> Path:
 
 def rows(text: str) -> list:
     """The table rows (not header nor separator) as lists of cells."""
+    lines = text.splitlines()
     out = []
-    for ln in text.splitlines():
-        if ln.startswith("| ") and not ln.startswith("| figure |") and not ln.startswith("| ---"):
+    for i, ln in enumerate(lines):
+        header = i + 1 < len(lines) and lines[i + 1].startswith("| ---")
+        if ln.startswith("| ") and not ln.startswith("| ---") and not header:
             out.append([c.strip() for c in ln.strip("|").split(" | ")])
     return out
+
+
+def summary(text: str) -> str:
+    """The "Summary" section of a RESULTS.md: from its heading to the next."""
+    return "## Summary" + text.split("## Summary", 1)[1].split("\n## ", 1)[0]
 
 
 @pytest.fixture()
@@ -74,6 +81,54 @@ def test_tables_and_ratio_direction(two_benches: Path, tmp_path: Path) -> None:
         ["decode (RTF, lower is better)", "0.02", "absent", "not measured", "—", "target \\| 0.05"],
         ["fbank (x real time, higher is better)", "400.0", "(none)", "not measured", "—", ""],
     ]
+
+
+def test_summary_table(two_benches: Path, tmp_path: Path) -> None:
+    """summarize.py writes the "Summary" table itself: one row per bench, by bench name, of its first figure (the
+    headline) against every peer's value for it with the ratio, linking to the bench's section."""
+    write(two_benches / "empty.json", record("empty", []))
+    write(two_benches / "nopeer.json", record("nopeer", [
+        {"what": "sampler", "unit": "%", "speechser": None, "peers": {}, "higher_is_better": True},
+    ]))
+    text = summarize.summarize(two_benches, tmp_path / "RESULTS.md")
+    part = summary(text)
+    # after the header's notice and ratio explanation, before every bench's section
+    assert text.index("do not edit by hand") < text.index("## Summary") < text.index("## alpha")
+    assert "| benchmark | workload | metric | result | section |" in part
+    assert rows(part) == [
+        ["training step (`bench_alpha.py --threads 2`)", "batch 8", "s audio / s, higher is better",
+         "30.00; torchaudio 40.00 (ratio 0.75)", "[alpha](#alpha)"],
+        ["empty (`bench_empty.py --threads 2`)", "—", "—", "(no figures recorded)", "[empty](#empty)"],
+        ["sampler (`bench_nopeer.py --threads 2`)", "—", "%, higher is better", "not measured", "[nopeer](#nopeer)"],
+        # the headline is the first figure (decode), not zeta's second (fbank); a null peer has no ratio, and a
+        # pipe in the note is escaped
+        ["decode (`bench_zeta.py --threads 2`)", "target \\| 0.05", "RTF, lower is better",
+         "0.02; other 0.04 (ratio 2.00); absent not measured", "[zeta](#zeta)"],
+    ]
+    # each link points at a heading of the file
+    for bench in ("alpha", "empty", "nopeer", "zeta"):
+        assert f"\n## {bench}\n" in text
+    # the figures' own tables are unchanged by the summary above them
+    assert rows(text.split("## alpha")[1].split("## empty")[0]) == [
+        ["training step (s audio / s, higher is better)", "30.00", "torchaudio", "40.00", "0.75", "batch 8"]]
+
+
+def test_summary_anchor_follows_github() -> None:
+    """A bench's link is GitHub's anchor of its heading, also where its name has capitals or spaces or repeats the
+    anchor of a heading above it."""
+    seen: dict = {}
+    for heading in ("Benchmarks: speechser against its peers", "Summary"):
+        summarize._anchor(heading, seen)
+    assert summarize._anchor("conformer_paper", seen) == "conformer_paper"
+    assert summarize._anchor("CTC decode (v2)", seen) == "ctc-decode-v2"
+    assert summarize._anchor("summary", seen) == "summary-1"
+
+
+def test_committed_results_are_generated(tmp_path: Path) -> None:
+    """test/bench/RESULTS.md is exactly what summarize.py makes of the committed figures: no hand edits."""
+    text = summarize.summarize(BENCH / "figures", tmp_path / "RESULTS.md")
+    assert (BENCH / "RESULTS.md").read_text() == text
+    assert len(rows(summary(text))) == len(list((BENCH / "figures").glob("*.json")))
 
 
 def test_deterministic(two_benches: Path, tmp_path: Path) -> None:
@@ -138,7 +193,7 @@ def test_figures_round_trip(tmp_path: Path, monkeypatch) -> None:
     assert len(rec["date"]) == 10 and rec["date"][4] == "-"
     assert rec["figures"][1] == {"what": "build", "unit": "s", "speechser": 1.5, "peers": {}, "higher_is_better": True}
     text = summarize.summarize(d, tmp_path / "RESULTS.md")
-    assert rows(text) == [
+    assert rows(text.split("## knn")[1]) == [
         ["search (ms / utterance, lower is better)", "6.00", "faiss", "3.00", "0.50", "agree"],
         ["build (s, higher is better)", "1.50", "(none)", "not measured", "—", ""],
         ["search, no faiss (ms / utterance, lower is better)", "2.00", "faiss", "not measured", "—", ""],
