@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Chromium from the OS packages for the HTML report's browser test (test/integration/test_html_report.py).
-# Asked for by `make install-browser` and tried (failure tolerated: the test then skips, saying why) by
-# `make test`. Debian/Ubuntu (apt-get) only; elsewhere install chromium yourself. Each apt step is bounded
+# Run by `make install-browser` (and by .ci/run, which tolerates a failure: the test then skips, saying
+# why); `make test` never installs system packages. Debian/Ubuntu (apt-get) only; elsewhere install chromium yourself. Each apt step is bounded
 # in time, so that a machine without a package mirror fails fast instead of hanging the test run.
 set -euo pipefail
 for b in chromium chromium-browser google-chrome; do
