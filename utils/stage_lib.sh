@@ -156,6 +156,13 @@ decode_asr() {
     done
 }
 
+# use_model_decoders <exp>: keep ${decoders} when given, else set it to every decoder <exp>'s model can run
+# (its branches: ctc_greedy ctc_beam with a CTC head, rnnt_greedy rnnt_beam with a transducer)
+use_model_decoders() {
+    [ -z "${decoders}" ] || return 0
+    decoders=$(speechser-decode-asr --exp-dir "$1" --list-decoders) || { log "Error: cannot read the model of $1"; exit 1; }
+}
+
 # decode_dirs <exp> "<decoders>" <set>...: the directories decode_asr writes, one a line
 # (mapfile -t dirs < <(decode_dirs ...))
 decode_dirs() {

@@ -264,6 +264,25 @@ def load_experiment(exp_dir: Path | str, checkpoint: Optional[Path | str] = None
 DECODERS = ("ctc_greedy", "ctc_beam", "rnnt_greedy", "rnnt_beam")
 
 
+def model_decoders(model_conf: Any) -> List[str]:
+    """The decoders a model of the ``model`` section can run, from its branches: the CTC ones when it has a
+    CTC head (``rnnt_weight`` < 1), the RNN-T ones when it has a transducer (``rnnt_weight`` > 0)."""
+    weight = float((model_conf.conf or {}).get("rnnt_weight", 0.5))
+    return [d for d in DECODERS if (d.startswith("ctc") and weight < 1.0) or (d.startswith("rnnt") and weight > 0.0)]
+
+
+def check_decoder(decoder: str, model_conf: Any, where: Path | str) -> None:
+    """A :class:`ConfigError` naming the missing branch when the model cannot run ``decoder``."""
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
+    can = model_decoders(model_conf)
+    if decoder not in can:
+        branch = "RNN-T" if decoder.startswith("rnnt") else "CTC"
+        weight = (model_conf.conf or {}).get("rnnt_weight", 0.5)
+        raise ConfigError(f"{where}: the model has no {branch} branch (model.conf.rnnt_weight {weight}), so it "
+                          f"cannot decode with {decoder}; its decoders are {' '.join(can)} (asr.sh --decoders)")
+
+
 @torch.no_grad()
 def decode_asr(
     exp_dir: Path | str,
@@ -281,6 +300,7 @@ def decode_asr(
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
     out = Path(out_dir)
+    check_decoder(decoder, read_asr_experiment_config(exp_dir).model, f"{exp_dir}/config.yaml")
     check_fold_features(data_dir)  # a fold whose features were rebuilt since it was made: refused, named
     asr = load_experiment(exp_dir, checkpoint, device)
     conf, tok, model = asr.conf, asr.tokenizer, asr.model
@@ -315,6 +335,10 @@ def transcribe_batches(model: torch.nn.Module, tok: Tokenizer, loader: Any, deco
     the encoder outputs)."""
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
+    missing = model.ctc is None if decoder.startswith("ctc") else (model.predictor is None or model.joint is None)
+    if missing:
+        raise ConfigError(f"the model has no {'CTC' if decoder.startswith('ctc') else 'RNN-T'} branch, so it "
+                          f"cannot decode with {decoder}")
     dev = model_device(model)
     hyps: Dict[str, str] = {}
     confs: Dict[str, float] = {}

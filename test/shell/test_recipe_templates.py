@@ -143,7 +143,9 @@ FAKES = {
     "speechser-train-ser": RECORD,
     "speechser-infer-ser": RECORD + OPT + 'o=$(opt --out-dir "$@"); mkdir -p "$o"; echo "u1 neu" > "$o/hyp"\n',
     "speechser-knn-ser": RECORD,
-    "speechser-decode-asr": RECORD,
+    # --list-decoders: the decoders of the model's branches (FAKE_DECODERS: a CTC-only model, say); not recorded
+    "speechser-decode-asr": 'case " $* " in *" --list-decoders "*) echo "${FAKE_DECODERS:-ctc_greedy ctc_beam '
+                            'rnnt_greedy rnnt_beam}"; exit 0 ;; esac\n' + RECORD,
     "speechser-score-challenge": RECORD,
     "speechser-score-asr": RECORD,
     "speechser-report-filter-rounds": RECORD,
@@ -303,3 +305,23 @@ if pool_wait; then echo all-ok; else echo "failed:${{pool_failed}}"; fi
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().endswith("failed: b.log d.log")
     assert (tmp_path / "events").read_text().split().count("-") == 4 and not (tmp_path / "over").exists()
+
+
+def test_asr_decodes_with_the_decoders_the_model_has(tmp_path: Path, monkeypatch):
+    """Without --decoders, stages 8-10 use the decoders of the final model's branches (a CTC-only model: the
+    CTC ones); an explicit --decoders is used as given."""
+    r = make_recipe(tmp_path, FAKES)
+    args = ["bash", "asr.sh", "--stage", "8", "--train_set", "tr", "--valid_set", "dv", "--test_sets", "t1"]
+    monkeypatch.setenv("FAKE_DECODERS", "ctc_greedy ctc_beam")
+    proc = run(args, cwd=r)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [opt(c, "--decoder")[0] for c in calls(r, "speechser-decode-asr")] == [
+        "ctc_greedy", "ctc_greedy", "ctc_beam", "ctc_beam"]
+    (pack,) = calls(r, "speechser-pack")
+    assert pack[pack.index("--choose-decoder-from") + 1:][:2] == ["exp/train_char/decode_ctc_greedy_dv",
+                                                                 "exp/train_char/decode_ctc_beam_dv"]
+    assert "decode_rnnt" not in " ".join(pack)
+    (r / "calls.txt").unlink()
+    proc = run(args + ["--decoders", "rnnt_greedy"], cwd=r)
+    assert proc.returncode == 0 and [opt(c, "--decoder")[0] for c in calls(r, "speechser-decode-asr")] == [
+        "rnnt_greedy", "rnnt_greedy"]

@@ -12,7 +12,8 @@
 #   7  data filter loop      (with --filter_config) decode the training set, keep utterances by WER and CTC
 #                            confidence, retrain, repeat -> exp/<asr_tag>/filter/round<r>, rounds table in RESULTS.md;
 #                            the final model is then the last round's (without --filter_config: stage 6's)
-#   8  decoding              the final model with every decoder in ${decoders} on valid and test sets
+#   8  decoding              the final model with each decoder of --decoders (default: every decoder its branches
+#                            allow: ctc_* with a CTC head, rnnt_* with a transducer) on valid and test sets
 #                            -> <final experiment>/decode_<dec>_<set>
 #   9  scoring               WER/CER tables -> RESULTS.md
 #  10  packing               the final model with the decoder of lowest WER on ${valid_set} as one archive
@@ -47,7 +48,8 @@ asr_args=""                # extra --key value overrides for speechser-train-asr
 asr_tag=""                 # experiment tag (default: <asr_config name>_<token_type>)
 asr_model=""               # a weights file of exp/<asr_tag> (and of each filter round), e.g. valid.acc.ave_10best.pt;
                            # "" = its averaged (else best) model
-decoders="ctc_greedy ctc_beam rnnt_greedy rnnt_beam"  # decoders of stage 8 (and the candidates of stage 10)
+decoders=""                # decoders of stage 8 (and the candidates of stage 10), e.g. "ctc_greedy ctc_beam";
+                           # "" = all the model has: ctc_greedy ctc_beam (CTC head), rnnt_greedy rnnt_beam (transducer)
 beam_size=10               # beam of ctc_beam and rnnt_beam
 results_md=RESULTS.md      # the results file stages 7 and 9 write sections of
 filter_config=""           # e.g. conf/filter.yaml (stage 7 runs only with it)
@@ -136,6 +138,7 @@ fi
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
     final_asr_model "${exp}" "${asr_model}" "${filter_config}"
+    use_model_decoders "${final_exp}"
     log "Stage 8: decoding (${decoders}) with ${final_ckpt}"
     decode_asr "${final_exp}" "${final_ckpt}" "${decoders}" "${valid_set}" "${tests[@]}"
 fi
@@ -143,6 +146,7 @@ fi
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     log "Stage 9: scoring -> ${results_md}"
     final_asr_model "${exp}" "${asr_model}" "${filter_config}"
+    use_model_decoders "${final_exp}"
     timing=""
     [ -f "${exp}/logs/train.elapsed" ] && timing="training wall time $(cat "${exp}/logs/train.elapsed") s;"
     [ "${final_exp}" = "${exp}" ] || timing="${timing} the data filter loop's final model (${final_exp});"
@@ -152,6 +156,7 @@ fi
 
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     final_asr_model "${exp}" "${asr_model}" "${filter_config}"
+    use_model_decoders "${final_exp}"
     log "Stage 10: packing ${final_ckpt} -> ${exp}/packed/model.tar"
     mkdir -p "${exp}/packed" "${exp}/logs"
     pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}" --beam "${beam_size}")

@@ -14,7 +14,7 @@ if [ -n "${SPEECHSER_VENV:-}" ]; then
 elif [ -f "${MAIN_ROOT}/.venv/bin/activate" ]; then
     # shellcheck source=/dev/null  # the virtual environment's own script, written by make install
     . "${MAIN_ROOT}/.venv/bin/activate"
-elif ! python3 -c "import speechser" 2> /dev/null; then
+elif ! command -v speechser-model-path > /dev/null; then  # no environment on PATH has speechser's commands
     echo "path.sh: no Python environment with speechser: run 'make install' in ${MAIN_ROOT}, activate an" \
          "environment where speechser is installed, or set SPEECHSER_VENV to one" >&2
 fi
