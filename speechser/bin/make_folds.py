@@ -55,7 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             valid = a.valid or ("next" if a.protocol == "loso" else "speaker")
             folds = leave_one_speaker_out(read_kv(src / ("utt2spk" if a.protocol == "loso" else "utt2session")),
                                           valid=valid, utt2label=labels, valid_fraction=a.valid_fraction,
-                                          seed=a.seed,
+                                          seed=a.seed, group="speaker" if a.protocol == "loso" else "session",
                                           utt2speaker=read_kv(src / "utt2spk") if valid == "speaker" else None)
         elif a.protocol.startswith("random") and a.protocol[6:].isdigit():
             valid = a.valid or "fraction"
@@ -76,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         n = len(folds[0].train) + len(folds[0].valid) + len(folds[0].test)
         logging.info("validation: %s; fold1 trains on %d of %d utterances (%.0f %%), validates on %d", valid,
                      len(folds[0].train), n, 100 * len(folds[0].train) / n, len(folds[0].valid))
-        warnings = check_folds(folds, labels)
+        warnings = check_folds(folds, labels, protocol=a.protocol)
         for w in warnings:
             logging.warning("%s", w)
         for fold in folds:

@@ -78,7 +78,7 @@ def _check_valid_rule(valid: str, fraction: float) -> None:
 def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | None = None, valid: str = "next",
                           utt2speaker: Optional[Mapping[str, str]] = None,
                           utt2label: Optional[Mapping[str, str]] = None, valid_fraction: float = 0.1,
-                          seed: int = 0) -> List[Fold]:
+                          seed: int = 0, group: str = "speaker") -> List[Fold]:
     """Fold ``k``: test = speaker ``k``; train = the others, less the validation part ``valid`` takes:
     ``next``: the next speaker (cyclically), whole; ``speaker``: one speaker of the next group (with groups
     that are speakers, the same as ``next``; needs ``utt2speaker``); ``fraction``: ``valid_fraction`` of the
@@ -87,14 +87,18 @@ def leave_one_speaker_out(utt2spk: Mapping[str, str], speakers: Sequence[str] | 
     ``speakers`` fixes the order (default: sorted speaker ids); fold names are ``fold1`` .. ``foldN`` in that
     order. Any grouping works in place of speakers (``utt2session``: leave-one-session-out, IEMOCAP's 5 folds;
     ``next`` then holds a whole session out for validation and trains on three of five, ``speaker`` one of
-    the next session's two speakers, training on the other seven).
+    the next session's two speakers, training on the other seven). ``group`` names the groups in errors.
     """
     _check_valid_rule(valid, valid_fraction)
     if valid == "speaker" and utt2speaker is None:
         raise ValueError("the 'speaker' validation rule needs each utterance's speaker (utt2spk)")
     spks = list(speakers) if speakers is not None else sorted(set(utt2spk.values()))
     if len(spks) < 3:
-        raise ValueError("leave-one-speaker-out needs at least 3 speakers")
+        protocol = "loso" if group == "speaker" else "losess"
+        raise ValueError(f"leave-one-{group}-out ({protocol}) needs at least 3 {group}s (one to test, one to "
+                         f"validate, one or more to train), and the data have {len(spks)}: "
+                         f"{', '.join(spks) or 'none'}. Use --protocol random<K> (stratified random folds, e.g. "
+                         f"random5) instead")
     unknown = set(spks) - set(utt2spk.values())
     if unknown:
         raise ValueError(f"speaker(s) without utterances: {sorted(unknown)}")
@@ -180,13 +184,15 @@ def given_split(utt2split: Mapping[str, str], train: str = "Train", valid: str =
 
 
 def check_folds(folds: Sequence[Fold], utt2label: Mapping[str, str] | None = None,
-                min_valid_per_class: float = 2.0) -> List[str]:
+                min_valid_per_class: float = 2.0, protocol: str = "") -> List[str]:
     """Refuse folds that cannot be trained or scored and return warnings about folds that can but mislead.
 
-    An empty train, valid or test part is a ``ValueError`` naming the fold and the part. With labels, the
-    warnings name, per fold, the test classes its training part never shows (the model cannot predict
-    them: their recall is 0 by construction), and a validation part with fewer than
-    ``min_valid_per_class`` utterances per class on average (model selection on it is noise)."""
+    An empty train, valid or test part is a ``ValueError`` naming the fold and the part; so is, with labels,
+    a training part without some class of the data (a classifier cannot be trained for it, and its test
+    utterances would be wrong by construction): the error names the fold, the classes, how many
+    utterances of each the data have, and the protocol to use instead. The warnings name a validation part
+    with fewer than ``min_valid_per_class`` utterances per class on average (model selection on it is
+    noise). ``protocol`` (``loso``, ``random10``, ...) words the advice."""
     for f in folds:
         for part in ("train", "valid", "test"):
             if not getattr(f, part):
@@ -194,14 +200,29 @@ def check_folds(folds: Sequence[Fold], utt2label: Mapping[str, str] | None = Non
                                  f"{len(f.test)} test utterances): use fewer folds or more data")
     if not utt2label:
         return []
-    n_classes = len(set(utt2label.values()))
-    warnings = []
+    counts: Dict[str, int] = defaultdict(int)
+    for label in utt2label.values():
+        counts[label] += 1
+    n_classes = len(counts)
+    smallest = min(counts.values())
+    warnings: List[str] = []
     for f in folds:
         seen = {utt2label[u] for u in f.train if u in utt2label}
-        unseen = sorted({utt2label[u] for u in f.test if u in utt2label} - seen)
-        if unseen:
-            warnings.append(f"{f.name}: test class(es) {', '.join(unseen)} never occur in its training part "
-                            f"({len(f.train)} utterances): their recall is 0 by construction")
+        absent = sorted(set(counts) - seen)
+        if absent:
+            rare = sorted(c for c, n in counts.items() if n < 3)
+            if rare:
+                advice = (f"class(es) {', '.join(rare)} have fewer than 3 utterances: no protocol can train, validate "
+                          "and test on them; add data for them or leave them out in local/data.sh")
+            elif protocol.startswith("random"):
+                advice = f"use fewer folds: --protocol random<K> with K at most {smallest} (the smallest class's count)"
+            else:
+                advice = (f"{protocol or 'these folds'} leaves them out of this fold's training part; use --protocol "
+                          f"random<K> (stratified, every part gets every class) with K at most {smallest} (the "
+                          "smallest class's count)")
+            raise ValueError(f"{f.name}: its training part ({len(f.train)} utterances) has no utterance of class(es) "
+                             + ", ".join(f"{c} ({counts[c]} in the data)" for c in absent)
+                             + f": the model could not learn them. {advice}")
         if len(f.valid) < min_valid_per_class * n_classes:
             warnings.append(f"{f.name}: {len(f.valid)} validation utterance(s) for {n_classes} classes: model "
                             f"selection and averaging on so few are noise")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -109,10 +109,11 @@ class LinearSER(AbsSERModel):
             return LogisticRegression(C=c, class_weight=cw, max_iter=self.conf.max_iter)
         return LinearSVC(C=c, class_weight=cw, max_iter=self.conf.max_iter)
 
-    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray
-            ) -> Dict[str, Any]:
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
+            labels: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         """Standardize with the training statistics, fit each ``C`` on the training set, keep the one with
-        the best validation UA. ``x (N, D)``, ``y (N,)``. Returns the grid's validation scores."""
+        the best validation UA. ``x (N, D)``, ``y (N,)``; ``labels`` name the classes in errors. Returns the
+        grid's validation scores."""
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
@@ -124,7 +125,10 @@ class LinearSER(AbsSERModel):
         classes = np.arange(self.num_classes)
         missing = sorted(int(c) for c in set(classes) - set(np.unique(y_train).tolist()))
         if missing:
-            raise ValueError(f"linear_ser: the training set has no utterance of class(es) {missing}")
+            names = f" ({', '.join(labels[c] for c in missing)})" if labels is not None else ""
+            raise ValueError(f"linear_ser: the training set has no utterance of class(es) {missing}{names}: "
+                             "the folds leave a class out of training (make the folds again; speechser-make-folds "
+                             "now refuses such folds, naming the class)")
         grid: List[Dict[str, Any]] = []
         best: Optional[tuple] = None
         width = xt.shape[1] // self.conf.blocks

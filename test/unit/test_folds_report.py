@@ -92,13 +92,23 @@ def test_check_folds_refuses_an_empty_part_and_warns_on_unseen_classes_and_tiny_
 
     with pytest.raises(ValueError, match="fold2: its valid part is empty"):
         check_folds([Fold("fold1", ["a"], ["b"], ["c"]), Fold("fold2", ["a", "b"], [], ["c"])])
-    # 10 clips of 8 classes: most test classes never occur in training, and each valid part is tiny
+    # 10 clips of 8 classes: training parts miss classes (an error naming them, their counts and what to do)
     labels = {f"u{i:02d}": f"c{i % 8}" for i in range(10)}
-    folds = stratified_kfold(labels, k=3)
+    with pytest.raises(ValueError, match=r"fold1: its training part \(\d+ utterances\) has no utterance of class\(es\) "
+                                         r"c\d \([12] in the data\).*fewer than 3 utterances"):
+        check_folds(stratified_kfold(labels, k=3), labels, protocol="random3")
+    # leave-one-speaker-out where one class was recorded by two speakers only: fold1 tests on one of them and
+    # validates on the other, so its training part lacks the class; stratified random folds would not
+    utt2spk = {f"s{s}-u{i}": f"s{s}" for s in range(4) for i in range(6)}
+    spk_labels = {u: "x" if spk in ("s0", "s1") and u[-1] in "012" else "y" for u, spk in utt2spk.items()}
+    with pytest.raises(ValueError, match=r"fold1: its training part \(12 utterances\) has no utterance of class\(es\) "
+                                         r"x \(6 in the data\).*loso leaves them out.*random<K> .*K at most 6"):
+        check_folds(leave_one_speaker_out(utt2spk), spk_labels, protocol="loso")
+    # 40 clips of 8 classes: every training part has every class, but each valid part is tiny
+    labels = {f"u{i:02d}": f"c{i % 8}" for i in range(40)}
+    folds = stratified_kfold(labels, k=4)
     warnings = check_folds(folds, labels)
     for f in folds:
-        unseen = sorted({labels[u] for u in f.test} - {labels[u] for u in f.train})
-        assert any(w.startswith(f"{f.name}: test class(es) {', '.join(unseen)} never occur") for w in warnings) == bool(unseen)
         assert any(w.startswith(f"{f.name}: {len(f.valid)} validation utterance(s) for 8 classes") for w in warnings)
     # a balanced corpus draws no warning
     big = {f"u{i:03d}": f"c{i % 4}" for i in range(120)}
@@ -110,11 +120,18 @@ def test_check_folds_refuses_an_empty_part_and_warns_on_unseen_classes_and_tiny_
     (d / "utt2spk").write_text("".join(f"{u} s{i % 2}\n" for i, u in enumerate(sorted(labels))))
     (d / "wav.scp").write_text("".join(f"{u} /x/{u}.wav\n" for u in sorted(labels)))
     logging.getLogger().handlers.clear()
-    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "random12"]) == 1
-    assert "random12 needs at least 12 utterances" in capsys.readouterr().err
-    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "random3"]) == 0
-    assert f"3 random3 folds in {tmp_path / 'f'} ({len(warnings)} warning(s) above)" in capsys.readouterr().out
-    assert (tmp_path / "f/fold3/test/utt2emo").is_file()
+    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "random45"]) == 1
+    assert "random45 needs at least 45 utterances" in capsys.readouterr().err
+    # too few speakers for leave-one-speaker-out: how many there are, and what to use instead
+    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "loso"]) == 1
+    err = capsys.readouterr().err
+    assert "needs at least 3 speakers" in err and "the data have 2: s0, s1" in err and "random<K>" in err
+    (d / "utt2session").write_text("".join(f"{u} sess{i % 2}\n" for i, u in enumerate(sorted(labels))))
+    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "losess", "--valid", "next"]) == 1
+    assert "leave-one-session-out (losess) needs at least 3 sessions" in capsys.readouterr().err
+    assert make_folds([str(d), str(tmp_path / "f"), "--protocol", "random4"]) == 0
+    assert f"4 random4 folds in {tmp_path / 'f'} ({len(warnings)} warning(s) above)" in capsys.readouterr().out
+    assert (tmp_path / "f/fold4/test/utt2emo").is_file()
 
 
 def test_random_folds_draw_validation_from_the_other_parts_and_keep_the_old_rule_by_name():

@@ -98,3 +98,10 @@ def test_features_of_another_dimension_at_inference_are_an_error_naming_both(mak
     assert read_kv(other / "feats.scp")
     with pytest.raises(ConfigError, match=r"dimension 24, but the model in .* was trained on .* with dimension 40"):
         collect_ser_outputs(load_experiment(tmp_path / "exp"), other)
+
+
+def test_a_missing_training_class_is_named_by_its_label():
+    xt, yt = blobs(30, 0)
+    m = build_model("linear_ser", {}, input_dim=6, num_classes=4)
+    with pytest.raises(ValueError, match=r"no utterance of class\(es\) \[3\] \(sad\)"):
+        m.fit(xt, yt, xt, yt, labels=["ang", "hap", "neu", "sad"])
