@@ -291,7 +291,7 @@ def _fit_closed_form(conf: SERTrainConfig, exp: Experiment, model: Any, train_ds
 
     x_train, y_train = _pooled_matrix(train_ds)
     x_valid, y_valid = _pooled_matrix(valid_ds)
-    info = model.fit(x_train, y_train, x_valid, y_valid, labels=list(conf.model.labels))
+    info = model.fit(x_train, y_train, x_valid, y_valid, labels=list(conf.model.labels) or None)
     out = exp.dir / f"valid.{conf.trainer.best_metric}.best.pt"
     save_atomic(model.state_dict(), out)
     (exp.dir / "linear_fit.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
