@@ -273,8 +273,28 @@ def load_config(
 ) -> T:
     """Read ``path`` (optional), apply ``--key value`` overrides, build ``cls``."""
     data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, parse_overrides(overrides))
+    pairs = parse_overrides(overrides)
+    for key, _ in pairs:
+        check_override_key(cls, key)
+    data = apply_overrides(data, pairs)
     return from_dict(cls, data, source=str(path) if path is not None else "")
+
+
+def check_override_key(cls: Type[Any], key: str) -> None:
+    """A command-line key (``optim.lr``) must name a field at each dataclass level it walks through; past a
+    free-form section (a ``dict``, such as ``model.conf``) the model's own config checks it later. An unknown
+    key is a :class:`ConfigError` that says it came from the command line."""
+    hints: Any = cls
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not dataclasses.is_dataclass(hints):
+            return
+        fields = {f.name for f in dataclasses.fields(hints)}
+        if part not in fields:
+            where = ".".join(parts[:i])
+            raise ConfigError(f"unknown config key '{key}' given on the command line (--{key}); known keys "
+                              f"{'of ' + where + ' ' if where else ''}are: {', '.join(sorted(fields))}")
+        hints = typing.get_type_hints(hints)[part]
 
 
 def to_dict(obj: Any) -> Dict[str, Any]:

@@ -23,11 +23,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a, overrides = p.parse_known_args(argv)
     from speechser.tasks.asr import load_asr_config, train_asr
 
+    try:  # the config first: a bad key or value leaves no experiment directory behind
+        conf = load_asr_config(a.config, overrides)
+    except ConfigError as err:
+        print(f"speechser-train-asr: error: {err}", file=sys.stderr)
+        return 1
     is_main = setup_training_logging(Path(a.exp_dir) / "train.log")  # under torchrun: rank 0 only
     log_command_line()
     start = time.time()
     try:
-        summary = train_asr(load_asr_config(a.config, overrides), a.exp_dir)
+        summary = train_asr(conf, a.exp_dir)
     except (ConfigError, DataDirError, CheckpointError, ExperimentError) as err:
         print(f"speechser-train-asr: error: {err}", file=sys.stderr)
         return 1

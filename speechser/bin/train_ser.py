@@ -25,11 +25,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a, overrides = p.parse_known_args(argv)
     from speechser.tasks.ser import load_ser_config, train_ser
 
+    try:  # the config first: a bad key or value leaves no experiment directory behind
+        conf = load_ser_config(a.config, overrides)
+    except ConfigError as err:
+        print(f"speechser-train-ser: error: {err}", file=sys.stderr)
+        return 1
     is_main = setup_training_logging(Path(a.exp_dir) / "train.log")  # under torchrun: rank 0 only
     log_command_line()
     start = time.time()
     try:
-        conf = load_ser_config(a.config, overrides)
         summary = train_ser(conf, a.exp_dir)
     except (ConfigError, DataDirError, CheckpointError, ExperimentError) as err:
         print(f"speechser-train-ser: error: {err}", file=sys.stderr)

@@ -56,3 +56,12 @@ def test_make_test_installs_no_system_package_and_ci_asks_for_the_browser():
     assert "install_browser" not in recipe and "apt" not in recipe
     ci = (ROOT / ".ci/run").read_text()
     assert re.search(r"^make install-browser \|\|", ci, re.M) and ci.index("install-browser") < ci.index("make test")
+
+
+def test_run_sh_from_elsewhere_says_where_to_run_it():
+    for run_sh in sorted(ROOT.glob("egs/*/*/run.sh")):
+        assert '[ -f ./db.sh ] || { echo "$0: run it from its recipe directory' in run_sh.read_text(), run_sh
+    proc = subprocess.run(["bash", "egs/emodb/ser1/run.sh", "--stage", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "run it from its recipe directory: cd egs/emodb/ser1 && ./run.sh" in proc.stderr
+    assert "No such file" not in proc.stderr

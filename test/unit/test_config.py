@@ -88,3 +88,21 @@ def test_partial_nested_section_keeps_the_models_own_defaults():
     assert conf["specaug"]["freq_width"] == 20 and conf["specaug"]["time_width_ratio"] == 0.1  # tdnn_ser's
     asr = model_config_dict("conformer_transducer", {"specaug": {"freq_width": 10}})
     assert asr["specaug"]["num_time_masks"] == 10 and asr["specaug"]["adaptive_num_time_masks"] is True
+
+
+def test_a_typo_on_the_command_line_is_named_as_such_and_leaves_no_experiment(tmp_path, capsys):
+    from speechser.bin.train_ser import main
+
+    yaml_file = tmp_path / "train.yaml"
+    yaml_file.write_text("optim:\n  lr: 0.001\n")
+    exp = tmp_path / "exp/x"
+    assert main(["--config", str(yaml_file), "--exp-dir", str(exp), "--optim.lrr", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown config key 'optim.lrr' given on the command line (--optim.lrr)" in err
+    assert "lr" in err and str(yaml_file) not in err  # the file is not blamed for it
+    assert not (tmp_path / "exp").exists()
+    # a key under a free-form section (the model's own conf) is left to the model's config to check
+    from speechser.config import check_override_key
+    from speechser.tasks.ser import SERTrainConfig
+
+    check_override_key(SERTrainConfig, "model.conf.anything")

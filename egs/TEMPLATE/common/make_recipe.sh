@@ -36,6 +36,7 @@ cat > "${dir}/run.sh" <<RUN
 #!/usr/bin/env bash
 # Corpus-specific options; every other option passes through to ${stage_script}.
 set -euo pipefail
+[ -f ./db.sh ] || { echo "\$0: run it from its recipe directory: cd \$(dirname "\$0") && ./\$(basename "\$0")" >&2; exit 1; }
 . ./db.sh
 ./${stage_script} ${run_opts} "\$@"
 RUN

@@ -8,5 +8,6 @@
 #   ./run.sh --feats_type fbank --ser_config conf/train_tdnn_soft.yaml --ser_tag tdnn_soft   the crowd's votes as
 #                                                          soft targets (utt2emo_dist) for a TDNN on fbank
 set -euo pipefail
+[ -f ./db.sh ] || { echo "$0: run it from its recipe directory: cd $(dirname "$0") && ./$(basename "$0")" >&2; exit 1; }
 ./ser.sh --protocol losess --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
     --ser_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"

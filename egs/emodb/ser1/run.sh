@@ -12,6 +12,7 @@
 #   ./run.sh --feats_type fbank --ser_config conf/train_tdnn.yaml --stage 5 --folds "1 2"   retrain two folds
 #   ./run.sh --fusion_config conf/fuse_compare_tdnn_soft.yaml --stage 5     late fusion (see the config)
 set -euo pipefail
+[ -f ./db.sh ] || { echo "$0: run it from its recipe directory: cd $(dirname "$0") && ./$(basename "$0")" >&2; exit 1; }
 . ./db.sh
 ./ser.sh --feats_type ssl_functionals --ssl_model "${WHISPER_BASE}" \
     --ser_config conf/train_whisper_probe.yaml --cmvn_type speaker "$@"

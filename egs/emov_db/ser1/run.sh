@@ -6,5 +6,6 @@
 #   ./run.sh --protocol random10                   10-fold stratified random (speaker-dependent)
 #   ./run.sh --local_data_opts "--text false"      without CMU Arctic's cmuarctic.data (no transcripts)
 set -euo pipefail
+[ -f ./db.sh ] || { echo "$0: run it from its recipe directory: cd $(dirname "$0") && ./$(basename "$0")" >&2; exit 1; }
 ./ser.sh --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
     --ser_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"

@@ -12,6 +12,7 @@
 # Set SPEECHSER_IEMOCAP (or db.sh) to your IEMOCAP_full_release. The configs are the papers' sizes (GPUs,
 # pretrained models from the hub or local directories).
 set -euo pipefail
+[ -f ./db.sh ] || { echo "$0: run it from its recipe directory: cd $(dirname "$0") && ./$(basename "$0")" >&2; exit 1; }
 . ./db.sh
 ./ser.sh --ser_config conf/train_cmgi.yaml --cmvn_type none \
     --ser_model valid.ua.ave_3best.pt "$@"

@@ -13,6 +13,7 @@
 # Set SPEECHSER_MSP_PODCAST (or db.sh) to your release root (Audios/, Labels/, Transcripts/). The config
 # is the paper's size (a GPU, microsoft/wavlm-large from the hub or a local directory).
 set -euo pipefail
+[ -f ./db.sh ] || { echo "$0: run it from its recipe directory: cd $(dirname "$0") && ./$(basename "$0")" >&2; exit 1; }
 . ./db.sh
 ./ser.sh --protocol split --cmvn_type none --ser_config conf/train_ssl.yaml \
     --ser_model valid.macro_f1.ave_5best.pt "$@"

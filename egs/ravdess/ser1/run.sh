@@ -8,5 +8,6 @@
 #   ./run.sh --local_data_opts "--classes 7" --ser_tag compare_logreg_7class    without calm
 #   ./run.sh --feats_type fbank --ser_config conf/train.yaml              a from-scratch TDNN on fbank
 set -euo pipefail
+[ -f ./db.sh ] || { echo "$0: run it from its recipe directory: cd $(dirname "$0") && ./$(basename "$0")" >&2; exit 1; }
 ./ser.sh --feats_type opensmile_functionals --opensmile_set ComParE_2016 \
     --ser_config conf/train_compare_logreg.yaml --cmvn_type speaker "$@"

@@ -7,6 +7,7 @@
 #   ./run.sh --noise_scp noise.scp --rir_scp rir.scp  on-the-fly noise / reverberation lists (or db.sh)
 # The release layout local/data.sh expects is documented in local/prepare_vlsp2025.py.
 set -euo pipefail
+[ -f ./db.sh ] || { echo "$0: run it from its recipe directory: cd $(dirname "$0") && ./$(basename "$0")" >&2; exit 1; }
 . ./db.sh
 # The paper's front-end (sec. 3.1): utterances shorter than 0.5 s dropped, 128-bin fbank (25 ms / 10 ms).
 # Later options (the command line's) win.
