@@ -4,7 +4,8 @@
 # variable "name" (dashes become underscores), and leaves the positional
 # arguments in "$@". An option naming no existing variable is an error.
 # "--help" prints $help_message (if set), then the script's options with their
-# defaults and end-of-line comments, and exits 0. "--config FILE" sources
+# values (the defaults, or what options before --help set: a recipe's own) and
+# end-of-line comments, and exits 0. "--config FILE" sources
 # FILE first (it may hold "name=value" lines).
 # Usage:  stage=1; nj=4; . utils/parse_options.sh || exit 1
 # After parsing, the counters every stage script relies on are checked where
@@ -21,12 +22,23 @@ while [ $# -gt 0 ]; do
             echo "${help_message:-no help message}"
             # Then every option of the script with its default and meaning: the "name=value  # comment"
             # lines from its first option (stage=) to its help_message, section comments as headings.
+            # The value shown is the one in force: the script's default, or what the options given before
+            # --help set (a recipe's run.sh passes its own before "$@": its values show, marked).
             if [ -f "$0" ] && grep -q "^stage=" "$0"; then
-                echo "Options (--name value; default, meaning):"
+                echo "Options (--name value; default, meaning; * = set by the options given, e.g. run.sh's):"
                 sed -n '/^stage=/,/^help_message=/p' "$0" | sed '$d' | sed -n \
-                    -e 's/^\([a-z_][a-z0-9_]*\)=\("[^"]*"\|[^ ]*\) *# *\(.*\)$/  --\1 \2\t\3/p' \
-                    -e 's/^\([a-z_][a-z0-9_]*\)=\("[^"]*"\|[^ ]*\) *$/  --\1 \2/p' \
-                    -e 's/^# \(.*\)$/ \1:/p' | expand -t 40
+                    -e 's/^\([a-z_][a-z0-9_]*\)=\("[^"]*"\|[^ ]*\) *# *\(.*\)$/\1\t\2\t\3/p' \
+                    -e 's/^\([a-z_][a-z0-9_]*\)=\("[^"]*"\|[^ ]*\) *$/\1\t\2\t/p' \
+                    -e 's/^# \(.*\)$/#\t\1\t/p' |
+                while IFS=$'\t' read -r __po_name __po_default __po_comment; do
+                    if [ "${__po_name}" = "#" ]; then echo " ${__po_default}:"; continue; fi
+                    __po_val=${!__po_name-}
+                    __po_shown=${__po_val}
+                    [[ -n "${__po_val}" && "${__po_val}" != *" "* ]] || __po_shown="\"${__po_val}\""
+                    __po_mark=""
+                    [ "${__po_shown}" = "${__po_default}" ] || [ "${__po_val}" = "${__po_default}" ] || __po_mark=" *"
+                    printf '  --%s %s%s\t%s\n' "${__po_name}" "${__po_shown}" "${__po_mark}" "${__po_comment}"
+                done | sed 's/\t$//' | expand -t 40
             fi
             exit 0 ;;
         --config)

@@ -65,3 +65,16 @@ def test_run_sh_from_elsewhere_says_where_to_run_it():
     assert proc.returncode == 1
     assert "run it from its recipe directory: cd egs/emodb/ser1 && ./run.sh" in proc.stderr
     assert "No such file" not in proc.stderr
+
+
+def test_a_recipe_help_shows_the_recipe_values(tmp_path: Path):
+    """`./run.sh --help` lists the stage script's options with the values in force: the recipe's own (marked
+    *) where its run.sh sets them, the script's defaults elsewhere."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["./run.sh", "--help"], cwd=ROOT / "egs/emodb/ser1", capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^  --feats_type ssl_functionals \*", proc.stdout, re.M)
+    assert re.search(r"^  --ser_config conf/train_whisper_probe.yaml \*", proc.stdout, re.M)
+    assert re.search(r"^  --protocol \"\" +loso", proc.stdout, re.M)  # not set by the recipe: the default
+    assert "conf/train.yaml" not in proc.stdout  # the template's default config, which Emo-DB does not have
