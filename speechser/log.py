@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -34,5 +35,5 @@ def setup_training_logging(log_file: Path) -> bool:
 
 
 def log_command_line() -> None:
-    """Echo the command line, as ESPnet's tools do at start."""
-    logging.info("command: %s", " ".join(sys.argv))
+    """Echo the command line, as ESPnet's tools do at start, quoted so that it pastes back as it was run."""
+    logging.info("command: %s", shlex.join(sys.argv))

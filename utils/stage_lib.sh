@@ -172,11 +172,13 @@ decode_dirs() {
     for dec in "${dec_list[@]}"; do for s in "$@"; do echo "${exp}/decode_${dec}_${s}"; done; done
 }
 
-# score_asr <tag> <title> <notes> <decode_dir>...: WER/CER tables -> section <tag> of ${results_md}
+# score_asr <tag> <title> <notes> <decode_dir>...: WER/CER tables -> section <tag> of ${results_md}, with the
+# training command ${train_command} (when set) and the training time of the decoded experiments
 score_asr() {
     local tag=$1 title=$2 notes=$3
     shift 3
     speechser-score-asr --results-md "${results_md}" --tag "${tag}" --title "${title}" --command "${cmdline}" \
+        --train-command "${train_command:-}" \
         --notes "${notes}" --header "$(results_header)" "$@"
 }
 

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from speechser.io.datadir import DataDirError
 from speechser.metrics.report import asr_report
-from speechser.metrics.report import add_report_options, publish_report
+from speechser.metrics.report import add_report_options, publish_report, with_training_record
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -23,6 +23,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     try:
         report = asr_report(a.decode_dirs, a.title, a.command, a.notes, allow_missing=a.allow_missing)
+        report = with_training_record(report, a.decode_dirs, a.train_command)
     except DataDirError as err:
         print(f"speechser-score-asr: error: {err}", file=sys.stderr)
         return 1

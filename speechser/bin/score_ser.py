@@ -9,7 +9,14 @@ from typing import Optional, Sequence
 from speechser.io.datadir import DataDirError
 from speechser.log import setup_logging
 from speechser.metrics.decode_dir import aux_summary
-from speechser.metrics.report import add_report_options, cv_report, minority_map, publish_report, score_cv
+from speechser.metrics.report import (
+    add_report_options,
+    cv_report,
+    minority_map,
+    publish_report,
+    score_cv,
+    with_training_record,
+)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -37,7 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f.write("fold\tmin_map\n" + "".join(f"{r.name}\t{v:.5f}\n" for r, v in zip(folds, min_map[0]))
                     + f"pooled\t{min_map[1]:.5f}\n")
     report = cv_report(folds, labels, a.title, a.command, a.notes, speakers, min_map)
-    report += aux_summary(a.decode_dirs)
+    report = with_training_record(report, a.decode_dirs, a.train_command) + aux_summary(a.decode_dirs)
     with open(f"{a.out_dir}/report.md", "w", encoding="utf-8") as f:
         f.write(report)
     from speechser.metrics.html_report import ser_report_html

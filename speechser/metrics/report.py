@@ -253,9 +253,56 @@ def add_report_options(p: argparse.ArgumentParser, title: str, tag: str, results
     p.add_argument("--title", default=title)
     p.add_argument("--command", default="", help="the command that produced what is scored (for the report)")
     p.add_argument("--notes", default="", help="Markdown added to the report")
+    p.add_argument("--train-command", default="", help="the command that trained the scored models (the recipe "
+                   "keeps it in <exp>/logs/train.command); the report gives it, and the training time")
     p.add_argument("--results-md", required=results_md_required, help="RESULTS.md whose section --tag is (re)written")
     p.add_argument("--tag", default=tag, help="the RESULTS.md section (default: %(default)s)")
     p.add_argument("--header", default="# RESULTS", help="first line of a new RESULTS.md")
+
+
+def training_seconds(exp_dirs: Sequence[Path | str]) -> Optional[Tuple[float, int]]:
+    """The training time of experiments: the sum of the ``seconds`` column of each one's ``train_stats.tsv``
+    (every epoch it trained, across resumed runs: the trainer keeps the rows in its checkpoint), and how many
+    experiments had one; None when none has (closed-form models)."""
+    total, n = 0.0, 0
+    for d in dict.fromkeys(Path(e) for e in exp_dirs):
+        stats = d / "train_stats.tsv"
+        if not stats.is_file():
+            continue
+        rows = [ln.split("\t") for ln in stats.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not rows or "seconds" not in rows[0]:
+            continue
+        col = rows[0].index("seconds")
+        total += sum(float(r[col]) for r in rows[1:] if len(r) > col and r[col])
+        n += 1
+    return (total, n) if n else None
+
+
+def _experiment_of(decode_dir: Path) -> Optional[Path]:
+    """The experiment a decode directory belongs to: the nearest folder above it with a ``config.yaml``
+    (``fold1/decode_test`` -> ``fold1``; ``fold1/knn/test`` -> ``fold1``)."""
+    for up in list(decode_dir.resolve().parents)[:3]:
+        if (up / "config.yaml").is_file():
+            return up
+    return None
+
+
+def with_training_record(report: str, decode_dirs: Sequence[Path | str], train_command: str) -> str:
+    """``report`` with, after its ``- command:`` line, the training command (quoted, so that it pastes) and the
+    training time of the experiments the decode directories belong to (:func:`_experiment_of`)."""
+    lines = []
+    if train_command:
+        lines.append(f"- training command: `{train_command}`")
+    exps = [e for e in (_experiment_of(Path(d)) for d in decode_dirs) if e is not None]
+    seconds = training_seconds(exps)
+    if seconds is not None:
+        lines.append(f"- training time: {seconds[0]:.0f} s, every epoch of the {seconds[1]} experiment(s) "
+                     "(train_stats.tsv; resumed runs included)")
+    if not lines:
+        return report
+    out = report.split("\n")
+    at = next((i + 1 for i, ln in enumerate(out) if ln.startswith("- command:")), len(out))
+    return "\n".join(out[:at] + lines + out[at:])
 
 
 def publish_report(report: str, args: argparse.Namespace) -> None:

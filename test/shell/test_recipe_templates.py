@@ -325,3 +325,16 @@ def test_asr_decodes_with_the_decoders_the_model_has(tmp_path: Path, monkeypatch
     proc = run(args + ["--decoders", "rnnt_greedy"], cwd=r)
     assert proc.returncode == 0 and [opt(c, "--decoder")[0] for c in calls(r, "speechser-decode-asr")] == [
         "rnnt_greedy", "rnnt_greedy"]
+
+
+def test_the_training_command_is_kept_quoted_so_that_it_pastes(tmp_path: Path):
+    r = make_recipe(tmp_path, FAKES)
+    (r / "data/loso/fold1").mkdir(parents=True)
+    args = ["--stage", "5", "--stop_stage", "5", "--ser_config", "conf/my train.yaml", "--ser_args",
+            "--seed 3 --optim.lr 1e-3"]
+    proc = run(["bash", "ser.sh", *args], cwd=r)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    recorded = (r / "exp/my train/loso/logs/train.command").read_text().strip()
+    assert shlex.split(recorded) == ["ser.sh", *args]  # pasted back, the same words
+    (ser,) = calls(r, "speechser-train-ser")
+    assert opt(ser, "--config") == ["conf/my train.yaml"] and ser[-4:] == ["--seed", "3", "--optim.lr", "1e-3"]

@@ -187,3 +187,31 @@ def test_scoring_adds_the_minority_class_map_from_the_posteriors(tmp_path: Path,
     assert "Minority-class mAP (sad; SAILER's measure)" in (tmp_path / "s/report.md").read_text()
     assert score(["--label-list", str(labels), "--out-dir", str(tmp_path / "t"), "--majority", "joy", *dirs]) == 1
     assert "majority class 'joy' is not in the label list" in capsys.readouterr().err
+
+
+def test_reports_give_the_training_command_and_the_time_of_every_run(make_feats_dir, tmp_path, train_seed):
+    """RESULTS.md gives the command that trained the models (as it pastes) and their training time summed over
+    every epoch, across a resumed run: train_stats.tsv keeps the first run's rows."""
+    from speechser.metrics.report import training_seconds, with_training_record
+    from speechser.tasks.ser import infer_ser, load_ser_config, train_ser
+
+    d = make_feats_dir(n_spk=2, n_utt=3)
+    exp = tmp_path / "exp/fold1"
+    args = ["--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+            "--trainer.max_epochs", "2", "--seed", str(train_seed)]
+    train_ser(load_ser_config(None, args), exp, stop_after_epoch=1)  # interrupted after epoch 1 ...
+    first = training_seconds([exp])
+    train_ser(load_ser_config(None, args), exp)  # ... and resumed to the end
+    rows = (exp / "train_stats.tsv").read_text().splitlines()
+    col = rows[0].split("\t").index("seconds")
+    assert len(rows) == 3 and first is not None and first[1] == 1
+    total, n = training_seconds([exp])
+    assert n == 1 and total == pytest.approx(sum(float(r.split("\t")[col]) for r in rows[1:]))
+    assert total >= first[0]
+    infer_ser(exp, None, d, exp / "knn/test")  # a decode two levels below its experiment still finds it
+    report = "## t\n\n- date: x\n- command: `ser.sh --stage 7`\n- notes\n"
+    cmd = "./ser.sh --ser_args '--seed 3' --stage 5"
+    out = with_training_record(report, [exp / "knn/test"], cmd)
+    assert out.splitlines()[4] == f"- training command: `{cmd}`"
+    assert out.splitlines()[5].startswith(f"- training time: {total:.0f} s, every epoch of the 1 experiment(s)")
+    assert with_training_record(report, [tmp_path / "nowhere/decode"], "") == report

@@ -23,7 +23,7 @@ set -euo pipefail
 
 . utils/log.sh
 SECONDS=0
-cmdline="$0 $*"
+cmdline="$0$(printf ' %q' "$@")"  # quoted: it pastes back as it was typed
 
 stage=1                    # first stage to run
 stop_stage=100             # last stage to run
@@ -126,6 +126,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     log "Stage 6: ASR training -> ${exp}"
     mapfile -t tok < <(token_args "${token_type}")
     train_asr "${exp}" "${asr_config}" "${train_used}" "${valid_set}" "${tok[@]}" "${asr_argv[@]}"
+    echo "${cmdline}" > "${exp}/logs/train.command"  # the training command, for the reports
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ -n "${filter_config}" ]; then
@@ -148,7 +149,8 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     final_asr_model "${exp}" "${asr_model}" "${filter_config}"
     use_model_decoders "${final_exp}"
     timing=""
-    [ -f "${exp}/logs/train.elapsed" ] && timing="training wall time $(cat "${exp}/logs/train.elapsed") s;"
+    [ -f "${exp}/logs/train.elapsed" ] && timing="the last run of stage 6 took $(cat "${exp}/logs/train.elapsed") s;"
+    train_command=$(cat "${exp}/logs/train.command" 2> /dev/null || true)
     [ "${final_exp}" = "${exp}" ] || timing="${timing} the data filter loop's final model (${final_exp});"
     mapfile -t dirs < <(decode_dirs "${final_exp}" "${decoders}" "${valid_set}" "${tests[@]}")
     score_asr "${asr_tag}" "${asr_tag}" "${timing} model $(basename "${final_ckpt}"); no language model" "${dirs[@]}"

@@ -28,7 +28,7 @@ set -euo pipefail
 
 . utils/log.sh
 SECONDS=0
-cmdline="$0 $*"
+cmdline="$0$(printf ' %q' "$@")"  # quoted: it pastes back as it was typed
 
 stage=1              # first stage to run
 stop_stage=100       # last stage to run
@@ -168,7 +168,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     augment_note
     mapfile -t tok < <(token_args "${token_type}")
     train_asr "${asr_exp}" "${asr_config}" "${train_set}" "${valid_set}" "${tok[@]}" "${init[@]}" \
-        "${augment_args[@]}" "${asr_argv[@]}"
+        "${augment_args[@]}" "${asr_argv[@]}"    echo "${cmdline}" > "${asr_exp}/logs/train.command"  # the training command, for the reports
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ -n "${filter_config}" ]; then
@@ -230,6 +230,7 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ]; then
         notes="${notes}; data filter rounds: section filter-rounds"
     fi
     mapfile -t dirs < <(decode_dirs "${final_exp}" "${asr_decoder}" "${tests[@]}")
+    train_command=$(cat "${asr_exp}/logs/train.command" 2> /dev/null || true)
     score_asr asr "final ASR on ${test_sets}" "${notes}" "${dirs[@]}"
 fi
 

@@ -25,7 +25,7 @@ set -euo pipefail
 
 . utils/log.sh
 SECONDS=0
-cmdline="$0 $*"
+cmdline="$0$(printf ' %q' "$@")"  # quoted: it pastes back as it was typed
 
 # General options
 stage=1              # first stage to run
@@ -172,6 +172,7 @@ elif [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
             --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" "${ser_argv[@]}"
     done
     pool_wait || { log "Error: fold(s) failed to train; see${pool_failed}"; exit 1; }
+    echo "${cmdline}" > "${exp}/logs/train.command"  # the training command, for the reports
     echo "$((SECONDS - stage_start))" > "${exp}/logs/train.elapsed"
     log "Stage 5 took $((SECONDS - stage_start))s"
 fi
@@ -224,10 +225,11 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     nfolds=${#fold_list[@]}
     [ -n "${results_title}" ] || results_title="${ser_tag}: ${protocol}, ${nfolds} fold(s)"
     timing=""
-    [ -f "${exp}/logs/train.elapsed" ] && timing="; training wall time $(cat "${exp}/logs/train.elapsed") s (stage 5, ${train_jobs} job(s) x ${threads_per_job} thread(s))"
+    [ -f "${exp}/logs/train.elapsed" ] && timing="; the last run of stage 5 took $(cat "${exp}/logs/train.elapsed") s (${train_jobs} job(s) x ${threads_per_job} thread(s))"
     [ -f "${exp}/logs/infer.elapsed" ] && timing="${timing}; inference $(cat "${exp}/logs/infer.elapsed") s"
     system_note="model ${ser_model:-averaged (else best) checkpoint}; CMVN ${cmvn_type}"
     [ -z "${fusion_config}" ] || system_note="late fusion ${fusion_config} (weights per fold in ${exp}/fold<K>/fusion.json)"
+    train_command=$(cat "${exp}/logs/train.command" 2> /dev/null || true)
     majority=""  # a config with SAILER's majority classes also gets their minority-class mAP
     [ -n "${fusion_config}" ] || majority=$(speechser-config-value "${ser_config}" data.soft_labels.majority "") \
         || exit 1
@@ -235,14 +237,14 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
         --title "${results_title}" --command "${cmdline}" --results-md "${results_md}" \
         --tag "${ser_tag}-${protocol}" --header "$(results_header)" \
         --notes "${system_note}${timing}; confusion plot ${exp}/scores/confusion.png" \
-        --utt2spk data/all/utt2spk --majority "${majority}" \
+        --utt2spk data/all/utt2spk --majority "${majority}" --train-command "${train_command}" \
         "${decode_dirs[@]}"
     if [ "${knn}" = true ]; then
         speechser-score-ser --label-list "${label_list}" --out-dir "${exp}/scores_knn" \
             --title "${results_title} + k-NN interpolation" --command "${cmdline}" --results-md "${results_md}" \
             --tag "${ser_tag}-${protocol}-knn" --header "$(results_header)" \
             --notes "model ${ser_model:-averaged (else best) checkpoint}; k-NN datastore = each fold's train + valid; beta, k, temperature tuned on its valid set over the grid of ${knn_config:-the default grid}${knn_args:+ with ${knn_args}} (fold<K>/knn/knn_params.json)" \
-            --majority "${majority}" "${knn_dirs[@]}"
+            --majority "${majority}" --train-command "${train_command}" "${knn_dirs[@]}"
     fi
 fi
 
