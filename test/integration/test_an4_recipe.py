@@ -35,7 +35,7 @@ def test_an4_recipe_small(an4, tmp_path):
     assert (rdir / "data/token_list/char/tokens.txt").read_text().split("\n")[:3] == ["<blank>", "<unk>", "<space>"]
     exp = rdir / "exp/train_char"
     assert (exp / "config.yaml").is_file() and (exp / "valid.acc.ave_1best.pt").is_file()
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     assert "<!-- begin filter-rounds -->" in results
     assert re.search(r"^\| 1 \| 180 \| 0 \| 0 \| 0 \| 0.0000 \|", results, re.M)  # round 1 kept all 180
     assert (exp / "filter/round1/asr/valid.acc.ave_1best.pt").is_file()

@@ -63,7 +63,9 @@ def test_recipe_runs_end_to_end(recipe):
         assert (exp / "config.yaml").is_file() and (exp / "checkpoint.pt").is_file()
         assert (exp / "decode_test/posteriors.tsv").is_file()
         assert (rdir / f"exp/train/loso/logs/train.fold{k}.log").is_file()
-    results = (rdir / "RESULTS.md").read_text()
+    # the run's results go next to its experiments; the recipe's published RESULTS.md is not written
+    assert not (rdir / "RESULTS.md").exists()
+    results = (rdir / "exp/RESULTS.md").read_text()
     scores = (rdir / "exp/train/loso/scores/scores.tsv").read_text().splitlines()[1:]
     assert len(scores) == 2
     for row in scores:
@@ -76,7 +78,7 @@ def test_recipe_runs_end_to_end(recipe):
 
     # stages re-run alone; scoring again replaces (not duplicates) its RESULTS.md section
     sh(["./run.sh", "--stage", "7", "--folds", "1 2", "--inference_model", "valid.ua.ave_2best.pt"], cwd=rdir, env=env)
-    assert (rdir / "RESULTS.md").read_text().count("<!-- begin train-loso -->") == 1
+    assert (rdir / "exp/RESULTS.md").read_text().count("<!-- begin train-loso -->") == 1
 
 
 def test_recipe_rejects_unknown_option(recipe):
@@ -110,7 +112,7 @@ def test_opensmile_functionals_and_a_linear_model_through_the_recipe(recipe):
         exp = rdir / f"exp/egemaps/loso/fold{k}"
         assert (exp / "valid.ua.best.pt").is_file() and (exp / "linear_fit.json").is_file()
         assert (exp / "decode_test/posteriors.tsv").read_text().count("\n") > 30
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     assert results.count("<!-- begin egemaps-loso -->") == 1
     # the fbank folds of the first test are untouched, and a wrong front-end name is refused
     if (rdir / "data/loso/fold1/train/feats.scp").is_file():
@@ -155,7 +157,7 @@ def test_late_fusion_of_a_tdnn_and_functionals_through_the_recipe(recipe):
                  ("egemaps_fuse", "tdnn_small")]
         assert all(p[1] == keys for p in parts)
         np.testing.assert_allclose(post, w[0] * parts[0][2] + w[1] * parts[1][2], atol=2e-6)
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     section = results.split("<!-- begin fuse-loso -->")[1].split("<!-- end fuse-loso -->")[0]
     assert "late fusion conf/fuse.yaml" in section and "| speaker | utts | UA % | WA % |" in section
     assert (rdir / "exp/fuse/loso/scores/per_speaker.tsv").read_text().count("\n") == 3  # header + 2 speakers
@@ -201,7 +203,7 @@ def test_early_fusion_of_fbank_and_functionals_through_the_recipe(recipe, emodb,
         keys = (rdir / f"data/loso/fold{k}/test/utt2spk").read_text().split()[::2]
         assert (exp / "decode_test/posteriors.tsv").read_text().splitlines()[1:][0].split("\t")[0] == keys[0]
         assert len((exp / "decode_test/hyp").read_text().splitlines()) == len(keys)
-    assert (rdir / "RESULTS.md").read_text().count("<!-- begin vec-loso -->") == 1
+    assert (rdir / "exp/RESULTS.md").read_text().count("<!-- begin vec-loso -->") == 1
     _labels_the_test_speaker_folder_as_decoded(rdir, env, emodb, tmp_path, "vec", "loso")
 
 

@@ -209,7 +209,7 @@ def test_recipe_trains_end_to_end_with_tiny_models(recipe, pretrained):
     assert not any(t.isupper() for t in saved["tokens"] if len(t) == 1)  # data.lowercase_text: true
     assert saved["conf"]["ssl"]["name_or_path"] == str(pretrained["ssl"])
     assert len((exp / "train_stats.tsv").read_text().splitlines()) == 3  # header + both phases' epochs
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     assert results.startswith("# RESULTS: iemocap/ser1")
     assert results.count("<!-- begin train_cmgi-losess -->") == 1 and re.search(r"^\| fold1 \| 12 \|", results, re.M)
 
@@ -229,7 +229,7 @@ def test_recipe_trains_end_to_end_with_tiny_models(recipe, pretrained):
     assert aux["utt2spk"] == sorted({speaker[u] for u in train})  # seven: Ses02's other speaker and Ses03-05's
     assert "text" in saved["conf"]["aux_weights"] and saved["tokens"][0] == "<blank>"  # the auxiliary ASR task
     assert set(kv(exp / "decode_test/hyp")) == test_utts
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     assert results.count("<!-- begin train_metadata-losess -->") == 1
     assert results.count("<!-- begin train_cmgi-losess -->") == 1
 

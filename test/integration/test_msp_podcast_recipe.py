@@ -266,7 +266,7 @@ def test_recipe_trains_end_to_end_with_a_tiny_tdnn(recipe):
     assert saved["data"]["soft_labels"]["file"] == "utt2emo_dist" and saved["model"]["labels"] == CLASSES
     hyp = kv(exp / "decode_test/hyp")
     assert set(hyp) == {u for u, s in split.items() if s == "Test1"} and set(hyp.values()) <= set(CLASSES)
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     assert results.startswith("# RESULTS: msp_podcast/ser1")
     block = results.split("<!-- begin train_tiny-split -->", 1)[1].split("<!-- end", 1)[0]
     assert results.count("<!-- begin train_tiny-split -->") == 1

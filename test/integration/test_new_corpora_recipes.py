@@ -64,7 +64,7 @@ def assert_folds_done(exp: Path, folds: int, labels=None) -> None:
 
 def assert_results(rdir: Path, recipe: str, pattern: str) -> None:
     """RESULTS.md is ``recipe``'s and holds ``pattern`` (a regular expression, per line)."""
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     assert results.startswith(f"# RESULTS: {recipe}") and re.search(pattern, results, re.M)
 
 

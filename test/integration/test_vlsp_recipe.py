@@ -162,7 +162,7 @@ def test_all_stages_run_and_write_what_users_read(vlsp_run):
     assert "asr_exp_dir: exp/asr_char/filter/round1/asr" in ser_conf
     knn = json.loads((rdir / "exp/ser/knn/knn_params.json").read_text())
     assert {"beta", "k", "temperature", "valid_ua_model", "valid_ua_knn"} <= set(knn)
-    results = (rdir / "RESULTS.md").read_text()
+    results = (rdir / "exp/RESULTS.md").read_text()
     for tag in ("challenge-ser", "challenge-ser+knn", "asr", "filter-rounds"):
         assert f"<!-- begin {tag} -->" in results, tag
     scores = json.loads((rdir / "exp/ser/knn/test/challenge_scores.json").read_text())

@@ -62,6 +62,6 @@ def test_first_recipe_from_the_guide_runs_end_to_end(tmp_path: Path, emodb: Path
         assert (r / f"exp/train/loso/fold{k}/decode_test/hyp").is_file()
         assert (r / f"exp/train/loso/packed/fold{k}.tar").is_file()
     assert (r / "exp/train/loso/scores/report.html").is_file()
-    results = (r / "RESULTS.md").read_text()
+    results = (r / "exp/RESULTS.md").read_text()
     assert "train-loso" in results and "| fold3 | 6 |" in results
     assert re.search(r"Successfully finished\. \[elapsed=\d+s\]", proc.stdout)

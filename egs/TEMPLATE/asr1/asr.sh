@@ -51,7 +51,8 @@ asr_model=""               # a weights file of exp/<asr_tag> (and of each filter
 decoders=""                # decoders of stage 8 (and the candidates of stage 10), e.g. "ctc_greedy ctc_beam";
                            # "" = all the model has: ctc_greedy ctc_beam (CTC head), rnnt_greedy rnnt_beam (transducer)
 beam_size=10               # beam of ctc_beam and rnnt_beam
-results_md=RESULTS.md      # the results file stages 7 and 9 write sections of
+results_md=""              # the results file the scoring stages write sections of; "" = ${expdir}/RESULTS.md, this
+                           # run's own (the recipe's RESULTS.md is the published copy: --results_md RESULTS.md)
 filter_config=""           # e.g. conf/filter.yaml (stage 7 runs only with it)
 filter_args=""             # extra --key value overrides of ${filter_config}
 threads=""                 # former name of --threads_per_job (still accepted, with a warning)
@@ -65,6 +66,7 @@ log "$0 $*"
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage_lib.sh
+[ -n "${results_md}" ] || results_md=${expdir}/RESULTS.md  # a run never rewrites the published results
 renamed_option threads "${threads}" threads_per_job
 renamed_option tag "${tag}" asr_tag
 renamed_option inference_model "${inference_model}" asr_model

@@ -69,7 +69,8 @@ knn_args=""            # extra --key value overrides of ${knn_config} for speech
 asr_decoder=ctc_greedy  # ctc_greedy | ctc_beam | rnnt_greedy | rnnt_beam
 beam_size=10         # beam of the beam-search decoders
 label_map=conf/label_map.yaml  # corpus labels -> the 2 challenge classes (ACC_SER)
-results_md=RESULTS.md  # the results file the scoring stages write sections of
+results_md=""          # the results file the scoring stages write sections of; "" = ${expdir}/RESULTS.md, this
+                       # run's own (the recipe's RESULTS.md is the published copy: --results_md RESULTS.md)
 threads=""            # former name of --threads_per_job (still accepted, with a warning)
 
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--test_sets \"S ...\"] [--bestrq_config F] [--asr_config F] [--filter_config F] [--ser_config F] [--knn_config F] [--noise_scp F] [--rir_scp F] [--*_tag T] [--*_args \"--key value ...\"]"
@@ -79,6 +80,7 @@ log "$0 $*"
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage_lib.sh
+[ -n "${results_md}" ] || results_md=${expdir}/RESULTS.md  # a run never rewrites the published results
 renamed_option threads "${threads}" threads_per_job
 
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }

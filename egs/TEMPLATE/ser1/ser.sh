@@ -68,7 +68,8 @@ knn=false            # true: stage 6 adds k-NN interpolated decoding, stage 7 sc
 knn_config=conf/knn.yaml  # the k-NN grid (betas, ks, temperatures) and search backend; "" = the tool's defaults
 knn_backend=""       # torch | faiss: overrides the backend of ${knn_config}
 knn_args=""          # extra --key value overrides of ${knn_config} for speechser-knn-ser, e.g. "--ks [4,8]"
-results_md=RESULTS.md  # the results file the scoring stages write sections of
+results_md=""          # the results file the scoring stages write sections of; "" = ${expdir}/RESULTS.md, this
+                       # run's own (the recipe's RESULTS.md is the published copy: --results_md RESULTS.md)
 results_title=""     # the RESULTS.md section title (default: <ser_tag> <protocol>)
 train_config=""      # former name of --ser_config (still accepted, with a warning)
 train_args=""        # former name of --ser_args (still accepted, with a warning)
@@ -82,6 +83,7 @@ log "$0 $*"
 . ./cmd.sh
 . utils/parse_options.sh
 . utils/stage_lib.sh
+[ -n "${results_md}" ] || results_md=${expdir}/RESULTS.md  # a run never rewrites the published results
 renamed_option train_config "${train_config}" ser_config
 renamed_option train_args "${train_args}" ser_args
 renamed_option tag "${tag}" ser_tag

@@ -24,7 +24,7 @@ nj=2
 train_config=conf/train_short.yaml
 filter_config=conf/filter_corrupt.yaml
 inference_model=valid.acc.ave_5best.pt
-results_md=RESULTS.md
+results_md=exp/RESULTS.md  # this run's own; --results_md RESULTS.md updates the published copy
 tag_prefix=short
 
 log "$0 $*"

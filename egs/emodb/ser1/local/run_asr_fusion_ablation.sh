@@ -11,6 +11,8 @@
 set -euo pipefail
 . ./path.sh
 variants=true
+results_md=exp/RESULTS.md  # this run's own; --results_md RESULTS.md (first) updates the published copy
+if [ "${1:-}" = "--results_md" ]; then results_md=$2; shift 2; fi
 if [ "${1:-}" = "--variants" ]; then variants=$2; shift 2; fi
 asr_model=../../an4/asr1/exp/train_char/valid.acc.ave_5best.pt
 if [ ! -f "${asr_model}" ]; then
@@ -24,7 +26,7 @@ row() {
     scores=exp/$(basename "${conf}" .yaml)/loso/scores/scores.tsv
     case " $* " in *" --knn true "*) scores=exp/$(basename "${conf}" .yaml)/loso/scores_knn/scores.tsv ;; esac
     if [ -f "${scores}" ]; then echo "$0: ${scores} exists, skipping ${conf}"; return 0; fi
-    ./run.sh --feats_type fbank --stage 5 --ser_config "${conf}" "$@"
+    ./run.sh --feats_type fbank --stage 5 --ser_config "${conf}" --results_md "${results_md}" "$@"
 }
 row conf/train_tdnn.yaml "$@"
 row conf/train_tdnn_asr_fusion.yaml "$@"
@@ -32,13 +34,13 @@ row conf/train_tdnn_asr_fusion_supcon.yaml --knn true "$@"
 if [ "${variants}" = true ]; then
     row conf/train_tdnn_asr_fusion_mdrop.yaml "$@"
 fi
-# the ablation table, at its place in RESULTS.md (section asr-ser-ablation)
+# the ablation table, at its place in ${results_md} (section asr-ser-ablation)
 rows=("1. foundation (train_tdnn)=exp/train_tdnn/loso/scores/scores.tsv"
       "2. + fusion with the AN4 ASR encoder=exp/train_tdnn_asr_fusion/loso/scores/scores.tsv"
       "3. + hybrid loss 0.5 CE + 0.5 SupCon=exp/train_tdnn_asr_fusion_supcon/loso/scores/scores.tsv"
       "4. + k-NN interpolation=exp/train_tdnn_asr_fusion_supcon/loso/scores_knn/scores.tsv")
 [ "${variants}" = true ] && rows+=("2b. row 2 + modality dropout 0.5=exp/train_tdnn_asr_fusion_mdrop/loso/scores/scores.tsv")
-speechser-compare-ser --results-md RESULTS.md --tag asr-ser-ablation --header "# RESULTS: emodb/ser1" \
+speechser-compare-ser --results-md "${results_md}" --tag asr-ser-ablation --header "# RESULTS: emodb/ser1" \
     --title "Ablation of the multi-stage system's SER parts (leave-one-speaker-out)" \
     --command "local/run_asr_fusion_ablation.sh${*:+ $*}" \
     --notes "ASR encoder: egs/an4/asr1 exp/train_char/valid.acc.ave_5best.pt (English AN4; no Emo-DB speaker in its training data), frozen. Date $(date +%F), $(nproc) CPU core(s), no GPU." \
