@@ -207,6 +207,11 @@ def _swap_in(built: Sequence[Tuple[Path, Path]]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+#: Audio whose peak stays below this level (dB relative to full scale) is warned about as silent.
+SILENCE_DBFS = -60.0
+SILENCE_PEAK = 10 ** (SILENCE_DBFS / 20)
+
+
 @dataclass
 class FormatReport:
     kept: int = 0
@@ -215,17 +220,26 @@ class FormatReport:
     skipped_truncated: List[str] = field(default_factory=list)
     #: Audio that cannot be read, with the reason (only with ``skip_unreadable``: inference on a user's files).
     skipped_unreadable: Dict[str, str] = field(default_factory=dict)
+    #: The skipped short utterances' durations and the minimum they missed (seconds), for the reasons.
+    short_seconds: Dict[str, float] = field(default_factory=dict)
+    min_duration: float = 0.0
+    #: Kept utterances that are silent or nearly (peak below :data:`SILENCE_DBFS`): warned, as their labels
+    #: or transcripts mean little.
+    silent: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
         out = (f"kept {self.kept}, skipped {len(self.skipped_empty)} empty and "
                f"{len(self.skipped_short)} shorter than the minimum")
         out += f", {len(self.skipped_truncated)} truncated" if self.skipped_truncated else ""
-        return out + (f", {len(self.skipped_unreadable)} unreadable" if self.skipped_unreadable else "")
+        out += f", {len(self.skipped_unreadable)} unreadable" if self.skipped_unreadable else ""
+        return out + (f"; {len(self.silent)} kept are silent or nearly" if self.silent else "")
 
     def skipped(self) -> Dict[str, str]:
         """Every skipped utterance -> the reason."""
         out = {u: "empty audio" for u in self.skipped_empty}
-        out.update({u: "shorter than the minimum duration" for u in self.skipped_short})
+        out.update({u: (f"{self.short_seconds[u]:.3f} s, shorter than the minimum duration {self.min_duration:g} s"
+                        if u in self.short_seconds else "shorter than the minimum duration")
+                    for u in self.skipped_short})
         out.update({u: "truncated audio" for u in self.skipped_truncated})
         out.update(self.skipped_unreadable)
         return out
@@ -382,7 +396,15 @@ def _format_audio(src: Path, reader: AudioReader, utt2spk_entries: Sequence[Entr
         if duration < min_duration:
             logging.warning("skip %s: %.3f s is shorter than %.3f s", utt, duration, min_duration)
             report.skipped_short.append(utt)
+            report.short_seconds[utt] = duration
+            report.min_duration = min_duration
             continue
+        peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+        if peak < SILENCE_PEAK:
+            level = f"{20 * np.log10(peak):.0f} dBFS" if peak > 0 else "digital silence"
+            logging.warning("%s: silent or nearly (peak %s, %s): kept, but its label or transcript means little",
+                            utt, level, where)
+            report.silent.append(utt)
         final = layout.audio / out_names[utt]
         _write_wav(layout.tmp_audio / out_names[utt], final, samples, rate, utt, where)
         out.wav[utt] = str(final)

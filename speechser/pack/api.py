@@ -143,6 +143,7 @@ class Speech2TextEmotion:
                  ) -> Recognition:
         """One recording (a path, or samples ``(S,)`` / ``(S, channels)`` at ``rate`` Hz) as a whole; its
         own speaker for per-speaker normalization. A long recording's segments are in ``.segments``."""
+        what = "the samples given" if isinstance(audio, np.ndarray) else str(audio)
         with tempfile.TemporaryDirectory(prefix="speechser-call-") as tmp:
             if isinstance(audio, np.ndarray):
                 if rate is None:
@@ -150,9 +151,12 @@ class Speech2TextEmotion:
                 path = Path(tmp) / "input.wav"
                 soundfile.write(str(path), np.asarray(audio, dtype=np.float32), int(rate), subtype="FLOAT")
                 audio = path
-            run = self.infer([audio], speakers="each", max_seconds=max_seconds)
+            try:
+                run = self.infer([audio], speakers="each", max_seconds=max_seconds)
+            except NothingToLabel as err:  # its reasons name the input by a temporary file's key: say what it was
+                raise ValueError(f"{what}: not labelled: {'; '.join(err.skipped.values())}") from None
         if not run.items:
-            raise ValueError(f"{audio}: not labelled: {'; '.join(run.skipped.values())}")
+            raise ValueError(f"{what}: not labelled: {'; '.join(run.skipped.values())}")
         return combine_segments(run.items, self.labels)
 
 

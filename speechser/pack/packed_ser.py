@@ -37,7 +37,7 @@ import kaldiio
 import numpy as np
 
 from speechser.features.extract import compute_cmvn_stats, write_speaker_cmvn
-from speechser.io.datadir import read_kv, subset_data_dir, write_data_dir
+from speechser.io.datadir import read_kv, read_spk2utt, subset_data_dir, write_data_dir
 from speechser.knn.datastore import KNNDatastore, interpolate
 from speechser.data.folds import check_experiment_folds
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
@@ -189,12 +189,15 @@ class PackedSER(PackedModel):
         stats = compute_cmvn_stats(feats_dir, per_speaker=True)
         pooled = kaldiio.load_mat(str(self.dir / pooled_file))
         few = sorted(s for s, st in stats.items() if st[0, -1] < self.min_speaker_frames)
+        if few:
+            # one row of features per file (utterance functionals): the frames counted are files; say so
+            per_spk = read_spk2utt(feats_dir / "spk2utt")
+            unit = "files" if all(int(stats[s][0, -1]) == len(per_spk.get(s, [])) for s in few) else "frames"
+            logging.warning("%s: %d speaker(s) with fewer than %d %s (first '%s') normalized with the training "
+                            "set's statistics instead of their own", feats_dir.name, len(few), self.min_speaker_frames,
+                            unit, few[0])
         for spk in few:
             stats[spk] = pooled
-        if few:
-            logging.warning("%s: %d speaker(s) with fewer than %d frames (first '%s') normalized with the training "
-                            "set's statistics instead of their own", feats_dir.name, len(few), self.min_speaker_frames,
-                            few[0])
         write_speaker_cmvn(feats_dir, stats)
 
     def _vectors(self, feats_dir: Path, work_dir: Path, skipped: Dict[str, str]) -> Tuple[Path, Path]:

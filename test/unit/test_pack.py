@@ -307,7 +307,7 @@ def test_an_early_fusion_model_is_packed_with_both_front_ends(make_feats_dir, tm
     with caplog.at_level(logging.WARNING):
         alone = packed.label_data_dir(one, tmp_path / "work_one")
     assert alone.outputs.keys == ["solo"] and torch.isfinite(alone.outputs.post).all()
-    assert "vectors: 1 speaker(s) with fewer than 10 frames" in caplog.text
+    assert "vectors: 1 speaker(s) with fewer than 10 files" in caplog.text  # one vector a file: files, not frames
     packed.close()
 
 
@@ -357,3 +357,30 @@ def test_an_experiment_without_its_record_names_the_fix(make_feats_dir, tmp_path
     assert not (tmp_path / "m.tar").exists()
     assert pack_main([*args, "--record-inputs"]) == 0
     assert (tmp_path / "exp/inference/frontend.json").read_text() == recorded and (tmp_path / "m.tar").is_file()
+
+
+def test_the_python_call_names_what_it_was_given_and_warns_on_silence(make_feats_dir, tmp_path, train_seed, caplog):
+    """Too-short audio given to the Python call is named as given (not by a temporary file), with its length
+    and the model's minimum; silent audio is labelled, with a warning that the label means little."""
+    import logging
+
+    import pytest
+
+    from speechser import Speech2TextEmotion
+    from speechser.pack.packed_ser import pack_ser
+    from speechser.tasks.ser import load_ser_config, train_ser
+
+    d = make_feats_dir(n_spk=2, n_utt=3, seconds=0.6)
+    train_ser(load_ser_config(None, [
+        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+        "--trainer.max_epochs", "1", "--seed", str(train_seed)]), tmp_path / "exp")
+    m = Speech2TextEmotion.from_packed(pack_ser(tmp_path / "exp", tmp_path / "m.tar", min_duration=0.5))
+    with pytest.raises(ValueError) as err:
+        m(np.zeros(3200, dtype=np.float32) + 0.1, rate=16000)
+    msg = str(err.value)
+    assert msg.startswith("the samples given: not labelled: 0.200 s, shorter than the minimum duration 0.5 s")
+    assert "speechser-call-" not in msg and "input" not in msg.split(":")[0]
+    with caplog.at_level(logging.WARNING):
+        r = m(np.zeros(16000, dtype=np.float32), rate=16000)  # one second of digital silence
+    assert r.emotion in m.labels
+    assert any("silent or nearly (peak digital silence" in rec.getMessage() for rec in caplog.records)
