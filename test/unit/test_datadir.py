@@ -141,3 +141,22 @@ def test_spk2utt_roundtrip():
     s2u = dd.utt2spk_to_spk2utt(u2s)
     assert s2u == {"a": ["a1", "a2"], "b": ["b1"]}
     assert dd.spk2utt_to_utt2spk(s2u) == u2s
+
+
+def test_one_speaker_is_valid_with_a_warning(tmp_path, caplog):
+    import logging
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "utt2spk").write_text("a s1\nb s1\n")
+    (d / "spk2utt").write_text("s1 a b\n")
+    (d / "wav.scp").write_text("a /x/a.wav\nb /x/b.wav\n")
+    with caplog.at_level(logging.WARNING):
+        assert dd.validate_data_dir(d) == 2
+    assert "every utterance has one speaker ('s1')" in caplog.text
+    caplog.clear()
+    (d / "utt2spk").write_text("a s1\nb s2\n")
+    (d / "spk2utt").write_text("s1 a\ns2 b\n")
+    with caplog.at_level(logging.WARNING):
+        dd.validate_data_dir(d)
+    assert "one speaker" not in caplog.text

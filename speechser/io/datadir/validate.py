@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,11 @@ def check_utt2spk(c: DirUnderCheck) -> None:
         check_key(e.value, f"{d}/utt2spk:{e.lineno} (speaker id)")
     if c.opts.require_spk_sort:
         check_spk_sorted(c.utt2spk, d / "utt2spk")
+    speakers = {e.value for e in c.utt2spk}
+    if len(speakers) == 1:  # legal, and Kaldi's validator warns about it too
+        logging.warning("%s/utt2spk: every utterance has one speaker ('%s'): per-speaker normalization then "
+                        "normalizes over the whole set, and speaker-independent folds cannot be made (if the "
+                        "speakers are unknown, give each utterance its own: utt2spk 'utt utt')", d, next(iter(speakers)))
 
 
 def check_text(c: DirUnderCheck) -> None:
