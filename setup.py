@@ -50,6 +50,7 @@ CONSOLE_SCRIPTS = {
     "speechser-knn-ser": "speechser.bin.knn_ser:main",
     "speechser-ensemble-ser": "speechser.bin.ensemble_ser:main",
     "speechser-fuse-ser": "speechser.bin.fuse_ser:main",
+    "speechser-final-settings": "speechser.bin.final_settings:main",
     "speechser-make-tokens": "speechser.bin.make_tokens:main",
     "speechser-speed-perturb": "speechser.bin.speed_perturb:main",
     "speechser-train-asr": "speechser.bin.train_asr:main",

@@ -105,9 +105,11 @@ def check_key_ranges(obj: Any, where: str = "") -> None:
         if path in KEY_CHOICES:
             check_choice(obj, **{f.name: KEY_CHOICES[path]})
     if where == "scheduler" and getattr(obj, "name", None) == "noam" \
-            and not getattr(obj, "warmup_steps", 0) and not getattr(obj, "warmup_epochs", 0):
+            and not getattr(obj, "warmup_steps", 0) and not getattr(obj, "warmup_epochs", 0) \
+            and not getattr(obj, "warmup_fraction", 0):
         raise ConfigValueError("warmup_steps", "the noam schedule peaks at the end of its warm-up and needs one: "
-                               "set scheduler.warmup_steps or scheduler.warmup_epochs above 0")
+                               "set scheduler.warmup_steps or scheduler.warmup_epochs above 0 (or "
+                               "scheduler.warmup_fraction, a share of the run)")
 
 
 class _NoAliasLoader(yaml.SafeLoader):

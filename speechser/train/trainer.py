@@ -66,10 +66,14 @@ class SchedulerConfig:
     warmup_steps: int = 0
     #: Warm-up given in epochs (converted with the number of updates per epoch); used when > 0.
     warmup_epochs: float = 0.0
+    #: Warm-up as a fraction of the run's updates (max_epochs x updates per epoch, from the data); used when
+    #: > 0, before warmup_epochs and warmup_steps: a schedule that fits any amount of data.
+    warmup_fraction: float = 0.0
     min_lr_ratio: float = 0.0
 
     def __post_init__(self) -> None:
-        check_ranges(self, warmup_steps="[0, inf)", warmup_epochs="[0, inf)", min_lr_ratio="[0, 1]")
+        check_ranges(self, warmup_steps="[0, inf)", warmup_epochs="[0, inf)", warmup_fraction="[0, 1)",
+                     min_lr_ratio="[0, 1]")
 
 
 @dataclass
@@ -79,6 +83,9 @@ class TrainerConfig:
     accum_grad: int = 1
     keep_nbest: int = 5
     average_nbest: int = 5
+    #: The validation metric that ranks epochs (kept, averaged, early stopping); ``epoch`` (with ``best_mode:
+    #: max``) ranks by the epoch itself: the last ``keep_nbest`` are kept and the last ``average_nbest``
+    #: averaged (a final model trained on every speaker for a number of epochs cross-validation chose).
     best_metric: str = "ua"
     best_mode: str = "max"
     patience: int = 0
@@ -400,12 +407,20 @@ class Trainer:
         """
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         updates_per_epoch = math.ceil(n_train_batches / self.conf.accum_grad)
+        total = updates_per_epoch * self.conf.max_epochs
         warmup = self.sched_conf.warmup_steps
-        if self.sched_conf.warmup_epochs > 0:
+        if self.sched_conf.warmup_fraction > 0:
+            warmup = max(1, int(round(self.sched_conf.warmup_fraction * total)))
+        elif self.sched_conf.warmup_epochs > 0:
             warmup = int(round(self.sched_conf.warmup_epochs * updates_per_epoch))
+        logging.info("schedule %s: %d updates (%d an epoch x %d epochs), warm-up %d", self.sched_conf.name, total,
+                     updates_per_epoch, self.conf.max_epochs, warmup)
+        if warmup >= total:
+            logging.warning("the warm-up (%d updates) is as long as the whole run (%d updates: %d an epoch on this "
+                            "data): the learning rate never reaches its peak. Set scheduler.warmup_fraction (e.g. "
+                            "0.1) to warm up over a share of the run, or train longer", warmup, total, updates_per_epoch)
         self.scheduler = build_scheduler(
-            self.sched_conf.name, self.optimizer, updates_per_epoch * self.conf.max_epochs, warmup,
-            self.sched_conf.min_lr_ratio,
+            self.sched_conf.name, self.optimizer, total, warmup, self.sched_conf.min_lr_ratio,
         )
         self._resume()
         if self.epoch == 0 and self.conf.init_param:
@@ -421,9 +436,12 @@ class Trainer:
             t0 = time.time()
             train_stats = self.train_one_epoch(train_loader, n_train_batches)
             valid_stats = self.validate(valid_loader)
-            if self.metric_name not in valid_stats:
+            if self.metric_name == "epoch":  # the last epochs are "best": a run whose length was chosen elsewhere
+                metric = float(self.epoch)
+            elif self.metric_name not in valid_stats:
                 raise KeyError(f"best_metric '{self.metric_name}' not among valid metrics {sorted(valid_stats)}")
-            metric = valid_stats[self.metric_name]
+            else:
+                metric = valid_stats[self.metric_name]
             improved = not self.nbest or self._is_better(metric, self.nbest[0][0])
             elapsed = time.time() - t0
             terms = {k: v for k, v in train_stats.items() if k != "loss"}

@@ -64,3 +64,28 @@ def test_training_refuses_before_touching_the_experiment(make_feats_dir, tmp_pat
     err = capsys.readouterr().err
     assert rc == 1 and "speechser-train-ser: error: config key" in err and option[0][2:] in err, err
     assert not (exp / "checkpoint.pt").exists() and not (exp / "config.yaml").exists()
+
+
+def test_a_warm_up_given_as_a_share_of_the_run_fits_any_amount_of_data(make_feats_dir, tmp_path: Path, caplog):
+    """scheduler.warmup_fraction sets the warm-up from the run's own updates (epochs x updates an epoch, from
+    the data); a warm-up as long as the run is warned about: its learning rate never peaks."""
+    import logging
+
+    from speechser.tasks.ser import load_ser_config, train_ser
+
+    d = make_feats_dir(n_spk=2, n_utt=3)
+    base = ["--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.label_list", str(d / "emotions.txt"),
+            "--trainer.max_epochs", "2", "--data.max_batch_size", "2"]
+    with caplog.at_level(logging.INFO):
+        train_ser(load_ser_config(None, base + ["--scheduler.warmup_fraction", "0.25"]), tmp_path / "a")
+    assert "schedule warmup_cosine: 6 updates (3 an epoch x 2 epochs), warm-up 2" in caplog.text  # round(1.5)
+    assert "never reaches its peak" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        train_ser(load_ser_config(None, base + ["--scheduler.warmup_steps", "1000"]), tmp_path / "b")
+    assert "warm-up (1000 updates) is as long as the whole run (6 updates" in caplog.text
+    with pytest.raises(ConfigError, match=r"'scheduler\.warmup_fraction'.*\[0, 1\)"):
+        load_config(SERTrainConfig, None, ["--scheduler.warmup_fraction", "1.5"])
+    conf = load_config(ASRTrainConfig, None, ["--scheduler.name", "noam", "--scheduler.warmup_steps", "0",
+                                              "--scheduler.warmup_fraction", "0.1"])
+    assert conf.scheduler.warmup_fraction == 0.1  # noam takes its warm-up from the share too

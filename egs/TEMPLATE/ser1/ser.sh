@@ -20,6 +20,9 @@
 #                            speechser-infer and the Python API (speechser.Speech2TextEmotion) use on any audio
 #                            (--knn true: also fold<K>_knn.tar, decoding with the fold's datastore and tuned beta/k/T;
 #                            --fusion_config: the members' archives and the fold's weights in one archive)
+#   9  final model           one model on every speaker (dump/<features>/all) with the settings the folds chose
+#                            on their validation sets (epochs, or C and hidden states: speechser-final-settings),
+#                            packed -> exp/<ser_tag>/packed/model.tar, the archive to deploy (--final_model false: skip)
 # The steps are the functions of utils/stage_lib.sh, shared with asr.sh and asr_ser.sh.
 set -euo pipefail
 
@@ -71,6 +74,7 @@ knn_args=""          # extra --key value overrides of ${knn_config} for speechse
 results_md=""          # the results file the scoring stages write sections of; "" = ${expdir}/RESULTS.md, this
                        # run's own (the recipe's RESULTS.md is the published copy: --results_md RESULTS.md)
 results_title=""     # the RESULTS.md section title (default: <ser_tag> <protocol>)
+final_model=true     # stage 9: train one model on every speaker with the folds' choices and pack it (model.tar)
 train_config=""      # former name of --ser_config (still accepted, with a warning)
 train_args=""        # former name of --ser_args (still accepted, with a warning)
 tag=""               # former name of --ser_tag (still accepted, with a warning)
@@ -272,6 +276,45 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
                 || { log "Error: packing fold ${k} with k-NN failed; see ${exp}/logs/pack_knn.fold${k}.log"; exit 1; }
         fi
     done
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+    final=${expdir}/${ser_tag}/final
+    if [ -n "${fusion_config}" ]; then
+        log "Stage 9: no final model for a late fusion (train each member's with its own run); the folds' archives are in ${exp}/packed"
+    elif [ "${final_model}" != true ]; then
+        log "Stage 9: skipped (--final_model ${final_model})"
+    else
+        log "Stage 9: final model on every speaker with the settings the ${protocol} folds chose -> ${final}, ${expdir}/${ser_tag}/packed/model.tar"
+        fold_exps=()
+        for k in "${fold_list[@]}"; do fold_exps+=("${exp}/fold${k}"); done
+        mkdir -p "${final}/logs" "${expdir}/${ser_tag}/packed"
+        speechser-final-settings --out "${final}/logs/final_settings.json" "${fold_exps[@]}" \
+            > "${final}/logs/final_settings.args" || exit 1
+        mapfile -t final_argv < "${final}/logs/final_settings.args"
+        ser_argv=()
+        split_words ser_argv "${ser_args}"
+        cmvn_args=()
+        [ "${cmvn_type}" != global ] || cmvn_args=(--data.cmvn_stats "${featsdir}/all/cmvn.ark")
+        # every utterance trains; the trainer's validation set is the same data, and decides nothing: the
+        # number of epochs (or C and the states) was chosen by the folds
+        train_ser "${final}/logs/train.log" "${final}" "${ser_config}" "${featsdir}/all" "${featsdir}/all" \
+            "${label_list}" --data.label_file "${label_file}" --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" \
+            "${ser_argv[@]}" "${final_argv[@]}" || { log "Error: the final model failed to train; see ${final}/logs/train.log"; exit 1; }
+        echo "${cmdline}" > "${final}/logs/train.command"
+        pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}")
+        [ ! -f "${exp}/scores/report.md" ] || pack_opts+=(--results "${exp}/scores/report.md")
+        rc=0
+        speechser-pack --exp-dir "${final}" --out "${expdir}/${ser_tag}/packed/model.tar" "${pack_opts[@]}" \
+            > "${final}/logs/pack.log" 2>&1 || rc=$?
+        if [ "${rc}" -eq 3 ]; then
+            log "Stage 9: not packed: $(tail -n 1 "${final}/logs/pack.log")"
+        elif [ "${rc}" -ne 0 ]; then
+            log "Error: packing the final model failed; see ${final}/logs/pack.log"; tail -n 2 "${final}/logs/pack.log" >&2; exit 1
+        else
+            log "Stage 9: ${expdir}/${ser_tag}/packed/model.tar: trained on every speaker, $(sed -n 's/^ "summary": "\(.*\)",$/\1/p' "${final}/logs/final_settings.json"); its accuracy is estimated by the ${protocol} folds (${exp}/scores)"
+        fi
+    fi
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,1 @@
+../../../an4/asr1/local/prepare_an4.py
