@@ -27,7 +27,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": s.summary, "overrides": s.overrides, **s.details,
-                               "folds": [str(d) for d in a.fold_dirs]}, indent=1) + "\n", encoding="utf-8")
+                               "fold_dirs": [str(d) for d in a.fold_dirs]}, indent=1) + "\n", encoding="utf-8")
     print(f"speechser-final-settings: {s.summary}", file=sys.stderr)
     print("\n".join(s.overrides))
     return 0

@@ -114,6 +114,14 @@ def test_opensmile_functionals_and_a_linear_model_through_the_recipe(recipe):
         assert (exp / "decode_test/posteriors.tsv").read_text().count("\n") > 30
     results = (rdir / "exp/RESULTS.md").read_text()
     assert results.count("<!-- begin egemaps-loso -->") == 1
+    # stage 9: one model on every speaker, with the C and blocks most folds chose on their validation sets
+    chosen = [json.loads((rdir / f"exp/egemaps/loso/fold{k}/linear_fit.json").read_text()) for k in (1, 2)]
+    settings = json.loads((rdir / "exp/egemaps/final/logs/final_settings.json").read_text())
+    assert settings["C"] in [c["C"] for c in chosen] and settings["folds"] == 2
+    final_fit = json.loads((rdir / "exp/egemaps/final/linear_fit.json").read_text())
+    assert final_fit["C"] == settings["C"] and len(final_fit["grid"]) == 1  # nothing left to choose on all data
+    assert (rdir / "exp/egemaps/packed/model.tar").is_file()
+    assert "Stage 9: exp/egemaps/packed/model.tar: trained on every speaker" in out.stdout
     # the fbank folds of the first test are untouched, and a wrong front-end name is refused
     if (rdir / "data/loso/fold1/train/feats.scp").is_file():
         assert "/fbank/" in (rdir / "data/loso/fold1/train/feats.scp").read_text().splitlines()[0]
