@@ -300,8 +300,8 @@ def decode_asr(
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder '{decoder}' ({', '.join(DECODERS)})")
     out = Path(out_dir)
-    check_decoder(decoder, read_asr_experiment_config(exp_dir).model, f"{exp_dir}/config.yaml")
     check_fold_features(data_dir)  # a fold whose features were rebuilt since it was made: refused, named
+    check_decoder(decoder, read_asr_experiment_config(exp_dir).model, f"{exp_dir}/config.yaml")
     asr = load_experiment(exp_dir, checkpoint, device)
     conf, tok, model = asr.conf, asr.tokenizer, asr.model
     ds = _dataset(conf.data, str(data_dir), tok, "keep")

@@ -66,8 +66,9 @@ def _train(fold: Path, exp: Path, seed: int) -> None:
 
 def _trained_fold(make_feats_dir, run_main, tmp_path: Path, seed: int) -> tuple:
     """Features of 3 speakers, their LOSO folds, and an experiment trained on fold 1:
-    ``(features dir, folds dir, fold 1, experiment dir)``."""
-    src = make_feats_dir(n_spk=3, n_utt=2, name="all")
+    ``(features dir, folds dir, fold 1, experiment dir)``. Four utterances a speaker, so that the folds made
+    again after one is dropped still train every class (the fold stage refuses folds that cannot)."""
+    src = make_feats_dir(n_spk=3, n_utt=4, name="all")
     folds = tmp_path / "folds"
     _make_folds(run_main, src, folds)
     fold = folds / "fold1"

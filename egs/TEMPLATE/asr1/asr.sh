@@ -128,7 +128,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     log "Stage 6: ASR training -> ${exp}"
     mapfile -t tok < <(token_args "${token_type}")
     train_asr "${exp}" "${asr_config}" "${train_used}" "${valid_set}" "${tok[@]}" "${asr_argv[@]}"
-    echo "${cmdline}" > "${exp}/logs/train.command"  # the training command, for the reports
+    mkdir -p "${exp}/logs" && echo "${cmdline}" > "${exp}/logs/train.command"  # the training command, for the reports
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ -n "${filter_config}" ]; then

@@ -178,7 +178,7 @@ elif [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
             --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" "${ser_argv[@]}"
     done
     pool_wait || { log "Error: fold(s) failed to train; see${pool_failed}"; exit 1; }
-    echo "${cmdline}" > "${exp}/logs/train.command"  # the training command, for the reports
+    mkdir -p "${exp}/logs" && echo "${cmdline}" > "${exp}/logs/train.command"  # the training command, for the reports
     echo "$((SECONDS - stage_start))" > "${exp}/logs/train.elapsed"
     log "Stage 5 took $((SECONDS - stage_start))s"
 fi
