@@ -297,10 +297,12 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
         cmvn_args=()
         [ "${cmvn_type}" != global ] || cmvn_args=(--data.cmvn_stats "${featsdir}/all/cmvn.ark")
         # every utterance trains; the trainer's validation set is the same data, and decides nothing: the
-        # number of epochs (or C and the states) was chosen by the folds
+        # number of epochs (or C and the states) was chosen by the folds. A new run each time (an earlier one
+        # is moved into final/backup.<time>/): the folds' choice may have changed
         train_ser "${final}/logs/train.log" "${final}" "${ser_config}" "${featsdir}/all" "${featsdir}/all" \
             "${label_list}" --data.label_file "${label_file}" --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" \
-            "${ser_argv[@]}" "${final_argv[@]}" || { log "Error: the final model failed to train; see ${final}/logs/train.log"; exit 1; }
+            "${ser_argv[@]}" "${final_argv[@]}" --trainer.resume false \
+            || { log "Error: the final model failed to train; see ${final}/logs/train.log"; exit 1; }
         echo "${cmdline}" > "${final}/logs/train.command"
         pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}")
         [ ! -f "${exp}/scores/report.md" ] || pack_opts+=(--results "${exp}/scores/report.md")
