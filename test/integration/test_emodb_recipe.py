@@ -116,7 +116,7 @@ def test_opensmile_functionals_and_a_linear_model_through_the_recipe(recipe):
     assert results.count("<!-- begin egemaps-loso -->") == 1
     # stage 9: one model on every speaker, with the C and blocks most folds chose on their validation sets
     chosen = [json.loads((rdir / f"exp/egemaps/loso/fold{k}/linear_fit.json").read_text()) for k in (1, 2)]
-    settings = json.loads((rdir / "exp/egemaps/final/logs/final_settings.json").read_text())
+    settings = json.loads((rdir / "exp/egemaps/final/final_settings.json").read_text())
     assert settings["C"] in [c["C"] for c in chosen] and settings["folds"] == 2
     final_fit = json.loads((rdir / "exp/egemaps/final/linear_fit.json").read_text())
     assert final_fit["C"] == settings["C"] and len(final_fit["grid"]) == 1  # nothing left to choose on all data

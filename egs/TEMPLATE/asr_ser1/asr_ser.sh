@@ -170,7 +170,8 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     augment_note
     mapfile -t tok < <(token_args "${token_type}")
     train_asr "${asr_exp}" "${asr_config}" "${train_set}" "${valid_set}" "${tok[@]}" "${init[@]}" \
-        "${augment_args[@]}" "${asr_argv[@]}"    mkdir -p "${asr_exp}/logs" && echo "${cmdline}" > "${asr_exp}/logs/train.command"  # the training command, for the reports
+        "${augment_args[@]}" "${asr_argv[@]}"
+    mkdir -p "${asr_exp}/logs" && echo "${cmdline}" > "${asr_exp}/logs/train.command"  # the training command, for the reports
 fi
 
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ] && [ -n "${filter_config}" ]; then

@@ -280,6 +280,7 @@ fi
 
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     final=${expdir}/${ser_tag}/final
+    final_logs=${expdir}/${ser_tag}/logs  # beside the experiment: a new run moves the old one's files away
     if [ -n "${fusion_config}" ]; then
         log "Stage 9: no final model for a late fusion (train each member's with its own run); the folds' archives are in ${exp}/packed"
     elif [ "${final_model}" != true ]; then
@@ -288,10 +289,10 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
         log "Stage 9: final model on every speaker with the settings the ${protocol} folds chose -> ${final}, ${expdir}/${ser_tag}/packed/model.tar"
         fold_exps=()
         for k in "${fold_list[@]}"; do fold_exps+=("${exp}/fold${k}"); done
-        mkdir -p "${final}/logs" "${expdir}/${ser_tag}/packed"
-        speechser-final-settings --out "${final}/logs/final_settings.json" "${fold_exps[@]}" \
-            > "${final}/logs/final_settings.args" || exit 1
-        mapfile -t final_argv < "${final}/logs/final_settings.args"
+        mkdir -p "${final_logs}" "${expdir}/${ser_tag}/packed"
+        speechser-final-settings --out "${final_logs}/final_settings.json" "${fold_exps[@]}" \
+            > "${final_logs}/final_settings.args" || exit 1
+        mapfile -t final_argv < "${final_logs}/final_settings.args"
         ser_argv=()
         split_words ser_argv "${ser_args}"
         cmvn_args=()
@@ -299,22 +300,23 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
         # every utterance trains; the trainer's validation set is the same data, and decides nothing: the
         # number of epochs (or C and the states) was chosen by the folds. A new run each time (an earlier one
         # is moved into final/backup.<time>/): the folds' choice may have changed
-        train_ser "${final}/logs/train.log" "${final}" "${ser_config}" "${featsdir}/all" "${featsdir}/all" \
+        train_ser "${final_logs}/final_train.log" "${final}" "${ser_config}" "${featsdir}/all" "${featsdir}/all" \
             "${label_list}" --data.label_file "${label_file}" --data.cmvn_type "${cmvn_type}" "${cmvn_args[@]}" \
             "${ser_argv[@]}" "${final_argv[@]}" --trainer.resume false \
-            || { log "Error: the final model failed to train; see ${final}/logs/train.log"; exit 1; }
-        echo "${cmdline}" > "${final}/logs/train.command"
+            || { log "Error: the final model failed to train; see ${final_logs}/final_train.log"; exit 1; }
+        cp "${final_logs}/final_settings.json" "${final}/final_settings.json"  # the choice, with the model
+        echo "${cmdline}" > "${final_logs}/final_train.command"
         pack_opts=(--corpus "$(recipe_name)" --min-duration "${min_duration}")
         [ ! -f "${exp}/scores/report.md" ] || pack_opts+=(--results "${exp}/scores/report.md")
         rc=0
         speechser-pack --exp-dir "${final}" --out "${expdir}/${ser_tag}/packed/model.tar" "${pack_opts[@]}" \
-            > "${final}/logs/pack.log" 2>&1 || rc=$?
+            > "${final_logs}/final_pack.log" 2>&1 || rc=$?
         if [ "${rc}" -eq 3 ]; then
-            log "Stage 9: not packed: $(tail -n 1 "${final}/logs/pack.log")"
+            log "Stage 9: not packed: $(tail -n 1 "${final_logs}/final_pack.log")"
         elif [ "${rc}" -ne 0 ]; then
-            log "Error: packing the final model failed; see ${final}/logs/pack.log"; tail -n 2 "${final}/logs/pack.log" >&2; exit 1
+            log "Error: packing the final model failed; see ${final_logs}/final_pack.log"; tail -n 2 "${final_logs}/final_pack.log" >&2; exit 1
         else
-            log "Stage 9: ${expdir}/${ser_tag}/packed/model.tar: trained on every speaker, $(sed -n 's/^ "summary": "\(.*\)",$/\1/p' "${final}/logs/final_settings.json"); its accuracy is estimated by the ${protocol} folds (${exp}/scores)"
+            log "Stage 9: ${expdir}/${ser_tag}/packed/model.tar: trained on every speaker, $(sed -n 's/^ "summary": "\(.*\)",$/\1/p' "${final}/final_settings.json"); its accuracy is estimated by the ${protocol} folds (${exp}/scores)"
         fi
     fi
 fi
