@@ -160,11 +160,10 @@ def whisper_base() -> Path:
     return corpus_or_skip("whisper_base")
 
 
-@pytest.fixture
-def tiny_asr_exp(make_feats_dir, tmp_path: Path, train_seed):
-    """A trained tiny ASR experiment (1 epoch, 2-layer Conformer, global CMVN, grapheme tokens in
-    ``tmp_path/tokens.txt``) on a feature directory: ``(data_dir, exp_dir)``."""
-    d = make_feats_dir()
+def train_tiny_asr(d: Path, tmp_path: Path, seed: int, *overrides: str) -> Path:
+    """Train a tiny ASR experiment (1 epoch, 2-layer Conformer, global CMVN, grapheme tokens in
+    ``tmp_path/tokens.txt``) on the feature directory ``d`` into ``tmp_path/asr``; ``overrides``: further
+    ``--key value`` words (``--model.conf.rnnt_weight 0``: CTC only). Returns the experiment directory."""
     from speechser.features.extract import write_cmvn
     from speechser.io.datadir import read_kv
     from speechser.tasks.asr import load_asr_config, train_asr
@@ -180,10 +179,18 @@ def tiny_asr_exp(make_feats_dir, tmp_path: Path, train_seed):
         "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "32",
         "--model.conf.pred_hidden", "16", "--model.conf.pred_embed_dim", "8", "--model.conf.joint_dim", "16",
         "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
-        "--seed", str(train_seed),
+        "--seed", str(seed), *overrides,
     ])
     exp = tmp_path / "asr"
     train_asr(conf, exp)
+    return exp
+
+
+@pytest.fixture
+def tiny_asr_exp(make_feats_dir, tmp_path: Path, train_seed):
+    """A trained tiny ASR experiment (:func:`train_tiny_asr`) on a feature directory: ``(data_dir, exp_dir)``."""
+    d = make_feats_dir()
+    exp = train_tiny_asr(d, tmp_path, train_seed)
     assert (exp / "cmvn.ark").is_file()  # the experiment carries its normalization
     return d, exp
 

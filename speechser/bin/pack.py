@@ -5,26 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
 from speechser.config import ConfigError
 from speechser.io.datadir import DataDirError
 from speechser.log import log_command_line, setup_logging
-
-
-def record_from_config(exp_dir: str) -> None:
-    """:func:`record_inference_inputs` for ``exp_dir`` from the data section of its ``config.yaml``."""
-    from types import SimpleNamespace
-
-    from speechser.config import read_yaml
-    from speechser.tasks.experiment_dir import record_inference_inputs
-
-    data = read_yaml(Path(exp_dir) / "config.yaml").get("data") or {}
-    if not data.get("train_dir"):
-        raise ConfigError(f"{exp_dir}/config.yaml: no data.train_dir to record the inference inputs from")
-    record_inference_inputs(SimpleNamespace(train_dir=data["train_dir"], cmvn_type=data.get("cmvn_type", "none"),
-                                            vector_dir=data.get("vector_dir", "")), Path(exp_dir))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -34,6 +19,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from speechser.pack.packed_fusion import pack_fusion
     from speechser.pack.packed_joint import pack_joint
     from speechser.pack.packed_ser import pack_ser
+    from speechser.tasks.experiment_dir import record_inference_inputs_from_config
     from speechser.train.checkpoint import CheckpointError
 
     p = argparse.ArgumentParser(prog="speechser-pack", description=__doc__)
@@ -69,7 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         task = experiment_task(a.exp_dir) if a.task == "auto" else a.task
         if a.record_inputs:
-            record_from_config(a.exp_dir)
+            record_inference_inputs_from_config(a.exp_dir)
         decoder, extra = a.decoder, {}
         if not decoder and a.choose_decoder_from:
             decoder, wer = choose_decoder(a.choose_decoder_from)

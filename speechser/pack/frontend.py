@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 
 from speechser.features.extract import extract_fbank
 from speechser.features.fbank import FbankOptions
-from speechser.features.front_end import FrontEnd, FrontEndError, front_end_of  # noqa: F401 (re-exported)
+from speechser.features.front_end import FrontEnd
 from speechser.features.opensmile_feats import extract_opensmile
 from speechser.features.ssl_feats import SSLFeatureOptions
 from speechser.nets.ssl_frontend import extract_ssl

@@ -19,11 +19,11 @@ from typing import Any, Dict, List, Tuple
 import yaml
 
 from speechser.config import read_yaml, to_dict
-from speechser.features.extract import stats_bytes  # noqa: F401 (re-exported)
+from speechser.features.front_end import FrontEnd
 from speechser.io.datadir import read_kv, utt2spk_to_spk2utt, write_kv, write_spk2utt
 from speechser.io.format import NoUtteranceLeft, format_data_dir
 from speechser.pack.archive import PackError, PackUnsupported, read_archive
-from speechser.pack.frontend import FrontEnd, extract_features
+from speechser.pack.frontend import extract_features
 from speechser.pack.inputs import NothingToLabel
 from speechser.pack.meta import check_meta
 

@@ -36,14 +36,15 @@ from typing import Any, Dict, List, Optional, Tuple
 import kaldiio
 import numpy as np
 
-from speechser.features.extract import compute_cmvn_stats, write_speaker_cmvn
+from speechser.features.extract import compute_cmvn_stats, stats_bytes, write_speaker_cmvn
+from speechser.features.front_end import FrontEnd
 from speechser.io.datadir import read_kv, read_spk2utt, subset_data_dir, write_data_dir
 from speechser.knn.datastore import KNNDatastore, interpolate
 from speechser.data.folds import check_experiment_folds
 from speechser.pack.archive import PackError, PackUnsupported, write_archive
-from speechser.pack.frontend import FrontEnd, extract_features
+from speechser.pack.frontend import extract_features
 from speechser.pack.meta import check_labels
-from speechser.pack.packed import MODEL_FILE, PackedModel, common_members, stats_bytes
+from speechser.pack.packed import MODEL_FILE, PackedModel, common_members
 from speechser.tasks.experiment_dir import (
     CMVN_FILE,
     INFERENCE_DIR,

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Dict, Optional, Sequence, Type, TypeVar
 
 import kaldiio
@@ -132,6 +133,16 @@ def record_inference_inputs(data_conf: Any, exp_dir: Path, is_main: bool = True)
             _write_record(out / VECTOR_CMVN_RECORD, stats_bytes(accumulate_cmvn(vectors[k] for k in train)))
     logging.info("%s: recorded the training set's front-end%s for inference", out,
                  " and pooled statistics" if data_conf.cmvn_type == "speaker" or vector_dir else "")
+
+
+def record_inference_inputs_from_config(exp_dir: Path | str) -> None:
+    """:func:`record_inference_inputs` for an experiment trained before experiments recorded them, from the
+    data section of its ``config.yaml`` (its paths relative to the recipe directory, where this must run)."""
+    data = read_yaml(Path(exp_dir) / "config.yaml").get("data") or {}
+    if not data.get("train_dir"):
+        raise ConfigError(f"{exp_dir}/config.yaml: no data.train_dir to record the inference inputs from")
+    record_inference_inputs(SimpleNamespace(train_dir=data["train_dir"], cmvn_type=data.get("cmvn_type", "none"),
+                                            vector_dir=data.get("vector_dir", "")), Path(exp_dir))
 
 
 def recorded(exp_dir: Path | str, name: str) -> Path:

@@ -12,24 +12,10 @@ from speechser.config import ConfigError
 
 
 def _ctc_only_exp(make_feats_dir, tmp_path: Path, seed: int) -> tuple:
-    from speechser.features.extract import write_cmvn
-    from speechser.io.datadir import read_kv
-    from speechser.tasks.asr import load_asr_config, train_asr
-    from speechser.text.tokenizer import GraphemeTokenizer
+    from conftest import train_tiny_asr
 
     d = make_feats_dir()
-    write_cmvn(d, per_speaker=False)
-    tokens = GraphemeTokenizer.build_token_list(read_kv(d / "text").values())
-    (tmp_path / "tokens.txt").write_text("\n".join(tokens) + "\n")
-    conf = load_asr_config(None, [
-        "--data.train_dir", str(d), "--data.valid_dir", str(d), "--data.token_list", str(tmp_path / "tokens.txt"),
-        "--data.cmvn_stats", str(d / "cmvn.ark"), "--model.conf.rnnt_weight", "0",
-        "--model.conf.encoder.d_model", "16", "--model.conf.encoder.num_layers", "1",
-        "--model.conf.encoder.num_heads", "2", "--model.conf.encoder.ffn_dim", "32",
-        "--trainer.max_epochs", "1", "--trainer.keep_nbest", "1", "--trainer.average_nbest", "1",
-        "--seed", str(seed)])
-    train_asr(conf, tmp_path / "asr")
-    return d, tmp_path / "asr"
+    return d, train_tiny_asr(d, tmp_path, seed, "--model.conf.rnnt_weight", "0")
 
 
 def test_the_decoders_follow_the_model_branches():

@@ -14,7 +14,7 @@ import soundfile
 
 from speechser.metrics.decode_dir import write_ser_decode
 from speechser.pack.archive import META, PACK_VERSION, PackError, read_archive, write_archive
-from speechser.pack.frontend import FrontEnd, FrontEndError
+from speechser.features.front_end import FrontEnd, FrontEndError
 from speechser.pack.inputs import collect_inputs, plan_segments, write_input_dir
 from speechser.io.datadir import DataDirError, read_kv
 
@@ -278,7 +278,7 @@ def test_an_early_fusion_model_is_packed_with_both_front_ends(make_feats_dir, tm
 
     from speechser.features.extract import write_cmvn
     from speechser.io.datadir import read_kv
-    from speechser.pack.frontend import FrontEnd, extract_features
+    from speechser.pack.frontend import extract_features
     from speechser.pack.packed_ser import VECTOR_CMVN_FILE, VECTOR_FRONT_END_FILE, PackedSER
 
     torch.manual_seed(train_seed)
