@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,8 +23,10 @@ class FeatsTextDataset(Dataset):
 
     An utterance whose transcript encodes to no tokens is an error naming
     ``text`` and its line (an empty target cannot be trained on).  One whose
-    tokens are more than its frames after 4x subsampling allow (CTC would
-    have no valid alignment) is handled by ``unalignable``:
+    tokens outnumber its encoder frames, ``encoder_frames(n)`` for ``n`` input
+    frames (the model's subsampling, e.g.
+    :meth:`speechser.nets.conformer.ConformerEncoder.output_frames`; CTC and
+    RNN-T would have no valid alignment), is handled by ``unalignable``:
 
     - ``"skip"`` (training): left out, logged, and counted in ``self.skipped``;
     - ``"keep"`` (decoding and scoring): kept, so that every utterance of a
@@ -46,12 +48,14 @@ class FeatsTextDataset(Dataset):
         data_dir: Path | str,
         tokenizer: Tokenizer,
         cmvn: Optional[CMVN] = None,
-        subsampling: int = 4,
+        encoder_frames: Optional[Callable[[int], int]] = None,
         unalignable: str = "error",
         augment: Optional[WaveformAugmentor] = None,
     ) -> None:
         if unalignable not in ("skip", "keep", "error"):
             raise ValueError(f"unalignable must be skip, keep or error, not '{unalignable}'")
+        if encoder_frames is None and unalignable != "keep":
+            raise ValueError(f"unalignable='{unalignable}' needs encoder_frames (the model's frames for n input frames)")
         self.data_dir = Path(data_dir)
         scp = self.data_dir / "feats.scp"
         if not scp.is_file():
@@ -73,11 +77,12 @@ class FeatsTextDataset(Dataset):
             if not ids:
                 raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}' has an empty transcript")
             n = int(frames[key])
-            if unalignable != "keep" and len(ids) > max(0, ((n - 1) // 2 - 1) // 2) and subsampling == 4:
+            if encoder_frames is not None and unalignable != "keep" and len(ids) > encoder_frames(n):
                 if unalignable == "error":
                     raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}': {len(ids)} tokens "
-                                       f"for {n} frames")
-                logging.warning("skip %s: %d tokens do not fit %d frames after subsampling", key, len(ids), n)
+                                       f"for {n} frames ({encoder_frames(n)} after subsampling)")
+                logging.warning("skip %s: %d tokens do not fit %d frames (%d after subsampling)", key, len(ids), n,
+                                encoder_frames(n))
                 self.skipped.append(key)
                 continue
             self.keys.append(key)

@@ -4,9 +4,10 @@ Registry name ``bestrq_conformer``. Targets come from a random-projection
 quantizer that is never trained:
 
 1. the (CMVN-normalized) input features ``(B, T, D)`` are stacked by
-   ``stack_frames`` (4, matching the encoder's 4x subsampling) into
-   ``(B, T // 4, 4 D)``;
-2. a frozen random projection ``(4 D, codebook_dim)`` (Xavier-normal) maps each
+   ``s = stack_frames``, the encoder's subsampling factor (4 for ``conv2d4``,
+   8 for FastConformer's ``dw_striding8``), into ``(B, T // s, s D)``, one
+   target per encoder frame;
+2. a frozen random projection ``(s D, codebook_dim)`` (Xavier-normal) maps each
    stack to ``codebook_dim`` (16) dimensions, which are L2-normalized;
 3. the target is the index of the nearest entry of a frozen random codebook
    ``(codebook_size, codebook_dim)`` (8192 x 16, standard normal rows,
@@ -20,7 +21,7 @@ span of ``mask_span`` frames with probability ``mask_prob``; masked frames
 become ``N(0, mask_noise_std^2)``. A linear head over the encoder output
 predicts the target of each subsampled frame, and the loss is the
 cross-entropy over masked subsampled frames only (a subsampled frame ``j`` is
-masked when any of input frames ``4j .. 4j+3`` is). The valid metric ``acc``
+masked when any of input frames ``s j .. s j + s - 1`` is). The valid metric ``acc``
 is the masked-frame prediction accuracy.
 
 The pre-trained encoder initializes ASR training through the ASR config:
@@ -36,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechser.config import check_ranges
+from speechser.config import ConfigValueError, check_ranges
 from speechser.data.asr_dataset import ASRBatch
 from speechser.metrics.evaluator import Evaluator
 from speechser.models.abs_model import AbsModel
@@ -48,15 +49,22 @@ class BestRQConfig:
     encoder: ConformerConfig = field(default_factory=ConformerConfig)
     codebook_size: int = 8192
     codebook_dim: int = 16
-    stack_frames: int = 4
+    #: Input frames per target; 0 = the encoder's subsampling factor (any other value must equal it, or
+    #: the targets would not line up with the encoder frames).
+    stack_frames: int = 0
     mask_prob: float = 0.01
     mask_span: int = 40
     mask_noise_std: float = 0.1
     quantizer_seed: int = 1234
 
     def __post_init__(self) -> None:
-        check_ranges(self, codebook_size="[1, inf)", codebook_dim="[1, inf)", stack_frames="[1, inf)",
+        check_ranges(self, codebook_size="[1, inf)", codebook_dim="[1, inf)", stack_frames="[0, inf)",
                      mask_prob="[0, 1]", mask_span="[1, inf)", mask_noise_std="[0, inf)")
+        factor = self.encoder.subsampling_factor
+        if self.stack_frames not in (0, factor):
+            raise ConfigValueError("stack_frames", f"{self.stack_frames} does not match the encoder's "
+                                   f"{self.encoder.subsampling} subsampling ({factor} input frames per encoder "
+                                   f"frame); leave it 0 to follow the encoder")
 
 
 class RandomProjectionQuantizer(nn.Module):
@@ -121,21 +129,23 @@ class BestRQConformer(AbsModel):
     def __init__(self, conf: BestRQConfig, input_dim: int, vocab_size: int = 0) -> None:
         super().__init__()  # vocab_size: accepted so the ASR entry points can train it; unused
         self.conf = conf
-        self.quantizer = RandomProjectionQuantizer(input_dim, conf.stack_frames, conf.codebook_size,
-                                                   conf.codebook_dim, conf.quantizer_seed)
         self.encoder = ConformerEncoder(input_dim, conf.encoder)
+        factor = self.encoder.factor
+        self.stack = factor
+        self.quantizer = RandomProjectionQuantizer(input_dim, factor, conf.codebook_size,
+                                                   conf.codebook_dim, conf.quantizer_seed)
         self.head = nn.Linear(self.encoder.output_dim, conf.codebook_size)
 
     def forward(self, batch: ASRBatch) -> Dict[str, Any]:  # type: ignore[override]
         feats, lengths = batch.feats, batch.lengths
         B, T, _ = feats.shape
-        targets = self.quantizer(feats)  # (B, T // 4)
+        targets = self.quantizer(feats)  # (B, T // stack)
         mask = span_mask(lengths, T, self.conf.mask_prob, self.conf.mask_span)
         noise = torch.randn_like(feats) * self.conf.mask_noise_std
         masked_feats = torch.where(mask.unsqueeze(-1), noise, feats)
         enc, enc_lens = self.encoder(masked_feats, lengths)
         n = min(enc.shape[1], targets.shape[1])
-        s = self.conf.stack_frames
+        s = self.stack
         sub_mask = mask[:, : n * s].reshape(B, n, s).any(-1) & lengths_mask(enc_lens, enc.shape[1])[:, :n]
         logits = self.head(enc[:, :n]).float()
         sel_logits, sel_targets = logits[sub_mask], targets[:, :n][sub_mask]

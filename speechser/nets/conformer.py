@@ -1,9 +1,29 @@
-"""Conformer encoder: 4x convolutional subsampling and Conformer blocks with
+"""Conformer encoder: convolutional subsampling and Conformer blocks with
 relative-position multi-head self-attention (Gulati et al., 2020; relative
-positions as in Transformer-XL, Dai et al., 2019).
+positions as in Transformer-XL, Dai et al., 2019), with FastConformer's
+subsampling and attention options (Rekesh et al., "Fast Conformer with
+Linearly Scalable Attention for Efficient Speech Recognition", ASRU 2023).
 
 Shapes: features ``(B, T, D_in)`` and lengths ``(B,)`` -> ``(B, T', d_model)``
-and ``(B,)`` with ``T' = ((T - 1) // 2 - 1) // 2`` (two 3x3 stride-2 convolutions).
+and ``(B,)``. ``conformer.subsampling`` sets ``T'``:
+
+- ``conv2d4`` (the Conformer's): two full 3x3 stride-2 convolutions without
+  padding, ``T' = ((T - 1) // 2 - 1) // 2`` (10 ms -> 40 ms frames; at least
+  7 input frames);
+- ``dw_striding8`` (FastConformer's): three 3x3 stride-2 stages padded by 1,
+  the first a full convolution ``1 -> C``, the other two depthwise-separable
+  (a depthwise 3x3 stride-2 convolution, then a pointwise 1x1), ReLU after
+  each, ``C = 256`` channels; each stage maps ``n -> (n - 1) // 2 + 1``, so
+  ``T' = ceil(T / 8)`` (80 ms frames);
+- ``conv2d8``: the same three stages with full 3x3 convolutions, the
+  ablation that separates "8x" from "depthwise-separable".
+
+Every frame-rate-dependent setting follows the encoder instead of assuming
+4x: :meth:`ConformerEncoder.output_frames` is what the ASR datasets use to
+count an utterance whose tokens outnumber its encoder frames as
+unalignable, and BEST-RQ stacks ``factor`` input frames per target.
+SpecAugment masks input frames in proportion to each utterance's length,
+before subsampling, so it needs no change.
 """
 
 from __future__ import annotations
@@ -15,7 +35,10 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from speechser.config import check_ranges
+from speechser.config import check_choice, check_ranges
+
+#: ``conformer.subsampling`` -> (time reduction factor, published channel count: 0 = ``d_model``).
+SUBSAMPLING = {"conv2d4": (4, 0), "dw_striding8": (8, 256), "conv2d8": (8, 256)}
 
 
 @dataclass
@@ -27,12 +50,27 @@ class ConformerConfig:
     conv_kernel: int = 31
     dropout: float = 0.1
     attention_dropout: float = 0.1
-    subsampling_channels: int = 0  # 0 = d_model
+    #: ``conv2d4`` | ``dw_striding8`` | ``conv2d8`` (see the module docstring).
+    subsampling: str = "conv2d4"
+    #: Channels of the subsampling convolutions; 0 = the published count (``d_model`` for conv2d4,
+    #: 256 for the 8x kinds).
+    subsampling_channels: int = 0
+    #: Limited-context attention: each frame attends to the frames at most this many (subsampled)
+    #: frames away; 0 = full attention. FastConformer's long-audio setting is 128.
+    attention_context: int = 0
+    #: With limited context, the first this many frames of each utterance are global tokens: they
+    #: attend to every frame and every frame attends to them (FastConformer adds one).
+    global_tokens: int = 0
 
     def __post_init__(self) -> None:
         check_ranges(self, d_model="[1, inf)", num_layers="[0, inf)", num_heads="[1, inf)", ffn_dim="[1, inf)",
                      conv_kernel="[1, inf)", dropout="[0, 1)", attention_dropout="[0, 1)",
-                     subsampling_channels="[0, inf)")
+                     subsampling_channels="[0, inf)", attention_context="[0, inf)", global_tokens="[0, inf)")
+        check_choice(self, subsampling=tuple(SUBSAMPLING))
+
+    @property
+    def subsampling_factor(self) -> int:
+        return SUBSAMPLING[self.subsampling][0]
 
 
 def lengths_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
@@ -42,6 +80,9 @@ def lengths_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
 
 class Conv2dSubsampling4(nn.Module):
     """Two 3x3 stride-2 convolutions with ReLU, then a linear map to ``d_model``."""
+
+    factor = 4
+    min_frames = 7
 
     def __init__(self, input_dim: int, d_model: int, channels: int = 0) -> None:
         super().__init__()
@@ -59,6 +100,61 @@ class Conv2dSubsampling4(nn.Module):
         B, C, T, F = x.shape
         x = self.out(x.transpose(1, 2).reshape(B, T, C * F))
         return x, self.output_lengths(lengths).clamp(min=0)
+
+
+class StridingSubsampling8(nn.Module):
+    """8x subsampling in three 3x3 stride-2 stages padded by 1, ReLU after each; the first stage a full
+    convolution ``1 -> C``, the other two depthwise-separable (``depthwise=True``, FastConformer's
+    ``dw_striding``) or full (the ``conv2d8`` ablation); then a linear map ``C * F' -> d_model``.
+
+    ``(B, T, D_in)`` -> ``(B, ceil(T / 8), d_model)``. Frames past each utterance's length are zeroed
+    before every stage, so that an utterance's output does not depend on the padding of its batch
+    (a padded 3x3 window at an odd length's last frame would otherwise see the previous stage's
+    output on padding, ``ReLU(bias)``, instead of zeros).
+    """
+
+    factor = 8
+    min_frames = 1
+    stages = 3
+
+    def __init__(self, input_dim: int, d_model: int, channels: int = 256, depthwise: bool = True) -> None:
+        super().__init__()
+        c = channels
+        layers = [nn.Conv2d(1, c, 3, 2, 1)]
+        for _ in range(self.stages - 1):
+            layers.append(nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, groups=c), nn.Conv2d(c, c, 1)) if depthwise
+                          else nn.Conv2d(c, c, 3, 2, 1))
+        self.convs = nn.ModuleList(layers)
+        freq = input_dim
+        for _ in range(self.stages):
+            freq = (freq - 1) // 2 + 1
+        self.out = nn.Linear(c * freq, d_model)
+
+    @classmethod
+    def output_lengths(cls, lengths: torch.Tensor) -> torch.Tensor:
+        for _ in range(cls.stages):
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+        return lengths
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = x.unsqueeze(1)  # (B, 1, T, F)
+        lens = lengths
+        for conv in self.convs:
+            x = x * lengths_mask(lens, x.shape[2])[:, None, :, None].to(x.dtype)
+            x = torch.relu(conv(x))
+            lens = torch.div(lens - 1, 2, rounding_mode="floor") + 1
+        B, C, T, F = x.shape
+        x = self.out(x.transpose(1, 2).reshape(B, T, C * F))
+        return x, lens.clamp(min=0)
+
+
+def make_subsampling(input_dim: int, conf: ConformerConfig) -> nn.Module:
+    """The subsampling module ``conf.subsampling`` names, with ``conf.subsampling_channels`` (or the
+    published channel count)."""
+    channels = conf.subsampling_channels or SUBSAMPLING[conf.subsampling][1] or conf.d_model
+    if conf.subsampling == "conv2d4":
+        return Conv2dSubsampling4(input_dim, conf.d_model, channels)
+    return StridingSubsampling8(input_dim, conf.d_model, channels, depthwise=conf.subsampling == "dw_striding8")
 
 
 def relative_sinusoids(T: int, d_model: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -101,12 +197,16 @@ class RelPositionSelfAttention(nn.Module):
         bd = torch.gather(bd_full, 3, idx.expand(B, self.h, T, T))
         return (ac + bd) / math.sqrt(self.dk)
 
-    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``x (B, T, D)``, ``pos_emb (2T-1, D)``, ``mask (B, T)`` -> ``(B, T, D)``."""
+    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor,
+                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``x (B, T, D)``, ``pos_emb (2T-1, D)``, ``mask (B, T)`` -> ``(B, T, D)``; ``context_mask (T, T)``
+        (True where frame ``i`` may attend to frame ``j``) limits the context."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.h, self.dk).unbind(2)  # each (B, T, H, dk)
         scores = self.scores(q, k, pos_emb)
         key_mask = mask[:, None, None, :]
+        if context_mask is not None:
+            key_mask = key_mask & context_mask[None, None]
         scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
         attn = torch.softmax(scores, dim=-1).masked_fill(~key_mask, 0.0)
         ctx = torch.einsum("bhij,bjhd->bihd", self.dropout(attn), v).reshape(B, T, self.h * self.dk)
@@ -160,12 +260,30 @@ class ConformerBlock(nn.Module):
         self.norm_out = nn.LayerNorm(d)
         self.dropout = nn.Dropout(conf.dropout)
 
-    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, mask: torch.Tensor,
+                context_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = x + 0.5 * self.ff1(x)
-        x = x + self.dropout(self.att(self.norm_att(x), pos_emb, mask))
+        x = x + self.dropout(self.att(self.norm_att(x), pos_emb, mask, context_mask))
         x = x + self.conv(self.norm_conv(x), mask)
         x = x + 0.5 * self.ff2(x)
         return self.norm_out(x)
+
+
+def limited_context_mask(T: int, context: int, global_tokens: int, device: torch.device) -> Optional[torch.Tensor]:
+    """``(T, T)`` bool, True where frame ``i`` may attend to frame ``j``: ``|i - j| <= context``, or either
+    of them among the first ``global_tokens`` frames. ``None`` when ``context`` is 0 (full attention).
+
+    This is FastConformer's attention pattern for long audio (limited context with a global token, as in
+    Longformer), applied as a mask on the full score matrix: it gives the pattern, not the linear memory of
+    a banded kernel."""
+    if context <= 0:
+        return None
+    i = torch.arange(T, device=device)
+    allowed = (i[:, None] - i[None, :]).abs() <= context
+    if global_tokens > 0:
+        g = i < global_tokens
+        allowed = allowed | g[:, None] | g[None, :]
+    return allowed
 
 
 class ConformerEncoder(nn.Module):
@@ -174,20 +292,25 @@ class ConformerEncoder(nn.Module):
     def __init__(self, input_dim: int, conf: ConformerConfig) -> None:
         super().__init__()
         self.conf = conf
-        self.subsampling = Conv2dSubsampling4(input_dim, conf.d_model, conf.subsampling_channels)
+        self.subsampling = make_subsampling(input_dim, conf)
+        self.factor: int = self.subsampling.factor
         self.dropout = nn.Dropout(conf.dropout)
         self.layers = nn.ModuleList(ConformerBlock(conf) for _ in range(conf.num_layers))
         self.output_dim = conf.d_model
 
+    def output_frames(self, num_frames: int) -> int:
+        """The number of encoder frames for an input of ``num_frames`` frames (0 when it is too short)."""
+        return max(0, int(self.subsampling.output_lengths(torch.tensor([num_frames]))[0]))
+
     def forward(
         self, feats: torch.Tensor, lengths: torch.Tensor, num_layers: Optional[int] = None
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        if feats.shape[1] < 7:
-            raise ValueError(f"an input of {feats.shape[1]} frames is too short for 4x subsampling (needs at least 7)")
+        need = self.subsampling.min_frames
+        if feats.shape[1] < need or (lengths < need).any():
+            bad = min(feats.shape[1], int(lengths.min()))
+            raise ValueError(f"an input of {bad} frames is too short for {self.conf.subsampling} subsampling "
+                             f"(needs at least {need})")
         x, out_lens = self.subsampling(feats, lengths)
-        if (out_lens <= 0).any():
-            bad = int(lengths[out_lens <= 0].min())
-            raise ValueError(f"an input of {bad} frames is too short for 4x subsampling (needs at least 7)")
         return self.forward_blocks(self.dropout(x * math.sqrt(self.conf.d_model)), out_lens, num_layers), out_lens
 
     def forward_blocks(self, x: torch.Tensor, lengths: torch.Tensor, num_layers: Optional[int] = None) -> torch.Tensor:
@@ -195,6 +318,7 @@ class ConformerEncoder(nn.Module):
         T = x.shape[1]
         mask = lengths_mask(lengths, T)
         pos = relative_sinusoids(T, self.conf.d_model, x.device, x.dtype)
+        context = limited_context_mask(T, self.conf.attention_context, self.conf.global_tokens, x.device)
         for layer in self.layers[: num_layers if num_layers is not None else len(self.layers)]:
-            x = layer(x, pos, mask)
+            x = layer(x, pos, mask, context)
         return x * mask.unsqueeze(-1).to(x.dtype)

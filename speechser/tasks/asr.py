@@ -139,10 +139,14 @@ def _text_settings(token_file: str) -> Dict[str, bool]:
 
 
 def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer, unalignable: str,
-             augment: Optional[WaveformAugmentor] = None) -> FeatsTextDataset:
-    """``unalignable``: ``skip`` for training (counted, logged), ``keep`` for decoding (every utterance scored).
-    ``augment``: the training set's on-the-fly augmentation (never given for validation or decoding)."""
-    return FeatsTextDataset(data_dir, tok, conf.cmvn_for(data_dir), unalignable=unalignable, augment=augment)
+             augment: Optional[WaveformAugmentor] = None, model: Optional[torch.nn.Module] = None
+             ) -> FeatsTextDataset:
+    """``unalignable``: ``skip`` for training (counted, logged; ``model``'s encoder says how many frames an
+    utterance keeps after subsampling), ``keep`` for decoding (every utterance scored). ``augment``: the
+    training set's on-the-fly augmentation (never given for validation or decoding)."""
+    frames = model.encoder.output_frames if model is not None else None
+    return FeatsTextDataset(data_dir, tok, conf.cmvn_for(data_dir), encoder_frames=frames, unalignable=unalignable,
+                            augment=augment)
 
 
 def train_asr(conf: ASRTrainConfig, exp_dir: Path | str, stop_after_epoch: Optional[int] = None) -> Dict[str, Any]:
@@ -168,11 +172,11 @@ def _train_asr(conf: ASRTrainConfig, exp: Experiment, tok: Tokenizer, stop_after
     _copy_tokenizer(conf.data, exp)
     # data.augment: augmented fbank computed on the fly for the training set; valid stays precomputed.
     augment = WaveformAugmentor(conf.data.augment, seed=conf.seed) if conf.data.augment.enabled else None
-    train_ds = _dataset(conf.data, conf.data.train_dir, tok, "skip", augment)
-    valid_ds = _dataset(conf.data, conf.data.valid_dir, tok, "skip")
-    check_input_dim(conf.model.input_dim, train_ds[0]["feats"], conf.data.train_dir)
     model = build_model(conf.model.name, conf.model.conf, input_dim=conf.model.input_dim,
                         vocab_size=conf.model.vocab_size)
+    train_ds = _dataset(conf.data, conf.data.train_dir, tok, "skip", augment, model)
+    valid_ds = _dataset(conf.data, conf.data.valid_dir, tok, "skip", model=model)
+    check_input_dim(conf.model.input_dim, train_ds[0]["feats"], conf.data.train_dir)
     return train_model(conf, exp, model, train_ds, valid_ds, collate_asr, stop_after_epoch)
 
 

@@ -274,9 +274,9 @@ def test_asr_on_the_fly_features_match_the_offline_ones_and_augmentation_changes
 
     tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(["hello 0", "hello 1"]))
     cmvn = read_cmvn(feats_dir, "speaker", None)
-    offline = FeatsTextDataset(feats_dir, tok, cmvn, unalignable="skip")
-    off = FeatsTextDataset(feats_dir, tok, cmvn, unalignable="skip", augment=WaveformAugmentor(AugmentConfig()))
-    on = FeatsTextDataset(feats_dir, tok, cmvn, unalignable="skip",
+    offline = FeatsTextDataset(feats_dir, tok, cmvn, unalignable="keep")
+    off = FeatsTextDataset(feats_dir, tok, cmvn, unalignable="keep", augment=WaveformAugmentor(AugmentConfig()))
+    on = FeatsTextDataset(feats_dir, tok, cmvn, unalignable="keep",
                           augment=augmentor(pitch={"prob": 1.0, "semitones": [2.0, 3.0]}))
     assert offline.augmented is None and off.augmented is not None
     assert on.lengths == offline.lengths and on.keys == offline.keys  # bucketing from utt2num_frames

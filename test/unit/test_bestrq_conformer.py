@@ -56,3 +56,37 @@ def test_init_param_prefixes_and_errors(tmp_path: Path):
         load_init_params(dst, [f"{tmp_path / 'a.pt'}:1.:enc."])
     with pytest.raises(FileNotFoundError):
         load_init_params(dst, [f"{tmp_path / 'nope.pt'}"])
+
+
+@pytest.mark.parametrize("subsampling, factor, masked_per_utt", [("conv2d4", 4, 3), ("dw_striding8", 8, 2)])
+def test_targets_follow_the_encoder_frame_rate(monkeypatch, subsampling, factor, masked_per_utt):
+    """One target per ``factor`` input frames, and a subsampled frame counts as masked when its block of
+    ``factor`` input frames holds a masked one: frames 16-23 and 50 masked are blocks 4, 5 and 12 at 4x,
+    blocks 2 and 6 at 8x."""
+    from speechser.config import ConfigError
+    from speechser.data.asr_dataset import ASRBatch
+    import speechser.models.bestrq_conformer as bestrq
+    from speechser.models.registry import build_model
+
+    enc = {"d_model": 16, "num_layers": 1, "num_heads": 2, "ffn_dim": 16, "conv_kernel": 3,
+           "subsampling": subsampling, "subsampling_channels": 8}
+    model = build_model("bestrq_conformer", {"encoder": enc, "codebook_size": 32}, input_dim=20)
+    assert model.stack == model.quantizer.stack == factor
+    feats = torch.randn(2, 96, 20)
+    targets = model.quantizer(feats)
+    assert targets.shape == (2, 96 // factor)
+    z = torch.nn.functional.normalize(feats.reshape(2, 96 // factor, 20 * factor) @ model.quantizer.projection, dim=-1)
+    assert torch.equal((z @ model.quantizer.codebook.T).argmax(-1), targets)  # block j = input frames fj .. fj+f-1
+
+    def fixed_mask(lengths, T, prob, span, generator=None):
+        m = torch.zeros(len(lengths), T, dtype=torch.bool)
+        m[:, 16:24] = True
+        m[:, 50] = True
+        return m
+
+    monkeypatch.setattr(bestrq, "span_mask", fixed_mask)
+    batch = ASRBatch(["a", "b"], feats, torch.tensor([96, 96]), torch.zeros(2, 1, dtype=torch.long),
+                     torch.ones(2, dtype=torch.long), ["", ""])
+    assert model(batch)["masked"] == 2 * masked_per_utt
+    with pytest.raises(ConfigError, match="stack_frames"):
+        build_model("bestrq_conformer", {"encoder": enc, "stack_frames": 12 - factor}, input_dim=20)

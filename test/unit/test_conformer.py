@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from speechser.nets.conformer import ConformerConfig, ConformerEncoder, RelPositionSelfAttention, relative_sinusoids
@@ -41,7 +42,7 @@ def test_too_short_input_is_an_error():
     try:
         enc(torch.randn(1, 5, 40), torch.tensor([5]))
     except ValueError as err:
-        assert "too short for 4x subsampling" in str(err)
+        assert "too short for conv2d4 subsampling" in str(err)
     else:
         raise AssertionError("expected a ValueError")
 
@@ -50,3 +51,59 @@ def test_paper_configuration_parameter_count():
     enc = ConformerEncoder(80, ConformerConfig(d_model=512, num_layers=12, num_heads=8, ffn_dim=2048))
     n = sum(p.numel() for p in enc.parameters())
     assert 70e6 < n < 90e6, n
+
+
+@pytest.mark.parametrize("subsampling, frames", [("conv2d4", [13, 24, 11]), ("dw_striding8", [8, 13, 7]),
+                                                  ("conv2d8", [8, 13, 7])])
+def test_every_subsampling_is_padding_invariant(subsampling, frames):
+    """Odd and even lengths (57, 100, 49) padded to 100 give what each gives alone; the 8x kinds map
+    ``n -> ceil(n / 8)`` and leave zeros past each length. The padding holds noise, not zeros, so a
+    subsampling stage that read past an utterance's end would show."""
+    torch.manual_seed(0)
+    enc = small(subsampling=subsampling, subsampling_channels=16).eval()
+    lengths = [57, 100, 49]
+    batch = torch.randn(3, 100, 40)
+    out, lens = enc(batch, torch.tensor(lengths))
+    assert lens.tolist() == frames == [enc.output_frames(n) for n in lengths]
+    assert out.shape == (3, max(frames), 32) and enc.factor == (4 if subsampling == "conv2d4" else 8)
+    for b, (n, f) in enumerate(zip(lengths, frames)):
+        alone, _ = enc(batch[b: b + 1, :n], torch.tensor([n]))
+        assert torch.allclose(out[b, :f], alone[0], atol=1e-4), (subsampling, n)
+        assert (out[b, f:] == 0).all()
+
+
+def test_dw_striding8_is_depthwise_separable_with_the_published_channels():
+    enc = ConformerEncoder(80, ConformerConfig(d_model=144, num_layers=0, subsampling="dw_striding8"))
+    first, second, third = enc.subsampling.convs
+    assert first.out_channels == 256 and first.stride == (2, 2) and first.groups == 1
+    for stage in (second, third):
+        depthwise, pointwise = stage
+        assert depthwise.groups == 256 and depthwise.kernel_size == (3, 3) and pointwise.kernel_size == (1, 1)
+    assert enc.subsampling.out.in_features == 256 * 10  # 80 bins -> 40 -> 20 -> 10
+    assert enc.output_frames(1) == 1 and enc.output_frames(0) == 0
+
+
+def test_limited_context_attention_with_a_global_token():
+    """One block, pointwise convolution only: frame 20's output ignores a frame 10 away under a context
+    of 4, sees it under full attention, and sees frame 0 when frame 0 is a global token."""
+    torch.manual_seed(0)
+
+    def one_block(**kw):
+        torch.manual_seed(0)
+        return ConformerEncoder(40, ConformerConfig(d_model=32, num_layers=1, num_heads=4, ffn_dim=64, conv_kernel=1,
+                                                    dropout=0.0, attention_dropout=0.0, **kw)).eval()
+
+    x = torch.randn(1, 30, 32)
+    lens = torch.tensor([30])
+
+    def moved(enc, j):
+        y = x.clone()
+        y[0, j] = torch.randn(32) * 3  # not a constant shift, which the layer norms would remove
+        return not torch.allclose(enc.forward_blocks(x, lens)[0, 20], enc.forward_blocks(y, lens)[0, 20], atol=1e-6)
+
+    full, local, with_global = one_block(), one_block(attention_context=4), one_block(attention_context=4,
+                                                                                       global_tokens=1)
+    assert moved(full, 10) and moved(full, 0)
+    assert moved(local, 17) and not moved(local, 10) and not moved(local, 0)
+    assert moved(with_global, 0) and not moved(with_global, 10)
+    assert torch.allclose(full.forward_blocks(x, lens), one_block(attention_context=30).forward_blocks(x, lens))

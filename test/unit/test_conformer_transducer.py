@@ -24,9 +24,12 @@ def test_ctc_greedy_collapses_and_scores():
     assert ctc_greedy_search(empty.log(), torch.tensor([4]))[0].confidence == 0.0
 
 
-def small_asr(rnnt_weight: float, vocab: int):
-    conf = {"encoder": {"d_model": 32, "num_layers": 2, "num_heads": 4, "ffn_dim": 64, "conv_kernel": 7,
-                        "dropout": 0.0, "attention_dropout": 0.0},
+def small_asr(rnnt_weight: float, vocab: int, subsampling: str = "conv2d4"):
+    """A tiny Conformer (``conv2d4``) or FastConformer (``dw_striding8``: 8x, kernel 9 as published)."""
+    fast = subsampling != "conv2d4"
+    conf = {"encoder": {"d_model": 32, "num_layers": 2, "num_heads": 4, "ffn_dim": 64, "conv_kernel": 9 if fast else 7,
+                        "dropout": 0.0, "attention_dropout": 0.0, "subsampling": subsampling,
+                        "subsampling_channels": 32 if fast else 0},
             "pred_embed_dim": 16, "pred_hidden": 32, "joint_dim": 32, "rnnt_weight": rnnt_weight,
             "use_specaug": False, "dropout": 0.0}
     return build_model("conformer_transducer", conf, input_dim=40, vocab_size=vocab)
@@ -38,7 +41,7 @@ def test_loss_finite_and_decreasing_on_a_real_batch(make_feats_dir, rnnt_weight,
     does, with a cap of 200 steps (seeds 0-5 need 6-25), not for a fixed number of steps."""
     d = make_feats_dir(n_utt=3, seconds=1.0)
     tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(["hello 0", "hello 1", "hello 2"]))
-    ds = FeatsTextDataset(d, tok)
+    ds = FeatsTextDataset(d, tok, unalignable="keep")
     batch = collate_asr([ds[i] for i in range(len(ds))])
     assert batch.targets.shape == (6, 7) and batch.target_lengths.tolist() == [7] * 6
     torch.manual_seed(train_seed)
@@ -127,7 +130,8 @@ def train_until(model, batch, target: float, max_steps: int, lr: float = 3e-3) -
                 f"after {max_steps} steps; target {target}")
 
 
-def test_decoders_recover_the_targets_of_an_overfit_batch(make_feats_dir, train_seed):
+@pytest.mark.parametrize("subsampling", ["conv2d4", "dw_striding8"])
+def test_decoders_recover_the_targets_of_an_overfit_batch(make_feats_dir, train_seed, subsampling):
     """Trained until the batch's mean -log P(transcript | audio) is below 0.05 under both CTC and
     RNN-T, so each transcript holds over exp(-0.15) = 86 % of its probability mass: the beam
     searches, which look for the most probable label sequence, must return the transcripts.
@@ -144,9 +148,9 @@ def test_decoders_recover_the_targets_of_an_overfit_batch(make_feats_dir, train_
     texts = ["go", "no", "yes"]
     (d / "text").write_text("".join(f"spkA-u{i} {t}\n" for i, t in enumerate(texts)))
     tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(texts))
-    batch = collate_asr([FeatsTextDataset(d, tok)[i] for i in range(3)])
+    batch = collate_asr([FeatsTextDataset(d, tok, unalignable="keep")[i] for i in range(3)])
     torch.manual_seed(train_seed)
-    model = small_asr(0.5, tok.vocab_size)
+    model = small_asr(0.5, tok.vocab_size, subsampling)
     train_until(model, batch, target=0.05, max_steps=1500)
     model.eval()
     with torch.no_grad():
