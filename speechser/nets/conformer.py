@@ -136,12 +136,26 @@ class StridingSubsampling8(nn.Module):
             lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
         return lengths
 
+    @staticmethod
+    def _depthwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        """The depthwise convolution; in fp32 on a CPU under autocast, where PyTorch's bf16 depthwise
+        kernel is about 3x slower than its fp32 one (measured with torch 2.9 on 2 cores; GPUs keep bf16)."""
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return conv(x.float())
+        return conv(x)
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = x.unsqueeze(1)  # (B, 1, T, F)
         lens = lengths
         for conv in self.convs:
-            x = x * lengths_mask(lens, x.shape[2])[:, None, :, None].to(x.dtype)
-            x = torch.relu(conv(x))
+            if bool((lens < x.shape[2]).any()):  # a padded batch (a full one needs no mask: saves a pass)
+                x = x * lengths_mask(lens, x.shape[2])[:, None, :, None].to(x.dtype)
+            if isinstance(conv, nn.Sequential):  # depthwise, then pointwise
+                x = conv[1](self._depthwise(conv[0], x))
+            else:
+                x = conv(x)
+            x = torch.relu(x)
             lens = torch.div(lens - 1, 2, rounding_mode="floor") + 1
         B, C, T, F = x.shape
         x = self.out(x.transpose(1, 2).reshape(B, T, C * F))

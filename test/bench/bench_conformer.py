@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
-"""Conformer encoder training step against its peers, side by side in one run.
+"""Conformer and FastConformer encoders against their peers, side by side in one run.
 
-The step is forward + backward + SGD of a whole encoder (conv2d 4x subsampling and the blocks) on a batch of
-``--batch`` x ``--seconds`` s of 80-dim features (random values: the time does not depend on them), dropout on:
+Encoders at equal ``d_model`` and layers, on a batch of ``--batch`` x ``--seconds`` s of 80-dim features (random
+values: the time does not depend on them):
 
-* ``speechser``: ``speechser.nets.conformer.ConformerEncoder`` (relative-position attention, the fused path);
-* ``torchaudio``: speechser's own subsampling then ``torchaudio.models.Conformer`` (absolute-position
-  attention) at the same dimensions;
-* ``ESPnet``: ``espnet2.asr.encoder.conformer_encoder.ConformerEncoder`` (relative positions, conv2d
-  subsampling) where ESPnet is installed (an optional extra: ``pip install --no-deps espnet``).
+* ``speechser Conformer``: ``speechser.nets.conformer.ConformerEncoder`` with ``subsampling: conv2d4`` (two full
+  3x3 stride-2 convolutions) and the Conformer's kernel;
+* ``speechser FastConformer``: the same class with ``subsampling: dw_striding8`` (FastConformer's 8x
+  depthwise-separable subsampling, 256 channels) and its depthwise kernel 9;
+* ``speechser conv2d8 (ablation)``: 8x with full convolutions, kernel 9: what "8x" gives without
+  "depthwise-separable";
+* ``torchaudio.models.Conformer``: speechser's conv2d4 subsampling then torchaudio's blocks (absolute-position
+  attention);
+* ``ESPnet ConformerEncoder``: ``espnet2.asr.encoder.conformer_encoder.ConformerEncoder`` (relative positions,
+  conv2d subsampling) where ESPnet is installed (``make bench-extras``).
 
-Reported: audio seconds per second of training (median of ``--steps`` timed steps after ``--warmup``), the
-ratios, the share of the conv2d subsampling (the same in every encoder) and the blocks alone side by side;
-and the variants of the attention and convolution modules tried while optimizing the encoder, with their measured effect
-(``VARIANTS_TRIED``: measured with throw-away A/B scripts on the same machine, not re-run here).
-``--paper`` uses the paper's size (12 x 512, 8 heads, FFN 2048) with bf16 autocast.
+Measured for each: the training step (forward + backward + SGD, dropout on) and inference (forward, eval mode, no
+gradients), each in fp32 and under bf16 autocast; audio seconds per second, the median of ``--steps`` timed
+steps after ``--warmup``. For speechser's encoders also the subsampling's share of the training step. The
+variants of the attention and convolution modules tried while optimizing the Conformer, with their measured
+effect (``VARIANTS_TRIED``: throw-away A/B scripts on the same machine, not re-run here), are listed.
+``--paper`` uses the Conformer paper's size (12 x 512, 8 heads, FFN 2048, kernel 31); ``--compile`` adds
+speechser's encoders through ``torch.compile`` (minutes of compilation on a CPU).
 
 Usage: ``python test/bench/bench_conformer.py [--paper] [--threads 2]`` (writes ``test/bench/RESULTS_conformer.md``,
 or ``RESULTS_conformer_paper.md`` with ``--paper``; and ``test/bench/figures/conformer.json``, or
@@ -30,6 +37,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from dataclasses import replace
 from typing import Callable, Dict, List, Tuple
 
 import torch
@@ -97,34 +105,62 @@ def espnet_encoder(conf: ConformerConfig):
 
 
 def time_steps(model: nn.Module, run: Callable, x: torch.Tensor, n: torch.Tensor, warmup: int, steps: int,
-               autocast: bool) -> float:
-    """Median seconds of one SGD training step."""
+               autocast: bool, train: bool = True) -> float:
+    """Median seconds of one SGD training step (``train``), or of one inference forward pass."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
-    model.train()
+    model.train(train)
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
     times: List[float] = []
     for s in range(warmup + steps):
         t = time.perf_counter()
-        with ctx():
-            loss = run(model, x, n).float().pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        if train:
+            with ctx():
+                loss = run(model, x, n).float().pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        else:
+            with torch.no_grad(), ctx():
+                run(model, x, n)
         if s >= warmup:
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 
+#: (training?, bf16 autocast?) -> the column's name.
+MODES = {(True, False): "training fp32", (True, True): "training bf16", (False, False): "inference fp32",
+         (False, True): "inference bf16"}
+FAST = "speechser FastConformer"
+ESP = "ESPnet ConformerEncoder"
+TA = "torchaudio.models.Conformer"
+
+
+def encoders(conf: ConformerConfig) -> List[Tuple[str, nn.Module, Callable]]:
+    """(name, module, how to run it on ``(x, n)``) of every encoder compared."""
+    ours = lambda m, x, n: m(x, n)[0]  # noqa: E731
+    fast = replace(conf, subsampling="dw_striding8", conv_kernel=9)
+    out: List[Tuple[str, nn.Module, Callable]] = [
+        ("speechser Conformer", ConformerEncoder(80, conf), ours),
+        (FAST, ConformerEncoder(80, fast), ours),
+        ("speechser conv2d8 (ablation)", ConformerEncoder(80, replace(fast, subsampling="conv2d8")), ours),
+        (TA, TorchaudioEncoder(conf), lambda m, x, n: m(x, n)),
+    ]
+    esp = espnet_encoder(conf)
+    if esp is not None:
+        out.append((ESP, esp, lambda m, x, n: m(x, n)))
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--paper", action="store_true", help="12 x 512, 8 heads, FFN 2048, bf16 autocast")
+    p.add_argument("--paper", action="store_true", help="12 x 512, 8 heads, FFN 2048, kernel 31")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
-    p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows (they add a few "
-                   "minutes of compilation on a CPU)")
+    p.add_argument("--compile", action="store_true", help="add speechser's encoders through torch.compile "
+                   "(training fp32; minutes of compilation on a CPU, left out of the figures)")
     p.add_argument("--out", help="the markdown (default test/bench/RESULTS_conformer.md, or "
                    "RESULTS_conformer_paper.md with --paper)")
     p.add_argument("--figures-dir", default=str(FIGURES_DIR))
@@ -137,92 +173,77 @@ def main() -> int:
     torch.manual_seed(0)
     T = int(a.seconds * 100)
     x, n = torch.randn(a.batch, T, 80), torch.full((a.batch,), T)
-    ours = ConformerEncoder(80, conf)
-    models: List[Tuple[str, nn.Module, Callable]] = [
-        ("speechser", ours, lambda m, x, n: m(x, n)[0]),
-        ("torchaudio.models.Conformer", TorchaudioEncoder(conf), lambda m, x, n: m(x, n)),
-    ]
-    esp = espnet_encoder(conf)
-    if esp is not None:
-        models.append(("ESPnet ConformerEncoder", esp, lambda m, x, n: m(x, n)))
-    speed: Dict[str, float] = {}
-    for name, model, run in models:
-        sec = time_steps(model, run, x, n, a.warmup, a.steps, a.paper)
-        speed[name] = a.batch * a.seconds / sec
-        print(f"{name}: {speed[name]:.1f} audio-s/s", flush=True)
+    audio = a.batch * a.seconds
+    models = encoders(conf)
+    names = [m[0] for m in models]
+    speed: Dict[str, Dict[str, float]] = {mode: {} for mode in MODES.values()}
+    for (train, bf16), mode in MODES.items():
+        for name, model, run in models:
+            speed[mode][name] = audio / time_steps(model, run, x, n, a.warmup, a.steps, bf16, train)
+            print(f"{mode} {name}: {speed[mode][name]:.1f} audio-s/s", flush=True)
+    share: Dict[str, float] = {}
+    for name, model, _ in models[:3]:  # speechser's: the subsampling alone, training fp32
+        sub_s = time_steps(model.subsampling, lambda m, x, n: m(x, n)[0], x, n, a.warmup, a.steps, False)
+        share[name] = sub_s / (audio / speed["training fp32"][name])
     compiled: Dict[str, float] = {}
-    if not a.no_compile:  # trainer.compile: the same models through torch.compile (compiled in the warm-up steps)
+    if a.compile:
         for name, model, run in models[:2]:
-            c = torch.compile(model)
-            compiled[name] = a.batch * a.seconds / time_steps(c, run, x, n, a.warmup + 1, a.steps, a.paper)
+            compiled[name] = audio / time_steps(torch.compile(model), run, x, n, a.warmup + 1, a.steps, False)
             print(f"{name} + torch.compile: {compiled[name]:.1f} audio-s/s", flush=True)
-    base = speed["speechser"]
-    rows = [f"| {name} | {v:.1f} | {base / v:.2f} |" for name, v in speed.items()]
-    rows += [f"| {name} + torch.compile | {v:.1f} | {base / v:.2f} |" for name, v in compiled.items()]
-    if compiled:
-        c_base = compiled["speechser"]
-        against = [f"eager {k} {c_base / v:.2f}x" for k, v in speed.items()]
-        against += [f"compiled {k} {c_base / v:.2f}x" for k, v in compiled.items() if k != "speechser"]
-        rows.append(f"| speechser + torch.compile against: {'; '.join(against)} | | |")
-    # where the time goes: the subsampling (the same convolutions in every encoder above) and the blocks alone
-    # on one subsampled batch, speechser's and torchaudio's blocks side by side
-    sub = ours.subsampling
-    sub_s = time_steps(sub, lambda m, x, n: m(x, n)[0], x, n, a.warmup, a.steps, a.paper)
-    with torch.no_grad():
-        y, lens = sub(x, n)
-    ta_blocks = models[1][1].blocks
-    blocks: Dict[str, float] = {}
-    for name, model, run in (("speechser blocks", ours, lambda m, y, n: m.forward_blocks(y, n)),
-                             ("torchaudio blocks", ta_blocks, lambda m, y, n: m(y, n)[0])):
-        blocks[name] = a.batch * a.seconds / time_steps(model, run, y, lens, a.warmup, a.steps, a.paper)
-    block_rows = [f"| {name} | {v:.1f} | {blocks['speechser blocks'] / v:.2f} |" for name, v in blocks.items()]
-    share = sub_s / (a.batch * a.seconds / base)
+    rows = [f"| {name} | " + " | ".join(f"{speed[m][name]:.1f}" for m in MODES.values()) +
+            f" | {100 * share[name]:.0f} % |" if name in share else
+            f"| {name} | " + " | ".join(f"{speed[m][name]:.1f}" for m in MODES.values()) + " | |" for name in names]
+    ratio_rows = [f"| {FAST} / {name} | " + " | ".join(f"{speed[m][FAST] / speed[m][name]:.2f}x"
+                                                        for m in MODES.values()) + " |"
+                  for name in names if name != FAST]
     cmd = ("python test/bench/bench_conformer.py" + (" --paper" if a.paper else "") + f" --threads {a.threads} "
-           f"--steps {a.steps} --warmup {a.warmup}" + (" --no-compile" if a.no_compile else ""))
+           f"--steps {a.steps} --warmup {a.warmup}" + (" --compile" if a.compile else ""))
     environment = f"{environment_line()}, {a.threads} thread(s)"
-    lines = ["# Benchmark: Conformer encoder training step" + (" (paper size, bf16 autocast)" if a.paper else ""), "",
+    title = "# Benchmark: Conformer and FastConformer encoders" + (" (paper size)" if a.paper else "")
+    lines = [title, "",
              f"- date: {datetime.date.today().isoformat()}", f"- machine: {environment}",
              f"- command: `{cmd}`",
-             f"- encoder: d {conf.d_model}, {conf.num_heads} heads, FFN {conf.ffn_dim}, {conf.num_layers} blocks, "
-             f"kernel {conf.conv_kernel}, conv2d 4x subsampling; batch {a.batch} x {a.seconds:g} s of 80-dim "
-             f"features; forward + backward + SGD, dropout on; median of {a.steps} steps after {a.warmup} "
-             "warm-up steps" + ("; bf16 autocast" if a.paper else "; fp32"),
-             "- ESPnet: " + ("installed, measured" if esp is not None else "not installed here (the optional extra "
-                             "`pip install --no-deps espnet` adds its row)"), "",
-             "| encoder | audio s / s | speechser (eager) / this |", "| --- | --- | --- |", *rows, "",
-             *(["torch.compile (`trainer.compile true`) gives the same outputs and gradients as the eager "
-                "encoder (`test/unit/test_compile.py`, within 1e-5); its compilation (minutes on a CPU, in the "
-                "warm-up steps here) is not in the figures."] if compiled else []), "",
-             f"The conv2d subsampling alone (forward + backward) takes {sub_s:.2f} s, {100 * share:.0f} % of "
-             "speechser's step; it is the same two convolutions in every row (torchaudio's row runs speechser's, "
-             "ESPnet's `Conv2dSubsampling` is the same architecture), so it dilutes every ratio. The blocks alone "
-             f"(the subsampled batch, {int(lens[0])} frames):", "",
-             "| blocks | audio s / s | speechser / this |", "| --- | --- | --- |", *block_rows, "",
-             "Variants tried while optimizing the encoder (blocks alone, relative to the implementation kept; throw-away A/B runs "
-             "on this machine, 2026-11-23, not re-run by this script):", "", *VARIANTS_TRIED, ""]
+             f"- encoders: d {conf.d_model}, {conf.num_heads} heads, FFN {conf.ffn_dim}, {conf.num_layers} blocks; "
+             f"the Conformers with kernel {conf.conv_kernel} and conv2d 4x subsampling ({conf.d_model} channels), "
+             "FastConformer with kernel 9 and dw_striding 8x subsampling (256 channels), the ablation with kernel 9 "
+             f"and full 3x3 convolutions at 8x (256 channels); batch {a.batch} x {a.seconds:g} s of 80-dim "
+             f"features; median of {a.steps} steps after {a.warmup} warm-up steps; training = forward + backward + "
+             "SGD with dropout on, inference = forward in eval mode without gradients",
+             "- ESPnet: " + ("installed, measured" if ESP in names else "not installed here (`make bench-extras` "
+                             "adds its row)"), "",
+             "Audio seconds per second (higher is better); the last column is the subsampling's share of the fp32 "
+             "training step (speechser's encoders; torchaudio's row runs speechser's conv2d4 subsampling, "
+             "ESPnet's `Conv2dSubsampling` is the same architecture):", "",
+             "| encoder | " + " | ".join(MODES.values()) + " | subsampling share |",
+             "| --- | " + " | ".join("---" for _ in MODES) + " | --- |", *rows, "",
+             "FastConformer's speed-up, the same run:", "",
+             "| ratio | " + " | ".join(MODES.values()) + " |", "| --- | " + " | ".join("---" for _ in MODES) + " |",
+             *ratio_rows, ""]
+    if compiled:
+        lines += ["torch.compile (`trainer.compile true`), training fp32, compilation left out: " +
+                  "; ".join(f"{k} {v:.1f} audio-s/s ({v / speed['training fp32'][k]:.2f}x its eager step)"
+                            for k, v in compiled.items()), ""]
+    lines += ["Variants tried while optimizing the Conformer's blocks (blocks alone, relative to the implementation "
+              "kept; throw-away A/B runs on this machine, 2026-11-23, not re-run by this script):", "",
+              *VARIANTS_TRIED, ""]
     text = "\n".join(lines)
     print(text)
     out = Path(a.out) if a.out else ROOT / "test/bench" / ("RESULTS_conformer_paper.md" if a.paper
                                                             else "RESULTS_conformer.md")
     out.write_text(text)
     size = (f"d {conf.d_model}, {conf.num_layers} blocks, {conf.num_heads} heads, FFN {conf.ffn_dim}; batch "
-            f"{a.batch} x {a.seconds:g} s; " + ("bf16 autocast" if a.paper else "fp32") +
-            f"; median of {a.steps} steps")
-    esp_name = "ESPnet ConformerEncoder"
-    peers = {name: v for name, v in speed.items() if name != "speechser"}
-    peers.setdefault(esp_name, None)  # not installed: a "not measured" row
-    write_figures("conformer_paper" if a.paper else "conformer", environment, str(out), [
-        figure("Conformer encoder training step (conv2d subsampling + blocks, fwd + bwd + SGD)", "s audio / s",
-               base, peers, note=f"{size}; the subsampling (the same in every encoder) is {100 * share:.0f} % of "
-               "speechser's step" + ("" if esp is not None else f"; {esp_name}: ESPnet not installed here")),
-        *([figure("the same, both through torch.compile (trainer.compile)", "s audio / s", compiled["speechser"],
-                  {f"{k} + torch.compile": v for k, v in compiled.items() if k != "speechser"} |
-                  {f"{k} (eager)": v for k, v in speed.items() if k != "speechser"},
-                  note=f"{size}; compilation time left out")] if compiled else []),
-        figure(f"Conformer blocks alone training step (the subsampled batch, {int(lens[0])} frames)", "s audio / s",
-               blocks["speechser blocks"], {"torchaudio.models.Conformer blocks": blocks["torchaudio blocks"]},
-               note=size),
-    ], __file__, a.figures_dir)
+            f"{a.batch} x {a.seconds:g} s; median of {a.steps} steps")
+    figures = []
+    for mode in MODES.values():
+        peers = {name: v for name, v in speed[mode].items() if name != FAST}
+        peers.setdefault(ESP, None)  # not installed: a "not measured" row
+        what = ("FastConformer encoder training step (fwd + bwd + SGD)" if mode.startswith("training")
+                else "FastConformer encoder inference (forward, eval)")
+        figures.append(figure(f"{what}, {mode.split()[1]}", "s audio / s", speed[mode][FAST], peers,
+                              note=f"{size}; FastConformer's subsampling is {100 * share[FAST]:.0f} % of its fp32 "
+                              f"training step, the Conformer's {100 * share['speechser Conformer']:.0f} %"))
+    write_figures("conformer_paper" if a.paper else "conformer", environment, str(out), figures, __file__,
+                  a.figures_dir)
     return 0
 
 
