@@ -39,8 +39,8 @@ bench: install bench-extras
 	$(PY) test/bench/bench_infer.py
 	$(PY) test/bench/bench_sampler.py
 	$(PY) test/bench/bench_knn.py
-	$(PY) test/bench/bench_conformer.py --steps 7
-	$(PY) test/bench/bench_conformer.py --paper --steps 3 --no-compile
+	$(PY) test/bench/bench_conformer.py
+	$(PY) test/bench/bench_conformer.py --paper --steps 3
 	$(PY) test/bench/bench_ctc_decode.py
 	$(PY) test/bench/bench_whisper.py
 	$(PY) test/bench/summarize.py

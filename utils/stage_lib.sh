@@ -95,19 +95,27 @@ make_features() {
     speechser-compute-cmvn "${dir}/${cmvn_set}"
 }
 
-# make_tokens <set> <token_type> <nbpe>: the token list (char) or sentencepiece model (bpe, unigram)
-# of ${dumpdir}/raw/<set>/text -> data/token_list/<token_type>
-make_tokens() {
-    speechser-make-tokens "${dumpdir}/raw/$1/text" "data/token_list/$2" --token-type "$2" --vocab-size "$3"
+# token_name <token_type> <nbpe>: what names a token set in data/token_list/ and in default experiment tags:
+# char, or the sentencepiece type with its vocabulary size (bpe128), so that another --nbpe never overwrites
+# the model an earlier experiment was trained with
+token_name() {
+    if [ "$1" = char ]; then echo char; else echo "$1$2"; fi
 }
 
-# token_args <token_type>: the speechser-train-asr options naming the tokens make_tokens wrote, one a line
-# (mapfile -t tok < <(token_args "${token_type}"))
+# make_tokens <set> <token_type> <nbpe>: the token list (char) or sentencepiece model (bpe, unigram)
+# of ${dumpdir}/raw/<set>/text -> data/token_list/<token_name>
+make_tokens() {
+    speechser-make-tokens "${dumpdir}/raw/$1/text" "data/token_list/$(token_name "$2" "$3")" --token-type "$2" \
+        --vocab-size "$3"
+}
+
+# token_args <token_type> <nbpe>: the speechser-train-asr options naming the tokens make_tokens wrote, one a
+# line (mapfile -t tok < <(token_args "${token_type}" "${nbpe}"))
 token_args() {
     if [ "$1" = char ]; then
         printf '%s\n' --data.token_type char --data.token_list data/token_list/char/tokens.txt
     else
-        printf '%s\n' --data.token_type sentencepiece --data.bpe_model "data/token_list/$1/bpe.model"
+        printf '%s\n' --data.token_type sentencepiece --data.bpe_model "data/token_list/$(token_name "$1" "$2")/bpe.model"
     fi
 }
 

@@ -95,3 +95,22 @@ def test_an_utterance_augmented_every_epoch_stops_being_cached(branch):
     calls = len(branch.calls)
     branch(valid, lv, ["valid1"])
     assert len(branch.calls) == calls  # the unchanging utterance is still read from the cache
+
+
+def test_a_fastconformer_branch_gives_80_ms_frames_whatever_the_padding():
+    """An ASR model with FastConformer's 8x subsampling as the branch: ceil(T / 8) encoder frames for T fbank
+    frames, and an utterance padded in a batch gives what it gives alone."""
+    import copy
+
+    section = copy.deepcopy(TINY_ASR)
+    section["conf"]["encoder"].update(subsampling="dw_striding8", subsampling_channels=8)
+    torch.manual_seed(0)
+    b = ASREncoderBranch(section, cache=False).eval()
+    g = torch.Generator().manual_seed(3)
+    short, long = torch.randn(8000, generator=g) * 0.1, torch.randn(12000, generator=g) * 0.1
+    alone, n_alone = b(*_batch(short), ["s"])
+    both, lens = b(*_batch(long, short), ["l", "s"])
+    _, fbank_frames = b.features(*_batch(short))
+    assert int(n_alone[0]) == -(-int(fbank_frames[0]) // 8) == b.encoder.output_frames(int(fbank_frames[0]))
+    assert int(lens[1]) == int(n_alone[0]) and int(lens[0]) > int(lens[1])
+    assert torch.allclose(both[1, : int(lens[1])], alone[0, : int(n_alone[0])], atol=1e-5)

@@ -7,7 +7,7 @@
 #   3  speed perturbation    ${speed_perturb_factors} copies of the training set -> dump/raw/<train_set>_sp
 #   4  features              log-Mel fbank over ${nj} jobs; global CMVN of the training set -> dump/fbank/<set>
 #                            (training and decoding jobs use ${threads_per_job} threads each)
-#   5  token list            grapheme list or sentencepiece model from the training text -> data/token_list
+#   5  token list            grapheme list or sentencepiece model from the training text -> data/token_list/<char|bpeN|unigramN>
 #   6  ASR training          exp/<asr_tag>/
 #   7  data filter loop      (with --filter_config) decode the training set, keep utterances by WER and CTC
 #                            confidence, retrain, repeat -> exp/<asr_tag>/filter/round<r>, rounds table in RESULTS.md;
@@ -45,7 +45,7 @@ token_type=char            # char | bpe | unigram
 nbpe=30                    # sentencepiece vocabulary size (bpe, unigram)
 asr_config=conf/train.yaml # training config (model, trainer, data options)
 asr_args=""                # extra --key value overrides for speechser-train-asr
-asr_tag=""                 # experiment tag (default: <asr_config name>_<token_type>)
+asr_tag=""                 # experiment tag (default: <asr_config name>_<token name>: char, bpe128, ...)
 asr_model=""               # a weights file of exp/<asr_tag> (and of each filter round), e.g. valid.acc.ave_10best.pt;
                            # "" = its averaged (else best) model
 decoders=""                # decoders of stage 8 (and the candidates of stage 10), e.g. "ctc_greedy ctc_beam";
@@ -81,7 +81,7 @@ if [ -z "${valid_set}" ]; then
     log "       utils/subset_data_dir.sh --utt-list data/train.list data/all data/train"
     exit 2
 fi
-[ -n "${asr_tag}" ] || asr_tag=$(default_tag "${asr_config}" "${token_type}")
+[ -n "${asr_tag}" ] || asr_tag=$(default_tag "${asr_config}" "$(token_name "${token_type}" "${nbpe}")")
 exp=${expdir}/${asr_tag}
 if [ -n "${speed_perturb_factors}" ]; then train_used=${train_set}_sp; else train_used=${train_set}; fi
 # the option strings and lists, as words (utils/stage_lib.sh: split_words)
@@ -120,13 +120,13 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-    log "Stage 5: ${token_type} token list from ${train_set} -> data/token_list/${token_type}"
+    log "Stage 5: ${token_type} token list from ${train_set} -> data/token_list/$(token_name "${token_type}" "${nbpe}")"
     make_tokens "${train_set}" "${token_type}" "${nbpe}"
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     log "Stage 6: ASR training -> ${exp}"
-    mapfile -t tok < <(token_args "${token_type}")
+    mapfile -t tok < <(token_args "${token_type}" "${nbpe}")
     train_asr "${exp}" "${asr_config}" "${train_used}" "${valid_set}" "${tok[@]}" "${asr_argv[@]}"
     mkdir -p "${exp}/logs" && echo "${cmdline}" > "${exp}/logs/train.command"  # the training command, for the reports
 fi

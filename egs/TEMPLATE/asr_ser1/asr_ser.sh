@@ -56,7 +56,7 @@ bestrq_tag=""          # default: the config's name
 asr_config=conf/train_asr.yaml  # ASR training config
 asr_args=""          # extra --key value overrides for speechser-train-asr
 asr_model=""          # a weights file of the ASR experiment (and of each filter round); "" = its averaged model
-asr_tag=""             # default: <config name>_<token_type>
+asr_tag=""             # default: <config name>_<token name>: char, bpe128, ...
 filter_config=conf/filter.yaml  # data filter loop config; "" skips stage 7
 filter_args=""       # extra --key value overrides of ${filter_config}
 ser_config=conf/train_ser.yaml  # SER training config
@@ -96,7 +96,7 @@ split_words filter_argv "${filter_args}"
 split_words ser_argv "${ser_args}"
 feats=${dumpdir}/fbank
 [ -n "${bestrq_tag}" ] || bestrq_tag=$(default_tag "${bestrq_config}")
-[ -n "${asr_tag}" ] || asr_tag=$(default_tag "${asr_config}" "${token_type}")
+[ -n "${asr_tag}" ] || asr_tag=$(default_tag "${asr_config}" "$(token_name "${token_type}" "${nbpe}")")
 [ -n "${ser_tag}" ] || ser_tag=$(default_tag "${ser_config}")
 bestrq_exp=${expdir}/${bestrq_tag}
 asr_exp=${expdir}/${asr_tag}
@@ -150,13 +150,13 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
-    log "Stage 4: ${token_type} token list from ${train_set} -> data/token_list/${token_type}"
+    log "Stage 4: ${token_type} token list from ${train_set} -> data/token_list/$(token_name "${token_type}" "${nbpe}")"
     make_tokens "${train_set}" "${token_type}" "${nbpe}"
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${bestrq_config}" ]; then
     log "Stage 5: BEST-RQ pre-training -> ${bestrq_exp}"
-    mapfile -t tok < <(token_args "${token_type}")
+    mapfile -t tok < <(token_args "${token_type}" "${nbpe}")
     train_asr "${bestrq_exp}" "${bestrq_config}" "${train_set}" "${valid_set}" "${tok[@]}" "${bestrq_argv[@]}"
 fi
 
@@ -168,7 +168,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     fi
     log "Stage 6: ASR training -> ${asr_exp}${bestrq_config:+ (encoder from BEST-RQ)}"
     augment_note
-    mapfile -t tok < <(token_args "${token_type}")
+    mapfile -t tok < <(token_args "${token_type}" "${nbpe}")
     train_asr "${asr_exp}" "${asr_config}" "${train_set}" "${valid_set}" "${tok[@]}" "${init[@]}" \
         "${augment_args[@]}" "${asr_argv[@]}"
     mkdir -p "${asr_exp}/logs" && echo "${cmdline}" > "${asr_exp}/logs/train.command"  # the training command, for the reports
