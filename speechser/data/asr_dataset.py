@@ -77,12 +77,13 @@ class FeatsTextDataset(Dataset):
             if not ids:
                 raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}' has an empty transcript")
             n = int(frames[key])
-            if encoder_frames is not None and unalignable != "keep" and len(ids) > encoder_frames(n):
+            kept = encoder_frames(n) if encoder_frames is not None and unalignable != "keep" else len(ids)
+            if len(ids) > kept:
                 if unalignable == "error":
                     raise DataDirError(f"{self.data_dir}/text:{e.lineno}: utterance '{key}': {len(ids)} tokens "
-                                       f"for {n} frames ({encoder_frames(n)} after subsampling)")
+                                       f"for {n} frames ({kept} after subsampling)")
                 logging.warning("skip %s: %d tokens do not fit %d frames (%d after subsampling)", key, len(ids), n,
-                                encoder_frames(n))
+                                kept)
                 self.skipped.append(key)
                 continue
             self.keys.append(key)

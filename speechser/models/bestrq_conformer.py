@@ -130,11 +130,14 @@ class BestRQConformer(AbsModel):
         super().__init__()  # vocab_size: accepted so the ASR entry points can train it; unused
         self.conf = conf
         self.encoder = ConformerEncoder(input_dim, conf.encoder)
-        factor = self.encoder.factor
-        self.stack = factor
-        self.quantizer = RandomProjectionQuantizer(input_dim, factor, conf.codebook_size,
+        self.quantizer = RandomProjectionQuantizer(input_dim, self.encoder.factor, conf.codebook_size,
                                                    conf.codebook_dim, conf.quantizer_seed)
         self.head = nn.Linear(self.encoder.output_dim, conf.codebook_size)
+
+    @property
+    def stack(self) -> int:
+        """Input frames per target: the encoder's subsampling factor."""
+        return self.quantizer.stack
 
     def forward(self, batch: ASRBatch) -> Dict[str, Any]:  # type: ignore[override]
         feats, lengths = batch.feats, batch.lengths

@@ -30,16 +30,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional, Tuple, TypeVar
 
 import torch
 from torch import nn
 
 from speechser.config import check_choice, check_ranges
-
-#: ``conformer.subsampling`` -> (time reduction factor, published channel count: 0 = ``d_model``).
-SUBSAMPLING = {"conv2d4": (4, 0), "dw_striding8": (8, 256), "conv2d8": (8, 256)}
-
 
 @dataclass
 class ConformerConfig:
@@ -70,7 +66,11 @@ class ConformerConfig:
 
     @property
     def subsampling_factor(self) -> int:
-        return SUBSAMPLING[self.subsampling][0]
+        return SUBSAMPLING[self.subsampling].factor
+
+
+#: Frame counts: a Python int or a tensor of them (the subsampling formulas serve both).
+Lengths = TypeVar("Lengths", int, torch.Tensor)
 
 
 def lengths_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
@@ -83,6 +83,7 @@ class Conv2dSubsampling4(nn.Module):
 
     factor = 4
     min_frames = 7
+    published_channels = 0  # d_model
 
     def __init__(self, input_dim: int, d_model: int, channels: int = 0) -> None:
         super().__init__()
@@ -92,7 +93,8 @@ class Conv2dSubsampling4(nn.Module):
         self.out = nn.Linear(c * freq, d_model)
 
     @staticmethod
-    def output_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    def output_lengths(lengths: Lengths) -> Lengths:
+        """``((n - 1) // 2 - 1) // 2``, for an int or a tensor of lengths."""
         return ((lengths - 1) // 2 - 1) // 2
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -115,6 +117,7 @@ class StridingSubsampling8(nn.Module):
 
     factor = 8
     min_frames = 1
+    published_channels = 256
     stages = 3
 
     def __init__(self, input_dim: int, d_model: int, channels: int = 256, depthwise: bool = True) -> None:
@@ -125,15 +128,19 @@ class StridingSubsampling8(nn.Module):
             layers.append(nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, groups=c), nn.Conv2d(c, c, 1)) if depthwise
                           else nn.Conv2d(c, c, 3, 2, 1))
         self.convs = nn.ModuleList(layers)
-        freq = input_dim
-        for _ in range(self.stages):
-            freq = (freq - 1) // 2 + 1
-        self.out = nn.Linear(c * freq, d_model)
+        self.out = nn.Linear(c * self.output_lengths(input_dim), d_model)
+
+    @staticmethod
+    def halved(n: Lengths) -> Lengths:
+        """What one padded 3x3 stride-2 stage leaves of ``n`` frames (or bins): ``(n - 1) // 2 + 1``; an int
+        or a tensor."""
+        return (n - 1) // 2 + 1
 
     @classmethod
-    def output_lengths(cls, lengths: torch.Tensor) -> torch.Tensor:
+    def output_lengths(cls, lengths: Lengths) -> Lengths:
+        """``n -> ceil(n / 8)`` (0 stays 0), for an int or a tensor of lengths."""
         for _ in range(cls.stages):
-            lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+            lengths = cls.halved(lengths)
         return lengths
 
     @staticmethod
@@ -148,25 +155,31 @@ class StridingSubsampling8(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         x = x.unsqueeze(1)  # (B, 1, T, F)
         lens = lengths
+        padded = bool((lengths < x.shape[2]).any())  # a full batch stays full at every stage: no mask needed
         for conv in self.convs:
-            if bool((lens < x.shape[2]).any()):  # a padded batch (a full one needs no mask: saves a pass)
+            if padded:
                 x = x * lengths_mask(lens, x.shape[2])[:, None, :, None].to(x.dtype)
             if isinstance(conv, nn.Sequential):  # depthwise, then pointwise
                 x = conv[1](self._depthwise(conv[0], x))
             else:
                 x = conv(x)
             x = torch.relu(x)
-            lens = torch.div(lens - 1, 2, rounding_mode="floor") + 1
+            lens = self.halved(lens)
         B, C, T, F = x.shape
         x = self.out(x.transpose(1, 2).reshape(B, T, C * F))
         return x, lens.clamp(min=0)
 
 
+#: ``conformer.subsampling`` -> its module class (which gives its ``factor`` and ``published_channels``).
+SUBSAMPLING = {"conv2d4": Conv2dSubsampling4, "dw_striding8": StridingSubsampling8, "conv2d8": StridingSubsampling8}
+
+
 def make_subsampling(input_dim: int, conf: ConformerConfig) -> nn.Module:
     """The subsampling module ``conf.subsampling`` names, with ``conf.subsampling_channels`` (or the
     published channel count)."""
-    channels = conf.subsampling_channels or SUBSAMPLING[conf.subsampling][1] or conf.d_model
-    if conf.subsampling == "conv2d4":
+    cls = SUBSAMPLING[conf.subsampling]
+    channels = conf.subsampling_channels or cls.published_channels or conf.d_model
+    if cls is Conv2dSubsampling4:
         return Conv2dSubsampling4(input_dim, conf.d_model, channels)
     return StridingSubsampling8(input_dim, conf.d_model, channels, depthwise=conf.subsampling == "dw_striding8")
 
@@ -314,7 +327,7 @@ class ConformerEncoder(nn.Module):
 
     def output_frames(self, num_frames: int) -> int:
         """The number of encoder frames for an input of ``num_frames`` frames (0 when it is too short)."""
-        return max(0, int(self.subsampling.output_lengths(torch.tensor([num_frames]))[0]))
+        return max(0, int(self.subsampling.output_lengths(num_frames)))
 
     def forward(
         self, feats: torch.Tensor, lengths: torch.Tensor, num_layers: Optional[int] = None

@@ -191,8 +191,7 @@ def main() -> int:
             compiled[name] = audio / time_steps(torch.compile(model), run, x, n, a.warmup + 1, a.steps, False)
             print(f"{name} + torch.compile: {compiled[name]:.1f} audio-s/s", flush=True)
     rows = [f"| {name} | " + " | ".join(f"{speed[m][name]:.1f}" for m in MODES.values()) +
-            f" | {100 * share[name]:.0f} % |" if name in share else
-            f"| {name} | " + " | ".join(f"{speed[m][name]:.1f}" for m in MODES.values()) + " | |" for name in names]
+            (f" | {100 * share[name]:.0f} % |" if name in share else " | |") for name in names]
     ratio_rows = [f"| {FAST} / {name} | " + " | ".join(f"{speed[m][FAST] / speed[m][name]:.2f}x"
                                                         for m in MODES.values()) + " |"
                   for name in names if name != FAST]

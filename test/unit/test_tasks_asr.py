@@ -28,15 +28,20 @@ def feats_with_an_unalignable_utterance(make_feats_dir):
     return d, texts
 
 
+def encoder_frames(subsampling: str):
+    """``n -> encoder frames`` of an encoder with ``subsampling`` (no blocks: only the subsampling counts)."""
+    from speechser.nets.conformer import ConformerConfig, ConformerEncoder
+
+    return ConformerEncoder(40, ConformerConfig(d_model=8, num_layers=0, num_heads=1, ffn_dim=8,
+                                                subsampling=subsampling)).output_frames
+
+
 @pytest.mark.parametrize("subsampling", ["conv2d4", "dw_striding8"])
 def test_unalignable_modes(feats_with_an_unalignable_utterance, subsampling):
     """The count is the encoder's: 60 frames keep 14 at 4x and 8 at 8x, fewer than LONG's 39 tokens."""
-    from speechser.nets.conformer import ConformerConfig, ConformerEncoder
-
     d, texts = feats_with_an_unalignable_utterance
     tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(texts.values()))
-    frames = ConformerEncoder(40, ConformerConfig(d_model=8, num_layers=0, num_heads=1, ffn_dim=8,
-                                                  subsampling=subsampling)).output_frames
+    frames = encoder_frames(subsampling)
     skip = FeatsTextDataset(d, tok, encoder_frames=frames, unalignable="skip")
     assert skip.keys == ["spkA-u0", "spkA-u2"] and skip.skipped == ["spkA-u1"]
     keep = FeatsTextDataset(d, tok, unalignable="keep")
@@ -49,20 +54,14 @@ def test_unalignable_modes(feats_with_an_unalignable_utterance, subsampling):
 
 def test_a_target_that_fits_4x_but_not_8x_is_counted_unalignable_only_at_8x(make_feats_dir):
     """20 tokens in 1.0 s (100 frames): 24 encoder frames at 4x, 13 at 8x."""
-    from speechser.nets.conformer import ConformerConfig, ConformerEncoder
-
     d = make_feats_dir(n_spk=1, n_utt=2, seconds=1.0)
     texts = {"spkA-u0": "abcdefghijklmnopqrst", "spkA-u1": "ab"}
     (d / "text").write_text("".join(f"{k} {v}\n" for k, v in texts.items()))
     tok = GraphemeTokenizer(GraphemeTokenizer.build_token_list(texts.values()))
     n = int(read_kv(d / "utt2num_frames")["spkA-u0"])
-
-    def encoder(kind: str) -> ConformerEncoder:
-        return ConformerEncoder(40, ConformerConfig(d_model=8, num_layers=0, num_heads=1, ffn_dim=8, subsampling=kind))
-
-    assert encoder("conv2d4").output_frames(n) >= 20 > encoder("dw_striding8").output_frames(n)
-    assert FeatsTextDataset(d, tok, encoder_frames=encoder("conv2d4").output_frames, unalignable="skip").skipped == []
-    eight = FeatsTextDataset(d, tok, encoder_frames=encoder("dw_striding8").output_frames, unalignable="skip")
+    assert encoder_frames("conv2d4")(n) >= 20 > encoder_frames("dw_striding8")(n)
+    assert FeatsTextDataset(d, tok, encoder_frames=encoder_frames("conv2d4"), unalignable="skip").skipped == []
+    eight = FeatsTextDataset(d, tok, encoder_frames=encoder_frames("dw_striding8"), unalignable="skip")
     assert eight.skipped == ["spkA-u0"] and eight.keys == ["spkA-u1"]
 
 
