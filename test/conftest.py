@@ -16,6 +16,20 @@ from corpora import MARKERS, REQUIRE_VAR, corpora_required, lookup_corpus
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def root_logger_restored():
+    """A command run in-process (``main([...])``) points the root logger at the test's captured stderr,
+    which pytest closes after the test: put back the handlers and level the test found, so later tests
+    do not log into a closed stream."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def train_seed() -> int:
     """The seed of tests that train (``SPEECHSER_TEST_SEED``, default 0): such a test must pass under
