@@ -25,7 +25,7 @@ class FeatsTextDataset(Dataset):
     ``text`` and its line (an empty target cannot be trained on).  One whose
     tokens outnumber its encoder frames, ``encoder_frames(n)`` for ``n`` input
     frames (the model's subsampling, e.g.
-    :meth:`speechser.nets.conformer.ConformerEncoder.output_frames`; CTC and
+    :meth:`speechser.models.conformer_transducer.ConformerTransducer.output_frames`; CTC and
     RNN-T would have no valid alignment), is handled by ``unalignable``:
 
     - ``"skip"`` (training): left out, logged, and counted in ``self.skipped``;

@@ -134,6 +134,10 @@ class BestRQConformer(AbsModel):
                                                    conf.codebook_dim, conf.quantizer_seed)
         self.head = nn.Linear(self.encoder.output_dim, conf.codebook_size)
 
+    def output_frames(self, n: int) -> int:
+        """The encoder frames (and targets) ``n`` input frames become; the ASR task's datasets ask it."""
+        return self.encoder.output_frames(n)
+
     @property
     def stack(self) -> int:
         """Input frames per target: the encoder's subsampling factor."""

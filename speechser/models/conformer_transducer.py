@@ -63,6 +63,11 @@ class ConformerTransducer(AbsModel):
                                            conf.dropout)
             self.joint = JointNetwork(d, conf.pred_hidden, conf.joint_dim, vocab_size)
 
+    def output_frames(self, n: int) -> int:
+        """The encoder frames ``n`` input frames become (the ASR task's unalignable rule asks every ASR model
+        this: a model class without ``output_frames`` is not an ASR model)."""
+        return self.encoder.output_frames(n)
+
     def encode(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, T, D)`` -> encoder output ``(B, T', d_model)`` and lengths."""
         if self.specaug is not None:

@@ -31,7 +31,7 @@ from speechser.features.fbank import cmvn_mean_std
 from speechser.io.datadir import read_kv
 from speechser.metrics.asr import write_asr_scores
 from speechser.models.asr_branch import ASREncoderBranch
-from speechser.models.registry import ModelSection, build_model, model_config_dict
+from speechser.models.registry import MODELS, ModelSection, build_model, model_config_dict
 from speechser.tasks.experiment_dir import (
     CMVN_FILE,
     check_input_dim,
@@ -98,6 +98,9 @@ def load_asr_config(path: Optional[Path | str], overrides: Sequence[str] = ()) -
     """Load and resolve a training config: the model's own keys checked, defaults filled in."""
     conf = load_config(ASRTrainConfig, path, overrides)
     conf.model.conf = model_config_dict(conf.model.name, conf.model.conf)
+    asr_models = sorted(name for name, (cls, _) in MODELS.items() if hasattr(cls, "output_frames"))
+    if conf.model.name not in asr_models:
+        raise ConfigError(f"model.name '{conf.model.name}' is not an ASR model (ASR models: {', '.join(asr_models)})")
     for name in ("train_dir", "valid_dir"):
         if not getattr(conf.data, name):
             raise ConfigError(f"config key 'data.{name}' is required")
@@ -144,7 +147,7 @@ def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer, unalignable: st
     """``unalignable``: ``skip`` for training (counted, logged; ``model``'s encoder says how many frames an
     utterance keeps after subsampling), ``keep`` for decoding (every utterance scored). ``augment``: the
     training set's on-the-fly augmentation (never given for validation or decoding)."""
-    frames = model.encoder.output_frames if model is not None else None
+    frames = model.output_frames if model is not None else None
     return FeatsTextDataset(data_dir, tok, conf.cmvn_for(data_dir), encoder_frames=frames, unalignable=unalignable,
                             augment=augment)
 

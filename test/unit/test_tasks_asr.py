@@ -65,6 +65,20 @@ def test_a_target_that_fits_4x_but_not_8x_is_counted_unalignable_only_at_8x(make
     assert eight.skipped == ["spkA-u0"] and eight.keys == ["spkA-u1"]
 
 
+def test_the_asr_task_trains_only_asr_models(tmp_path):
+    """An ASR model says how many encoder frames an input keeps (``output_frames``, which the unalignable
+    rule asks); naming an SER model in an ASR config is a config error listing the ASR models."""
+    from speechser.config import ConfigError
+    from speechser.tasks.asr import load_asr_config
+
+    base = ["--data.train_dir", str(tmp_path), "--data.valid_dir", str(tmp_path)]
+    with pytest.raises(ConfigError, match="'tdnn_ser' is not an ASR model .*bestrq_conformer, conformer_transducer"):
+        load_asr_config(None, base + ["--model.name", "tdnn_ser"])
+    conf = load_asr_config(None, base + ["--model.conf.encoder.subsampling", "dw_striding8"])
+    model = build_model(conf.model.name, conf.model.conf, input_dim=40, vocab_size=5)
+    assert model.output_frames(100) == model.encoder.output_frames(100) == 13
+
+
 def tiny_experiment(tmp_path: Path, data_dir: Path, token_dir: Path) -> tuple[Path, Path]:
     """An experiment directory as training leaves it (config.yaml + weights), with random weights."""
     conf = ASRTrainConfig()
