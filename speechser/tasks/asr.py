@@ -144,7 +144,7 @@ def _text_settings(token_file: str) -> Dict[str, bool]:
 def _dataset(conf: ASRDataConfig, data_dir: str, tok: Tokenizer, unalignable: str,
              augment: Optional[WaveformAugmentor] = None, model: Optional[torch.nn.Module] = None
              ) -> FeatsTextDataset:
-    """``unalignable``: ``skip`` for training (counted, logged; ``model``'s encoder says how many frames an
+    """``unalignable``: ``skip`` for training (counted, logged; ``model.output_frames`` says how many frames an
     utterance keeps after subsampling), ``keep`` for decoding (every utterance scored). ``augment``: the
     training set's on-the-fly augmentation (never given for validation or decoding)."""
     frames = model.output_frames if model is not None else None
